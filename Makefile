@@ -1,0 +1,65 @@
+# bucketwarden developer tasks. `make help` lists them.
+# Every target creates the virtualenv and installs the pinned dependencies itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+
+help: ## list the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## create .venv and install pinned dependencies
+
+demo: $(STAMP) ## run the demo: the AWS Backup story end to end, on embedded AWS and Kubernetes emulators
+	$(BIN)/bucketwarden demo
+
+test: $(STAMP) ## lint, typecheck, import contracts and the whole test suite
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+
+fmt: $(STAMP) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix operator tests bench
+	$(BIN)/ruff format operator tests bench
+
+typecheck: $(STAMP) ## mypy strict and the import-linter layer contracts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(STAMP) ## only the fast unit tests
+	$(BIN)/python -m pytest -q tests/unit
+
+e2e: $(STAMP) ## only the e2e suite (kmock, or a real cluster via BUCKETWARDEN_E2E_KUBECONFIG)
+	$(BIN)/python -m pytest -q tests/e2e
+
+bench: $(STAMP) ## run the benchmarks and print tables
+	$(BIN)/python -m bench
+
+crd: $(STAMP) ## regenerate crds/ and the chart's CRDs from spec.py
+	$(BIN)/bucketwarden crd > crds/bucketwarden.io_protectedbuckets.yaml
+	cp crds/bucketwarden.io_protectedbuckets.yaml charts/bucketwarden/crds/
+
+lock: ## regenerate constraints.txt from a fresh resolve (slow)
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install -q -e '.[dev]'
+	{ head -3 constraints.txt; .lockvenv/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.new && mv constraints.new constraints.txt
+	rm -rf .lockvenv
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+
+.PHONY: help install demo test lint fmt typecheck unit e2e bench crd lock clean

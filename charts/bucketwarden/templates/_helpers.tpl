@@ -1,0 +1,106 @@
+{{/* Chart name, overridable. */}}
+{{- define "bucketwarden.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-based, unless the release name already contains the chart name. */}}
+{{- define "bucketwarden.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "bucketwarden.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "bucketwarden.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "bucketwarden.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "bucketwarden.labels" -}}
+helm.sh/chart: {{ include "bucketwarden.chart" . }}
+{{ include "bucketwarden.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "bucketwarden.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "bucketwarden.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "bucketwarden.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* Fail early on combinations the schema cannot express. */}}
+{{- define "bucketwarden.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
+{{- fail (printf "replicaCount is %d but peering.enabled is false: more than one replica needs kopf peering, or the replicas reconcile the same buckets at once. Set peering.enabled=true or replicaCount=1." (int .Values.replicaCount)) }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "serviceMonitor.enabled needs metrics.enabled: there is no metrics Service to scrape." }}
+{{- end }}
+{{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.health.port)) }}
+{{- fail "metrics.port and health.port must differ." }}
+{{- end }}
+{{- end }}
+
+{{/*
+RBAC rules kopf and the operator need. Keep in sync with docs/rbac-minimal.yaml (a test compares them).
+Argument: a dict with "ctx" (the root context) and "scope" ("cluster" or "namespace").
+*/}}
+{{- define "bucketwarden.rbacRules" -}}
+{{- $ctx := .ctx -}}
+# The ProtectedBuckets: watch them, add kopf's finalizer and progress annotations, write status.
+- apiGroups: ["bucketwarden.io"]
+  resources: ["protectedbuckets"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["bucketwarden.io"]
+  resources: ["protectedbuckets/status"]
+  verbs: ["patch"]
+# Events about each ProtectedBucket, in its namespace.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if eq .scope "cluster" }}
+# kopf watches the CRDs to notice resources appearing and changing (cluster-scoped; namespaced
+# installs do without it: kopf logs a warning and reads them once at start-up).
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if $ctx.Values.peering.enabled }}
+# kopf peering: every replica keeps itself alive in the peering object's status.
+- apiGroups: ["kopf.dev"]
+  resources: [{{ if eq .scope "cluster" }}"clusterkopfpeerings"{{ else }}"kopfpeerings"{{ end }}]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end }}
+
+{{/*
+The peering object is a hook, created after the CRDs exist. Argo CD maps the hook to PostSync; the
+sync option lets its dry run pass before the CRD is known.
+*/}}
+{{- define "bucketwarden.peeringObjectAnnotations" -}}
+helm.sh/hook: post-install,post-upgrade
+helm.sh/hook-weight: "0"
+helm.sh/hook-delete-policy: before-hook-creation
+argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true
+{{- end }}

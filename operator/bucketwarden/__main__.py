@@ -1,0 +1,7 @@
+"""``python -m bucketwarden``."""
+
+import sys
+
+from bucketwarden.cli import main
+
+sys.exit(main())

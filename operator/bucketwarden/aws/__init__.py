@@ -1,0 +1,43 @@
+"""The boto3 adapter: sessions and clients, bucket policy I/O, identity and RoleId resolution, error mapping.
+
+Everything here raises :mod:`bucketwarden.errors` exceptions, never botocore's. ``AwsGateway`` is the one
+object the operator builds at startup; ``InMemoryAws`` is its in-memory test double. Both satisfy ``AwsPort``.
+"""
+
+from bucketwarden.aws._cache import CacheStats, TtlCache
+from bucketwarden.aws._calls import AwsCallCounter, CallHook, Outcome
+from bucketwarden.aws._errors import describe, map_client_error, redact
+from bucketwarden.aws._fake import FakeBucket, FakeRole, InMemoryAws, ManualClock
+from bucketwarden.aws._gateway import AwsGateway
+from bucketwarden.aws._identity import IdentityResolver, RoleRecord, resolve_role_with
+from bucketwarden.aws._port import AwsPort, BucketPolicyPort, IdentityPort
+from bucketwarden.aws._session import ROLE_SESSION_NAME, AwsSettings, ClientFactory
+from bucketwarden.aws._store import MAX_POLICY_BYTES, BucketPolicyStore, validate_policy_text
+
+__all__ = [
+    "MAX_POLICY_BYTES",
+    "ROLE_SESSION_NAME",
+    "AwsCallCounter",
+    "AwsGateway",
+    "AwsPort",
+    "AwsSettings",
+    "BucketPolicyPort",
+    "BucketPolicyStore",
+    "CacheStats",
+    "CallHook",
+    "ClientFactory",
+    "FakeBucket",
+    "FakeRole",
+    "IdentityPort",
+    "IdentityResolver",
+    "InMemoryAws",
+    "ManualClock",
+    "Outcome",
+    "RoleRecord",
+    "TtlCache",
+    "describe",
+    "map_client_error",
+    "redact",
+    "resolve_role_with",
+    "validate_policy_text",
+]

@@ -1,0 +1,57 @@
+"""The AWS port the reconciler depends on; AwsGateway and the in-memory InMemoryAws both provide it."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.spec import ExemptRole
+
+
+@runtime_checkable
+class BucketPolicyPort(Protocol):
+    """Whole-document bucket policy I/O. "No policy" is None; failures are AwsError subclasses."""
+
+    def get(
+        self,
+        bucket: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role_arn: str | None = None,
+    ) -> str | None: ...
+
+    def put(
+        self,
+        bucket: str,
+        policy_text: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role_arn: str | None = None,
+    ) -> None: ...
+
+    def delete(
+        self,
+        bucket: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role_arn: str | None = None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class IdentityPort(Protocol):
+    """The operator's own principal and the RoleIds of exempt roles, cached."""
+
+    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity: ...
+
+    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole: ...
+
+    def invalidate(self, ref: str | None = None) -> None: ...
+
+
+@runtime_checkable
+class AwsPort(BucketPolicyPort, IdentityPort, Protocol):
+    """Everything the reconciler asks of AWS."""

@@ -1,0 +1,84 @@
+"""The Kubernetes side: kopf handlers, status and events, metrics and settings. Thin around the reconciler."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import logging
+import threading
+from typing import Any
+
+import kopf
+
+from bucketwarden.k8s._handlers import ReconcilerFactory, Runtime, default_reconciler, reconcile_object, register
+from bucketwarden.k8s._metrics import Metrics
+from bucketwarden.k8s._settings import OperatorSettings
+
+__all__ = [
+    "Metrics",
+    "OperatorSettings",
+    "ReconcilerFactory",
+    "Runtime",
+    "build_registry",
+    "default_reconciler",
+    "reconcile_object",
+    "run_operator",
+]
+
+
+def build_registry(
+    settings: OperatorSettings | None = None, factory: ReconcilerFactory | None = None
+) -> kopf.OperatorRegistry:
+    """A fresh kopf registry with all bucketwarden handlers; tests and the demo inject their own factory."""
+    registry = kopf.OperatorRegistry()
+    register(registry, settings or OperatorSettings(), factory or default_reconciler)
+    return registry
+
+
+def operator_kwargs(settings: OperatorSettings, namespaces: list[str] | None = None) -> dict[str, Any]:
+    """Arguments for kopf.run / kopf.operator from the settings."""
+    watched = namespaces or settings.namespaces
+    kwargs: dict[str, Any] = {
+        "standalone": not settings.peering,
+        "peering_name": settings.peering_name,
+        "priority": settings.priority if settings.priority is not None else random.randint(1, 1_000_000),
+    }
+    if watched:
+        kwargs["namespaces"] = watched
+    else:
+        kwargs["clusterwide"] = True
+    if settings.health_port:
+        kwargs["liveness_endpoint"] = f"http://0.0.0.0:{settings.health_port}/healthz"
+    return kwargs
+
+
+def configure_logging(settings: OperatorSettings) -> None:
+    fmt = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN
+    kopf.configure(verbose=settings.log_level == "DEBUG", log_format=fmt)
+    logging.getLogger().setLevel(settings.log_level)
+    # botocore logs request details at DEBUG; keep it (and any credential material) out of the logs.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("boto3").setLevel(logging.WARNING)
+
+
+def run_operator(namespaces: list[str] | None = None, settings: OperatorSettings | None = None) -> int:
+    """``bucketwarden run``: the operator in the foreground until SIGTERM."""
+    settings = settings or OperatorSettings()
+    configure_logging(settings)
+    registry = build_registry(settings)
+    kopf.run(registry=registry, memo=kopf.Memo(), **operator_kwargs(settings, namespaces))
+    return 0
+
+
+def run_in_thread(
+    registry: kopf.OperatorRegistry, memo: kopf.Memo, **kwargs: Any
+) -> tuple[threading.Thread, threading.Event]:
+    """Run kopf in a background thread with its own loop (for the demo and the tests). Set the event to stop."""
+    stop = threading.Event()
+
+    def target() -> None:
+        asyncio.run(kopf.operator(registry=registry, memo=memo, stop_flag=stop, **kwargs))
+
+    thread = threading.Thread(target=target, name="kopf-operator", daemon=True)
+    thread.start()
+    return thread, stop

@@ -1,0 +1,218 @@
+"""kopf handlers, kept thin: every path ends in the same level-based reconcile of one ProtectedBucket.
+
+create, update and resume start a reconcile early; a timer at the resync interval catches drift; the
+delete handler (kopf adds the finalizer) honours deletionPolicy.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from bucketwarden.errors import BucketNotFoundError
+from bucketwarden.k8s._events import CONFLICT, events_for
+from bucketwarden.k8s._metrics import Metrics
+from bucketwarden.k8s._settings import OperatorSettings
+from bucketwarden.k8s._status import blocked_result, build_status, read_status, role_ids_from_status
+from bucketwarden.manifests import format_validation_error
+from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
+from bucketwarden.spec import GROUP, PLURAL, VERSION, ProtectedBucketSpec
+
+ANNOTATION_PREFIX = GROUP
+FINALIZER = f"{GROUP}/finalizer"
+NOT_AUTHORIZED = "NotAuthorized"
+INVALID_SPEC = "InvalidSpec"
+CLEANUP_RETRIES = 10
+
+logger = logging.getLogger("bucketwarden")
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What every handler shares, kept in kopf's memo: built once at startup, never in module globals."""
+
+    settings: OperatorSettings
+    reconciler: Reconciler
+    metrics: Metrics
+    clock: Callable[[], datetime]
+
+
+ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciler]
+
+
+def default_reconciler(settings: OperatorSettings, metrics: Metrics) -> Reconciler:
+    from bucketwarden.aws import AwsCallCounter, AwsGateway
+
+    counter = AwsCallCounter(on_call=metrics.count_aws_call)
+    return Reconciler(AwsGateway(counter=counter, ttl_seconds=settings.role_cache_ttl_seconds))
+
+
+def _claimant(entries: Any) -> tuple[str, str, str] | None:
+    """The ProtectedBucket that holds a bucket: the oldest claim wins, ties by namespace/name."""
+    claims = sorted(tuple(e) for e in entries)
+    return claims[0] if claims else None
+
+
+def _conflict(index: Any, bucket: str, namespace: str, name: str) -> str | None:
+    holder = _claimant(index.get(bucket, []))
+    if holder is None or (holder[1], holder[2]) == (namespace, name):
+        return None
+    return f"bucket {bucket} is already managed by ProtectedBucket {holder[1]}/{holder[2]}; this one writes nothing"
+
+
+def _backoff(retry: int) -> float:
+    """Exponential backoff with full jitter, capped: retries of many buckets don't stampede."""
+    return random.uniform(1.0, min(300.0, 5.0 * 2 ** min(retry, 6)))
+
+
+def reconcile_object(
+    runtime: Runtime,
+    *,
+    body: kopf.Body,
+    spec: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    status: Mapping[str, Any],
+    namespace: str,
+    name: str,
+    patch: kopf.Patch,
+    index: Any,
+) -> ReconcileResult:
+    """One reconcile of one object, from the raw kopf arguments to the status patch and the events."""
+    previous = read_status(status)
+    bucket = str(spec.get("bucketName", ""))
+    try:
+        parsed = ProtectedBucketSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        result = blocked_result(bucket, INVALID_SPEC, format_validation_error(exc))
+    else:
+        conflict = _conflict(index, parsed.bucket_name, namespace, name)
+        if not runtime.settings.may_claim(namespace, parsed.bucket_name):
+            msg = f"namespace {namespace} may not claim bucket {parsed.bucket_name} (operator setting bucketClaims)"
+            result = blocked_result(parsed.bucket_name, NOT_AUTHORIZED, msg)
+        elif conflict is not None:
+            result = blocked_result(parsed.bucket_name, CONFLICT, conflict)
+        else:
+            prev = PreviousState(previous.statement_hash, role_ids_from_status(previous))
+            result = runtime.reconciler.reconcile(parsed, prev)
+    runtime.metrics.observe(f"{namespace}/{name}", result)
+    update = build_status(
+        result,
+        previous,
+        generation=meta.get("generation"),
+        now=runtime.clock(),
+        refresh_seconds=runtime.settings.status_refresh_seconds,
+    )
+    if update.due:
+        for key, value in update.status.items():
+            patch.status[key] = value
+    for event in events_for(result, previous):
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    ready = result.condition("Ready")
+    logger.info(
+        "reconciled %s/%s bucket=%s outcome=%s action=%s ready=%s reason=%s calls=%s",
+        namespace,
+        name,
+        result.bucket,
+        result.outcome,
+        result.action,
+        ready.status if ready else "-",
+        ready.reason if ready else "-",
+        sum(result.aws_calls.values()),
+    )
+    return result
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factory: ReconcilerFactory) -> None:
+    """Attach every handler to ``registry``."""
+    resource = (GROUP, VERSION, PLURAL)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        # kopf's bookkeeping lives in annotations, not status: the CRD's structural schema would prune an
+        # unknown status.kopf, and a clean status keeps Argo CD's diffs and health checks quiet.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        )
+        settings.persistence.finalizer = FINALIZER
+        settings.posting.level = logging.WARNING  # our own kopf.event() calls are always posted
+        settings.execution.max_workers = operator_settings.max_concurrent_reconciles
+        if getattr(memo, "runtime", None) is None:
+            metrics = Metrics()
+            memo.runtime = Runtime(operator_settings, factory(operator_settings, metrics), metrics, _now)
+            metrics.serve(operator_settings.metrics_port)
+
+    operator_settings = settings
+
+    @kopf.index(*resource, registry=registry)
+    def claims_by_bucket(**kwargs: Any) -> Any:
+        bucket = kwargs["spec"].get("bucketName")
+        if not bucket:
+            return None
+        return {bucket: (str(kwargs["meta"].get("creationTimestamp") or ""), kwargs["namespace"], kwargs["name"])}
+
+    @kopf.on.resume(*resource, registry=registry)
+    @kopf.on.create(*resource, registry=registry)
+    @kopf.on.update(*resource, registry=registry)
+    def reconcile_on_change(**kwargs: Any) -> None:
+        result = reconcile_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
+        if result.retryable:
+            message = result.error.message if result.error else "retry"
+            raise kopf.TemporaryError(message, delay=_backoff(kwargs["retry"]))
+
+    def _initial_delay(**_: Any) -> float:
+        return random.uniform(0, operator_settings.jitter_seconds)
+
+    @kopf.timer(
+        *resource,
+        interval=settings.resync_interval_seconds,
+        initial_delay=_initial_delay,
+        registry=registry,
+    )
+    def resync(**kwargs: Any) -> None:
+        # Level-based: the timer never raises; a failure is in status and the next tick tries again.
+        reconcile_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
+
+    @kopf.on.delete(*resource, registry=registry)
+    def finalize(**kwargs: Any) -> None:
+        spec, namespace, name, body = kwargs["spec"], kwargs["namespace"], kwargs["name"], kwargs["body"]
+        retry, claims_by_bucket = kwargs["retry"], kwargs["claims_by_bucket"]
+        runtime: Runtime = kwargs["memo"].runtime
+        runtime.metrics.forget(f"{namespace}/{name}")
+        try:
+            parsed = ProtectedBucketSpec.model_validate(dict(spec))
+        except ValidationError:
+            return  # an invalid spec never wrote anything
+        if _conflict(claims_by_bucket, parsed.bucket_name, namespace, name) or not runtime.settings.may_claim(
+            namespace, parsed.bucket_name
+        ):
+            return  # we never wrote for a resource that lost the claim
+        result = runtime.reconciler.cleanup(parsed)
+        if result.outcome != "Failed" or isinstance(result.error, BucketNotFoundError):
+            return
+        message = result.error.message if result.error else "cleanup failed"
+        if retry < CLEANUP_RETRIES:
+            raise kopf.TemporaryError(message, delay=_backoff(retry))
+        # Never block deletion forever: release the finalizer, but say loudly what may remain.
+        kopf.event(
+            body,
+            type="Warning",
+            reason="CleanupFailed",
+            message=f"gave up removing our statement from {parsed.bucket_name} after {retry} retries: {message}",
+        )
+
+
+def _object_args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("body", "spec", "meta", "status", "namespace", "name", "patch")
+    return {k: kwargs[k] for k in keys}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,73 @@
+"""Prometheus metrics. One registry per operator instance, so tests and the demo can run several."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter as _Counter
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from bucketwarden.reconciler import ReconcileResult
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.reconciles = Counter("bucketwarden_reconciles", "Reconciles by result.", ["result"], registry=r)
+        self.duration = Histogram(
+            "bucketwarden_reconcile_duration_seconds",
+            "Time of one reconcile, AWS calls included.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.aws_calls = Counter(
+            "bucketwarden_aws_calls", "AWS API calls by API and outcome.", ["api", "outcome"], registry=r
+        )
+        self.drift = Counter("bucketwarden_drift_corrections", "Out-of-band changes undone.", registry=r)
+        self.role_id_changes = Counter(
+            "bucketwarden_role_id_changes", "Exempt roles seen with a new RoleId.", registry=r
+        )
+        self.buckets = Gauge(
+            "bucketwarden_managed_buckets",
+            "Managed buckets by condition and status.",
+            ["condition", "status"],
+            registry=r,
+        )
+        self._lock = threading.Lock()
+        self._states: dict[str, dict[str, str]] = {}
+
+    def observe(self, key: str, result: ReconcileResult) -> None:
+        self.reconciles.labels(result=result.outcome).inc()
+        self.duration.observe(result.duration_seconds)
+        if result.drift_corrected:
+            self.drift.inc()
+        if result.role_id_changes:
+            self.role_id_changes.inc(len(result.role_id_changes))
+        self.set_state(key, {c.type: c.status for c in result.conditions})
+
+    def count_aws_call(self, api: str, outcome: str) -> None:
+        self.aws_calls.labels(api=api, outcome=outcome).inc()
+
+    def set_state(self, key: str, conditions: dict[str, str]) -> None:
+        with self._lock:
+            self._states[key] = conditions
+            self._publish()
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._states.pop(key, None)
+            self._publish()
+
+    def _publish(self) -> None:
+        counts: _Counter[tuple[str, str]] = _Counter()
+        for conditions in self._states.values():
+            for kind, status in conditions.items():
+                counts[(kind, status)] += 1
+        for kind in ("Ready", "Synced", "Verified"):
+            for status in ("True", "False", "Unknown"):
+                self.buckets.labels(condition=kind, status=status).set(counts[(kind, status)])
+
+    def serve(self, port: int) -> None:
+        if port:
+            start_http_server(port, registry=self.registry)

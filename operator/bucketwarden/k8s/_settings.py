@@ -1,0 +1,64 @@
+"""Operator settings from the environment (prefix BUCKETWARDEN_). AWS settings come from the AWS_* variables."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BUCKETWARDEN_", extra="ignore", frozen=True)
+
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Namespaces to watch, comma-separated; empty watches all."
+    )
+    resync_interval_seconds: float = Field(default=60.0, gt=0, description="How often each bucket is re-checked.")
+    resync_jitter_seconds: float | None = Field(
+        default=None, ge=0, description="Random initial delay spreading the timers; default: 10% of the interval."
+    )
+    role_cache_ttl_seconds: float = Field(default=300.0, ge=0, description="How long a resolved RoleId is reused.")
+    max_concurrent_reconciles: int = Field(default=16, ge=1, le=512, description="Reconciles running at once.")
+    metrics_port: int = Field(default=8080, ge=0, le=65535, description="Prometheus /metrics port; 0 disables.")
+    health_port: int = Field(default=8081, ge=0, le=65535, description="Liveness /healthz port; 0 disables.")
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    peering: bool = Field(default=False, description="kopf peering for HA (several replicas, one active).")
+    peering_name: str = "bucketwarden"
+    priority: int | None = Field(
+        default=None,
+        description="kopf peering priority of this replica. Unset: random, because replicas of one Deployment "
+        "share their env and kopf pauses every operator that sees a peer of the same priority.",
+    )
+    status_refresh_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="lastSyncTime is rewritten at most this often when nothing else changed, so status does not "
+        "churn (Argo CD re-reconciles an Application whenever a resource it tracks changes).",
+    )
+    bucket_claims: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Namespace -> bucket-name glob patterns it may claim (JSON). Empty: unrestricted. "
+        "When set, a namespace not listed may claim nothing.",
+    )
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [n.strip() for n in value.split(",") if n.strip()]
+        return value
+
+    @property
+    def jitter_seconds(self) -> float:
+        if self.resync_jitter_seconds is not None:
+            return self.resync_jitter_seconds
+        return self.resync_interval_seconds * 0.1
+
+    def may_claim(self, namespace: str, bucket: str) -> bool:
+        """Multi-tenancy: deny by default once any claim is configured."""
+        if not self.bucket_claims:
+            return True
+        return any(fnmatch.fnmatchcase(bucket, pattern) for pattern in self.bucket_claims.get(namespace, []))

@@ -1,0 +1,51 @@
+"""Compare the observed and desired documents by meaning, and say what to do."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from bucketwarden.policy._document import POLICY_VERSION, PolicyDocument
+
+PlanAction = Literal["none", "put", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    action: PlanAction
+    desired: PolicyDocument | None
+    diff: str
+
+    @property
+    def changes(self) -> bool:
+        return self.action != "none"
+
+
+def _lines(doc: PolicyDocument | None) -> list[str]:
+    if doc is None:
+        return []
+    obj = doc.to_obj()
+    # to_obj always writes 2012-10-17; show the Version the document really has, or a Version-only change
+    # (from 2008-10-17, or from no Version at all) would plan a put with an empty diff.
+    if doc.version is None:
+        del obj["Version"]
+    elif doc.version != POLICY_VERSION:
+        obj["Version"] = doc.version
+    return json.dumps(obj, indent=2, ensure_ascii=False).splitlines(keepends=True)
+
+
+def diff_policies(observed: PolicyDocument | None, desired: PolicyDocument | None) -> str:
+    return "".join(difflib.unified_diff(_lines(observed), _lines(desired), fromfile="current", tofile="desired"))
+
+
+def plan_change(observed: PolicyDocument | None, desired: PolicyDocument | None) -> Plan:
+    """No change when the documents mean the same; string differences alone never cause a write."""
+    if desired is None:
+        if observed is None:
+            return Plan("none", None, "")
+        return Plan("delete", None, diff_policies(observed, None))
+    if observed is not None and observed.same_meaning(desired):
+        return Plan("none", desired, "")
+    return Plan("put", desired, diff_policies(observed, desired))

@@ -1,0 +1,422 @@
+"""The reconcile loop for one bucket: resolve -> observe -> render and merge -> verify -> plan -> apply.
+
+It depends only on an abstract AWS port, so it runs and is tested without AWS or Kubernetes. The
+operator (bucketwarden.k8s), the file-mode CLI and the demo all drive this same code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from bucketwarden.errors import (
+    AccessDeniedError,
+    AwsError,
+    BucketNotFoundError,
+    BucketWardenError,
+    PolicyParseError,
+    PolicyTooLargeError,
+)
+from bucketwarden.policy import (
+    MAX_POLICY_BYTES,
+    Plan,
+    PolicyDocument,
+    describe_exemptions,
+    has_errors,
+    lint_policy,
+    lint_spec,
+    merge_policy,
+    partition_for_region,
+    plan_change,
+    remove_policy,
+    render_statement,
+    verify_policy,
+)
+from bucketwarden.policy import Verification as Verification
+from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.spec import (
+    Condition,
+    DeletionPolicy,
+    ExemptPrincipal,
+    ExemptRole,
+    Finding,
+    ManagementPolicy,
+    ProtectedBucketSpec,
+)
+
+# Condition types and reasons. Reasons are API: the Argo CD health check and alerts match on them.
+READY, SYNCED, VERIFIED = "Ready", "Synced", "Verified"
+R_PROTECTED = "Protected"
+R_IN_SYNC = "InSync"
+R_UPDATED = "PolicyUpdated"
+R_DELETED = "PolicyDeleted"
+R_VERIFIED = "Verified"
+R_OBSERVING = "Observing"
+R_INVALID_SPEC = "InvalidSpec"
+R_VERIFICATION_FAILED = "VerificationFailed"
+R_FOREIGN_DENY = "ForeignDenyBlocksExemptRole"
+R_NOT_CHECKED = "NotChecked"
+
+Outcome = Literal["InSync", "Updated", "Deleted", "Observed", "Blocked", "Failed", "Retained"]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketTarget:
+    """Where a bucket policy lives and how to reach it."""
+
+    bucket: str
+    region: str | None = None
+    expected_owner: str | None = None
+    assume_role_arn: str | None = None
+
+    @classmethod
+    def of(cls, spec: ProtectedBucketSpec) -> BucketTarget:
+        return cls(spec.bucket_name, spec.region, spec.expected_bucket_owner, spec.assume_role_arn)
+
+    @property
+    def options(self) -> dict[str, str | None]:
+        return {"region": self.region, "expected_owner": self.expected_owner, "assume_role_arn": self.assume_role_arn}
+
+
+class AwsPort(Protocol):
+    """What the reconciler needs from AWS. bucketwarden.aws.AwsGateway implements it over boto3, and
+    bucketwarden.aws.InMemoryAws in memory. Failures are bucketwarden.errors.AwsError subclasses."""
+
+    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity: ...
+
+    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole: ...
+
+    def get(
+        self,
+        bucket: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role_arn: str | None = None,
+    ) -> str | None: ...
+
+    def put(
+        self,
+        bucket: str,
+        policy_text: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role_arn: str | None = None,
+    ) -> None: ...
+
+    def delete(
+        self,
+        bucket: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role_arn: str | None = None,
+    ) -> None: ...
+
+    def count_calls(self) -> AbstractContextManager[Mapping[str, int]]:
+        """Within the block, count the AWS API calls this thread makes (cache hits make none)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousState:
+    """What the last reconcile reported (from the resource's status); used to tell drift from change."""
+
+    statement_hash: str | None = None
+    role_ids: Mapping[str, str | None] = field(default_factory=dict)  # role ref -> RoleId
+
+
+@dataclass(frozen=True, slots=True)
+class RoleIdChange:
+    ref: str
+    old: str | None
+    new: str | None
+
+
+@dataclass(slots=True)
+class ReconcileResult:
+    """Everything one reconcile learned and did; the k8s layer turns it into status, events and metrics."""
+
+    bucket: str
+    outcome: Outcome
+    conditions: list[Condition]
+    findings: list[Finding] = field(default_factory=list)
+    exempt_principals: list[ExemptPrincipal] = field(default_factory=list)
+    operator_principal: str | None = None
+    policy_hash: str | None = None
+    statement_hash: str | None = None
+    action: str = "none"
+    applied: bool = False
+    diff: str = ""
+    drift_corrected: bool = False
+    role_id_changes: list[RoleIdChange] = field(default_factory=list)
+    aws_calls: dict[str, int] = field(default_factory=dict)
+    observed: PolicyDocument | None = None
+    desired: PolicyDocument | None = None
+    verification: Verification | None = None
+    error: BucketWardenError | None = None
+    get_to_put_seconds: float | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def retryable(self) -> bool:
+        return self.error is not None and self.error.retryable
+
+    @property
+    def ready(self) -> bool:
+        return any(c.type == READY and c.status == "True" for c in self.conditions)
+
+    def condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+
+def _cond(kind: str, ok: bool | None, reason: str, message: str = "") -> Condition:
+    status: Literal["True", "False", "Unknown"] = "Unknown" if ok is None else ("True" if ok else "False")
+    return Condition(type=kind, status=status, reason=reason, message=message)
+
+
+def _failed_conditions(reason: str, message: str, *, verified: Condition | None = None) -> list[Condition]:
+    return [
+        _cond(READY, False, reason, message),
+        _cond(SYNCED, False, reason, message),
+        verified or _cond(VERIFIED, None, R_NOT_CHECKED, "not verified: " + message),
+    ]
+
+
+def _error_message(exc: BucketWardenError) -> str:
+    return exc.message
+
+
+def _summarise_failures(verification: Verification) -> str:
+    parts = []
+    for r in verification.blocking_failures or [r for r in verification.results if not r.passed]:
+        who = r.evaluation.sid or "no statement"
+        parts.append(f"{r.scenario.name}: expected {r.scenario.expect}, got {r.evaluation.decision} ({who})")
+    return "; ".join(parts[:5])
+
+
+class Reconciler:
+    """Reconciles ProtectedBucket specs against AWS through an AwsPort. Thread-safe if the port is."""
+
+    def __init__(self, aws: AwsPort, *, clock: type[time.struct_time] | None = None) -> None:
+        self._aws = aws
+
+    # --- the public operations -------------------------------------------------------------------------------
+
+    def reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState | None = None) -> ReconcileResult:
+        started = time.perf_counter()
+        with self._aws.count_calls() as calls:
+            result = self._reconcile(spec, previous or PreviousState())
+        result.aws_calls = dict(calls)
+        result.duration_seconds = time.perf_counter() - started
+        return result
+
+    def cleanup(self, spec: ProtectedBucketSpec) -> ReconcileResult:
+        """Honour deletionPolicy: remove our statement (and the policy if nothing remains), or retain.
+
+        A bucket that no longer exists has nothing to clean up, so deletion never hangs on it.
+        """
+        started = time.perf_counter()
+        with self._aws.count_calls() as calls:
+            result = self._cleanup(spec)
+        result.aws_calls = dict(calls)
+        result.duration_seconds = time.perf_counter() - started
+        return result
+
+    # --- steps -----------------------------------------------------------------------------------------------
+
+    def _resolve(self, spec: ProtectedBucketSpec) -> tuple[list[ResolvedRole], CallerIdentity | None, list[Finding]]:
+        operator = self._aws.caller_identity(spec.assume_role_arn)
+        roles = [self._aws.resolve_role(role, assume_role_arn=spec.assume_role_arn) for role in spec.exempt_roles]
+        return roles, operator, []
+
+    def _observe(self, target: BucketTarget) -> tuple[str | None, PolicyDocument | None]:
+        text = self._aws.get(target.bucket, **target.options)
+        if text is None:
+            return None, None
+        return text, PolicyDocument.parse(text)
+
+    def _reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState) -> ReconcileResult:
+        bucket = spec.bucket_name
+        findings = lint_spec(spec)
+        if has_errors(findings):
+            errors = "; ".join(f.message for f in findings if f.severity == "Error")
+            return ReconcileResult(bucket, "Failed", _failed_conditions(R_INVALID_SPEC, errors), findings)
+
+        # 1. Identities first: nothing slow may sit between our GET and our PUT.
+        try:
+            roles, operator, _ = self._resolve(spec)
+        except BucketWardenError as exc:
+            # Never write a policy that silently drops a requested exemption: keep the last good one.
+            return ReconcileResult(
+                bucket, "Failed", _failed_conditions(exc.reason, _error_message(exc)), findings, error=exc
+            )
+        exempt = describe_exemptions(spec, roles, operator)
+        role_changes = [
+            RoleIdChange(r.ref, previous.role_ids.get(r.ref), r.role_id)
+            for r in roles
+            if r.ref in previous.role_ids and previous.role_ids[r.ref] != r.role_id
+        ]
+        ours = render_statement(spec, roles, operator, partition=partition_for_region(spec.region))
+        statement_hash = PolicyDocument((ours,)).policy_hash
+        base = ReconcileResult(
+            bucket,
+            "Failed",
+            [],
+            findings,
+            exempt_principals=exempt,
+            operator_principal=operator.arn if operator else None,
+            statement_hash=statement_hash,
+            role_id_changes=role_changes,
+        )
+
+        # 2. Observe.
+        target = BucketTarget.of(spec)
+        try:
+            _text, observed = self._observe(target)
+        except PolicyParseError as exc:
+            msg = f"the existing bucket policy cannot be parsed and is left untouched: {exc.message}"
+            base.conditions = _failed_conditions(exc.reason, msg)
+            base.error = exc
+            return base
+        except BucketWardenError as exc:
+            return self._aws_failure(base, exc)
+        got_at = time.perf_counter()
+        base.observed = observed
+
+        # 3. Render and merge; 4. verify; 5. plan. Pure and fast: this is the whole GET-to-PUT window.
+        desired = merge_policy(observed, ours, spec.owned_sids)
+        base.desired = desired
+        base.findings = findings + lint_policy(observed, desired, spec.owned_sids)
+        verification = verify_policy(spec, roles, operator, desired)
+        base.verification = verification
+        base.findings += [f for f in verification.findings if f not in base.findings]
+        plan = plan_change(observed, desired)
+        base.action, base.diff = plan.action, plan.diff
+
+        if desired.size_bytes > MAX_POLICY_BYTES:
+            too_large = PolicyTooLargeError(
+                f"the merged bucket policy would be {desired.size_bytes} bytes, over S3's {MAX_POLICY_BYTES}-byte "
+                "limit; nothing was written"
+            )
+            base.conditions = _failed_conditions(too_large.reason, too_large.message)
+            base.error = too_large
+            return base
+
+        if verification.blocking_failures:
+            msg = "refusing to write: " + _summarise_failures(verification)
+            base.outcome = "Blocked"
+            base.conditions = _failed_conditions(
+                R_VERIFICATION_FAILED, msg, verified=_cond(VERIFIED, False, R_VERIFICATION_FAILED, msg)
+            )
+            base.policy_hash = observed.policy_hash if observed else None
+            return base
+
+        if spec.management_policy is ManagementPolicy.OBSERVE:
+            return self._observe_only(base, spec, roles, operator, observed, plan)
+
+        # 6. Apply.
+        if plan.action == "put":
+            try:
+                self._aws.put(target.bucket, desired.to_json(), **target.options)
+            except BucketWardenError as exc:
+                base.get_to_put_seconds = time.perf_counter() - got_at
+                return self._aws_failure(base, exc)
+            base.get_to_put_seconds = time.perf_counter() - got_at
+            base.applied = True
+            base.drift_corrected = previous.statement_hash == statement_hash and not role_changes
+        base.outcome = "Updated" if base.applied else "InSync"
+        base.policy_hash = desired.policy_hash
+        synced = _cond(
+            SYNCED,
+            True,
+            R_UPDATED if base.applied else R_IN_SYNC,
+            "bucket policy updated" if base.applied else "bucket policy already as desired",
+        )
+        base.conditions = [*self._verified_conditions(verification), synced]
+        base.conditions.sort(key=lambda c: (READY, SYNCED, VERIFIED).index(c.type))
+        return base
+
+    def _verified_conditions(self, verification: Verification) -> list[Condition]:
+        """Ready and Verified once the policy in force is ours; a foreign Deny can still break backups."""
+        foreign = [f for f in verification.findings if f.code == R_FOREIGN_DENY]
+        if verification.ok and not foreign:
+            n = len(verification.results)
+            return [
+                _cond(READY, True, R_PROTECTED, "bucket policy protected and verified"),
+                _cond(VERIFIED, True, R_VERIFIED, f"{n} of {n} scenarios as expected"),
+            ]
+        msg = "; ".join(f.message for f in foreign) or _summarise_failures(verification)
+        reason = R_FOREIGN_DENY if foreign else R_VERIFICATION_FAILED
+        return [_cond(READY, False, R_VERIFICATION_FAILED, msg), _cond(VERIFIED, False, reason, msg)]
+
+    def _observe_only(
+        self,
+        base: ReconcileResult,
+        spec: ProtectedBucketSpec,
+        roles: Sequence[ResolvedRole],
+        operator: CallerIdentity | None,
+        observed: PolicyDocument | None,
+        plan: Plan,
+    ) -> ReconcileResult:
+        """Observe mode: report what Enforce would do and verify the policy in force today; never write."""
+        current = verify_policy(spec, roles, operator, observed)
+        base.verification = current
+        base.outcome = "Observed"
+        base.policy_hash = observed.policy_hash if observed else None
+        pending = f"Enforce would {plan.action} the bucket policy" if plan.changes else "bucket policy as desired"
+        verified = self._verified_conditions(current)[1]
+        base.conditions = [
+            _cond(READY, True, R_OBSERVING, "observe only: nothing is written"),
+            _cond(SYNCED, True, R_OBSERVING, pending),
+            verified,
+        ]
+        if plan.changes:
+            base.findings.append(Finding(severity="Info", code="ChangesPending", message=pending))
+        return base
+
+    def _aws_failure(self, base: ReconcileResult, exc: BucketWardenError) -> ReconcileResult:
+        message = exc.message
+        if isinstance(exc, AccessDeniedError) and AccessDeniedError.HINT not in message:
+            message = f"{message}; {AccessDeniedError.HINT}"
+        base.outcome = "Failed"
+        base.error = exc
+        base.conditions = _failed_conditions(exc.reason, message)
+        return base
+
+    def _cleanup(self, spec: ProtectedBucketSpec) -> ReconcileResult:
+        bucket = spec.bucket_name
+        if spec.deletion_policy is DeletionPolicy.RETAIN or spec.management_policy is ManagementPolicy.OBSERVE:
+            why = "deletionPolicy Retain" if spec.deletion_policy is DeletionPolicy.RETAIN else "Observe mode"
+            return ReconcileResult(bucket, "Retained", [_cond(READY, False, "Retained", f"{why}: policy left as is")])
+        target = BucketTarget.of(spec)
+        result = ReconcileResult(bucket, "Failed", [])
+        try:
+            _text, observed = self._observe(target)
+            remaining = remove_policy(observed, spec.owned_sids)
+            plan = plan_change(observed, remaining)
+            result.action, result.diff, result.observed, result.desired = plan.action, plan.diff, observed, remaining
+            if plan.action == "delete":
+                self._aws.delete(target.bucket, **target.options)
+            elif plan.action == "put" and remaining is not None:
+                self._aws.put(target.bucket, remaining.to_json(), **target.options)
+        except BucketNotFoundError:
+            result.outcome = "Deleted"
+            result.conditions = [_cond(READY, False, "BucketGone", "the bucket no longer exists; nothing to clean up")]
+            return result
+        except BucketWardenError as exc:
+            return self._aws_failure(result, exc)
+        result.applied = plan.changes
+        result.outcome = "Deleted"
+        result.conditions = [_cond(READY, False, "Deleting", "our statement was removed from the bucket policy")]
+        return result
+
+
+def iter_errors(results: Sequence[ReconcileResult]) -> Iterator[tuple[str, AwsError]]:
+    for r in results:
+        if isinstance(r.error, AwsError):
+            yield r.bucket, r.error

@@ -1,0 +1,367 @@
+"""The ProtectedBucket API contract: pydantic models of spec and status, and the CRD's names.
+
+Field names are the camelCase names users write in YAML; Python code uses the snake_case attributes.
+Validation here mirrors the CRD's OpenAPI schema and CEL rules, so the CLI and the operator reject the
+same specs that admission rejects on a real API server.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictBool,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+
+GROUP = "bucketwarden.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ProtectedBucket"
+PLURAL = "protectedbuckets"
+SINGULAR = "protectedbucket"
+SHORT_NAMES = ("pb",)
+CATEGORIES = ("bucketwarden",)
+
+DEFAULT_STATEMENT_SID = "BucketWardenIpRestriction"
+
+# Bounds keep CEL rule costs inside a real API server's budget (see shared TOOLING notes).
+MAX_CIDRS = 100
+MAX_CIDR_LENGTH = 64
+MAX_VPCS = 50
+MAX_ROLES = 20
+MAX_SIDS = 20
+MAX_NAME_LENGTH = 64
+MAX_ARN_LENGTH = 2048
+
+# These regexes are also the CRD's `pattern`s, checked by the API server's Go (RE2) regexps. So they use
+# explicit ASCII classes, never \w or \d (Unicode-aware in Python, ASCII-only in Go), and are always
+# applied with fullmatch (Python's `$` also matches before a trailing newline, Go's does not).
+BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+ROLE_NAME_RE = re.compile(r"^[A-Za-z0-9_+=,.@-]{1,64}$")
+ROLE_ARN_RE = re.compile(
+    r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/([A-Za-z0-9_+=,.@/-]*/)?[A-Za-z0-9_+=,.@-]{1,64}$"
+)
+ACCOUNT_ID_RE = re.compile(r"^[0-9]{12}$")
+VPCE_RE = re.compile(r"^vpce-[0-9a-f]{8,17}$")
+VPC_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+SID_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
+ADOPT_SID_RE = re.compile(r"^[^\"\\]{1,128}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$")
+IPV4_ADDRESS_RE = re.compile(r"^[0-9]{1,3}([.][0-9]{1,3}){3}$")
+CIDR_PREFIX_LENGTH_RE = re.compile(r"0|[1-9][0-9]{0,2}")
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", "--x-s3")
+
+
+def validate_bucket_name(name: str) -> str:
+    """S3 general purpose bucket naming rules."""
+    if not BUCKET_NAME_RE.fullmatch(name):
+        raise ValueError(
+            f"bucketName {name!r} is not a valid S3 bucket name: 3-63 characters of lowercase letters, "
+            "digits, dots and hyphens, starting and ending with a letter or digit"
+        )
+    if ".." in name or ".-" in name or "-." in name:
+        raise ValueError(f"bucketName {name!r} must not contain '..', '.-' or '-.'")
+    if IPV4_ADDRESS_RE.fullmatch(name):
+        raise ValueError(f"bucketName {name!r} must not be formatted as an IP address")
+    if name.startswith(RESERVED_BUCKET_PREFIXES) or name.endswith(RESERVED_BUCKET_SUFFIXES):
+        raise ValueError(f"bucketName {name!r} uses a prefix or suffix that S3 reserves")
+    return name
+
+
+def validate_cidr(value: str) -> str:
+    """An IPv4/IPv6 CIDR or bare address. Host bits are allowed here; lint reports and normalises them.
+
+    Accepts what the CRD's `isCIDR(self) || isIP(self)` accepts (Go's net/netip, as Kubernetes uses it), which
+    is stricter than Python's ipaddress: no netmask forms (/255.255.255.0), no leading zeros in the prefix
+    length, no IPv6 zones (%eth0), no IPv4-mapped IPv6 addresses (::ffff:192.0.2.1).
+    """
+    if len(value) > MAX_CIDR_LENGTH:
+        raise ValueError(f"{value[:20]!r}... is longer than {MAX_CIDR_LENGTH} characters")
+    address, slash, prefix_length = value.partition("/")
+    try:
+        ip = ipaddress.ip_address(address)
+        if "%" in address or (slash and not CIDR_PREFIX_LENGTH_RE.fullmatch(prefix_length)):
+            raise ValueError
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            raise ValueError
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IPv4 or IPv6 CIDR (e.g. 192.0.2.0/24, 2001:db8::/32) or address"
+        ) from None
+    return value
+
+
+class _Pattern:
+    """Annotated metadata: the value must fully match `regex`, which the JSON schema (so the CRD) carries."""
+
+    def __init__(self, regex: re.Pattern[str], what: str) -> None:
+        self.regex = regex
+        self.what = what
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = self.regex.pattern
+        return json_schema
+
+    def _check(self, value: str | None) -> str | None:
+        # None is an optional field left unset (admission prunes an explicit null the same way).
+        if value is not None and not self.regex.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {self.what}")
+        return value
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> Any:
+    return _Pattern(regex, what)
+
+
+Cidr = Annotated[str, Field(max_length=MAX_CIDR_LENGTH), AfterValidator(validate_cidr)]
+VpcEndpointId = Annotated[str, Field(max_length=MAX_NAME_LENGTH), _pattern(VPCE_RE, "VPC endpoint id (vpce-...)")]
+VpcId = Annotated[str, Field(max_length=MAX_NAME_LENGTH), _pattern(VPC_RE, "VPC id (vpc-...)")]
+AdoptSid = Annotated[str, Field(max_length=128), _pattern(ADOPT_SID_RE, "statement Sid")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, use_enum_values=False
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        # The API server prunes a null from every field not marked nullable before defaulting and validating
+        # (so `allowedVpcs: null` means "unset"); the model does the same, to accept what admission accepts.
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+    def to_k8s(self) -> dict[str, Any]:
+        """The camelCase JSON form, without unset optional fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ExemptionKey(StrEnum):
+    """How exempt roles are written into the Deny statement."""
+
+    USER_ID = "userId"
+    PRINCIPAL_ARN = "principalArn"
+
+
+class ManagementPolicy(StrEnum):
+    ENFORCE = "Enforce"
+    OBSERVE = "Observe"
+
+
+class DeletionPolicy(StrEnum):
+    DELETE = "Delete"
+    RETAIN = "Retain"
+
+
+class ExemptRole(_Model):
+    """A role whose sessions bypass the IP restriction. Exactly one of name and arn."""
+
+    name: Annotated[str | None, _pattern(ROLE_NAME_RE, "IAM role name")] = Field(
+        default=None, max_length=MAX_NAME_LENGTH, description="Role name in the bucket's account."
+    )
+    arn: Annotated[str | None, _pattern(ROLE_ARN_RE, "IAM role ARN (arn:aws:iam::123456789012:role/...)")] = Field(
+        default=None, max_length=MAX_ARN_LENGTH, description="Full role ARN, including its path."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ExemptRole:
+        if (self.name is None) == (self.arn is None):
+            raise ValueError("each exemptRoles item needs exactly one of 'name' and 'arn'")
+        return self
+
+    @property
+    def ref(self) -> str:
+        """The name or ARN as the user wrote it; the key resolved RoleIds are looked up by."""
+        return self.arn if self.arn is not None else str(self.name)
+
+    @property
+    def role_name(self) -> str:
+        """The bare role name (last path segment of an ARN)."""
+        if self.arn is not None:
+            return self.arn.rsplit("/", 1)[-1]
+        return str(self.name)
+
+
+class ProtectedBucketSpec(_Model):
+    """What the owner of a bucket asks bucketwarden to keep true."""
+
+    bucket_name: Annotated[str, AfterValidator(validate_bucket_name)] = Field(
+        min_length=3,
+        max_length=63,
+        description="The S3 bucket. Immutable.",
+        json_schema_extra={"pattern": BUCKET_NAME_RE.pattern},
+    )
+    region: Annotated[str | None, _pattern(REGION_RE, "AWS region (e.g. eu-west-1)")] = Field(
+        default=None, max_length=32, description="The bucket's region; defaults to the operator's region."
+    )
+    allowed_source_ips: list[Cidr] = Field(
+        default_factory=list,
+        max_length=MAX_CIDRS,
+        description="IPv4/IPv6 CIDRs (or bare addresses) allowed through aws:SourceIp.",
+    )
+    allowed_vpc_endpoints: list[VpcEndpointId] = Field(
+        default_factory=list,
+        max_length=MAX_VPCS,
+        description="VPC endpoints (vpce-...) whose traffic is allowed; it carries no aws:SourceIp.",
+    )
+    allowed_vpcs: list[VpcId] = Field(
+        default_factory=list,
+        max_length=MAX_VPCS,
+        description="VPCs (vpc-...) whose endpoint traffic is allowed.",
+    )
+    exempt_roles: list[ExemptRole] = Field(
+        default_factory=list,
+        max_length=MAX_ROLES,
+        description="Roles whose sessions bypass the restriction, e.g. AWSBackupDefaultServiceRole.",
+    )
+    exemption_key: ExemptionKey = Field(
+        default=ExemptionKey.USER_ID,
+        description=(
+            "userId writes StringNotLike aws:userId '<RoleId>:*' (fails closed when a role is recreated); "
+            "principalArn writes ArnNotLike aws:PrincipalArn '<role arn>'."
+        ),
+    )
+    exempt_operator: StrictBool = Field(
+        default=True, description="Exempt the operator's own principal so it can never lock itself out."
+    )
+    acknowledge_lockout_risk: StrictBool = Field(
+        default=False,
+        description="Must be true to set exemptOperator to false: the operator may then lock itself out.",
+    )
+    statement_sid: Annotated[str, _pattern(SID_RE, "statement Sid (letters and digits)")] = Field(
+        default=DEFAULT_STATEMENT_SID, max_length=MAX_NAME_LENGTH, description="Sid of the statement we own."
+    )
+    adopt_sids: list[AdoptSid] = Field(
+        default_factory=list,
+        max_length=MAX_SIDS,
+        description="Existing statement Sids this resource takes over and replaces.",
+    )
+    management_policy: ManagementPolicy = Field(
+        default=ManagementPolicy.ENFORCE,
+        description="Enforce writes; Observe only computes, verifies and reports.",
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.DELETE,
+        description="Delete removes our statement when the resource goes; Retain leaves the policy as it is.",
+    )
+    expected_bucket_owner: Annotated[str | None, _pattern(ACCOUNT_ID_RE, "12-digit account id")] = Field(
+        default=None, description="Account id sent as ExpectedBucketOwner on every S3 call."
+    )
+    assume_role_arn: Annotated[str | None, _pattern(ROLE_ARN_RE, "IAM role ARN")] = Field(
+        default=None, max_length=MAX_ARN_LENGTH, description="Role to assume for this bucket (cross-account)."
+    )
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> ProtectedBucketSpec:
+        if not (self.allowed_source_ips or self.allowed_vpc_endpoints or self.allowed_vpcs):
+            raise ValueError("give at least one of allowedSourceIps, allowedVpcEndpoints and allowedVpcs")
+        if not self.exempt_operator and not self.acknowledge_lockout_risk:
+            raise ValueError(
+                "exemptOperator: false can lock the operator out of the bucket policy; "
+                "set acknowledgeLockoutRisk: true to confirm"
+            )
+        if self.statement_sid in self.adopt_sids:
+            raise ValueError(f"adoptSids must not contain statementSid {self.statement_sid!r}")
+        if len(set(self.adopt_sids)) != len(self.adopt_sids):
+            raise ValueError("adoptSids contains duplicates")
+        refs = [r.ref for r in self.exempt_roles]
+        if len(set(refs)) != len(refs):
+            raise ValueError("exemptRoles lists the same role twice")
+        return self
+
+    @property
+    def owned_sids(self) -> tuple[str, ...]:
+        """Every Sid this resource owns: its own, then the adopted ones."""
+        return (self.statement_sid, *self.adopt_sids)
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+Severity = Literal["Error", "Warning", "Info"]
+
+
+class Condition(_Model):
+    """A Kubernetes-style condition."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class Finding(_Model):
+    """One lint or verification result."""
+
+    severity: Severity
+    code: str
+    message: str
+    sid: str | None = None
+
+
+class ExemptPrincipal(_Model):
+    """A resolved exemption as written into the policy."""
+
+    kind: Literal["Role", "Operator"]
+    name: str | None = None
+    arn: str | None = None
+    role_id: str | None = None
+    pattern: str
+
+
+class ProtectedBucketStatus(_Model):
+    """What the operator last observed and did."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    exempt_principals: list[ExemptPrincipal] = Field(default_factory=list)
+    exempt_count: int | None = None
+    operator_principal: str | None = None
+    policy_hash: str | None = None
+    statement_hash: str | None = None
+    last_sync_time: str | None = None
+    drift_corrections: int = 0
+    findings: list[Finding] = Field(default_factory=list)
+
+
+class ProtectedBucket(_Model):
+    """A whole ProtectedBucket object as read from a manifest."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["bucketwarden.io/v1alpha1"] = "bucketwarden.io/v1alpha1"
+    kind: Literal["ProtectedBucket"] = "ProtectedBucket"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ProtectedBucketSpec
+    status: ProtectedBucketStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        return str(self.metadata.get("namespace", "default"))

@@ -1,0 +1,42 @@
+"""Test doubles shipped with bucketwarden: AWS (moto) and Kubernetes (kmock) emulators, and an in-process runner.
+
+The demo, the e2e tests and the benchmarks share them. moto and kmock come with the `demo` extra.
+See docs/testing.md.
+"""
+
+from ._kube import (
+    PROTECTED_BUCKETS,
+    HarnessTimeoutError,
+    KubeClient,
+    KubeCluster,
+    KubeEmulator,
+    KubeTarget,
+    ResourceSpec,
+    connection_info_from_kubeconfig,
+    kubeconfig_for,
+    load_crds,
+    wait_until,
+)
+from ._moto import MotoServer
+from ._operator import OperatorHandle, login_via_harness, run_operator_in_thread
+from ._process import HarnessError, scrubbed_environ
+
+__all__ = [
+    "PROTECTED_BUCKETS",
+    "HarnessError",
+    "HarnessTimeoutError",
+    "KubeClient",
+    "KubeCluster",
+    "KubeEmulator",
+    "KubeTarget",
+    "MotoServer",
+    "OperatorHandle",
+    "ResourceSpec",
+    "connection_info_from_kubeconfig",
+    "kubeconfig_for",
+    "load_crds",
+    "login_via_harness",
+    "run_operator_in_thread",
+    "scrubbed_environ",
+    "wait_until",
+]

@@ -1,0 +1,136 @@
+"""Fixtures for the e2e suite: moto, a Kubernetes API, a namespace, and in-process kopf operators.
+
+The Kubernetes API is the kmock-based emulator, unless BUCKETWARDEN_E2E_KUBECONFIG names a kubeconfig:
+then the same tests run against that cluster (kind, k3d, ...) in a fresh namespace bw-e2e-<random>.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+
+from bucketwarden.testing import (
+    PROTECTED_BUCKETS,
+    KubeClient,
+    KubeCluster,
+    KubeEmulator,
+    KubeTarget,
+    MotoServer,
+    OperatorHandle,
+    ResourceSpec,
+    load_crds,
+    run_operator_in_thread,
+)
+
+E2E_KUBECONFIG_VARIABLE = "BUCKETWARDEN_E2E_KUBECONFIG"
+CRD_FILES = sorted((Path(__file__).resolve().parents[2] / "crds").glob("*.yaml"))
+
+# A throwaway resource the harness tests itself with; schema-less, so it never depends on the product's CRD.
+HARNESS_CHECKS = ResourceSpec(
+    group="harness.testing.bucketwarden.io",
+    version="v1",
+    plural="harnesschecks",
+    kind="HarnessCheck",
+    singular="harnesscheck",
+)
+
+OperatorFactory = Callable[..., OperatorHandle]
+
+
+def product_resources() -> list[ResourceSpec]:
+    """The resources in crds/*.yaml; until those exist, the ProtectedBucket identity alone."""
+    crds = load_crds(CRD_FILES)
+    return [spec for crd in crds for spec in ResourceSpec.from_crd(crd)] or [PROTECTED_BUCKETS]
+
+
+@pytest.fixture(scope="session")
+def harness_resource() -> ResourceSpec:
+    return HARNESS_CHECKS
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[KubeTarget]:
+    """The Kubernetes API for the session: the emulator, or the cluster in BUCKETWARDEN_E2E_KUBECONFIG."""
+    kubeconfig = os.environ.get(E2E_KUBECONFIG_VARIABLE)
+    if not kubeconfig:
+        with KubeEmulator([*product_resources(), HARNESS_CHECKS]) as emulator:
+            yield emulator
+        return
+    cluster = KubeCluster(kubeconfig)
+    with cluster.client() as client:
+        for crd in [*load_crds(CRD_FILES), HARNESS_CHECKS.crd_manifest()]:
+            client.apply_crd(crd)
+    # The CRDs stay installed: another session may be using them on the same cluster.
+    yield cluster
+
+
+@pytest.fixture(scope="session")
+def kube_client(kube: KubeTarget) -> Iterator[KubeClient]:
+    with kube.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def namespace(kube_client: KubeClient) -> Iterator[str]:
+    """A fresh namespace for the session, deleted at the end with everything in it."""
+    name = f"bw-e2e-{secrets.token_hex(3)}"
+    kube_client.create_namespace(name, labels={"app.kubernetes.io/created-by": "bucketwarden-e2e"})
+    yield name
+    # No operator runs any more: drop leftover finalizers, or the namespace would hang in Terminating.
+    for resource in [*product_resources(), HARNESS_CHECKS]:
+        for obj in kube_client.list_objects(resource, namespace=name):
+            if obj["metadata"].get("finalizers"):
+                patch = {"metadata": {"finalizers": None}}
+                kube_client.patch_object(resource, obj["metadata"]["name"], patch, namespace=name)
+    kube_client.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_aws(request: pytest.FixtureRequest) -> None:
+    """Every test that uses moto starts with an empty AWS (a reset takes milliseconds)."""
+    if "moto" in request.fixturenames:
+        request.getfixturevalue("moto").reset()
+
+
+@pytest.fixture
+def operator(kube: KubeTarget, namespace: str) -> Iterator[OperatorFactory]:
+    """Start kopf operators in background threads; all are stopped after the test.
+
+    ``operator(registry)`` watches the session's namespace on the session's Kubernetes target;
+    ``namespaces=``, ``target=`` (a URL, kubeconfig path or target), ``settings=`` and ``memo=`` override.
+    """
+    handles: list[OperatorHandle] = []
+
+    def start(
+        registry: kopf.OperatorRegistry,
+        *,
+        namespaces: list[str] | None = None,
+        target: Any = None,
+        settings: kopf.OperatorSettings | None = None,
+        memo: Any = None,
+    ) -> OperatorHandle:
+        handle = run_operator_in_thread(
+            registry,
+            server_or_kubeconfig=kube if target is None else target,
+            namespaces=[namespace] if namespaces is None else namespaces,
+            settings=settings,
+            memo=memo,
+        )
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop()

@@ -1,0 +1,329 @@
+"""The verifier: concrete scenarios built from a spec, judged against a policy before anything is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bucketwarden.errors import UnknownConditionOperatorError
+from bucketwarden.policy import (
+    FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
+    PolicyDocument,
+    Scenario,
+    build_scenarios,
+    evaluate,
+    merge_policy,
+    render_statement,
+    verify_policy,
+)
+from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.spec import ProtectedBucketSpec
+
+ACCOUNT = "123456789012"
+BUCKET = "awsbackup-test-001"
+BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
+ROLE_NAME = "AWSBackupDefaultServiceRole"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/service-role/{ROLE_NAME}"
+ROLE_ID = "AROASAMPLESAMPLESAMPL"
+BACKUP_SESSION = f"{ROLE_ID}:AWSBackup-{ROLE_NAME}"
+SEED_CIDRS = ["192.0.2.0/24", "203.0.113.0/24"]
+SEED_SID = "SourceIPRestriction001"
+VPCE = "vpce-0123456789abcdef0"
+VPC = "vpc-0123456789abcdef0"
+ROLE = ResolvedRole(ref=ROLE_NAME, name=ROLE_NAME, arn=ROLE_ARN, role_id=ROLE_ID)
+OPERATOR = CallerIdentity(
+    account=ACCOUNT,
+    arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/bucketwarden/botocore-session-1",
+    user_id="AROAOPERATOREXAMPLE01:botocore-session-1",
+)
+SEED_STATEMENT: dict[str, Any] = {
+    "Sid": SEED_SID,
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Resource": [BUCKET_ARN, f"{BUCKET_ARN}/*"],
+    "Condition": {"NotIpAddress": {"aws:SourceIp": SEED_CIDRS}},
+}
+SEED_POLICY: dict[str, Any] = {"Version": "2012-10-17", "Statement": [SEED_STATEMENT]}
+
+
+def spec(**fields: Any) -> ProtectedBucketSpec:
+    base: dict[str, Any] = {"bucketName": BUCKET, "allowedSourceIps": SEED_CIDRS, "exemptRoles": [{"name": ROLE_NAME}]}
+    return ProtectedBucketSpec.model_validate({**base, **fields})
+
+
+def seed_policy() -> PolicyDocument:
+    return PolicyDocument.from_obj(SEED_POLICY)
+
+
+def desired(the_spec: ProtectedBucketSpec, existing: PolicyDocument | None = None) -> PolicyDocument:
+    ours = render_statement(the_spec, [ROLE], OPERATOR)
+    return merge_policy(existing, ours, the_spec.owned_sids)
+
+
+def by_name(scenarios: list[Scenario]) -> dict[str, Scenario]:
+    return {s.name: s for s in scenarios}
+
+
+# --- build_scenarios ---------------------------------------------------------------------------------------------
+
+
+def test_build_scenarios_seed_case_covers_every_promise() -> None:
+    scenarios = build_scenarios(spec(), [ROLE], OPERATOR)
+    summary = [(s.name, s.kind, s.expect) for s in scenarios]
+    assert summary == [
+        ("inside-192.0.2.0/24", "inside", "not denied"),
+        ("inside-203.0.113.0/24", "inside", "not denied"),
+        ("outside-ipv4-get-object", "outside", "denied"),
+        ("outside-ipv4-list-bucket", "outside", "denied"),
+        (f"role-{ROLE_NAME}-get-object", "role", "not denied"),
+        (f"role-{ROLE_NAME}-list-bucket", "role", "not denied"),
+        ("operator-ListBucket", "operator", "not denied"),
+        ("operator-GetBucketPolicy", "operator", "not denied"),
+        ("operator-PutBucketPolicy", "operator", "not denied"),
+        ("vpce-unlisted", "vpc", "denied"),
+    ]
+    named = by_name(scenarios)
+    assert named["inside-192.0.2.0/24"].request.get("aws:SourceIp") == ("192.0.2.1",)
+    assert named["outside-ipv4-list-bucket"].request.resource == BUCKET_ARN
+    assert named["outside-ipv4-get-object"].request.resource.startswith(f"{BUCKET_ARN}/")
+
+
+def test_build_scenarios_backup_session_carries_the_role_identity() -> None:
+    backup = by_name(build_scenarios(spec(), [ROLE], OPERATOR))[f"role-{ROLE_NAME}-get-object"].request
+    assert backup.get("aws:userid") == (BACKUP_SESSION,)
+    assert backup.get("aws:PrincipalArn") == (ROLE_ARN,)
+    assert backup.get("aws:PrincipalAccount") == (ACCOUNT,)
+    assert backup.get("aws:SourceIp") == ("3.5.140.2",)
+    assert backup.get("aws:ViaAWSService") == ("false",)  # fact 5
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "expected"),
+    [
+        pytest.param(["198.51.100.7/32"], {"inside-198.51.100.7/32": "198.51.100.7"}, id="ipv4-host-is-itself"),
+        pytest.param(["2001:db8::5/128"], {"inside-2001:db8::5/128": "2001:db8::5"}, id="ipv6-host-is-itself"),
+        pytest.param(["2001:db8::/32"], {"inside-2001:db8::/32": "2001:db8::1"}, id="ipv6-network-plus-one"),
+        pytest.param(["192.0.2.7/24"], {"inside-192.0.2.0/24": "192.0.2.1"}, id="host-bits-normalised"),
+    ],
+)
+def test_build_scenarios_inside_address_per_range(cidrs: list[str], expected: dict[str, str]) -> None:
+    named = by_name(build_scenarios(spec(allowedSourceIps=cidrs), [ROLE], OPERATOR))
+    for name, address in expected.items():
+        assert named[name].request.get("aws:SourceIp") == (address,)
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "ipv4", "ipv6"),
+    [
+        pytest.param(SEED_CIDRS, "3.5.140.2", None, id="ipv6-only-when-configured"),
+        pytest.param(["3.5.140.0/24"], "52.216.8.1", None, id="skips-an-allowed-aws-address"),
+        pytest.param([*SEED_CIDRS, "2001:db8::/32"], "3.5.140.2", "2600:1f18::1", id="ipv6-outside"),
+        pytest.param(["2600:1f18::/32", "192.0.2.0/24"], "3.5.140.2", "2600:1fa0::1", id="skips-allowed-ipv6"),
+        pytest.param(["0.0.0.0/0"], None, None, id="allow-all-ipv4-has-no-outside"),
+    ],
+)
+def test_build_scenarios_outside_address_is_the_first_real_aws_address_not_allowed(
+    cidrs: list[str], ipv4: str | None, ipv6: str | None
+) -> None:
+    named = by_name(build_scenarios(spec(allowedSourceIps=cidrs), [ROLE], OPERATOR))
+    for family, address in (("ipv4", ipv4), ("ipv6", ipv6)):
+        scenario = named.get(f"outside-{family}-get-object")
+        assert (scenario.request.get("aws:SourceIp") if scenario else None) == (address and (address,))
+
+
+@pytest.mark.parametrize(
+    ("the_spec", "operator"),
+    [
+        pytest.param(spec(), None, id="no-operator-identity"),
+        pytest.param(spec(exemptOperator=False, acknowledgeLockoutRisk=True), OPERATOR, id="operator-not-exempt"),
+    ],
+)
+def test_build_scenarios_skips_operator_when_not_exempted(
+    the_spec: ProtectedBucketSpec, operator: CallerIdentity | None
+) -> None:
+    assert not [s for s in build_scenarios(the_spec, [ROLE], operator) if s.kind == "operator"]
+
+
+def test_build_scenarios_vpc_endpoint_traffic_has_no_source_ip_fact12() -> None:
+    scenarios = build_scenarios(spec(allowedVpcEndpoints=[VPCE], allowedVpcs=[VPC]), [ROLE], OPERATOR)
+    vpc = {s.name: s for s in scenarios if s.kind == "vpc"}
+    assert {name: s.expect for name, s in vpc.items()} == {
+        f"vpce-{VPCE}": "not denied",
+        f"vpc-{VPC}": "not denied",
+        "vpce-unlisted": "denied",
+    }
+    for scenario in vpc.values():
+        assert scenario.request.get("aws:SourceIp") is None
+    assert vpc[f"vpce-{VPCE}"].request.get("aws:SourceVpc") != (VPC,)  # the endpoint alone must let it in
+    assert vpc[f"vpc-{VPC}"].request.get("aws:SourceVpce") != (VPCE,)  # the VPC alone must let it in
+
+
+# --- verify_policy -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "the_spec",
+    [
+        pytest.param(spec(), id="seed"),
+        pytest.param(spec(allowedSourceIps=[*SEED_CIDRS, "2001:db8::/32"]), id="dual-stack"),
+        pytest.param(spec(allowedSourceIps=[], allowedVpcEndpoints=[VPCE]), id="vpc-endpoint-only"),
+        pytest.param(spec(allowedVpcEndpoints=[VPCE], allowedVpcs=[VPC]), id="ips-endpoints-and-vpcs"),
+        pytest.param(spec(exemptionKey="principalArn"), id="principal-arn-key"),
+        pytest.param(spec(exemptRoles=[]), id="no-exempt-roles"),
+        pytest.param(spec(allowedSourceIps=["0.0.0.0/0", "::/0"]), id="allow-all"),
+        pytest.param(spec(exemptOperator=False, acknowledgeLockoutRisk=True), id="operator-not-exempt"),
+    ],
+)
+def test_verify_policy_rendered_policy_keeps_every_promise(the_spec: ProtectedBucketSpec) -> None:
+    verification = verify_policy(the_spec, [ROLE] if the_spec.exempt_roles else [], OPERATOR, desired(the_spec))
+    assert verification.ok, [r.summary for r in verification.failures]
+    assert verification.findings == []
+    assert verification.blocking_failures == []
+
+
+def test_verify_policy_no_policy_denies_nothing_so_outside_scenarios_fail() -> None:
+    verification = verify_policy(spec(), [ROLE], OPERATOR, None)
+    failed = {r.scenario.name for r in verification.failures}
+    assert failed == {"outside-ipv4-get-object", "outside-ipv4-list-bucket", "vpce-unlisted"}
+    assert not verification.ok
+    assert verification.blocking_failures == []  # nothing of ours decided them
+
+
+# --- the seed case -----------------------------------------------------------------------------------------------
+
+
+def test_verify_policy_seed_hand_written_deny_blocks_aws_backup() -> None:
+    backup = by_name(build_scenarios(spec(), [ROLE], OPERATOR))[f"role-{ROLE_NAME}-get-object"].request
+    assert backup.get("aws:userid") == ("AROASAMPLESAMPLESAMPL:AWSBackup-AWSBackupDefaultServiceRole",)
+    original = evaluate(seed_policy(), backup)
+    assert (original.decision, original.sid) == ("ExplicitDeny", SEED_SID)
+    assert not evaluate(desired(spec(adoptSids=[SEED_SID]), seed_policy()), backup).denied
+
+
+def test_verify_policy_seed_without_adopt_sids_reports_the_foreign_deny() -> None:
+    verification = verify_policy(spec(), [ROLE], OPERATOR, seed_policy())
+    role_results = [r for r in verification.results if r.scenario.kind == "role"]
+    assert role_results
+    assert all(not r.passed and r.evaluation.sid == SEED_SID and not r.by_owned_statement for r in role_results)
+    blocked = [f for f in verification.findings if f.code == FOREIGN_DENY_BLOCKS_EXEMPT_ROLE]
+    assert {(f.severity, f.sid) for f in blocked} == {("Error", SEED_SID)}
+    role_finding = next(f for f in blocked if ROLE_NAME in f.message)
+    assert SEED_SID in role_finding.message
+    assert "adoptSids" in role_finding.message
+    # One finding per statement and principal: the role and the operator, not one per action.
+    assert len(blocked) == 2
+
+
+def test_verify_policy_seed_merged_without_adoption_still_fails_backups_but_may_be_written() -> None:
+    the_spec = spec()
+    merged = desired(the_spec, seed_policy())
+    assert [s.sid for s in merged.statements] == [SEED_SID, the_spec.statement_sid]
+    verification = verify_policy(the_spec, [ROLE], OPERATOR, merged)
+    assert {r.scenario.kind for r in verification.failures} == {"role", "operator"}
+    # The foreign statement decides: backups stay broken (reported), the operator lockout forbids writing.
+    assert {r.scenario.kind for r in verification.blocking_failures} == {"operator"}
+    assert any(f.sid == SEED_SID for f in verification.findings)
+
+
+def test_verify_policy_seed_with_adopt_sids_merges_into_one_deny_that_verifies() -> None:
+    the_spec = spec(adoptSids=[SEED_SID])
+    merged = desired(the_spec, seed_policy())
+    assert [(s.sid, s.effect) for s in merged.statements] == [(the_spec.statement_sid, "Deny")]
+    verification = verify_policy(the_spec, [ROLE], OPERATOR, merged)
+    assert verification.ok, [r.summary for r in verification.failures]
+    assert verification.findings == []
+
+
+# --- failures that forbid writing --------------------------------------------------------------------------------
+
+
+def test_verify_policy_fact03_stale_role_id_in_our_statement_is_blocking() -> None:
+    recreated = ResolvedRole(ref=ROLE_NAME, name=ROLE_NAME, arn=ROLE_ARN, role_id="AROANEWNEWNEWNEWNEWNE")
+    stale = desired(spec())  # rendered with the old RoleId
+    verification = verify_policy(spec(), [recreated], OPERATOR, stale)
+    failed = verification.blocking_failures
+    assert {r.scenario.kind for r in failed} == {"role"}
+    assert all(r.by_owned_statement for r in failed)
+    assert verification.findings == []  # our own statement: not a foreign Deny
+
+
+@pytest.mark.parametrize(
+    "action", [pytest.param("GetBucketPolicy", id="fact15-get"), pytest.param("PutBucketPolicy", id="fact15-put")]
+)
+def test_verify_policy_fact15_policy_without_operator_exemption_locks_it_out(action: str) -> None:
+    the_spec = spec()
+    without_operator = PolicyDocument(statements=(render_statement(the_spec, [ROLE], None),))
+    verification = verify_policy(the_spec, [ROLE], OPERATOR, without_operator)
+    result = next(r for r in verification.results if r.scenario.name == f"operator-{action}")
+    assert not result.passed
+    assert result.by_owned_statement
+    assert result in verification.blocking_failures
+
+
+def test_verify_policy_fact12_hand_written_ip_deny_blocks_an_allowed_vpc_endpoint() -> None:
+    verification = verify_policy(
+        spec(allowedVpcEndpoints=[VPCE], adoptSids=[SEED_SID]), [ROLE], OPERATOR, seed_policy()
+    )
+    failed = {r.scenario.name for r in verification.failures}
+    assert f"vpce-{VPCE}" in failed
+    assert "vpce-unlisted" not in failed
+
+
+def test_verify_policy_foreign_deny_without_sid_is_named_by_position() -> None:
+    policy = PolicyDocument.from_obj(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowRead",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ACCOUNT},
+                    "Action": "s3:GetObject",
+                    "Resource": f"{BUCKET_ARN}/*",
+                },
+                {k: v for k, v in SEED_STATEMENT.items() if k != "Sid"},
+            ],
+        }
+    )
+    verification = verify_policy(spec(), [ROLE], None, policy)
+    assert {f.sid for f in verification.findings} == {"Statement[1]"}
+    assert "no Sid" in verification.findings[0].message
+
+
+def test_verify_policy_foreign_deny_that_spares_the_role_is_not_reported() -> None:
+    policy = PolicyDocument.from_obj(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecure",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": f"{BUCKET_ARN}/*",
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+    the_spec = spec()
+    verification = verify_policy(the_spec, [ROLE], OPERATOR, desired(the_spec, policy))
+    assert verification.ok
+    assert verification.findings == []
+
+
+def test_verify_policy_unknown_operator_raises() -> None:
+    typo = {**SEED_STATEMENT, "Condition": {"NotIpAdress": {"aws:SourceIp": "192.0.2.0/24"}}}
+    obj = {**SEED_POLICY, "Statement": [typo]}
+    with pytest.raises(UnknownConditionOperatorError, match="NotIpAdress"):
+        verify_policy(spec(), [ROLE], OPERATOR, PolicyDocument.from_obj(obj))
+
+
+def test_verify_policy_result_summary_names_the_deciding_statement() -> None:
+    verification = verify_policy(spec(), [ROLE], OPERATOR, seed_policy())
+    failed = next(r for r in verification.failures if r.scenario.kind == "role")
+    assert failed.summary.startswith(
+        f"FAIL role-{ROLE_NAME}-get-object: expected not denied, got ExplicitDeny by {SEED_SID}"
+    )
