@@ -6,6 +6,7 @@ then the same tests run against that cluster (kind, k3d, ...) in a fresh namespa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -43,10 +44,16 @@ HARNESS_CHECKS = ResourceSpec(
 OperatorFactory = Callable[..., OperatorHandle]
 
 
-def product_resources() -> list[ResourceSpec]:
-    """The resources in crds/*.yaml; until those exist, the ProtectedBucket identity alone."""
+def session_crds(target: KubeTarget) -> list[dict[str, Any]]:
+    """The product's CRDs from crds/*.yaml, plus the harness's throwaway one."""
     crds = load_crds(CRD_FILES)
-    return [spec for crd in crds for spec in ResourceSpec.from_crd(crd)] or [PROTECTED_BUCKETS]
+    if not crds and target.emulated:  # until crds/ exists; a stand-in never goes to a real cluster
+        crds = [PROTECTED_BUCKETS.crd_manifest()]
+    return [*crds, HARNESS_CHECKS.crd_manifest()]
+
+
+def session_resources(target: KubeTarget) -> list[ResourceSpec]:
+    return [spec for crd in session_crds(target) for spec in ResourceSpec.from_crd(crd)]
 
 
 @pytest.fixture(scope="session")
@@ -56,18 +63,18 @@ def harness_resource() -> ResourceSpec:
 
 @pytest.fixture(scope="session")
 def kube() -> Iterator[KubeTarget]:
-    """The Kubernetes API for the session: the emulator, or the cluster in BUCKETWARDEN_E2E_KUBECONFIG."""
-    kubeconfig = os.environ.get(E2E_KUBECONFIG_VARIABLE)
-    if not kubeconfig:
-        with KubeEmulator([*product_resources(), HARNESS_CHECKS]) as emulator:
-            yield emulator
-        return
-    cluster = KubeCluster(kubeconfig)
-    with cluster.client() as client:
-        for crd in [*load_crds(CRD_FILES), HARNESS_CHECKS.crd_manifest()]:
-            client.apply_crd(crd)
-    # The CRDs stay installed: another session may be using them on the same cluster.
-    yield cluster
+    """The Kubernetes API for the session, with the CRDs applied the same way in both modes.
+
+    The emulator, or the cluster in BUCKETWARDEN_E2E_KUBECONFIG. On a cluster the CRDs stay installed
+    afterwards: another session may be using them.
+    """
+    with contextlib.ExitStack() as stack:
+        kubeconfig = os.environ.get(E2E_KUBECONFIG_VARIABLE)
+        target = KubeCluster(kubeconfig) if kubeconfig else stack.enter_context(KubeEmulator(resources=()))
+        with target.client() as client:
+            for crd in session_crds(target):
+                client.apply_crd(crd)
+        yield target
 
 
 @pytest.fixture(scope="session")
@@ -77,13 +84,13 @@ def kube_client(kube: KubeTarget) -> Iterator[KubeClient]:
 
 
 @pytest.fixture(scope="session")
-def namespace(kube_client: KubeClient) -> Iterator[str]:
+def namespace(kube: KubeTarget, kube_client: KubeClient) -> Iterator[str]:
     """A fresh namespace for the session, deleted at the end with everything in it."""
     name = f"bw-e2e-{secrets.token_hex(3)}"
     kube_client.create_namespace(name, labels={"app.kubernetes.io/created-by": "bucketwarden-e2e"})
     yield name
     # No operator runs any more: drop leftover finalizers, or the namespace would hang in Terminating.
-    for resource in [*product_resources(), HARNESS_CHECKS]:
+    for resource in session_resources(kube):
         for obj in kube_client.list_objects(resource, namespace=name):
             if obj["metadata"].get("finalizers"):
                 patch = {"metadata": {"finalizers": None}}
@@ -132,5 +139,6 @@ def operator(kube: KubeTarget, namespace: str) -> Iterator[OperatorFactory]:
         return handle
 
     yield start
-    for handle in handles:
-        handle.stop()
+    with contextlib.ExitStack() as stopping:  # stop them all, even if one fails
+        for handle in handles:
+            stopping.callback(handle.stop)

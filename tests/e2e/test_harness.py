@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+import kubernetes.client
+import kubernetes.config
 import pytest
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
@@ -96,7 +98,8 @@ def test_operator_handles_create_update_timer_and_delete(
             namespace=namespace,
             what="deletion pending on the finalizer",
         )
-        assert KOPF_FINALIZER in pending["metadata"]["finalizers"]  # type: ignore[index]
+        assert pending is not None
+        assert KOPF_FINALIZER in pending["metadata"]["finalizers"]
     finally:
         probe.release_deletion.set()
     kube_client.wait_until_gone(harness_resource, name, namespace=namespace)
@@ -146,7 +149,9 @@ def test_kube_objects_get_server_metadata_and_status_only_via_subresource(
     with_status = kube_client.patch_status(harness_resource, name, {"phase": "Ready"}, namespace=namespace)
     assert with_status["status"] == {"phase": "Ready"}
     assert with_status["metadata"]["generation"] == 2
-    assert kube_client.get_object(harness_resource, name, namespace=namespace)["status"] == {"phase": "Ready"}  # type: ignore[index]
+    fetched = kube_client.get_object(harness_resource, name, namespace=namespace)
+    assert fetched is not None
+    assert fetched["status"] == {"phase": "Ready"}
 
     # A stale resourceVersion is a conflict, as on a real server.
     stale = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": {"colour": "stale"}}
@@ -186,10 +191,13 @@ def test_kube_watch_resumes_after_the_listed_resource_version(
     kube_client.delete_object(harness_resource, name, namespace=namespace)
 
 
-def test_kube_kubeconfig_client_sees_the_session_namespace(kube: KubeTarget, namespace: str) -> None:
-    with kube.client() as client:
-        names = [ns.metadata.name for ns in client.core.list_namespace().items]
-    assert namespace in names
+def test_kube_kubeconfig_works_for_plain_kubernetes_clients(kube: KubeTarget, namespace: str) -> None:
+    api_client = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig))
+    try:
+        namespaces = kubernetes.client.CoreV1Api(api_client).list_namespace().items
+    finally:
+        api_client.close()
+    assert namespace in {ns.metadata.name for ns in namespaces if ns.metadata}
 
 
 def test_moto_bucket_policy_round_trip(moto: MotoServer) -> None:

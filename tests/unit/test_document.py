@@ -1,4 +1,4 @@
-"""The document model: parse any valid bucket policy, reject invalid ones clearly, serialise stably, compare by meaning."""
+"""The document model: parse any bucket policy, reject invalid ones clearly, serialise stably, compare by meaning."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def stmt(**fields: Any) -> dict[str, Any]:
     return base
 
 
-def doc(*statements: dict[str, Any], **top: Any) -> dict[str, Any]:
+def doc(*statements: Any, **top: Any) -> dict[str, Any]:
     return {"Version": "2012-10-17", **top, "Statement": list(statements)}
 
 
@@ -118,7 +118,8 @@ def test_document_parse_reads_string_or_list_fields_as_tuples() -> None:
     assert (one.actions, one.resources) == (("s3:GetObject",), (OBJECTS_ARN,))
     assert many.actions == ("s3:GetObject", "s3:PutObject")
     assert many.resources == (BUCKET_ARN, OBJECTS_ARN)
-    assert one.not_actions is None and one.not_resources is None
+    assert one.not_actions is None
+    assert one.not_resources is None
 
 
 @pytest.mark.parametrize(
@@ -358,7 +359,7 @@ def test_document_size_bytes_can_exceed_the_s3_limit() -> None:
 
 # --- comparing by meaning -------------------------------------------------------------------------------------
 
-DENY = {
+DENY: dict[str, Any] = {
     "Sid": "Deny",
     "Effect": "Deny",
     "Principal": "*",
@@ -369,7 +370,7 @@ DENY = {
         "NotIpAddress": {"aws:SourceIp": ["192.0.2.0/24", "203.0.113.0/24"]},
     },
 }
-READ = {
+READ: dict[str, Any] = {
     "Sid": "Read",
     "Effect": "Allow",
     "Principal": {"AWS": ["111122223333", "444455556666"]},
@@ -503,7 +504,8 @@ DIFFERENT_MEANING = [
 def test_document_same_meaning_ignores_form(left: dict[str, Any], right: dict[str, Any]) -> None:
     a, b = parse(left), parse(right)
     assert json.dumps(left) != json.dumps(right)  # the texts differ...
-    assert a.same_meaning(b) and b.same_meaning(a)  # ...the meaning does not
+    assert a.same_meaning(b)  # ...the meaning does not
+    assert b.same_meaning(a)
     assert a == b
     assert hash(a) == hash(b)
     assert a.policy_hash == b.policy_hash
@@ -513,7 +515,8 @@ def test_document_same_meaning_ignores_form(left: dict[str, Any], right: dict[st
 @pytest.mark.parametrize(("left", "right"), DIFFERENT_MEANING)
 def test_document_same_meaning_sees_real_differences(left: dict[str, Any], right: dict[str, Any]) -> None:
     a, b = parse(left), parse(right)
-    assert not a.same_meaning(b) and not b.same_meaning(a)
+    assert not a.same_meaning(b)
+    assert not b.same_meaning(a)
     assert a != b
     assert a.policy_hash != b.policy_hash
 

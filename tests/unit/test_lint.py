@@ -118,7 +118,7 @@ def document(*statements: dict[str, Any], version: str | None = "2012-10-17") ->
         ),
     ],
 )
-def test_lint_spec_findings(fields: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+def test_lint_spec_reports_each_problem(fields: dict[str, Any], expected: list[tuple[str, str]]) -> None:
     assert codes(lint_spec(spec(**fields))) == expected
 
 
@@ -232,6 +232,6 @@ def test_lint_policy_nothing_to_say_about_no_policy() -> None:
         pytest.param(["Info", "Error"], True, id="an-error"),
     ],
 )
-def test_has_errors(severities: list[str], expected: bool) -> None:
+def test_has_errors_only_for_an_error(severities: list[str], expected: bool) -> None:
     findings = [Finding.model_validate({"severity": s, "code": "X", "message": "m"}) for s in severities]
     assert has_errors(findings) is expected

@@ -1,15 +1,17 @@
-"""Properties of the document model and merge that must hold for every policy, not just the examples."""
+"""Properties of the document model and merge that must hold for every policy, not just the examples.
+
+100 examples each keeps the unit suite fast; BUCKETWARDEN_HYPOTHESIS_EXAMPLES=2000 searches harder.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from bucketwarden.policy import PolicyDocument, Statement, merge_policy, plan_change, remove_policy
 from tests.strategies import (
     BUCKET,
     OWNED_SIDS,
@@ -20,7 +22,13 @@ from tests.strategies import (
     statements,
 )
 
-PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from bucketwarden.policy import PolicyDocument, Statement, merge_policy, plan_change, remove_policy
+
+PROPERTY_SETTINGS = settings(
+    max_examples=int(os.environ.get("BUCKETWARDEN_HYPOTHESIS_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 OUR_SID, *ADOPTED = OWNED_SIDS
 
 OURS = Statement.build(

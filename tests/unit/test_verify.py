@@ -171,6 +171,10 @@ def test_build_scenarios_vpc_endpoint_traffic_has_no_source_ip_fact12() -> None:
         pytest.param(spec(allowedSourceIps=[], allowedVpcEndpoints=[VPCE]), id="vpc-endpoint-only"),
         pytest.param(spec(allowedVpcEndpoints=[VPCE], allowedVpcs=[VPC]), id="ips-endpoints-and-vpcs"),
         pytest.param(spec(exemptionKey="principalArn"), id="principal-arn-key"),
+        pytest.param(
+            spec(allowedVpcEndpoints=["vpce-0aaaaaaaaaaaaaaaa"], allowedVpcs=["vpc-0aaaaaaaaaaaaaaaa"]),
+            id="lists-the-stand-in-endpoint-and-vpc",
+        ),
         pytest.param(spec(exemptRoles=[]), id="no-exempt-roles"),
         pytest.param(spec(allowedSourceIps=["0.0.0.0/0", "::/0"]), id="allow-all"),
         pytest.param(spec(exemptOperator=False, acknowledgeLockoutRisk=True), id="operator-not-exempt"),

@@ -133,7 +133,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
     """Attach every handler to ``registry``."""
     resource = (GROUP, VERSION, PLURAL)
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(id="configure", registry=registry)
     def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         # kopf's bookkeeping lives in annotations, not status: the CRD's structural schema would prune an
         # unknown status.kopf, and a clean status keeps Argo CD's diffs and health checks quiet.
@@ -151,16 +151,16 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
 
     operator_settings = settings
 
-    @kopf.index(*resource, registry=registry)
+    @kopf.index(*resource, id="claims_by_bucket", registry=registry)
     def claims_by_bucket(**kwargs: Any) -> Any:
         bucket = kwargs["spec"].get("bucketName")
         if not bucket:
             return None
         return {bucket: (str(kwargs["meta"].get("creationTimestamp") or ""), kwargs["namespace"], kwargs["name"])}
 
-    @kopf.on.resume(*resource, registry=registry)
-    @kopf.on.create(*resource, registry=registry)
-    @kopf.on.update(*resource, registry=registry)
+    @kopf.on.resume(*resource, id="reconcile", registry=registry)
+    @kopf.on.create(*resource, id="reconcile", registry=registry)
+    @kopf.on.update(*resource, id="reconcile", registry=registry)
     def reconcile_on_change(**kwargs: Any) -> None:
         result = reconcile_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
         if result.retryable:
@@ -172,6 +172,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
 
     @kopf.timer(
         *resource,
+        id="resync",
         interval=settings.resync_interval_seconds,
         initial_delay=_initial_delay,
         registry=registry,
@@ -180,7 +181,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         # Level-based: the timer never raises; a failure is in status and the next tick tries again.
         reconcile_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
 
-    @kopf.on.delete(*resource, registry=registry)
+    @kopf.on.delete(*resource, id="cleanup", registry=registry)
     def finalize(**kwargs: Any) -> None:
         spec, namespace, name, body = kwargs["spec"], kwargs["namespace"], kwargs["name"], kwargs["body"]
         retry, claims_by_bucket = kwargs["retry"], kwargs["claims_by_bucket"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,12 @@ def collapse(networks: Iterable[Network]) -> tuple[Network, ...]:
 
 
 def analyse_cidrs(texts: Sequence[str]) -> CidrReport:
+    """Normalise host bits and collapse ranges; cached, since every reconcile of a spec asks again."""
+    return _analyse_cidrs(tuple(texts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _analyse_cidrs(texts: tuple[str, ...]) -> CidrReport:
     """Normalise host bits ("192.0.2.7/24" -> "192.0.2.0/24"), and collapse overlaps and duplicates."""
     host_bits: list[tuple[str, str]] = []
     parsed: list[Network] = []
@@ -91,7 +98,8 @@ def analyse_cidrs(texts: Sequence[str]) -> CidrReport:
             if any(n.version == r.version and n.subnet_of(r) for r in NON_PUBLIC_RANGES)  # type: ignore[arg-type]
         )
     )
-    allow_all = tuple(dict.fromkeys(str(n) for n in parsed if n.prefixlen == 0))
+    # Checked after collapsing: 0.0.0.0/1 plus 128.0.0.0/1 allows every address just as 0.0.0.0/0 does.
+    allow_all = tuple(str(n) for n in networks if n.prefixlen == 0)
     return CidrReport(networks, tuple(host_bits), collapsed, non_public, allow_all)
 
 

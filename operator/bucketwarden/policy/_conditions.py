@@ -75,15 +75,11 @@ def globs_regex(patterns: tuple[str, ...], ignore_case: bool = False) -> re.Patt
     return re.compile("|".join(f"(?:{_glob_source(p)})" for p in patterns), flags)
 
 
-def glob_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
-    return glob_regex(pattern, ignore_case).fullmatch(value) is not None
-
-
 # --- policy variables -----------------------------------------------------------------------------------------
 
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _VARIABLE_BODY = re.compile(r"\s*([^\s,']+)\s*(?:,\s*'((?:[^']|'')*)'\s*)?")
-_ESCAPES = {"*": "*", "?": "?", "$": "$"}
+_ESCAPES = frozenset("*?$")  # ${*}, ${?}, ${$}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +102,7 @@ def _template(value: str) -> tuple[_Segment, ...]:
             segments.append(("pattern", value[pos : m.start()]))
         body = m.group(1)
         if body in _ESCAPES:
-            segments.append(("literal", _ESCAPES[body]))
+            segments.append(("literal", body))
         elif (parsed := _VARIABLE_BODY.fullmatch(body)) is not None:
             default = parsed.group(2)
             segments.append(_Var(parsed.group(1).lower(), None if default is None else default.replace("''", "'")))
@@ -325,7 +321,10 @@ def _ip_address(values: tuple[str, ...]) -> ValueMatch:
         if ip is None:
             return False
         version, number = ip
-        return any(number & mask in nets for mask, nets in by_version.get(version, ()))
+        for mask, nets in by_version.get(version, ()):  # noqa: SIM110 - hot path, see check()
+            if number & mask in nets:
+                return True
+        return False
 
     return match
 
@@ -458,12 +457,13 @@ def compile_condition(operator: str, key: str, values: tuple[str, ...], *, varia
             if qualifier == "ForAnyValue":
                 return False
             return negated
+        if qualifier is None:
+            # A single-valued key (nearly every key) skips the generator: this runs for every request.
+            hit = match(got[0], context) if len(got) == 1 else any(match(v, context) for v in got)
+            return hit != negated
         if qualifier == "ForAllValues":
             return all(match(v, context) != negated for v in got)
-        if qualifier == "ForAnyValue":
-            return any(match(v, context) != negated for v in got)
-        hit = any(match(v, context) for v in got)
-        return not hit if negated else hit
+        return any(match(v, context) != negated for v in got)
 
     return check
 

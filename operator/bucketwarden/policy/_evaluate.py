@@ -137,6 +137,10 @@ def _principal_matcher(principal: Principal) -> ContextCheck | None:
     exact_ids = frozenset(unique_ids)
     prefixes = tuple(f"{u}:" for u in unique_ids)
 
+    if len(lookups) == 1 and not exact_ids:  # the usual case: one kind of principal
+        [(key, wanted)] = lookups
+        return lambda context: not wanted.isdisjoint(context.get(key, ()))
+
     def match(context: Context) -> bool:
         for key, wanted in lookups:
             if not wanted.isdisjoint(context.get(key, ())):
@@ -156,41 +160,60 @@ def _action_matcher(patterns: tuple[str, ...], negated: bool) -> Callable[[str],
     return lambda action: (regex.fullmatch(action) is None) == negated
 
 
-def _resource_matcher(patterns: tuple[str, ...], variables: bool) -> Callable[[str, Context], bool] | None:
-    """None when every resource matches."""
-    if "*" in patterns:
-        return None
+ResourceFixed = Callable[[str], bool | None]
+
+
+def _resource_matchers(
+    patterns: tuple[str, ...], negated: bool, variables: bool
+) -> tuple[ResourceFixed, Callable[[Request], bool]]:
+    """(fixed, dynamic) for a Resource or NotResource element.
+
+    ``fixed(resource)`` answers from the resource alone: True or False, or None when a pattern with a policy
+    variable decides, which ``dynamic(request)`` then answers. NotResource is already folded in.
+    """
     static_patterns = tuple(p for p in patterns if not (variables and has_variables(p)))
-    static = globs_regex(static_patterns) if static_patterns else None
-    dynamic = tuple(p for p in patterns if variables and has_variables(p))
+    dynamic_patterns = tuple(p for p in patterns if variables and has_variables(p))
+    everything = "*" in static_patterns
+    regex = globs_regex(static_patterns) if static_patterns and not everything else None
+    otherwise = None if dynamic_patterns else negated
 
-    def match(resource: str, context: Context) -> bool:
-        if static is not None and static.fullmatch(resource) is not None:
-            return True
-        for template in dynamic:
-            pattern = substitute_pattern(template, context)
-            if pattern is not None and glob_regex(pattern).fullmatch(resource) is not None:
-                return True
-        return False
+    def fixed(resource: str) -> bool | None:
+        if everything or (regex is not None and regex.fullmatch(resource) is not None):
+            return not negated
+        return otherwise
 
-    return match
+    def dynamic(request: Request) -> bool:
+        for template in dynamic_patterns:
+            pattern = substitute_pattern(template, request.context)
+            if pattern is not None and glob_regex(pattern).fullmatch(request.resource) is not None:
+                return not negated
+        return negated
+
+    return fixed, dynamic
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledStatement:
     """A statement turned into checks once, so each request costs a few regex matches and set lookups.
 
-    ``action`` answers whether the Action/NotAction element matches; ``rest`` checks principal, resource and
-    conditions. They are apart so that a policy can sort its statements by action once per action name.
+    The action and (most of the time) the resource decide without the rest of the request, so a policy sorts
+    its statements by (action, resource) once; ``rest`` then checks principal and conditions per request.
     """
 
     sid: str | None
     deny: bool
     action: Callable[[str], bool]
+    resource: ResourceFixed
+    resource_dynamic: Callable[[Request], bool]
     rest: Callable[[Request], bool]
 
     def applies(self, request: Request) -> bool:
-        return self.action(request.action) and self.rest(request)
+        if not self.action(request.action):
+            return False
+        resource = self.resource(request.resource)
+        if resource is None:
+            resource = self.resource_dynamic(request)
+        return resource and self.rest(request)
 
     @classmethod
     def compile(cls, stmt: Statement, *, variables: bool = True) -> CompiledStatement:
@@ -201,8 +224,6 @@ class CompiledStatement:
             raise PolicyError(f"statement {stmt.sid or '(no Sid)'} lacks a principal, action or resource")
         principal = _principal_matcher(principal_element)
         principal_negated = stmt.principal is None
-        resource = _resource_matcher(resources, variables)
-        resource_negated = stmt.resources is None
         conditions = compile_conditions(stmt.conditions, variables=variables)
 
         def rest(request: Request) -> bool:
@@ -212,50 +233,64 @@ class CompiledStatement:
                     return False
             elif principal(context) == principal_negated:
                 return False
-            if resource is None:
-                if resource_negated:
-                    return False
-            elif resource(request.resource, context) == resource_negated:
-                return False
             for check in conditions:  # noqa: SIM110 - a plain loop beats all() over a generator on this hot path
                 if not check(context):
                     return False
             return True
 
-        return cls(stmt.sid, stmt.effect == "Deny", _action_matcher(actions, stmt.actions is None), rest)
+        fixed, dynamic = _resource_matchers(resources, stmt.resources is None, variables)
+        return cls(
+            stmt.sid, stmt.effect == "Deny", _action_matcher(actions, stmt.actions is None), fixed, dynamic, rest
+        )
+
+
+# (statement, its verdict when it applies, whether its resource still depends on the request)
+Candidate = tuple[CompiledStatement, Evaluation, bool]
 
 
 class CompiledPolicy:
-    """A policy's compiled statements, with the statements that match each action name remembered."""
+    """A policy's compiled statements, with the candidates for each (action, resource) remembered."""
 
-    __slots__ = ("_by_action", "statements")
+    __slots__ = ("_candidates", "statements")
 
     def __init__(self, statements: tuple[CompiledStatement, ...]) -> None:
         self.statements = statements
-        self._by_action: dict[str, tuple[tuple[int, CompiledStatement], ...]] = {}
+        self._candidates: dict[tuple[str, str], tuple[Candidate, ...]] = {}
 
-    def candidates(self, action: str) -> tuple[tuple[int, CompiledStatement], ...]:
-        """(index, statement) of every statement whose Action/NotAction matches."""
-        hit = self._by_action.get(action)
+    def candidates(self, action: str, resource: str) -> tuple[Candidate, ...]:
+        """The statements whose Action and Resource elements can match."""
+        key = (action, resource)
+        hit = self._candidates.get(key)
         if hit is None:
-            hit = tuple((i, s) for i, s in enumerate(self.statements) if s.action(action))
-            if len(self._by_action) < _CACHE_LIMIT:
-                self._by_action[action] = hit
+            found: list[Candidate] = []
+            for index, stmt in enumerate(self.statements):
+                if stmt.action(action) and (fixed := stmt.resource(resource)) is not False:
+                    verdict = Evaluation("ExplicitDeny" if stmt.deny else "Allow", stmt.sid, index)
+                    found.append((stmt, verdict, fixed is None))
+            hit = tuple(found)
+            if len(self._candidates) < _CANDIDATES_LIMIT:
+                self._candidates[key] = hit
         return hit
 
     def decide(self, request: Request) -> Evaluation:
         allow: Evaluation | None = None
-        for index, stmt in self.candidates(request.action):
+        for stmt, verdict, dynamic in self.candidates(request.action, request.resource):
+            if dynamic and not stmt.resource_dynamic(request):
+                continue
             if stmt.deny:
                 if stmt.rest(request):
-                    return Evaluation("ExplicitDeny", stmt.sid, index)
+                    return verdict
             elif allow is None and stmt.rest(request):
-                allow = Evaluation("Allow", stmt.sid, index)
+                allow = verdict
         return allow if allow is not None else _NO_MATCH
 
-    def applying(self, request: Request) -> list[int]:
-        """Indexes of every statement that applies, Allow and Deny alike."""
-        return [i for i, stmt in self.candidates(request.action) if stmt.rest(request)]
+    def applying(self, request: Request) -> list[Evaluation]:
+        """The verdict of every statement that applies, Allow and Deny alike, in document order."""
+        return [
+            verdict
+            for stmt, verdict, dynamic in self.candidates(request.action, request.resource)
+            if (not dynamic or stmt.resource_dynamic(request)) and stmt.rest(request)
+        ]
 
 
 _NO_MATCH = Evaluation("NoMatch")
@@ -263,7 +298,10 @@ EMPTY_POLICY = CompiledPolicy(())
 
 # Compiled statements and policies keyed by identity: merge keeps foreign Statement objects, so a reconcile
 # compiles each once. Each entry holds its key object, so the id cannot be reused while the entry lives.
-_CACHE_LIMIT = 4096
+# The limits bound memory (a policy can be 20 KB); a full cache is simply emptied.
+_STATEMENTS_LIMIT = 2048
+_POLICIES_LIMIT = 128
+_CANDIDATES_LIMIT = 256
 _statements: dict[tuple[int, bool], tuple[Statement, CompiledStatement]] = {}
 _policies: dict[int, tuple[PolicyDocument, CompiledPolicy]] = {}
 
@@ -274,7 +312,7 @@ def compile_statement(stmt: Statement, *, variables: bool = True) -> CompiledSta
     if hit is not None and hit[0] is stmt:
         return hit[1]
     compiled = CompiledStatement.compile(stmt, variables=variables)
-    if len(_statements) >= _CACHE_LIMIT:
+    if len(_statements) >= _STATEMENTS_LIMIT:
         _statements.clear()
     _statements[key] = (stmt, compiled)
     return compiled
@@ -288,7 +326,7 @@ def compile_policy(policy: PolicyDocument) -> CompiledPolicy:
     # Policy variables exist only in Version 2012-10-17; under 2008-10-17 (or no Version) "${x}" is literal text.
     variables = policy.version == POLICY_VERSION
     compiled = CompiledPolicy(tuple(compile_statement(s, variables=variables) for s in policy.statements))
-    if len(_policies) >= _CACHE_LIMIT:
+    if len(_policies) >= _POLICIES_LIMIT:
         _policies.clear()
     _policies[id(policy)] = (policy, compiled)
     return compiled

@@ -6,6 +6,7 @@ else from outside is denied, the exempt roles' AWS Backup sessions and the opera
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,9 +28,6 @@ FOREIGN_DENY_BLOCKS_EXEMPT_ROLE = "ForeignDenyBlocksExemptRole"
 # allowed range plays "somewhere on the internet, not allowed".
 OUTSIDE_IPV4: tuple[str, ...] = ("3.5.140.2", "52.216.8.1", "54.231.0.1", "18.34.0.1")
 OUTSIDE_IPV6: tuple[str, ...] = ("2600:1f18::1", "2600:1fa0::1", "2a05:d018::1")
-# Endpoint and VPC ids that stand for "some endpoint or VPC the spec does not list".
-OTHER_VPC_ENDPOINTS: tuple[str, ...] = ("vpce-0aaaaaaaaaaaaaaaa", "vpce-0bbbbbbbbbbbbbbbb")
-OTHER_VPCS: tuple[str, ...] = ("vpc-0aaaaaaaaaaaaaaaa", "vpc-0bbbbbbbbbbbbbbbb")
 # What a request through a VPC endpoint carries instead of aws:SourceIp (fact 12).
 VPC_SOURCE_IP = "10.0.0.12"
 
@@ -118,8 +116,9 @@ def _address_plan(cidrs: tuple[str, ...]) -> _AddressPlan:
     )
 
 
-def _first_unlisted(candidates: Sequence[str], listed: Sequence[str]) -> str:
-    return next(c for c in candidates if c not in listed)
+def _unlisted(prefix: str, listed: Sequence[str]) -> str:
+    """An endpoint or VPC id the spec does not list: vpce-0aaaaaaaaaaaaaaaa, or the next one if that is listed."""
+    return next(c for n in itertools.count() if (c := f"{prefix}-{0xAAAAAAAAAAAAAAAA + n:017x}") not in listed)
 
 
 def _bucket_account(spec: ProtectedBucketSpec, roles: Sequence[ResolvedRole], operator: CallerIdentity | None) -> str:
@@ -276,8 +275,8 @@ def _scenarios(inputs: _Inputs) -> tuple[Scenario, ...]:
 
     # (5) VPC endpoint traffic carries no aws:SourceIp (fact 12): only a listed endpoint or VPC lets it in.
     endpoints, vpcs = inputs.endpoints, inputs.vpcs
-    other_endpoint = _first_unlisted(OTHER_VPC_ENDPOINTS, endpoints)
-    other_vpc = _first_unlisted(OTHER_VPCS, vpcs)
+    other_endpoint = _unlisted("vpce", endpoints)
+    other_vpc = _unlisted("vpc", vpcs)
     via_endpoint = {**client, "aws:VpcSourceIp": VPC_SOURCE_IP}
     for endpoint in endpoints:
         scenarios.append(
@@ -335,14 +334,13 @@ def _blocked_message(label: str, sid: str | None, scenario: Scenario) -> str:
     )
 
 
-def _foreign_denies(compiled: CompiledPolicy, scenario: Scenario, owned: set[str]) -> list[tuple[int, str | None]]:
-    """(index, Sid) of every applying Deny statement that this resource does not own."""
-    found = []
-    for index in compiled.applying(scenario.request):
-        stmt = compiled.statements[index]
-        if stmt.deny and (stmt.sid is None or stmt.sid not in owned):
-            found.append((index, stmt.sid))
-    return found
+def _foreign_denies(compiled: CompiledPolicy, scenario: Scenario, owned: set[str]) -> list[Evaluation]:
+    """Every applying Deny statement that this resource does not own."""
+    return [
+        verdict
+        for verdict in compiled.applying(scenario.request)
+        if verdict.denied and (verdict.sid is None or verdict.sid not in owned)
+    ]
 
 
 def verify_policy(
@@ -361,7 +359,7 @@ def verify_policy(
     compiled = compile_policy(policy) if policy is not None else EMPTY_POLICY
     results: list[ScenarioResult] = []
     findings: list[Finding] = []
-    reported: set[tuple[int, str]] = set()
+    reported: set[tuple[int | None, str]] = set()
     for scenario in build_scenarios(spec, roles, operator, partition=partition):
         evaluation = compiled.decide(scenario.request)
         passed = evaluation.denied == (scenario.expect == "denied")
@@ -370,17 +368,17 @@ def verify_policy(
         if not evaluation.denied or scenario.kind not in ("role", "operator"):
             continue
         # Every foreign Deny that hits an exempt principal is reported, not only the first one.
-        for index, sid in _foreign_denies(compiled, scenario, owned):
-            key = (index, scenario.principal or scenario.name)
+        for deny in _foreign_denies(compiled, scenario, owned):
+            key = (deny.index, scenario.principal or scenario.name)
             if key in reported:
                 continue
             reported.add(key)
-            label = sid if sid is not None else f"Statement[{index}]"
+            label = deny.label or "?"
             findings.append(
                 Finding(
                     severity="Error",
                     code=FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
-                    message=_blocked_message(label, sid, scenario),
+                    message=_blocked_message(label, deny.sid, scenario),
                     sid=label,
                 )
             )

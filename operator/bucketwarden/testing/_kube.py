@@ -212,8 +212,9 @@ class KubeTarget(abc.ABC):
 class KubeEmulator(KubeTarget):
     """kmock serving an emulated Kubernetes API over plain HTTP on 127.0.0.1, in a child process.
 
-    Serves v1 namespaces (with `default`), v1 events, and the given custom resources. See docs/testing.md
-    for what it emulates beyond kmock itself (resourceVersion, status subresource, finalizers, watches)::
+    Serves v1 namespaces (with `default`), v1 events, CRDs (applying one serves its resource) and the given
+    custom resources. See docs/testing.md for what it emulates beyond kmock itself (resourceVersion, status
+    subresource, finalizers, watches)::
 
         with KubeEmulator() as kube, kube.client() as client:
             client.create_namespace("demo")

@@ -43,7 +43,7 @@ class MotoServer:
         self._process = ServerProcess(
             "moto",
             [str(script)],
-            env=scrubbed_environ(self.env(endpoint_url="http://127.0.0.1:0")),
+            env=scrubbed_environ(self._credentials()),
             probe_path="/moto-api/data.json",
             startup_timeout=startup_timeout,
         )
@@ -69,10 +69,15 @@ class MotoServer:
     def endpoint_url(self) -> str:
         return self._process.url
 
-    def env(self, *, endpoint_url: str | None = None) -> dict[str, str]:
-        """Environment variables that point any AWS SDK or CLI at this server, for child processes."""
+    def env(self) -> dict[str, str]:
+        """Environment variables that point any AWS SDK or CLI at this server, for child processes.
+
+        Pass them through `scrubbed_environ(moto.env())`, which also drops AWS_PROFILE and friends.
+        """
+        return {"AWS_ENDPOINT_URL": self.endpoint_url, **self._credentials()}
+
+    def _credentials(self) -> dict[str, str]:
         return {
-            "AWS_ENDPOINT_URL": endpoint_url or self.endpoint_url,
             "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
             "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
             "AWS_DEFAULT_REGION": self.region,

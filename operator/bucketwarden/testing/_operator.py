@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 import os
 import threading
@@ -33,13 +34,18 @@ _registries_with_login: weakref.WeakSet[kopf.OperatorRegistry] = weakref.WeakSet
 _registries_lock = threading.Lock()
 
 
+# kopf uses the credentials of the highest priority: the harness's target beats any other login handler's.
+HARNESS_LOGIN_PRIORITY = 1_000_000
+
+
 async def login_via_harness(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """Log in where the runner says; outside a runner thread, log in as kopf would by default."""
     connect = _connection.get()
     if connect is not None:
-        return await asyncio.to_thread(connect)
-    info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
-    return info
+        info = await asyncio.to_thread(connect)
+        return dataclasses.replace(info, priority=HARNESS_LOGIN_PRIORITY)
+    default: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+    return default
 
 
 def connector_for(target: Target) -> Callable[[], kopf.ConnectionInfo]:

@@ -1,0 +1,193 @@
+"""B5: what the pure policy core costs per reconcile, as CIDR lists and existing policies grow.
+
+Times render, merge, plan and (once the verifier exists) verify for 1, 10 and 100 CIDRs against existing
+policies of 0, 10 and 100 foreign statements, in microseconds per call. No pass/fail: it prints a table.
+Run: ``python -m bench.core [--quick] [--json FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import ipaddress
+import statistics
+import timeit
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench import _report
+from bucketwarden.policy import PolicyDocument, Statement, merge_policy, plan_change, render_statement
+from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.spec import ProtectedBucketSpec
+
+CIDR_COUNTS = (1, 10, 100)
+FOREIGN_COUNTS = (0, 10, 100)
+TYPICAL = (10, 10)  # (CIDRs, foreign statements)
+LARGE = (100, 100)
+OPERATIONS = ("render", "merge", "plan", "verify", "render_merge_verify")
+
+ACCOUNT = "123456789012"
+BUCKET = "bench-bucket-001"
+ROLE = ResolvedRole(
+    ref="AWSBackupDefaultServiceRole",
+    name="AWSBackupDefaultServiceRole",
+    arn=f"arn:aws:iam::{ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole",
+    role_id="AROASAMPLESAMPLESAMPL",
+)
+# The same role before it was deleted and recreated (fact 3): the existing policy names this old RoleId.
+STALE_ROLE = ResolvedRole(ref=ROLE.ref, name=ROLE.name, arn=ROLE.arn, role_id="AROAOLDROLEIDOLDROLE1")
+OPERATOR = CallerIdentity(
+    account=ACCOUNT,
+    arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/bucketwarden-operator/botocore-session-1700000000",
+    user_id="AROAOPERATOROPERATOR1:botocore-session-1700000000",
+)
+
+Verifier = Callable[[ProtectedBucketSpec, Sequence[ResolvedRole], CallerIdentity | None, PolicyDocument], object]
+
+
+def find_verifier() -> Verifier | None:
+    """``bucketwarden.policy.verify_policy`` when it exists; this benchmark predates it."""
+    verifier: Verifier | None = getattr(importlib.import_module("bucketwarden.policy"), "verify_policy", None)
+    return verifier
+
+
+def allowed_cidrs(n: int) -> list[str]:
+    """``n`` public /24s, 512 addresses apart, so none collapses into another."""
+    base = int(ipaddress.IPv4Address("20.0.0.0"))
+    return [str(ipaddress.IPv4Network((base + i * 512, 24))) for i in range(n)]
+
+
+def foreign_statement(i: int) -> dict[str, Any]:
+    """A typical cross-account read grant, different for every ``i``."""
+    return {
+        "Sid": f"CrossAccountRead{i}",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{444455556666 + i}:role/reader-{i}"},
+        "Action": ["s3:GetObject", "s3:ListBucket"],
+        "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/team-{i}/*"],
+        "Condition": {"StringEquals": {"s3:ExistingObjectTag/team": f"team-{i}"}},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One combination: the spec, and the policy found on the bucket (foreign statements around a stale one of ours)."""
+
+    cidrs: int
+    foreign: int
+    spec: ProtectedBucketSpec
+    existing: PolicyDocument
+
+    @classmethod
+    def make(cls, cidrs: int, foreign: int) -> Case:
+        spec = ProtectedBucketSpec.model_validate(
+            {
+                "bucketName": BUCKET,
+                "allowedSourceIps": allowed_cidrs(cidrs),
+                "exemptRoles": [{"name": ROLE.name}],
+                "adoptSids": ["SourceIPRestriction001"],
+            }
+        )
+        stale = render_statement(spec, [STALE_ROLE], OPERATOR).to_json()
+        others = [foreign_statement(i) for i in range(foreign)]
+        statements = [*others[: foreign // 2], stale, *others[foreign // 2 :]]
+        existing = PolicyDocument.from_obj({"Version": "2012-10-17", "Statement": statements})
+        return cls(cidrs, foreign, spec, existing)
+
+    def render(self) -> Statement:
+        return render_statement(self.spec, [ROLE], OPERATOR)
+
+    def merge(self, ours: Statement) -> PolicyDocument:
+        return merge_policy(self.existing, ours, self.spec.owned_sids)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    best_us: float
+    median_us: float
+
+
+def measure(fn: Callable[[], object], *, quick: bool) -> Timing:
+    """Microseconds per call: the best and the median of several timeit repeats.
+
+    Full mode runs each repeat long enough (about 20 ms) to rise above timer resolution; quick mode only
+    checks that everything runs.
+    """
+    timer = timeit.Timer(fn)
+    if quick:
+        number, repeat = 1, 3
+    else:
+        number, repeat = 1, 7
+        while timer.timeit(number) < 0.02:
+            number *= 2
+    per_call = [t / number * 1e6 for t in timer.repeat(repeat=repeat, number=number)]
+    return Timing(best_us=min(per_call), median_us=statistics.median(per_call))
+
+
+def run_case(case: Case, verify: Verifier | None, *, quick: bool) -> dict[str, Any]:
+    ours = case.render()
+    desired = case.merge(ours)
+
+    def pipeline() -> None:
+        merged = case.merge(case.render())
+        if verify is not None:
+            verify(case.spec, [ROLE], OPERATOR, merged)
+
+    operations: dict[str, Callable[[], object] | None] = {
+        "render": case.render,
+        "merge": lambda: case.merge(ours),
+        "plan": lambda: plan_change(case.existing, desired),
+        "verify": None if verify is None else lambda: verify(case.spec, [ROLE], OPERATOR, desired),
+        "render_merge_verify": pipeline,
+    }
+    timings = {name: None if fn is None else measure(fn, quick=quick) for name, fn in operations.items()}
+    return {
+        "cidrs": case.cidrs,
+        "foreign": case.foreign,
+        "policy_bytes": desired.size_bytes,
+        "median_us": {name: None if t is None else t.median_us for name, t in timings.items()},
+        "best_us": {name: None if t is None else t.best_us for name, t in timings.items()},
+    }
+
+
+def run(quick: bool) -> dict[str, Any]:
+    """Time every combination, print the table, and return the numbers (``b5_core_us`` is the headline)."""
+    verify = find_verifier()
+    cases = [run_case(Case.make(c, f), verify, quick=quick) for c in CIDR_COUNTS for f in FOREIGN_COUNTS]
+    by_size = {(r["cidrs"], r["foreign"]): r for r in cases}
+    _report.print_table(
+        ["CIDRs", "foreign", "bytes", *(f"{op} us" for op in OPERATIONS)],
+        [
+            [r["cidrs"], r["foreign"], r["policy_bytes"], *(_report.format_us(r["median_us"][op]) for op in OPERATIONS)]
+            for r in cases
+        ],
+        title="B5 policy core: microseconds per call (median" + (", quick mode: not a measurement)" if quick else ")"),
+    )
+    if verify is None:
+        print("verify: bucketwarden.policy.verify_policy not available; render_merge_verify is render + merge\n")
+    return {
+        "benchmark": "core",
+        "quick": quick,
+        "verify_included": verify is not None,
+        "cases": cases,
+        "b5_core_us": {
+            "render_merge_verify_typical": by_size[TYPICAL]["median_us"]["render_merge_verify"],
+            "render_merge_verify_large": by_size[LARGE]["median_us"]["render_merge_verify"],
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.core", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few iterations only: checks it runs, not speed")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    results = run(args.quick)
+    if args.json:
+        _report.write_json(args.json, {"core": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
