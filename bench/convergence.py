@@ -46,18 +46,24 @@ def floor_client(moto: MotoServer) -> S3Client:
     return client
 
 
-def run_floor(s3: S3Client, workload: Workload) -> float:
-    """Seconds for one GET and one PUT of a pre-rendered policy per bucket, DEFAULT_CONCURRENCY threads."""
+@dataclass(frozen=True, slots=True)
+class FloorRun:
+    seconds: float
+    cpu_s: float  # CPU time of this (client) process, every thread; moto's CPU is in its own process
+
+
+def run_floor(s3: S3Client, workload: Workload) -> FloorRun:
+    """One GET and one PUT of a pre-rendered policy per bucket, DEFAULT_CONCURRENCY threads."""
     rendered = {bucket: doc.to_json() for bucket, doc in workload.expected.items()}
 
     def one(bucket: str) -> None:
         s3.get_bucket_policy(Bucket=bucket)
         s3.put_bucket_policy(Bucket=bucket, Policy=rendered[bucket])
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=DEFAULT_CONCURRENCY, thread_name_prefix="floor") as pool:
         list(pool.map(one, workload.buckets))
-    return time.perf_counter() - started
+    return FloorRun(time.perf_counter() - started, time.process_time() - cpu)
 
 
 def new_gateway(moto: MotoServer) -> AwsGateway:
@@ -74,6 +80,7 @@ class Pass:
     """One reconcile_all over every manifest."""
 
     seconds: float
+    cpu_s: float  # CPU time of this (client) process, every thread
     results: list[ReconcileResult]
     calls: dict[str, int]  # API -> calls over the whole pass, identity lookups included
     attempts: dict[str, int]  # API -> HTTP requests, retries included
@@ -105,10 +112,10 @@ def run_pass(gateway: AwsGateway, workload: Workload) -> Pass:
     """One timed reconcile_all at file mode's default concurrency, with the gateway's call counts."""
     reconciler = Reconciler(gateway)
     gateway.counter.reset()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     results = reconcile_all(reconciler, workload.manifests)
-    seconds = time.perf_counter() - started
-    return Pass(seconds, results, gateway.counter.snapshot(), gateway.counter.attempts())
+    seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    return Pass(seconds, cpu_s, results, gateway.counter.snapshot(), gateway.counter.attempts())
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +149,7 @@ def benchmark(moto: MotoServer, settings: Settings) -> dict[str, Any]:
     n = settings.buckets
     _log(f"B1/B2: {n} buckets created in {time.perf_counter() - started:.1f} s")
 
-    floor_runs: list[float] = []
+    floor_runs: list[FloorRun] = []
     b1_passes: list[Pass] = []
     b2_passes: list[Pass] = []
     checks: dict[str, dict[str, int | bool]] = {}
@@ -153,7 +160,7 @@ def benchmark(moto: MotoServer, settings: Settings) -> dict[str, Any]:
             if tool == "floor":
                 floor_runs.append(run_floor(floor, workload))
                 checks["floor"] = _checked(check_converged(admin, workload), "floor")
-                _log(f"  round {round_ + 1}: floor        {floor_runs[-1]:7.2f} s")
+                _log(f"  round {round_ + 1}: floor        {floor_runs[-1].seconds:7.2f} s")
                 continue
             gateway = new_gateway(moto)
             b1_passes.append(run_pass(gateway, workload))
@@ -184,14 +191,14 @@ def benchmark(moto: MotoServer, settings: Settings) -> dict[str, Any]:
 
 def _b1(
     workload: Workload,
-    floor_runs: list[float],
+    floor_runs: list[FloorRun],
     passes: list[Pass],
     custodian_runs: dict[str, custodian.CustodianRun],
     checks: dict[str, dict[str, int | bool]],
 ) -> dict[str, Any]:
     n = len(workload.manifests)
     bw_s = _median([p.seconds for p in passes])
-    floor_s = _median(floor_runs)
+    floor_s = _median([f.seconds for f in floor_runs])
     last = passes[-1]
     windows = sorted(r.get_to_put_seconds for r in last.results if r.get_to_put_seconds is not None)
     tuned = custodian_runs.get("tuned")
@@ -215,7 +222,12 @@ def _b1(
         "get_to_put_ms": {"p50": _ms(windows, 0.5), "p99": _ms(windows, 0.99), "max": _ms(windows, 1.0)},
         "runs_s": {
             "bucketwarden": [round(p.seconds, 3) for p in passes],
-            "floor": [round(s, 3) for s in floor_runs],
+            "floor": [round(f.seconds, 3) for f in floor_runs],
+        },
+        # CPU this process spent per bucket: the client's share of two cores that moto also needs.
+        "client_cpu_ms_per_bucket": {
+            "bucketwarden": round(_median([p.cpu_s for p in passes]) / n * 1000, 3),
+            "floor": round(_median([f.cpu_s for f in floor_runs]) / n * 1000, 3),
         },
         "custodian": {
             variant: {
@@ -266,7 +278,9 @@ def profile_pass(gateway: AwsGateway, workload: Workload, out: Path) -> None:
         return
     out.mkdir(parents=True, exist_ok=True)
     raw = out / "b1-pyspy.txt"
-    argv = [spy, "record", "--pid", str(os.getpid()), "--rate", "250", "--format", "raw", "--output", str(raw)]
+    # --nonblocking: sample without pausing the process, or the pass runs several times slower.
+    argv = [spy, "record", "--pid", str(os.getpid()), "--rate", "200", "--nonblocking", "--format", "raw"]
+    argv += ["--output", str(raw)]
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # let it attach
     result = run_pass(gateway, workload)

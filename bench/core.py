@@ -164,6 +164,10 @@ def run(quick: bool) -> dict[str, Any]:
         ],
         title="B5 policy core: microseconds per call (median" + (", quick mode: not a measurement)" if quick else ")"),
     )
+    print(
+        "Existing policy: the foreign statements around a stale statement of ours (an old RoleId), so merge\n"
+        "replaces it and plan computes a diff. bytes: the merged document (S3 allows 20,480).\n"
+    )
     if verify is None:
         print("verify: bucketwarden.policy.verify_policy not available; render_merge_verify is render + merge\n")
     return {

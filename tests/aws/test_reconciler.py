@@ -1,4 +1,7 @@
-"""The reconcile loop against the in-memory AWS port: outcomes, conditions and the AWS calls each costs."""
+"""The reconcile loop, over moto (real HTTP) and over the in-memory port: outcomes, conditions, AWS calls.
+
+Every test runs twice, once per implementation of the AWS port, so the in-memory double stays honest.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from bucketwarden.errors import AwsUnavailableError
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
+from tests.aws._world import MotoWorld
 
 BUCKET = "awsbackup-test-001"
 ROLE = "AWSBackupDefaultServiceRole"
@@ -59,12 +63,21 @@ def make_spec(**overrides: Any) -> ProtectedBucketSpec:
     return ProtectedBucketSpec.model_validate(doc)
 
 
-@pytest.fixture
-def aws() -> InMemoryAws:
-    fake = InMemoryAws()
-    fake.create_role(ROLE, path="/service-role/")
-    fake.create_bucket(BUCKET, policy=policy(hand_written_deny(), FOREIGN_ALLOW))
-    return fake
+@pytest.fixture(params=["moto", "memory"])
+def aws(request: pytest.FixtureRequest) -> Any:
+    world: Any
+    if request.param == "moto":
+        request.getfixturevalue("moto")  # an empty moto server
+        world = MotoWorld(
+            request.getfixturevalue("moto_server"),
+            request.getfixturevalue("boto_session"),
+            request.getfixturevalue("admin"),
+        )
+    else:
+        world = InMemoryAws()
+    world.create_role(ROLE, path="/service-role/")
+    world.create_bucket(BUCKET, policy=policy(hand_written_deny(), FOREIGN_ALLOW))
+    return world
 
 
 def stored(aws: InMemoryAws) -> PolicyDocument | None:
@@ -256,6 +269,8 @@ def test_reconcile_refuses_to_write_a_policy_that_locks_the_operator_out(aws: In
 
 
 def test_reconcile_retryable_error_is_reported_as_aws_unavailable(aws: InMemoryAws) -> None:
+    if not isinstance(aws, InMemoryAws):
+        pytest.skip("scripted failures are in-memory only; tests/reliability injects real faults on the wire")
     aws.fail_next("PutBucketPolicy", AwsUnavailableError("SlowDown", api="PutBucketPolicy"))
     result = Reconciler(aws).reconcile(make_spec())
     assert result.retryable
