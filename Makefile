@@ -22,19 +22,19 @@ demo: $(STAMP) ## run the demo: the AWS Backup story end to end, on embedded AWS
 	$(BIN)/bucketwarden demo
 
 test: $(STAMP) ## lint, typecheck, import contracts and the whole test suite
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests bench tools
+	$(BIN)/ruff format --check operator tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff check and format check
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests bench tools
+	$(BIN)/ruff format --check operator tests bench tools
 
 fmt: $(STAMP) ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix operator tests bench
-	$(BIN)/ruff format operator tests bench
+	$(BIN)/ruff check --fix operator tests bench tools
+	$(BIN)/ruff format operator tests bench tools
 
 typecheck: $(STAMP) ## mypy strict and the import-linter layer contracts
 	$(BIN)/mypy

@@ -292,7 +292,10 @@ class Reconciler:
         desired = merge_policy(observed, ours, spec.owned_sids)
         base.desired = desired
         base.findings = findings + lint_policy(observed, desired, spec.owned_sids)
-        verification = verify_policy(spec, roles, operator, desired)
+        try:
+            verification = verify_policy(spec, roles, operator, desired)
+        except BucketWardenError as exc:  # e.g. a foreign statement with a condition operator we cannot judge
+            return self._unverifiable(base, exc)
         base.verification = verification
         base.findings += [f for f in verification.findings if f not in base.findings]
         plan = plan_change(observed, desired)
@@ -364,7 +367,10 @@ class Reconciler:
         plan: Plan,
     ) -> ReconcileResult:
         """Observe mode: report what Enforce would do and verify the policy in force today; never write."""
-        current = verify_policy(spec, roles, operator, observed)
+        try:
+            current = verify_policy(spec, roles, operator, observed)
+        except BucketWardenError as exc:
+            return self._unverifiable(base, exc)
         base.verification = current
         base.outcome = "Observed"
         base.policy_hash = observed.policy_hash if observed else None
@@ -377,6 +383,15 @@ class Reconciler:
         ]
         if plan.changes:
             base.findings.append(Finding(severity="Info", code="ChangesPending", message=pending))
+        return base
+
+    def _unverifiable(self, base: ReconcileResult, exc: BucketWardenError) -> ReconcileResult:
+        """A policy we cannot verify is never written: report why, and leave the bucket as it is."""
+        msg = f"nothing was written: the policy cannot be verified: {exc.message}"
+        base.outcome = "Blocked"
+        base.error = exc
+        base.conditions = _failed_conditions(exc.reason, msg, verified=_cond(VERIFIED, False, exc.reason, msg))
+        base.policy_hash = base.observed.policy_hash if base.observed else None
         return base
 
     def _aws_failure(self, base: ReconcileResult, exc: BucketWardenError) -> ReconcileResult:
@@ -397,7 +412,10 @@ class Reconciler:
         result = ReconcileResult(bucket, "Failed", [])
         try:
             _text, observed = self._observe(target)
-            remaining = remove_policy(observed, spec.owned_sids)
+            # Adopted Sids become ours only when our statement replaces them: a resource that never wrote
+            # (missing role, private CIDR, ...) must not strip a hand-written restriction on its way out.
+            took_over = observed is not None and bool(observed.find(spec.statement_sid))
+            remaining = remove_policy(observed, spec.owned_sids if took_over else ())
             plan = plan_change(observed, remaining)
             result.action, result.diff, result.observed, result.desired = plan.action, plan.diff, observed, remaining
             if plan.action == "delete":

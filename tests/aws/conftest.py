@@ -11,10 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
-from tests.aws._harness import AdminClients, FakeHarness, Harness, MotoHarness, moto_settings
 
 from bucketwarden.aws import AwsGateway, ManualClock
 from bucketwarden.testing import MotoServer
+from tests.aws._harness import AdminClients, FakeHarness, Harness, MotoHarness, moto_settings
 
 
 @pytest.fixture(scope="session")

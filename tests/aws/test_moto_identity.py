@@ -6,11 +6,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from tests.aws._harness import ACCOUNT, AdminClients, Harness
 
 from bucketwarden.aws import AwsGateway
 from bucketwarden.errors import CrossAccountRoleError, RoleNotFoundError
 from bucketwarden.spec import ExemptRole
+from tests.aws._harness import ACCOUNT, AdminClients, Harness
 
 BACKUP_ROLE = "AWSBackupDefaultServiceRole"
 BACKUP_PATH = "/service-role/"

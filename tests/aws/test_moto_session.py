@@ -9,11 +9,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from tests.aws._harness import ACCOUNT, AdminClients, moto_settings
 
 from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings, ClientFactory
 from bucketwarden.errors import AccessDeniedError, AwsUnavailableError, CredentialsError
 from bucketwarden.testing import MotoServer
+from tests.aws._harness import ACCOUNT, AdminClients, moto_settings
 
 BUCKET = "protected-bucket"
 

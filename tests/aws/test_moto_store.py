@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.aws._harness import AdminClients, Harness
 
 from bucketwarden.aws import MAX_POLICY_BYTES, AwsGateway
 from bucketwarden.errors import BucketNotFoundError, MalformedPolicyError, PolicyTooLargeError
+from tests.aws._harness import AdminClients, Harness
 
 BUCKET = "protected-bucket"
 OWNER = "123456789012"

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from bench import core
 from bench.__main__ import main as bench_main
 

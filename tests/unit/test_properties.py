@@ -12,6 +12,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from bucketwarden.policy import PolicyDocument, Statement, merge_policy, plan_change, remove_policy
 from tests.strategies import (
     BUCKET,
     OWNED_SIDS,
@@ -21,8 +23,6 @@ from tests.strategies import (
     owned_statements,
     statements,
 )
-
-from bucketwarden.policy import PolicyDocument, Statement, merge_policy, plan_change, remove_policy
 
 PROPERTY_SETTINGS = settings(
     max_examples=int(os.environ.get("BUCKETWARDEN_HYPOTHESIS_EXAMPLES", "100")),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import logging
+import random
 import threading
 from typing import Any
 
@@ -38,11 +38,11 @@ def build_registry(
 def operator_kwargs(settings: OperatorSettings, namespaces: list[str] | None = None) -> dict[str, Any]:
     """Arguments for kopf.run / kopf.operator from the settings."""
     watched = namespaces or settings.namespaces
-    kwargs: dict[str, Any] = {
-        "standalone": not settings.peering,
-        "peering_name": settings.peering_name,
-        "priority": settings.priority if settings.priority is not None else random.randint(1, 1_000_000),
-    }
+    # kopf makes peering mandatory as soon as a peering name is passed: pass it only when peering is on.
+    kwargs: dict[str, Any] = {"standalone": not settings.peering}
+    if settings.peering:
+        kwargs["peering_name"] = settings.peering_name
+        kwargs["priority"] = settings.priority if settings.priority is not None else random.randint(1, 1_000_000)
     if watched:
         kwargs["namespaces"] = watched
     else:

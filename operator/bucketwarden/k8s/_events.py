@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bucketwarden.errors import AccessDeniedError
+from bucketwarden.policy import OPERATOR_NOT_EXEMPT
 from bucketwarden.reconciler import READY, VERIFIED, ReconcileResult
 from bucketwarden.spec import ProtectedBucketStatus
 
@@ -41,6 +42,11 @@ def events_for(result: ReconcileResult, previous: ProtectedBucketStatus) -> list
             )
     elif result.applied and result.action == "delete":
         out.append(Event("Normal", POLICY_UPDATED, f"bucket policy of {result.bucket} deleted (nothing else remained)"))
+
+    # exemptOperator: false is acknowledged in the spec, but Ready stays True: say it loudly, once, when it appears.
+    lockout = next((f for f in result.findings if f.code == OPERATOR_NOT_EXEMPT), None)
+    if lockout is not None and not any(f.code == OPERATOR_NOT_EXEMPT for f in previous.findings):
+        out.append(Event("Warning", OPERATOR_NOT_EXEMPT, lockout.message))
 
     ready = result.condition(READY)
     before = next((c for c in previous.conditions if c.type == READY), None)

@@ -133,6 +133,17 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
     """Attach every handler to ``registry``."""
     resource = (GROUP, VERSION, PLURAL)
 
+    @kopf.on.login(id="login", registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A fresh registry has none of kopf's default login handlers: log in as kubectl would, from the
+        # in-cluster service account or the kubeconfig (KUBECONFIG, ~/.kube/config).
+        try:
+            info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+        except Exception as exc:  # no kubeconfig here: another login handler may still succeed
+            logger.debug("kubeconfig/in-cluster login unavailable: %s", exc)
+            return None
+        return info
+
     @kopf.on.startup(id="configure", registry=registry)
     def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         # kopf's bookkeeping lives in annotations, not status: the CRD's structural schema would prune an

@@ -1,9 +1,10 @@
 """Test doubles shipped with bucketwarden: AWS (moto) and Kubernetes (kmock) emulators, and an in-process runner.
 
-The demo, the e2e tests and the benchmarks share them. moto and kmock come with the `demo` extra.
-See docs/testing.md.
+The demo, the e2e tests and the benchmarks share them; `AwsFaultProxy` injects AWS faults on the wire.
+moto and kmock come with the `demo` extra. See docs/testing.md and docs/reliability.md.
 """
 
+from ._faults import TRANSIENT_FAULTS, AwsFaultProxy, AwsRequest, ErrorReply, Fault, ProxyRecord, Reply, Rule
 from ._kube import (
     PROTECTED_BUCKETS,
     HarnessTimeoutError,
@@ -23,6 +24,11 @@ from ._process import HarnessError, scrubbed_environ
 
 __all__ = [
     "PROTECTED_BUCKETS",
+    "TRANSIENT_FAULTS",
+    "AwsFaultProxy",
+    "AwsRequest",
+    "ErrorReply",
+    "Fault",
     "HarnessError",
     "HarnessTimeoutError",
     "KubeClient",
@@ -31,7 +37,10 @@ __all__ = [
     "KubeTarget",
     "MotoServer",
     "OperatorHandle",
+    "ProxyRecord",
+    "Reply",
     "ResourceSpec",
+    "Rule",
     "connection_info_from_kubeconfig",
     "kubeconfig_for",
     "load_crds",

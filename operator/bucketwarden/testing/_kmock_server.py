@@ -215,6 +215,47 @@ def generated_name(prefix: str) -> str:
     return prefix + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
 
 
+# --- fault scripting and the request log (tests/reliability) ----------------------------------------------
+# A test scripts faults with POST /_emulator/faults and reads what the server was asked with GET
+# /_emulator/requests (see KubeEmulator.script_faults and .requests). Nothing here runs unless scripted.
+
+ADMIN_PREFIX = "/_emulator/"
+REQUEST_LOG_LENGTH = 100_000
+
+
+@dataclasses.dataclass
+class FaultScript:
+    """Faults the next requests meet. Counts go down as faults are injected; ``injected`` counts them up."""
+
+    status_patch_errors: int = 0  # the next N PATCH .../status answer 500 InternalError, unapplied
+    status_patch_timeouts: int = 0  # the next N PATCH .../status hang for hang_seconds, then 504, unapplied
+    hang_seconds: float = 5.0
+    watch_cuts: int = 0  # the next N watch streams to send watch_cut_after events (from now) are cut
+    watch_cut_after: int = 1
+    plural: str | None = None  # only requests for this resource (None: any)
+    epoch: int = 0  # bumped on every change; watch streams count their events from the latest change
+    injected: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        allowed = {"status_patch_errors", "status_patch_timeouts", "hang_seconds", "watch_cuts", "watch_cut_after"}
+        unknown = set(changes) - allowed - {"plural"}
+        if unknown:
+            raise ApiError(400, "BadRequest", f"unknown fault settings: {sorted(unknown)}")
+        for key in allowed & set(changes):
+            setattr(self, key, type(getattr(self, key))(changes[key]))
+        if "plural" in changes:
+            self.plural = None if changes["plural"] is None else str(changes["plural"])
+        self.epoch += 1
+
+    def applies(self, kind: Kind) -> bool:
+        return self.plural in (None, kind.plural)
+
+    def as_json(self) -> JsonDict:
+        data = dataclasses.asdict(self)
+        data["injected"] = dict(self.injected)
+        return data
+
+
 _CORE_PATH = re.compile(r"^/api/(?P<version>v1)(?P<rest>/.*)?$")
 _GROUP_PATH = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)(?P<rest>/.*)?$")
 
@@ -230,6 +271,10 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         factory=lambda: collections.deque(maxlen=HISTORY_LENGTH), init=False
     )
     _watchers: set[Watcher] = attrs.field(factory=set, init=False)
+    _faults: FaultScript = attrs.field(factory=FaultScript, init=False)
+    _request_log: collections.deque[JsonDict] = attrs.field(
+        factory=lambda: collections.deque(maxlen=REQUEST_LOG_LENGTH), init=False
+    )
 
     def serve_kind(self, kind: Kind) -> None:
         self.kinds[kind.key] = kind
@@ -252,6 +297,9 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
     # --- HTTP entry ----------------------------------------------------------------------------------------
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.path.startswith(ADMIN_PREFIX):
+            return await self._admin(raw_request)
+        self._log_request(raw_request)
         if raw_request.method == "GET" and raw_request.path.rstrip("/") == "/api/v1":
             return aiohttp.web.json_response(self._core_resources())  # kmock says "groupVersion": "/v1"
         route = self._route(raw_request.path)
@@ -319,6 +367,8 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
             if method == "GET":
                 return aiohttp.web.json_response(self._fetch(route))
             if method == "PATCH":
+                if route.subresource == "status":
+                    await self._status_patch_fault(route)
                 body = await _json_body(raw_request)
                 return aiohttp.web.json_response(self._patch(route, raw_request.content_type, body))
             if method == "PUT":
@@ -383,15 +433,20 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
             self._watchers.add(watcher)
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
+        cut = _WatchCut(self._faults, route.kind)
         try:
             await response.prepare(raw_request)
             for event in backlog:
                 await response.write(json.dumps(event).encode() + b"\n")
+                if cut.due():
+                    return _abort(raw_request, response)
             if not expired:
                 async with asyncio.timeout(timeout):
                     while True:
                         change = await watcher.queue.get()
                         await response.write(json.dumps(change).encode() + b"\n")
+                        if cut.due():
+                            return _abort(raw_request, response)
         except (TimeoutError, ConnectionError):
             pass  # the server-side timeout, or the client went away
         finally:
@@ -399,6 +454,47 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         with contextlib.suppress(ConnectionError):
             await response.write_eof()
         return response
+
+    # --- fault scripting and the request log --------------------------------------------------------------
+
+    async def _admin(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        what = raw_request.path.removeprefix(ADMIN_PREFIX).strip("/")
+        try:
+            if what == "faults" and raw_request.method == "POST":
+                self._faults.update(await _json_body(raw_request) or {})
+            elif what == "requests" and raw_request.method == "GET":
+                return aiohttp.web.json_response(list(self._request_log))
+            elif what == "requests" and raw_request.method == "DELETE":
+                self._request_log.clear()
+            elif not (what == "faults" and raw_request.method == "GET"):
+                raise ApiError(404, "NotFound", f"no emulator endpoint {raw_request.method} {raw_request.path}")
+        except ApiError as exc:
+            return exc.response()
+        return aiohttp.web.json_response(self._faults.as_json())
+
+    def _log_request(self, raw_request: aiohttp.web.BaseRequest) -> None:
+        self._request_log.append(
+            {
+                "method": raw_request.method,
+                "path": raw_request.path,
+                "watch": raw_request.query.get("watch") in ("true", "1"),
+                "userAgent": raw_request.headers.get("User-Agent", ""),
+            }
+        )
+
+    async def _status_patch_fault(self, route: Route) -> None:
+        faults = self._faults
+        if not faults.applies(route.kind):
+            return
+        if faults.status_patch_errors > 0:
+            faults.status_patch_errors -= 1
+            faults.injected["status_patch_error"] += 1
+            raise ApiError(500, "InternalError", "injected: the status patch failed (etcdserver: request timed out)")
+        if faults.status_patch_timeouts > 0:
+            faults.status_patch_timeouts -= 1
+            faults.injected["status_patch_timeout"] += 1
+            await asyncio.sleep(faults.hang_seconds)
+            raise ApiError(504, "Timeout", "injected: the status patch timed out and was not applied")
 
     # --- writing -------------------------------------------------------------------------------------------
 
@@ -615,6 +711,35 @@ def _copy_key(source: JsonDict, target: JsonDict, key: str) -> None:
         target[key] = copy.deepcopy(source[key])
     else:
         target.pop(key, None)
+
+
+class _WatchCut:
+    """Whether a watch stream is due to be cut: it counts the events it sent since the fault script changed."""
+
+    def __init__(self, faults: FaultScript, kind: Kind) -> None:
+        self._faults = faults
+        self._kind = kind
+        self._epoch = faults.epoch
+        self._sent = 0
+
+    def due(self) -> bool:
+        faults = self._faults
+        if faults.epoch != self._epoch:
+            self._epoch, self._sent = faults.epoch, 0
+        self._sent += 1
+        if faults.watch_cuts <= 0 or not faults.applies(self._kind) or self._sent < faults.watch_cut_after:
+            return False
+        faults.watch_cuts -= 1
+        faults.injected["watch_cut"] += 1
+        return True
+
+
+def _abort(raw_request: aiohttp.web.BaseRequest, response: aiohttp.web.StreamResponse) -> aiohttp.web.StreamResponse:
+    """Cut a stream mid-way, as a dropped connection does: no end of the chunked body, just a closed socket."""
+    transport = raw_request.transport
+    if transport is not None:
+        transport.abort()
+    return response
 
 
 def _desired_state(obj: JsonDict, kind: Kind) -> JsonDict:

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,6 +275,37 @@ class KubeEmulator(KubeTarget):
 
     def connection_info(self) -> kopf.ConnectionInfo:
         return kopf.ConnectionInfo(server=self.server, insecure=True)
+
+    # --- fault scripting and the request log (emulator only; used by tests/reliability) --------------------
+
+    def script_faults(self, **faults: Any) -> JsonDict:
+        """Script faults for the next requests; returns the server's fault state. Settings (unset: unchanged):
+
+        ``status_patch_errors=N``: the next N PATCH .../status answer 500, unapplied.
+        ``status_patch_timeouts=N, hang_seconds=S``: the next N hang S seconds, then 504, unapplied.
+        ``watch_cuts=N, watch_cut_after=E``: the next N watch streams to send E events (from now) are cut.
+        ``plural="protectedbuckets"``: only for that resource (None: any).
+        """
+        return cast(JsonDict, self._admin("POST", "faults", faults))
+
+    def fault_state(self) -> JsonDict:
+        """What is still scripted, and ``injected``: the faults sent so far, by kind."""
+        return cast(JsonDict, self._admin("GET", "faults"))
+
+    def requests(self) -> list[JsonDict]:
+        """Every API request served so far (``method``, ``path``, ``watch``, ``userAgent``), oldest first."""
+        return cast(list[JsonDict], self._admin("GET", "requests"))
+
+    def clear_requests(self) -> None:
+        self._admin("DELETE", "requests")
+
+    def _admin(self, method: str, what: str, payload: Mapping[str, Any] | None = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            f"{self.server}/_emulator/{what}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
 
 class KubeCluster(KubeTarget):

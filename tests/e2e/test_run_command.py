@@ -1,0 +1,96 @@
+"""`bucketwarden run`, the container's entrypoint, as a real process: kubeconfig login, metrics, liveness."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bucketwarden.testing import PROTECTED_BUCKETS, KubeEmulator, MotoServer, scrubbed_environ, wait_until
+
+BUCKET = "run-command-bucket"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[tuple[MotoServer, KubeEmulator]]:
+    with MotoServer() as moto, KubeEmulator() as kube:
+        yield moto, kube
+
+
+@pytest.mark.e2e
+def test_run_reconciles_and_serves_metrics_and_liveness(world: tuple[MotoServer, KubeEmulator], tmp_path: Path) -> None:
+    moto, kube = world
+    moto.client("s3").create_bucket(Bucket=BUCKET)
+    metrics_port, health_port = free_port(), free_port()
+    env = scrubbed_environ(
+        {
+            **moto.env(),
+            "KUBECONFIG": str(kube.kubeconfig),
+            "BUCKETWARDEN_METRICS_PORT": str(metrics_port),
+            "BUCKETWARDEN_HEALTH_PORT": str(health_port),
+            "BUCKETWARDEN_RESYNC_INTERVAL_SECONDS": "5",
+            "BUCKETWARDEN_LOG_FORMAT": "json",
+            "HOME": str(tmp_path),
+        }
+    )
+    log = (tmp_path / "operator.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bucketwarden", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        client = kube.client()
+        client.create_namespace("run-command")
+        body: dict[str, Any] = {
+            "metadata": {"name": "pb"},
+            "spec": {"bucketName": BUCKET, "allowedSourceIps": ["192.0.2.0/24", "2001:db8::/32"]},
+        }
+        client.create_object(PROTECTED_BUCKETS, body, namespace="run-command")
+        obj = client.wait_for_status(
+            PROTECTED_BUCKETS,
+            "pb",
+            lambda s: any(c.get("type") == "Ready" and c.get("status") == "True" for c in s.get("conditions", [])),
+            namespace="run-command",
+            timeout=60,
+        )
+        assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+        assert "BucketWardenIpRestriction" in moto.client("s3").get_bucket_policy(Bucket=BUCKET)["Policy"]
+
+        metrics = fetch(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert 'bucketwarden_managed_buckets{condition="Ready",status="True"} 1.0' in metrics
+        assert 'bucketwarden_aws_calls_total{api="PutBucketPolicy",outcome="ok"}' in metrics
+        wait_until(lambda: fetch(f"http://127.0.0.1:{health_port}/healthz") is not None, timeout=30)
+
+        client.delete_object(PROTECTED_BUCKETS, "pb", namespace="run-command")
+        client.wait_until_gone(PROTECTED_BUCKETS, "pb", namespace="run-command", timeout=60)
+        policy_left = moto.client("s3").list_objects_v2(Bucket=BUCKET)  # bucket still exists
+        assert policy_left["ResponseMetadata"]["HTTPStatusCode"] == 200
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
+    output = (tmp_path / "operator.log").read_text()
+    assert "Traceback" not in output, output[-4000:]
+    assert moto.env()["AWS_SECRET_ACCESS_KEY"] not in output
+    assert os.environ.get("AWS_SECRET_ACCESS_KEY", "\0") not in output

@@ -1,0 +1,55 @@
+"""Fixtures for the reliability suite: moto, the fault proxy, the Kubernetes emulator, and the figures it reports.
+
+Figures (fault rates survived, statements lost, GET-to-PUT window, ...) are collected with the ``figures``
+fixture and printed at the end of the run; docs/reliability.md quotes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bucketwarden.testing import KubeEmulator, MotoServer, load_crds
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
+FIGURES_FILE_VARIABLE = "BUCKETWARDEN_RELIABILITY_FIGURES"
+
+_FIGURES: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def figures() -> dict[str, Any]:
+    """Named measurements; printed in the terminal summary (and written to $BUCKETWARDEN_RELIABILITY_FIGURES)."""
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section("bucketwarden reliability figures")
+    for name in sorted(_FIGURES):
+        terminalreporter.write_line(f"{name}: {_FIGURES[name]}")
+    target = os.environ.get(FIGURES_FILE_VARIABLE)
+    if target:
+        Path(target).write_text(json.dumps(_FIGURES, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[KubeEmulator]:
+    """The emulated Kubernetes API with the product's CRD applied (it has no schema validation or CEL)."""
+    with KubeEmulator(resources=()) as emulator, emulator.client() as client:
+        for crd in load_crds(CRD_FILES):
+            client.apply_crd(crd)
+        yield emulator

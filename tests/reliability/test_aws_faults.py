@@ -1,0 +1,299 @@
+"""AWS faults on the wire: AwsFaultProxy between the real AwsGateway and moto injects 503 SlowDown, 500
+InternalError, throttling, read timeouts and connection resets on S3, IAM and STS, seeded.
+
+The fleet test reconciles 200 buckets, each with foreign statements, under a 20 % fault rate, in level-based
+passes (as the operator's resync does) until every bucket is Ready, and checks every final policy.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from tests.reliability._kit import (
+    ROLE,
+    TRUST_POLICY,
+    foreign_of,
+    foreign_statements,
+    hand_written_deny,
+    lost_statements,
+    make_spec,
+    ms,
+    percentile,
+    policy_problems,
+    policy_text,
+)
+
+from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings
+from bucketwarden.k8s import Metrics
+from bucketwarden.k8s._handlers import _backoff
+from bucketwarden.policy import PolicyDocument, Statement
+from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
+from bucketwarden.spec import ManagementPolicy, ProtectedBucketSpec
+from bucketwarden.testing import AwsFaultProxy, ErrorReply, Fault, MotoServer, Reply
+
+N_BUCKETS = 200
+FAULT_RATE = 0.2
+SEED = 20261129
+MAX_ATTEMPTS = 3  # botocore's total attempts per call (AwsSettings.max_attempts); production uses 5
+MAX_PASSES = 10
+CONCURRENCY = 16
+READ_TIMEOUT = 0.3  # the client's; the proxy withholds a timed-out answer for HANG seconds
+HANG = 1.0
+
+
+@dataclass
+class Fleet:
+    specs: dict[str, ProtectedBucketSpec] = field(default_factory=dict)
+    foreign: dict[str, list[Statement]] = field(default_factory=dict)  # what must survive, per bucket
+
+
+def seed_fleet(moto: MotoServer, count: int, prefix: str) -> Fleet:
+    """Buckets with foreign statements; some also hold our Sid with foreign content, or a Deny to adopt."""
+    moto.reset()
+    s3, iam = moto.client("s3"), moto.client("iam")
+    iam.create_role(RoleName=ROLE, Path="/service-role/", AssumeRolePolicyDocument=TRUST_POLICY)
+    fleet = Fleet()
+
+    def seed(i: int) -> None:
+        bucket = f"{prefix}-{i:03d}"
+        foreign = foreign_statements(bucket, i)
+        statements = list(foreign)
+        if i % 4 == 0:  # our Sid, someone else's content: replaced, never duplicated
+            statements.insert(1, {**hand_written_deny(bucket), "Sid": "BucketWardenIpRestriction"})
+        if i % 5 == 0:
+            statements.append(hand_written_deny(bucket))
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_policy(Bucket=bucket, Policy=policy_text(*statements))
+        spec = make_spec(bucket)
+        fleet.specs[bucket] = spec
+        fleet.foreign[bucket] = foreign_of(PolicyDocument.parse(policy_text(*statements)), spec.owned_sids)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(seed, range(count)))
+    return fleet
+
+
+def gateway(
+    moto: MotoServer, endpoint: str, metrics: Metrics, *, ttl_seconds: float = 300.0, **settings: Any
+) -> AwsGateway:
+    options: dict[str, Any] = {
+        "region": moto.region,
+        "endpoint_url": endpoint,
+        "max_attempts": MAX_ATTEMPTS,
+        "read_timeout": READ_TIMEOUT,
+        "connect_timeout": 1.0,
+        "max_pool_connections": CONCURRENCY * 2,
+        **settings,
+    }
+    counter = AwsCallCounter(on_call=metrics.count_aws_call)
+    return AwsGateway(AwsSettings(**options), counter, session=moto.session(), ttl_seconds=ttl_seconds)
+
+
+def reconcile_pass(
+    reconciler: Reconciler,
+    specs: Mapping[str, ProtectedBucketSpec],
+    buckets: Iterable[str],
+    previous: Mapping[str, ReconcileResult],
+    metrics: Metrics,
+) -> dict[str, ReconcileResult]:
+    """One resync of ``buckets``, CONCURRENCY at a time, as the operator's workers do it."""
+
+    def one(bucket: str) -> tuple[str, ReconcileResult]:
+        before = previous.get(bucket)
+        result = reconciler.reconcile(specs[bucket], PreviousState(before.statement_hash if before else None))
+        metrics.observe(bucket, result)
+        return bucket, result
+
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        return dict(pool.map(one, sorted(buckets)))
+
+
+def stored_policy(s3: Any, bucket: str) -> str | None:
+    try:
+        return str(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    except ClientError:
+        return None
+
+
+def error_calls(metrics: Metrics, api: str | None = None) -> float:
+    total = 0.0
+    for metric in metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name == "bucketwarden_aws_calls_total" and sample.labels.get("outcome") == "error":
+                if api in (None, sample.labels.get("api")):
+                    total += sample.value
+    return total
+
+
+def test_fleet_of_200_buckets_converges_under_a_20_percent_fault_rate(
+    moto: MotoServer, figures: dict[str, Any]
+) -> None:
+    fleet = seed_fleet(moto, N_BUCKETS, "bw-fault")
+    metrics = Metrics()
+    with AwsFaultProxy(moto.endpoint_url, rate=FAULT_RATE, seed=SEED, hang_seconds=HANG) as proxy:
+        # No role cache: every reconcile resolves its role, so IAM and STS meet the fault rate as often as S3.
+        aws = gateway(moto, proxy.endpoint_url, metrics, ttl_seconds=0.0)
+        reconciler = Reconciler(aws)
+        latest: dict[str, ReconcileResult] = {}
+        unready: list[ReconcileResult] = []
+        pending = set(fleet.specs)
+        started = time.perf_counter()
+        passes = 0
+        while pending and passes < MAX_PASSES:
+            passes += 1
+            results = reconcile_pass(reconciler, fleet.specs, pending, latest, metrics)
+            latest.update(results)
+            unready += [r for r in results.values() if not r.ready]
+            pending -= {bucket for bucket, r in results.items() if r.ready}
+        converged_in = time.perf_counter() - started
+        assert not pending, f"{len(pending)} buckets not Ready after {passes} passes"
+
+        calls, attempts, errors = aws.counter.snapshot(), aws.counter.attempts(), aws.counter.errors()
+        records, injected = proxy.records(), proxy.injected()
+
+        # The faults stop: one more resync of every bucket must find nothing left to write.
+        proxy.configure(rate=0.0)
+        puts_before = aws.counter.snapshot().get("PutBucketPolicy", 0)
+        final = reconcile_pass(reconciler, fleet.specs, fleet.specs, latest, metrics)
+        assert {r.outcome for r in final.values()} == {"InSync"}
+        assert aws.counter.snapshot().get("PutBucketPolicy", 0) == puts_before
+
+    # Nothing lost, nothing duplicated, in every bucket.
+    s3 = moto.client("s3")
+    lost = 0
+    for bucket, spec in fleet.specs.items():
+        text = stored_policy(s3, bucket)
+        assert policy_problems(text, spec, fleet.foreign[bucket]) == [], bucket
+        lost += lost_statements(fleet.foreign[bucket], foreign_of(PolicyDocument.parse(text or ""), spec.owned_sids))
+    assert lost == 0
+
+    # Faults of every kind, on every service, were injected, and some outlasted botocore's retries.
+    assert set(injected) == {fault.value for fault in Fault}
+    assert {r.service for r in records if r.outcome != "forwarded"} == {"s3", "iam", "sts"}
+    assert unready, "no reconcile failed: the fault rate no longer exercises the level-based retry"
+    for result in unready:  # while failing, the status says why, and that waiting helps
+        synced = result.condition("Synced")
+        assert synced is not None and (synced.status, synced.reason) == ("False", "AwsUnavailable"), synced
+        assert result.retryable
+
+    # Retries are bounded: never more than max_attempts per call (botocore's own header says so too).
+    per_call = {call_id: sorted(r.attempt or 0 for r in tries) for call_id, tries in proxy.calls().items()}
+    assert max(len(tries) for tries in per_call.values()) <= MAX_ATTEMPTS
+    assert all(tries == list(range(1, len(tries) + 1)) for tries in per_call.values())
+    assert all(r.max_attempts == MAX_ATTEMPTS for r in records if r.max_attempts is not None)
+    for api, n in calls.items():
+        assert attempts[api] <= MAX_ATTEMPTS * n, api
+    ratio = sum(attempts.values()) / sum(calls.values())
+    assert ratio < 1.5, "retries stampede"
+
+    # ... with backoff and jitter: every retry waits, and the waits differ.
+    gaps = [
+        later.at - earlier.at
+        for tries in proxy.calls().values()
+        for earlier, later in zip(tries, tries[1:], strict=False)
+        if earlier.outcome not in (Fault.READ_TIMEOUT.value,)  # a timeout's gap is mostly the client's timeout
+    ]
+    assert gaps and min(gaps) > 0
+    assert statistics.pstdev(gaps) > 0.2 * statistics.mean(gaps), "retries are not jittered"
+
+    # Metrics count the failed calls, from the same counter.
+    assert error_calls(metrics) == sum(errors.values()) > 0
+    assert aws.counter.snapshot().get("PutBucketPolicy", 0) - errors.get("PutBucketPolicy", 0) <= N_BUCKETS
+
+    windows = [r.get_to_put_seconds for r in latest.values() if r.get_to_put_seconds is not None]
+    figures["aws_faults"] = {
+        "buckets": N_BUCKETS,
+        "fault_rate": FAULT_RATE,
+        "seed": SEED,
+        "max_attempts_per_call": MAX_ATTEMPTS,
+        "passes_to_converge": passes,
+        "seconds_to_converge": round(converged_in, 1),
+        "statements_lost": lost,
+        "duplicate_sids": 0,
+        "faults_injected": dict(sorted(injected.items())),
+        "requests": len(records),
+        "calls": sum(calls.values()),
+        "attempts_per_call": round(ratio, 3),
+        "max_attempts_seen": max(len(t) for t in per_call.values()),
+        "calls_failed_after_retries": sum(errors.values()),
+        "reconciles_failed_AwsUnavailable": len(unready),
+        "retry_gap_ms_p50_p99": [ms(percentile(gaps, 50)), ms(percentile(gaps, 99))],
+        "get_to_put_ms_under_faults_p50_p99": [ms(percentile(windows, 50)), ms(percentile(windows, 99))],
+    }
+
+
+FAULT_CASES = [
+    pytest.param("s3", "GetBucketPolicy", ErrorReply(503, "SlowDown", "Please reduce your request rate."), id="s3-503"),
+    pytest.param("s3", "PutBucketPolicy", ErrorReply(500, "InternalError", "internal"), id="s3-500"),
+    pytest.param("iam", "GetRole", ErrorReply(400, "Throttling", "Rate exceeded"), id="iam-throttling"),
+    pytest.param("sts", "GetCallerIdentity", ErrorReply(400, "ThrottlingException", "Rate"), id="sts-throttling"),
+    pytest.param("s3", "PutBucketPolicy", Fault.CONNECTION_RESET, id="s3-connection-reset"),
+    pytest.param("s3", "PutBucketPolicy", Fault.READ_TIMEOUT, id="s3-read-timeout"),
+]
+
+
+@pytest.mark.parametrize(("service", "api", "reply"), FAULT_CASES)
+def test_fault_that_outlasts_retries_is_reported_as_aws_unavailable_then_heals(
+    moto: MotoServer, service: str, api: str, reply: Reply
+) -> None:
+    fleet = seed_fleet(moto, 1, f"bw-{service}")
+    [(bucket, spec)] = fleet.specs.items()
+    s3 = moto.client("s3")
+    before = stored_policy(s3, bucket)
+    metrics = Metrics()
+    with AwsFaultProxy(moto.endpoint_url, seed=SEED, hang_seconds=HANG) as proxy:
+        aws = gateway(moto, proxy.endpoint_url, metrics)
+        proxy.script(reply, service=service, api=api)
+
+        failed = Reconciler(aws).reconcile(spec)
+
+        synced = failed.condition("Synced")
+        assert synced is not None and (synced.status, synced.reason) == ("False", "AwsUnavailable")
+        assert failed.retryable and not failed.ready
+        [attempts] = [[r.attempt for r in tries] for tries in proxy.calls().values() if tries[0].api == api]
+        assert attempts == list(range(1, MAX_ATTEMPTS + 1))  # exactly max_attempts, then it gives up
+        assert error_calls(metrics, api) == 1
+        if reply is not Fault.READ_TIMEOUT:
+            assert stored_policy(s3, bucket) == before  # nothing half-written
+
+        proxy.clear_rules()
+        healed = Reconciler(aws).reconcile(spec, PreviousState(failed.statement_hash))
+
+    assert healed.ready, healed.conditions
+    assert policy_problems(stored_policy(s3, bucket), spec, fleet.foreign[bucket]) == []
+    if reply is Fault.READ_TIMEOUT:
+        # The PUT reached S3 although the client never heard back: the next pass finds it done, writes nothing.
+        assert (healed.outcome, healed.action) == ("InSync", "none")
+
+
+def test_proxy_decisions_are_reproducible_for_a_seed(moto: MotoServer) -> None:
+    """The same seed fails the same requests (decisions hash the request and its repeat count, not the clock or
+    thread order); another seed fails others."""
+    fleet = seed_fleet(moto, 20, "bw-seed")
+
+    def faults_seen(seed: int) -> Counter[tuple[str, str | None, str]]:
+        with AwsFaultProxy(moto.endpoint_url, rate=0.3, seed=seed, faults=[Fault.INTERNAL_ERROR]) as proxy:
+            settings = AwsSettings(region=moto.region, endpoint_url=proxy.endpoint_url, max_attempts=1)
+            aws = AwsGateway(settings, session=moto.session())
+            for spec in fleet.specs.values():
+                Reconciler(aws).reconcile(spec.model_copy(update={"management_policy": ManagementPolicy.OBSERVE}))
+            return Counter((r.api, r.bucket, r.outcome) for r in proxy.records())
+
+    assert faults_seen(1) == faults_seen(1)
+    assert faults_seen(1) != faults_seen(2)
+
+
+def test_operator_retry_backoff_is_jittered_and_capped() -> None:
+    """kopf-level retries (TemporaryError) of many failing buckets spread out instead of stampeding."""
+    for retry in range(12):
+        delays = [_backoff(retry) for _ in range(200)]
+        assert 1.0 <= min(delays) and max(delays) <= min(300.0, 5.0 * 2 ** min(retry, 6))
+        assert len({round(d, 3) for d in delays}) > 150
