@@ -4,28 +4,28 @@ bucketwarden runs in-process exactly as file mode does: ``reconcile_all(Reconcil
 at its default concurrency. The floor is the least any tool must do: one GetBucketPolicy and one PutBucketPolicy
 per bucket, with policies rendered beforehand, on the same number of threads sharing one client. Neither timing
 includes building boto3 clients (a one-off ~0.1 s each); bucketwarden's includes its cold identity lookups.
+The peer, Cloud Custodian, is timed between two bucketwarden passes, and compared with their mean, because load
+on a shared machine drifts over the minutes a Custodian run takes.
+Run: ``python -m bench.convergence [--quick] [--buckets N] [--repeat R] [--no-custodian] [--profile]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.config import Config
 
-from bench import _report, custodian
+from bench import _profile, _report, custodian
+from bench._cpu import Cost, ServerCpu, measure
 from bench.workload import Check, Workload, admin_s3, check_converged, create_workload, reset_policies
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.filemode import DEFAULT_CONCURRENCY, reconcile_all
@@ -35,8 +35,18 @@ from bucketwarden.testing import MotoServer
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+T = TypeVar("T")
+
 POLICY_APIS = ("GetBucketPolicy", "PutBucketPolicy", "DeleteBucketPolicy")
 WRITE_APIS = ("PutBucketPolicy", "DeleteBucketPolicy")
+QUICK_BUCKETS = 20
+FULL_BUCKETS = 1000
+GOAL_RATIO_VS_FLOOR = 0.8
+GOAL_SPEEDUP_VS_CUSTODIAN = 3.0
+OUT_DIR = Path(__file__).resolve().parent / "out"
+
+
+# --- the tools ---------------------------------------------------------------------------------------------------
 
 
 def floor_client(moto: MotoServer) -> S3Client:
@@ -46,24 +56,17 @@ def floor_client(moto: MotoServer) -> S3Client:
     return client
 
 
-@dataclass(frozen=True, slots=True)
-class FloorRun:
-    seconds: float
-    cpu_s: float  # CPU time of this (client) process, every thread; moto's CPU is in its own process
-
-
-def run_floor(s3: S3Client, workload: Workload) -> FloorRun:
-    """One GET and one PUT of a pre-rendered policy per bucket, DEFAULT_CONCURRENCY threads."""
+def run_floor(s3: S3Client, workload: Workload, *, write: bool = True) -> None:
+    """One GET (and, if ``write``, one PUT of the pre-rendered policy) per bucket, DEFAULT_CONCURRENCY threads."""
     rendered = {bucket: doc.to_json() for bucket, doc in workload.expected.items()}
 
     def one(bucket: str) -> None:
         s3.get_bucket_policy(Bucket=bucket)
-        s3.put_bucket_policy(Bucket=bucket, Policy=rendered[bucket])
+        if write:
+            s3.put_bucket_policy(Bucket=bucket, Policy=rendered[bucket])
 
-    started, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=DEFAULT_CONCURRENCY, thread_name_prefix="floor") as pool:
         list(pool.map(one, workload.buckets))
-    return FloorRun(time.perf_counter() - started, time.process_time() - cpu)
 
 
 def new_gateway(moto: MotoServer) -> AwsGateway:
@@ -79,8 +82,6 @@ def new_gateway(moto: MotoServer) -> AwsGateway:
 class Pass:
     """One reconcile_all over every manifest."""
 
-    seconds: float
-    cpu_s: float  # CPU time of this (client) process, every thread
     results: list[ReconcileResult]
     calls: dict[str, int]  # API -> calls over the whole pass, identity lookups included
     attempts: dict[str, int]  # API -> HTTP requests, retries included
@@ -109,13 +110,13 @@ class Pass:
 
 
 def run_pass(gateway: AwsGateway, workload: Workload) -> Pass:
-    """One timed reconcile_all at file mode's default concurrency, with the gateway's call counts."""
-    reconciler = Reconciler(gateway)
+    """One reconcile_all at file mode's default concurrency, with the gateway's call counts."""
     gateway.counter.reset()
-    started, cpu = time.perf_counter(), time.process_time()
-    results = reconcile_all(reconciler, workload.manifests)
-    seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
-    return Pass(seconds, cpu_s, results, gateway.counter.snapshot(), gateway.counter.attempts())
+    results = reconcile_all(Reconciler(gateway), workload.manifests)
+    return Pass(results, gateway.counter.snapshot(), gateway.counter.attempts())
+
+
+# --- the benchmark -----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +124,25 @@ class Settings:
     buckets: int
     repeats: int = 3  # rounds of (floor, bucketwarden); medians are reported
     custodian: tuple[custodian.Variant, ...] = ("tuned", "default")
-    profile_to: Path | None = None  # if set, one extra profiled bucketwarden pass writes its report here
+    profile_to: Path | None = None  # if set, one more floor and bucketwarden pass each, under py-spy
 
 
-def _median(values: list[float]) -> float:
+@dataclass
+class Measurements:
+    """Everything benchmark() measured; turned into results.json sections by _b1 and _b2."""
+
+    workload: Workload
+    floor: list[Cost]
+    b1: list[tuple[Pass, Cost]]
+    b2: list[tuple[Pass, Cost]]
+    b2_floor: list[Cost]
+    bracket: list[Cost]  # bucketwarden passes before, between and after the Custodian runs
+    custodian: dict[str, tuple[custodian.CustodianRun, Cost]]
+    checks: dict[str, dict[str, int | bool]]
+    profile: dict[str, dict[str, float] | None]
+
+
+def _median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
@@ -134,114 +150,69 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _checked(check: Check, tool: str) -> dict[str, int | bool]:
-    if not check.ok:
-        _log(f"WARNING: {tool} left {check.buckets - check.as_expected} of {check.buckets} buckets not as expected")
-    return check.to_json()
-
-
-def benchmark(moto: MotoServer, settings: Settings) -> dict[str, Any]:
-    """Run B1 and B2 on a fresh moto server; returns the two sections of results.json."""
+def benchmark(moto: MotoServer, settings: Settings) -> Measurements:
+    """Run B1 and B2 on a fresh moto server."""
     started = time.perf_counter()
     workload = create_workload(moto, settings.buckets)
-    admin = admin_s3(moto)
-    floor = floor_client(moto)
-    n = settings.buckets
-    _log(f"B1/B2: {n} buckets created in {time.perf_counter() - started:.1f} s")
+    admin, floor, server = admin_s3(moto), floor_client(moto), ServerCpu()
+    _log(f"B1/B2: {settings.buckets} buckets created in {time.perf_counter() - started:.1f} s")
+    m = Measurements(workload, [], [], [], [], [], {}, {}, {})
 
-    floor_runs: list[FloorRun] = []
-    b1_passes: list[Pass] = []
-    b2_passes: list[Pass] = []
-    checks: dict[str, dict[str, int | bool]] = {}
+    def check(tool: str) -> None:
+        found: Check = check_converged(admin, workload)
+        if not found.ok:
+            _log(f"WARNING: {tool} left {found.buckets - found.as_expected} of {found.buckets} buckets not as expected")
+        m.checks[tool] = found.to_json()
+
+    def timed(step: Callable[[], T]) -> tuple[T, Cost]:
+        return measure(server, step)
+
     for round_ in range(settings.repeats):
         # Alternate the order, so a slow drift in machine load does not always hit the same tool.
         for tool in ("floor", "bucketwarden") if round_ % 2 == 0 else ("bucketwarden", "floor"):
             reset_policies(admin, workload)
             if tool == "floor":
-                floor_runs.append(run_floor(floor, workload))
-                checks["floor"] = _checked(check_converged(admin, workload), "floor")
-                _log(f"  round {round_ + 1}: floor        {floor_runs[-1].seconds:7.2f} s")
+                m.floor.append(timed(lambda: run_floor(floor, workload))[1])
+                check("floor")
+                m.b2_floor.append(timed(lambda: run_floor(floor, workload, write=False))[1])
+                b1_s, b2_s = m.floor[-1].seconds, m.b2_floor[-1].seconds
+                _log(f"  round {round_ + 1}: floor        {b1_s:7.2f} s (B2 {b2_s:.2f} s)")
                 continue
             gateway = new_gateway(moto)
-            b1_passes.append(run_pass(gateway, workload))
-            checks["bucketwarden"] = _checked(check_converged(admin, workload), "bucketwarden")
+            m.b1.append(timed(lambda: run_pass(gateway, workload)))  # noqa: B023 (called at once)
+            check("bucketwarden")
             # B2 at once, with the same gateway: nothing changed, every cached RoleId is still fresh.
-            b2_passes.append(run_pass(gateway, workload))
-            checks["bucketwarden_b2"] = _checked(check_converged(admin, workload), "bucketwarden (B2)")
-            b1_s, b2_s = b1_passes[-1].seconds, b2_passes[-1].seconds
-            _log(f"  round {round_ + 1}: bucketwarden {b1_s:7.2f} s (B2 {b2_s:.2f} s)")
+            m.b2.append(timed(lambda: run_pass(gateway, workload)))  # noqa: B023 (called at once)
+            check("bucketwarden_b2")
+            _log(f"  round {round_ + 1}: bucketwarden {m.b1[-1][1].seconds:7.2f} s (B2 {m.b2[-1][1].seconds:.2f} s)")
 
-    custodian_runs: dict[str, custodian.CustodianRun] = {}
+    def bracket() -> None:
+        reset_policies(admin, workload)
+        m.bracket.append(timed(lambda: run_pass(new_gateway(moto), workload))[1])
+        _log(f"  bucketwarden (bracketing Custodian) {m.bracket[-1].seconds:.2f} s")
+
+    if settings.custodian:
+        bracket()
     for variant in settings.custodian:
         reset_policies(admin, workload)
-        custodian_runs[variant] = custodian.run(moto, workload, variant)
-        checks[f"custodian_{variant}"] = _checked(check_converged(admin, workload), f"custodian ({variant})")
-        run = custodian_runs[variant]
-        _log(f"  custodian ({variant}): {run.engine_s:.2f} s in c7n, {run.wall_s:.2f} s wall")
+        m.custodian[variant] = timed(lambda: custodian.run(moto, workload, variant))  # noqa: B023 (called at once)
+        check(f"custodian_{variant}")
+        run, cost = m.custodian[variant]
+        _log(f"  custodian ({variant}): {run.engine_s:.2f} s in c7n, {cost.seconds:.2f} s wall")
+        bracket()
 
     if settings.profile_to is not None:
+        out = settings.profile_to
         reset_policies(admin, workload)
-        profile_pass(new_gateway(moto), workload, settings.profile_to)
+        profiled = _profile.profile(lambda: run_pass(new_gateway(moto), workload), out, "b1-bucketwarden")
+        m.profile["bucketwarden"] = profiled.shares
+        reset_policies(admin, workload)
+        m.profile["floor"] = _profile.profile(lambda: run_floor(floor, workload), out, "b1-floor").shares
+        _log(f"  profiles: {profiled.error or f'{out}/b1-bucketwarden-profile.txt and b1-floor-profile.txt'}")
+    return m
 
-    return {
-        "b1_first_convergence": _b1(workload, floor_runs, b1_passes, custodian_runs, checks),
-        "b2_steady_state": _b2(workload, b2_passes),
-    }
 
-
-def _b1(
-    workload: Workload,
-    floor_runs: list[FloorRun],
-    passes: list[Pass],
-    custodian_runs: dict[str, custodian.CustodianRun],
-    checks: dict[str, dict[str, int | bool]],
-) -> dict[str, Any]:
-    n = len(workload.manifests)
-    bw_s = _median([p.seconds for p in passes])
-    floor_s = _median([f.seconds for f in floor_runs])
-    last = passes[-1]
-    windows = sorted(r.get_to_put_seconds for r in last.results if r.get_to_put_seconds is not None)
-    tuned = custodian_runs.get("tuned")
-    b1: dict[str, Any] = {
-        "buckets": n,
-        "concurrency": DEFAULT_CONCURRENCY,
-        "bucketwarden_s": round(bw_s, 3),
-        "floor_s": round(floor_s, 3),
-        "custodian_s": round(tuned.engine_s, 3) if tuned else None,
-        "ratio_vs_floor": round(floor_s / bw_s, 3) if bw_s else None,
-        "speedup_vs_custodian": round(tuned.engine_s / bw_s, 2) if tuned and bw_s else None,
-        "calls_per_bucket": last.calls_per_bucket(),
-        "total_calls_per_bucket": round(sum(last.calls.values()) / n, 3),
-        "iam_get_role_total": last.calls.get("GetRole", 0),
-        "sts_get_caller_identity_total": last.calls.get("GetCallerIdentity", 0),
-        "distinct_roles": workload.distinct_roles,
-        "retries": sum(p.retries for p in passes),
-        "outcomes": last.outcomes(),
-        "all_ready": all(p.all_ready for p in passes),
-        "buckets_per_s": {"bucketwarden": round(n / bw_s, 1), "floor": round(n / floor_s, 1)} if bw_s else {},
-        "get_to_put_ms": {"p50": _ms(windows, 0.5), "p99": _ms(windows, 0.99), "max": _ms(windows, 1.0)},
-        "runs_s": {
-            "bucketwarden": [round(p.seconds, 3) for p in passes],
-            "floor": [round(f.seconds, 3) for f in floor_runs],
-        },
-        # CPU this process spent per bucket: the client's share of two cores that moto also needs.
-        "client_cpu_ms_per_bucket": {
-            "bucketwarden": round(_median([p.cpu_s for p in passes]) / n * 1000, 3),
-            "floor": round(_median([f.cpu_s for f in floor_runs]) / n * 1000, 3),
-        },
-        "custodian": {
-            variant: {
-                "engine_s": round(run.engine_s, 3),
-                "wall_s": round(run.wall_s, 3),
-                "speedup": round(run.engine_s / bw_s, 2) if bw_s else None,
-                "calls_per_bucket": round(run.calls_per_bucket(n), 2),
-                "api_calls": run.api_calls,
-            }
-            for variant, run in custodian_runs.items()
-        },
-        "checks": checks,
-    }
-    return b1
+# --- results -----------------------------------------------------------------------------------------------------
 
 
 def _ms(sorted_seconds: list[float], quantile: float) -> float | None:
@@ -251,83 +222,159 @@ def _ms(sorted_seconds: list[float], quantile: float) -> float | None:
     return round(sorted_seconds[index] * 1000, 2)
 
 
-def _b2(workload: Workload, passes: list[Pass]) -> dict[str, Any]:
-    n = len(workload.manifests)
-    last = passes[-1]
+def _cpu_per_bucket(costs: Sequence[Cost], buckets: int) -> dict[str, float | None]:
+    """Median CPU per bucket of the client and of moto, in ms."""
+    servers = [c.server_cpu_s for c in costs if c.server_cpu_s is not None]
+    median = Cost(0.0, _median([c.client_cpu_s for c in costs]), _median(servers) if servers else None)
+    return median.per_bucket_ms(buckets)
+
+
+def _b1(m: Measurements) -> dict[str, Any]:
+    n = len(m.workload.manifests)
+    bw_s = _median([cost.seconds for _, cost in m.b1])
+    floor_s = _median([cost.seconds for cost in m.floor])
+    last = m.b1[-1][0]
+    windows = sorted(r.get_to_put_seconds for r in last.results if r.get_to_put_seconds is not None)
+    peers: dict[str, Any] = {}
+    for i, (variant, (run, cost)) in enumerate(m.custodian.items()):
+        # The bucketwarden passes just before and just after this Custodian run.
+        adjacent = (m.bracket[i].seconds + m.bracket[i + 1].seconds) / 2
+        peers[variant] = {
+            "engine_s": round(run.engine_s, 3),
+            "wall_s": round(cost.seconds, 3),
+            "bucketwarden_adjacent_s": round(adjacent, 3),
+            "speedup": round(run.engine_s / adjacent, 2),
+            "calls_per_bucket": round(run.calls_per_bucket(n), 2),
+            "api_calls": run.api_calls,
+            "cpu_ms_per_bucket": cost.per_bucket_ms(n),
+        }
+    tuned = peers.get("tuned")
     return {
         "buckets": n,
-        "get_per_bucket": last.calls.get("GetBucketPolicy", 0) / n,
-        "writes": sum(p.calls.get(api, 0) for p in passes for api in WRITE_APIS),
-        "iam_calls": max(p.calls.get("GetRole", 0) for p in passes),
-        "distinct_roles": workload.distinct_roles,
-        "sts_calls": max(p.calls.get("GetCallerIdentity", 0) for p in passes),
-        "bucketwarden_s": round(_median([p.seconds for p in passes]), 3),
+        "concurrency": DEFAULT_CONCURRENCY,
+        "bucketwarden_s": round(bw_s, 3),
+        "floor_s": round(floor_s, 3),
+        "custodian_s": tuned["engine_s"] if tuned else None,
+        "ratio_vs_floor": round(floor_s / bw_s, 3),
+        "speedup_vs_custodian": tuned["speedup"] if tuned else None,
+        "calls_per_bucket": last.calls_per_bucket(),
+        "total_calls_per_bucket": round(sum(last.calls.values()) / n, 3),
+        "iam_get_role_total": last.calls.get("GetRole", 0),
+        "sts_get_caller_identity_total": last.calls.get("GetCallerIdentity", 0),
+        "distinct_roles": m.workload.distinct_roles,
+        "retries": sum(p.retries for p, _ in m.b1),
         "outcomes": last.outcomes(),
+        "all_ready": all(p.all_ready for p, _ in m.b1),
+        "buckets_per_s": {"bucketwarden": round(n / bw_s, 1), "floor": round(n / floor_s, 1)},
+        # On 2 cores the client and moto share the CPUs: CPU per bucket is what the wall clock is made of.
+        "cpu_ms_per_bucket": {
+            "bucketwarden": _cpu_per_bucket([cost for _, cost in m.b1], n),
+            "floor": _cpu_per_bucket(m.floor, n),
+        },
+        "get_to_put_ms": {"p50": _ms(windows, 0.5), "p99": _ms(windows, 0.99), "max": _ms(windows, 1.0)},
+        "runs_s": {
+            "bucketwarden": [round(cost.seconds, 3) for _, cost in m.b1],
+            "floor": [round(cost.seconds, 3) for cost in m.floor],
+            "bucketwarden_bracketing_custodian": [round(cost.seconds, 3) for cost in m.bracket],
+        },
+        "custodian": peers,
+        "profile_gil_share_percent": m.profile or None,
+        "checks": m.checks,
     }
 
 
-def profile_pass(gateway: AwsGateway, workload: Workload, out: Path) -> None:
-    """One more B1 pass sampled by py-spy, which sees every worker thread (pyinstrument sees only one).
-
-    py-spy is not a dependency: ``.venv/bin/pip install py-spy``. It attaches to this process, which needs
-    ptrace rights (root, or kernel.yama.ptrace_scope=0). Writes collapsed stacks and a summary into ``out``.
-    """
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        _log("profile skipped: py-spy is not installed (.venv/bin/pip install py-spy)")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    raw = out / "b1-pyspy.txt"
-    # --nonblocking: sample without pausing the process, or the pass runs several times slower.
-    argv = [spy, "record", "--pid", str(os.getpid()), "--rate", "200", "--nonblocking", "--format", "raw"]
-    argv += ["--output", str(raw)]
-    recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # let it attach
-    result = run_pass(gateway, workload)
-    recorder.send_signal(signal.SIGINT)
-    _, errors = recorder.communicate(timeout=60)
-    if not raw.exists():
-        _log(f"profile failed: {errors.strip()[-500:]}")
-        return
-    (out / "b1-profile.txt").write_text(summarise_stacks(raw.read_text()))
-    _log(f"  profiled bucketwarden pass: {result.seconds:.2f} s; summary in {out / 'b1-profile.txt'}")
+def _b2(m: Measurements) -> dict[str, Any]:
+    n = len(m.workload.manifests)
+    passes = [p for p, _ in m.b2]
+    bw_s = _median([cost.seconds for _, cost in m.b2])
+    floor_s = _median([cost.seconds for cost in m.b2_floor])
+    return {
+        "buckets": n,
+        "get_per_bucket": passes[-1].calls.get("GetBucketPolicy", 0) / n,
+        "writes": sum(p.calls.get(api, 0) for p in passes for api in WRITE_APIS),
+        "iam_calls": max(p.calls.get("GetRole", 0) for p in passes),
+        "distinct_roles": m.workload.distinct_roles,
+        "sts_calls": max(p.calls.get("GetCallerIdentity", 0) for p in passes),
+        "bucketwarden_s": round(bw_s, 3),
+        "floor_get_only_s": round(floor_s, 3),
+        "ratio_vs_floor": round(floor_s / bw_s, 3),
+        "cpu_ms_per_bucket": {
+            "bucketwarden": _cpu_per_bucket([cost for _, cost in m.b2], n),
+            "floor": _cpu_per_bucket(m.b2_floor, n),
+        },
+        "outcomes": passes[-1].outcomes(),
+    }
 
 
-def summarise_stacks(collapsed: str, top: int = 40) -> str:
-    """Self and inclusive sample counts per function from py-spy's collapsed stacks ("a;b;c COUNT")."""
-    inclusive: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    total = 0
-    for line in collapsed.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        total += count
-        frames = [_frame(f) for f in stack.split(";")]
-        own[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
-    lines = [f"{total} samples of threads on CPU (idle threads are not sampled)", "", "inclusive %  function"]
-    lines += [f"{100 * c / total:10.1f}  {f}" for f, c in inclusive.most_common(top)]
-    lines += ["", "self %      function"]
-    lines += [f"{100 * c / total:10.1f}  {f}" for f, c in own.most_common(top)]
-    return "\n".join(lines) + "\n"
+def goals(results: dict[str, Any]) -> dict[str, bool | None]:
+    """Issue 6's goals; None when not measured (Custodian skipped)."""
+    b1, b2 = results["b1_first_convergence"], results["b2_steady_state"]
+    speedup = b1["speedup_vs_custodian"]
+    return {
+        "b1_ratio_vs_floor_at_least_0.8": b1["ratio_vs_floor"] >= GOAL_RATIO_VS_FLOOR,
+        "b1_speedup_vs_custodian_at_least_3": None if speedup is None else speedup >= GOAL_SPEEDUP_VS_CUSTODIAN,
+        "b1_converged_correctly": all(c["ok"] for c in b1["checks"].values()) and b1["all_ready"],
+        "b2_one_get_per_bucket_no_writes": b2["get_per_bucket"] == 1 and b2["writes"] == 0,
+        "b2_iam_calls_within_distinct_roles": b2["iam_calls"] <= b2["distinct_roles"],
+    }
 
 
-def _frame(frame: str) -> str:
-    # "function (path/to/module.py:LINE)" -> "function (module.py)": lines split one function into many rows.
-    name, _, where = frame.partition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    parts = path.replace("\\", "/").split("/")
-    short = "/".join(parts[-2:]) if len(parts) > 1 else path
-    return f"{name} ({short})" if where else name
+def print_tables(results: dict[str, Any], *, quick: bool) -> None:
+    b1, b2 = results["b1_first_convergence"], results["b2_steady_state"]
+    n, rounds = b1["buckets"], len(b1["runs_s"]["floor"])
+    cpu = b1["cpu_ms_per_bucket"]
 
+    def row(tool: str, seconds: float, relative: str, calls: object, cpu: dict[str, float | None]) -> list[object]:
+        return [tool, seconds, relative, calls, cpu["client"], cpu["server"]]
 
-QUICK_BUCKETS = 20
-FULL_BUCKETS = 1000
-GOAL_RATIO_VS_FLOOR = 0.8
-GOAL_SPEEDUP_VS_CUSTODIAN = 3.0
+    rows = [
+        row(
+            "bucketwarden (reconcile_all)",
+            b1["bucketwarden_s"],
+            "1.00",
+            b1["total_calls_per_bucket"],
+            cpu["bucketwarden"],
+        ),
+        row("floor (boto3 GET+PUT)", b1["floor_s"], f"{b1['ratio_vs_floor']:.2f}", 2, cpu["floor"]),
+    ]
+    for variant, peer in b1["custodian"].items():
+        label = f"custodian set-statements ({variant})"
+        rows.append(
+            row(label, peer["engine_s"], f"{peer['speedup']:.2f}", peer["calls_per_bucket"], peer["cpu_ms_per_bucket"])
+        )
+    note = ", quick mode: not a measurement" if quick else ""
+    _report.print_table(
+        ["tool", "seconds", "time / bucketwarden's", "calls/bucket", "client CPU ms/bucket", "moto CPU ms/bucket"],
+        rows,
+        title=f"B1 first convergence: {n} buckets, {b1['concurrency']} threads, median of {rounds} rounds{note}",
+    )
+    if b1["custodian"]:
+        print("Custodian is compared with the mean of the bucketwarden passes just before and after it.\n")
+    calls = b1["calls_per_bucket"]
+    _report.print_table(
+        ["API", "per bucket (B1)", "B2 total"],
+        [
+            ["GetBucketPolicy", calls["GetBucketPolicy"], f"{b2['get_per_bucket'] * n:.0f}"],
+            ["PutBucketPolicy", calls["PutBucketPolicy"], b2["writes"]],
+            ["DeleteBucketPolicy", calls["DeleteBucketPolicy"], 0],
+            ["iam:GetRole (total)", b1["iam_get_role_total"], b2["iam_calls"]],
+            ["sts:GetCallerIdentity (total)", b1["sts_get_caller_identity_total"], b2["sts_calls"]],
+        ],
+        title="bucketwarden's AWS calls (B2: a second pass, nothing changed)",
+    )
+    _report.print_table(
+        ["B2 steady state", "seconds", "time / bucketwarden's"],
+        [
+            ["bucketwarden (reconcile_all)", b2["bucketwarden_s"], "1.00"],
+            ["floor (boto3 GET only)", b2["floor_get_only_s"], f"{b2['ratio_vs_floor']:.2f}"],
+        ],
+        title=f"B2 steady state: {n} buckets",
+    )
+    _report.print_table(
+        ["goal", "met"],
+        [[name, "-" if met is None else ("yes" if met else "NO")] for name, met in results["goals"].items()],
+        title="Goals (issue 6)",
+    )
 
 
 def run(
@@ -356,75 +403,34 @@ def run(
         profile_to=OUT_DIR if profile else None,
     )
     with MotoServer() as moto:
-        results = benchmark(moto, settings)
+        measured = benchmark(moto, settings)
+    results: dict[str, Any] = {"b1_first_convergence": _b1(measured), "b2_steady_state": _b2(measured)}
     results["b1_first_convergence"]["custodian_version"] = custodian.version() if variants else None
     results["goals"] = goals(results)
     print_tables(results, quick=quick)
     return {"benchmark": "convergence", "quick": quick, "repeats": settings.repeats, **results}
 
 
-OUT_DIR = Path(__file__).resolve().parent / "out"
+# --- command line ------------------------------------------------------------------------------------------------
 
 
-def goals(results: dict[str, Any]) -> dict[str, bool | None]:
-    """Issue 6's goals; None when not measured (Custodian skipped)."""
-    b1, b2 = results["b1_first_convergence"], results["b2_steady_state"]
-    speedup = b1["speedup_vs_custodian"]
+def add_arguments(parser: argparse.ArgumentParser, *, standalone: bool = True) -> None:
+    if standalone:
+        parser.add_argument("--quick", action="store_true", help="20 buckets, one round: checks it runs")
+        parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--buckets", type=int, metavar="N", help="B1/B2 buckets (default 1000, quick 20)")
+    parser.add_argument("--repeat", type=int, metavar="R", help="B1 rounds of floor and bucketwarden (default 3)")
+    parser.add_argument("--no-custodian", action="store_true", help="skip the Cloud Custodian peer in B1")
+    parser.add_argument("--profile", action="store_true", help="profile one B1 pass per tool with py-spy (bench/out/)")
+
+
+def options(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "b1_ratio_vs_floor_at_least_0.8": b1["ratio_vs_floor"] >= GOAL_RATIO_VS_FLOOR,
-        "b1_speedup_vs_custodian_at_least_3": None if speedup is None else speedup >= GOAL_SPEEDUP_VS_CUSTODIAN,
-        "b1_converged_correctly": all(c["ok"] for c in b1["checks"].values()) and b1["all_ready"],
-        "b2_one_get_per_bucket_no_writes": b2["get_per_bucket"] == 1 and b2["writes"] == 0,
-        "b2_iam_calls_within_distinct_roles": b2["iam_calls"] <= b2["distinct_roles"],
+        "buckets": args.buckets,
+        "repeats": args.repeat,
+        "with_custodian": not args.no_custodian,
+        "profile": args.profile,
     }
-
-
-def print_tables(results: dict[str, Any], *, quick: bool) -> None:
-    b1, b2 = results["b1_first_convergence"], results["b2_steady_state"]
-    n, rounds = b1["buckets"], len(b1["runs_s"]["floor"])
-    note = ", quick mode: not a measurement" if quick else ""
-    rows: list[list[object]] = [
-        [
-            "bucketwarden (reconcile_all)",
-            f"{b1['bucketwarden_s']:.2f}",
-            b1["buckets_per_s"]["bucketwarden"],
-            "1.00",
-            b1["total_calls_per_bucket"],
-        ],
-        [
-            "floor (boto3 GET+PUT)",
-            f"{b1['floor_s']:.2f}",
-            b1["buckets_per_s"]["floor"],
-            f"{b1['ratio_vs_floor']:.2f}",
-            2,
-        ],
-    ]
-    for variant, run in b1["custodian"].items():
-        speedup = f"{run['speedup']:.2f}" if run["speedup"] is not None else "-"
-        label = f"custodian set-statements ({variant})"
-        rows.append([label, f"{run['engine_s']:.2f}", round(n / run["engine_s"], 1), speedup, run["calls_per_bucket"]])
-    _report.print_table(
-        ["tool", "seconds", "buckets/s", "time / bucketwarden's", "calls/bucket"],
-        rows,
-        title=f"B1 first convergence: {n} buckets, {b1['concurrency']} threads, median of {rounds} rounds{note}",
-    )
-    calls = b1["calls_per_bucket"]
-    _report.print_table(
-        ["API", "per bucket (B1)", "B2 total"],
-        [
-            ["GetBucketPolicy", calls["GetBucketPolicy"], f"{b2['get_per_bucket'] * n:.0f}"],
-            ["PutBucketPolicy", calls["PutBucketPolicy"], b2["writes"]],
-            ["DeleteBucketPolicy", calls["DeleteBucketPolicy"], 0],
-            ["iam:GetRole (total)", b1["iam_get_role_total"], b2["iam_calls"]],
-            ["sts:GetCallerIdentity (total)", b1["sts_get_caller_identity_total"], b2["sts_calls"]],
-        ],
-        title=f"bucketwarden's AWS calls (B2: second pass, nothing changed, {b2['bucketwarden_s']:.2f} s)",
-    )
-    _report.print_table(
-        ["goal", "met"],
-        [[name, "-" if met is None else ("yes" if met else "NO")] for name, met in results["goals"].items()],
-        title="Goals (issue 6)",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -435,25 +441,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         _report.write_json(args.json, {"convergence": results})
     return 0
-
-
-def add_arguments(parser: argparse.ArgumentParser, *, standalone: bool = True) -> None:
-    if standalone:
-        parser.add_argument("--quick", action="store_true", help="20 buckets, one round: checks it runs")
-        parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--buckets", type=int, metavar="N", help="B1/B2 buckets (default 1000, quick 20)")
-    parser.add_argument("--repeat", type=int, metavar="R", help="B1 rounds of floor and bucketwarden (default 3)")
-    parser.add_argument("--no-custodian", action="store_true", help="skip the Cloud Custodian peer in B1")
-    parser.add_argument("--profile", action="store_true", help="one more B1 pass under py-spy, into bench/out/")
-
-
-def options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "buckets": args.buckets,
-        "repeats": args.repeat,
-        "with_custodian": not args.no_custodian,
-        "profile": args.profile,
-    }
 
 
 if __name__ == "__main__":

@@ -161,6 +161,11 @@ def _spec_schema() -> JsonSchema:
             f"({', '.join(RESERVED_BUCKET_PREFIXES + RESERVED_BUCKET_SUFFIXES)})",
         ),
     ]
+    # Renaming our Sid would leave the old statement behind as a second, foreign Deny (with a RoleId that
+    # stops matching once the role is recreated): use adoptSids on a new resource instead.
+    props["statementSid"]["x-kubernetes-validations"] = [
+        _rule("self == oldSelf", "statementSid is immutable: the old statement would be left behind as a foreign Deny"),
+    ]
     props["allowedSourceIps"]["items"]["x-kubernetes-validations"] = [
         _rule(
             "isCIDR(self) || isIP(self)",

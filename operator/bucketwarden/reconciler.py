@@ -6,7 +6,9 @@ operator (bucketwarden.k8s), the file-mode CLI and the demo all drive this same 
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -204,13 +206,22 @@ class Reconciler:
 
     def __init__(self, aws: AwsPort, *, clock: type[time.struct_time] | None = None) -> None:
         self._aws = aws
+        # One read-modify-write per bucket at a time in this process: the operator's resync timer and its
+        # create/update handler can fire together for one object, and both would otherwise PUT.
+        self._bucket_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._bucket_locks_guard = threading.Lock()
+
+    def _bucket_lock(self, bucket: str) -> threading.Lock:
+        with self._bucket_locks_guard:
+            return self._bucket_locks[bucket]
 
     # --- the public operations -------------------------------------------------------------------------------
 
     def reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState | None = None) -> ReconcileResult:
-        started = time.perf_counter()
-        with self._aws.count_calls() as calls:
-            result = self._reconcile(spec, previous or PreviousState())
+        with self._bucket_lock(spec.bucket_name):
+            started = time.perf_counter()
+            with self._aws.count_calls() as calls:
+                result = self._reconcile(spec, previous or PreviousState())
         result.aws_calls = dict(calls)
         result.duration_seconds = time.perf_counter() - started
         return result
@@ -220,9 +231,10 @@ class Reconciler:
 
         A bucket that no longer exists has nothing to clean up, so deletion never hangs on it.
         """
-        started = time.perf_counter()
-        with self._aws.count_calls() as calls:
-            result = self._cleanup(spec)
+        with self._bucket_lock(spec.bucket_name):
+            started = time.perf_counter()
+            with self._aws.count_calls() as calls:
+                result = self._cleanup(spec)
         result.aws_calls = dict(calls)
         result.duration_seconds = time.perf_counter() - started
         return result

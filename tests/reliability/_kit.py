@@ -9,7 +9,9 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -19,7 +21,14 @@ from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument, Statement
 from bucketwarden.reconciler import AwsPort, Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import PROTECTED_BUCKETS, KubeClient, KubeEmulator, OperatorHandle, run_operator_in_thread
+from bucketwarden.testing import (
+    PROTECTED_BUCKETS,
+    KubeClient,
+    KubeEmulator,
+    MotoServer,
+    OperatorHandle,
+    run_operator_in_thread,
+)
 
 ACCOUNT = "123456789012"
 ROLE = "AWSBackupDefaultServiceRole"
@@ -151,6 +160,38 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
+
+
+@dataclass
+class Fleet:
+    specs: dict[str, ProtectedBucketSpec] = field(default_factory=dict)
+    foreign: dict[str, list[Statement]] = field(default_factory=dict)  # what must survive, per bucket
+
+
+def seed_fleet(moto: MotoServer, count: int, prefix: str) -> Fleet:
+    """Buckets with foreign statements; some also hold our Sid with foreign content, or a Deny to adopt."""
+    moto.reset()
+    s3, iam = moto.client("s3"), moto.client("iam")
+    iam.create_role(RoleName=ROLE, Path="/service-role/", AssumeRolePolicyDocument=TRUST_POLICY)
+    fleet = Fleet()
+
+    def seed(i: int) -> None:
+        bucket = f"{prefix}-{i:03d}"
+        foreign = foreign_statements(bucket, i)
+        statements = list(foreign)
+        if i % 4 == 0:  # our Sid, someone else's content: replaced, never duplicated
+            statements.insert(1, {**hand_written_deny(bucket), "Sid": "BucketWardenIpRestriction"})
+        if i % 5 == 0:
+            statements.append(hand_written_deny(bucket))
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_policy(Bucket=bucket, Policy=policy_text(*statements))
+        spec = make_spec(bucket)
+        fleet.specs[bucket] = spec
+        fleet.foreign[bucket] = foreign_of(PolicyDocument.parse(policy_text(*statements)), spec.owned_sids)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(seed, range(count)))
+    return fleet
 
 
 # --- an InMemoryAws that records per bucket and fails per bucket ---------------------------------------------

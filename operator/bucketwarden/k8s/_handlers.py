@@ -179,7 +179,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             raise kopf.TemporaryError(message, delay=_backoff(kwargs["retry"]))
 
     def _initial_delay(**_: Any) -> float:
-        return random.uniform(0, operator_settings.jitter_seconds)
+        # create/resume reconcile at once; the first drift check comes one interval later, spread by jitter.
+        return operator_settings.resync_interval_seconds + random.uniform(0, operator_settings.jitter_seconds)
 
     @kopf.timer(
         *resource,

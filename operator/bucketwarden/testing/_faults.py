@@ -86,7 +86,7 @@ class ProxyRecord:
     invocation_id: str | None
     attempt: int | None
     max_attempts: int | None
-    outcome: str  # "forwarded", a Fault value, or "scripted"
+    outcome: str  # "forwarded", a Fault value, "scripted", or "upstream-error" (the upstream failed; not injected)
     status: int | None  # the HTTP status the client got; None for a reset or a timeout
 
 
@@ -223,12 +223,15 @@ def _unit(*parts: object) -> float:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 drops connections when a client pool opens many at once
     proxy: AwsFaultProxy
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    upstream: http.client.HTTPConnection | None = None
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
 
     def do_GET(self) -> None:
         self.server.proxy._handle(self)
@@ -247,8 +250,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle(self) -> None:
         # A reset we made, or a client that gave up on a withheld answer, ends the connection mid-way.
-        with contextlib.suppress(ConnectionError, OSError, ValueError):
-            super().handle()
+        try:
+            with contextlib.suppress(ConnectionError, OSError, ValueError):
+                super().handle()
+        finally:
+            if self.upstream is not None:
+                self.upstream.close()
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -415,6 +422,16 @@ class AwsFaultProxy:
         with self._lock:
             self._rules.clear()
 
+    def reset(self, *, seed: int | None = None) -> None:
+        """Start afresh: no random faults, no rules, no records, repeat counts from zero (and a new seed)."""
+        with self._lock:
+            self._rate = 0.0
+            self._rules.clear()
+            self._records.clear()
+            self._seen.clear()
+            if seed is not None:
+                self.seed = seed
+
     # --- what happened -----------------------------------------------------------------------------------
 
     def records(self) -> list[ProxyRecord]:
@@ -428,7 +445,7 @@ class AwsFaultProxy:
     def injected(self) -> Counter[str]:
         """Faults and scripted replies sent, by kind ("SlowDown", ..., "scripted")."""
         with self._lock:
-            return Counter(r.outcome for r in self._records if r.outcome != "forwarded")
+            return Counter(r.outcome for r in self._records if r.outcome not in ("forwarded", "upstream-error"))
 
     def calls(self) -> dict[str, list[ProxyRecord]]:
         """Records grouped by botocore invocation id: the attempts of each call, in order."""
@@ -478,13 +495,26 @@ class AwsFaultProxy:
         headers["Host"] = f"{host}:{port}"
         if body or handler.command in ("PUT", "POST", "PATCH"):
             headers["Content-Length"] = str(len(body))
-        connection = http.client.HTTPConnection(host, port, timeout=self.upstream_timeout)
-        try:
-            connection.request(handler.command, handler.path, body=body or None, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-        finally:
+        # One kept-alive upstream connection per client connection: a new TCP connection per request would
+        # cost moto a thread each. A kept-alive connection the upstream closed meanwhile is opened again, once.
+        for fresh in (False, True):
+            kept_alive = None if fresh else handler.upstream
+            reused = kept_alive is not None
+            connection = kept_alive or http.client.HTTPConnection(host, port, timeout=self.upstream_timeout)
+            handler.upstream = connection
+            try:
+                connection.request(handler.command, handler.path, body=body or None, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                connection.close()
+                handler.upstream = None
+                if not reused:
+                    raise
+        if response.will_close:
             connection.close()
+            handler.upstream = None
         skip = _HOP_BY_HOP | {"server", "date"} | ({"content-length"} if handler.command != "HEAD" else set())
         kept = [(name, value) for name, value in response.getheaders() if name.lower() not in skip]
         return response.status, kept, payload
@@ -496,14 +526,20 @@ class AwsFaultProxy:
         request = parse_request(handler.command, handler.path, headers, body)
         reply, scripted = self._decide(request)
         if reply is None:
-            status, response_headers, payload = self._forward(handler, body)
+            try:
+                status, response_headers, payload = self._forward(handler, body)
+            except (OSError, http.client.HTTPException):
+                self._record(request, "upstream-error", None, at)  # not ours: the client sees a reset
+                handler.reset()
+                return
             self._record(request, "forwarded", status, at)
             handler.reply(status, response_headers, payload)
         elif reply is Fault.CONNECTION_RESET:
             self._record(request, "scripted" if scripted else reply.value, None, at)
             handler.reset()
         elif reply is Fault.READ_TIMEOUT:
-            self._forward(handler, body)
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                self._forward(handler, body)
             self._record(request, "scripted" if scripted else reply.value, None, at)
             self._stopping.wait(self.hang_seconds)
             handler.reset()
