@@ -104,7 +104,7 @@ def test_reconcile_seed_adopts_hand_written_deny_and_keeps_foreign(aws: InMemory
     assert f"{role_id}:*" in ours.conditions["StringNotLike"]["aws:userid"]
     assert aws.caller.user_id in ours.conditions["StringNotLike"]["aws:userid"]
     assert cond(result, "Ready") == ("True", "Protected")
-    assert cond(result, "Synced") == ("True", "PolicyUpdated")
+    assert cond(result, "Synced") == ("True", "InSync")
     assert cond(result, "Verified") == ("True", "Verified")
     assert result.policy_hash == doc.policy_hash
 
@@ -315,3 +315,26 @@ def test_cleanup_bucket_already_gone_does_not_hang(aws: InMemoryAws) -> None:
     result = Reconciler(aws).cleanup(make_spec())
     assert result.outcome == "Deleted"
     assert result.error is None
+
+
+def test_reconcile_steady_state_reuses_the_last_verification_only_while_nothing_changed(aws: InMemoryAws) -> None:
+    reconciler = Reconciler(aws)
+    first = reconciler.reconcile(make_spec())
+    assert first.verification is not None
+    previous = PreviousState(first.statement_hash, policy_hash=first.policy_hash, verified=True)
+
+    steady = reconciler.reconcile(make_spec(), previous)
+    assert steady.verification is None  # same spec, exemptions and document by meaning: the verdict stands
+    assert [(c.type, c.status) for c in steady.conditions] == [
+        ("Ready", "True"),
+        ("Synced", "True"),
+        ("Verified", "True"),
+    ]
+    assert [c.message for c in steady.conditions] == [c.message for c in first.conditions]  # no status churn
+
+    aws.put_foreign(
+        BUCKET, policy(hand_written_deny("SomeoneElsesDeny"), *json.loads(aws.policy_of(BUCKET) or "")["Statement"])
+    )
+    changed = reconciler.reconcile(make_spec(), previous)
+    assert changed.verification is not None  # a foreign change is verified again, and here it blocks
+    assert changed.outcome == "Blocked"

@@ -99,7 +99,12 @@ def reconcile_object(
         elif conflict is not None:
             result = blocked_result(parsed.bucket_name, CONFLICT, conflict)
         else:
-            prev = PreviousState(previous.statement_hash, role_ids_from_status(previous))
+            prev = PreviousState(
+                previous.statement_hash,
+                role_ids_from_status(previous),
+                policy_hash=previous.policy_hash,
+                verified=any(c.type == "Verified" and c.status == "True" for c in previous.conditions),
+            )
             result = runtime.reconciler.reconcile(parsed, prev)
     runtime.metrics.observe(f"{namespace}/{name}", result)
     update = build_status(

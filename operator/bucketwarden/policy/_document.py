@@ -103,6 +103,7 @@ class Statement:
     resources: tuple[str, ...] | None
     not_resources: tuple[str, ...] | None
     conditions: ConditionBlock
+    _memo: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def parse(cls, obj: Any, where: str = "Statement") -> Statement:
@@ -221,7 +222,10 @@ class Statement:
         ]
 
     def canonical_key(self) -> str:
-        return json.dumps(self.canonical(), separators=(",", ":"))
+        key = self._memo.get("canonical")
+        if key is None:
+            key = self._memo["canonical"] = json.dumps(self.canonical(), separators=(",", ":"))
+        return key
 
     def same_meaning(self, other: Statement) -> bool:
         return self.canonical_key() == other.canonical_key()
@@ -240,6 +244,7 @@ class PolicyDocument:
     statements: tuple[Statement, ...]
     version: str | None = POLICY_VERSION
     id: str | None = None
+    _memo: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str | bytes) -> PolicyDocument:
@@ -283,10 +288,16 @@ class PolicyDocument:
         return obj
 
     def to_json(self, *, pretty: bool = False) -> str:
-        """Stable serialisation: compact for the PUT, indented for people."""
-        if pretty:
-            return json.dumps(self.to_obj(), indent=2, ensure_ascii=False)
-        return json.dumps(self.to_obj(), separators=(",", ":"), ensure_ascii=False)
+        """Stable serialisation: compact for the PUT, indented for people. Computed once per document."""
+        key = "pretty" if pretty else "compact"
+        text = self._memo.get(key)
+        if text is None:
+            if pretty:
+                text = json.dumps(self.to_obj(), indent=2, ensure_ascii=False)
+            else:
+                text = json.dumps(self.to_obj(), separators=(",", ":"), ensure_ascii=False)
+            self._memo[key] = text
+        return text
 
     @property
     def size_bytes(self) -> int:
@@ -301,7 +312,10 @@ class PolicyDocument:
         }
 
     def canonical_json(self) -> str:
-        return json.dumps(self.canonical(), separators=(",", ":"), sort_keys=True)
+        text = self._memo.get("canonical")
+        if text is None:
+            text = self._memo["canonical"] = json.dumps(self.canonical(), separators=(",", ":"), sort_keys=True)
+        return text
 
     @property
     def policy_hash(self) -> str:

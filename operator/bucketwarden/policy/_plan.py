@@ -16,11 +16,16 @@ PlanAction = Literal["none", "put", "delete"]
 class Plan:
     action: PlanAction
     desired: PolicyDocument | None
-    diff: str
+    observed: PolicyDocument | None = None
 
     @property
     def changes(self) -> bool:
         return self.action != "none"
+
+    @property
+    def diff(self) -> str:
+        """The readable diff, computed only when someone shows it: the reconcile loop needs only the action."""
+        return diff_policies(self.observed, self.desired) if self.changes else ""
 
 
 def _lines(doc: PolicyDocument | None) -> list[str]:
@@ -43,9 +48,7 @@ def diff_policies(observed: PolicyDocument | None, desired: PolicyDocument | Non
 def plan_change(observed: PolicyDocument | None, desired: PolicyDocument | None) -> Plan:
     """No change when the documents mean the same; string differences alone never cause a write."""
     if desired is None:
-        if observed is None:
-            return Plan("none", None, "")
-        return Plan("delete", None, diff_policies(observed, None))
+        return Plan("none" if observed is None else "delete", None, observed)
     if observed is not None and observed.same_meaning(desired):
-        return Plan("none", desired, "")
-    return Plan("put", desired, diff_policies(observed, desired))
+        return Plan("none", desired, observed)
+    return Plan("put", desired, observed)

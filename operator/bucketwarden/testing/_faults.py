@@ -231,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     upstream: http.client.HTTPConnection | None = None
-    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
+    disable_nagle_algorithm = True  # headers and body are separate writes: Nagle would stall each reply 40 ms
 
     def do_GET(self) -> None:
         self.server.proxy._handle(self)

@@ -233,18 +233,21 @@ class FaultScript:
     watch_cuts: int = 0  # the next N watch streams to send watch_cut_after events (from now) are cut
     watch_cut_after: int = 1
     plural: str | None = None  # only requests for this resource (None: any)
+    forbidden_plurals: list[str] = dataclasses.field(default_factory=list)  # list and watch answer 403, as RBAC
     epoch: int = 0  # bumped on every change; watch streams count their events from the latest change
     injected: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
     def update(self, changes: Mapping[str, Any]) -> None:
         allowed = {"status_patch_errors", "status_patch_timeouts", "hang_seconds", "watch_cuts", "watch_cut_after"}
-        unknown = set(changes) - allowed - {"plural"}
+        unknown = set(changes) - allowed - {"plural", "forbidden_plurals"}
         if unknown:
             raise ApiError(400, "BadRequest", f"unknown fault settings: {sorted(unknown)}")
         for key in allowed & set(changes):
             setattr(self, key, type(getattr(self, key))(changes[key]))
         if "plural" in changes:
             self.plural = None if changes["plural"] is None else str(changes["plural"])
+        if "forbidden_plurals" in changes:
+            self.forbidden_plurals = [str(p) for p in changes["forbidden_plurals"] or ()]
         self.epoch += 1
 
     def applies(self, kind: Kind) -> bool:
@@ -355,6 +358,10 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         method = raw_request.method
         query = raw_request.query
         if route.name is None:
+            if method == "GET" and route.kind.plural in self._faults.forbidden_plurals:
+                self._faults.injected["forbidden"] += 1
+                message = f"{route.kind.plural} is forbidden: cannot list or watch {route.kind.plural} (injected)"
+                raise ApiError(403, "Forbidden", message)
             if method == "GET" and query.get("watch") in ("true", "1"):
                 return await self._watch(route, raw_request)
             if method == "GET":

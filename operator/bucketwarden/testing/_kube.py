@@ -285,6 +285,7 @@ class KubeEmulator(KubeTarget):
         ``status_patch_timeouts=N, hang_seconds=S``: the next N hang S seconds, then 504, unapplied.
         ``watch_cuts=N, watch_cut_after=E``: the next N watch streams to send E events (from now) are cut.
         ``plural="protectedbuckets"``: only for that resource (None: any).
+        ``forbidden_plurals=["namespaces"]``: listing and watching those answer 403, as missing RBAC would.
         """
         return cast(JsonDict, self._admin("POST", "faults", faults))
 

@@ -1,0 +1,225 @@
+"""The operator as B3 and B4 see it: ``bucketwarden run`` in its own process, on moto and the Kubernetes emulator.
+
+Everything is measured from outside, as production would see it: RSS and peak RSS from /proc/PID/status, CPU
+seconds from /proc/PID/stat, and progress from the operator's own metrics endpoint. The emulator and moto are
+separate processes too, so the operator's numbers are its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from bench.workload import NAMESPACE, ROLES, TRUST_POLICY, admin_s3, bucket_name, protected_bucket
+from bucketwarden.testing import PROTECTED_BUCKETS, KubeClient, KubeEmulator, MotoServer, scrubbed_environ
+
+READY_TRUE = re.compile(r'^bucketwarden_managed_buckets\{condition="Ready",status="True"\} ([0-9.e+]+)$', re.M)
+# Threads creating buckets and objects: the emulator serves one request at a time anyway, moto two or three.
+SETUP_WORKERS = 8
+_CLOCK_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSample:
+    """One look at the operator process from outside."""
+
+    at_s: float  # seconds since the process started
+    rss_mb: float  # VmRSS
+    peak_rss_mb: float  # VmHWM: the highest RSS so far
+    cpu_s: float  # user + system, all threads
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "at_s": round(self.at_s, 2),
+            "rss_mb": round(self.rss_mb, 1),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "cpu_s": round(self.cpu_s, 2),
+        }
+
+
+class OperatorProcess:
+    """``python -m bucketwarden run`` with a kubeconfig for the emulator and moto's endpoint, as the e2e tests run it.
+
+    Health port off, metrics on a free port, logs (JSON, INFO, as deployed) to a file in ``workdir``.
+    """
+
+    def __init__(
+        self,
+        moto: MotoServer,
+        kube: KubeEmulator,
+        workdir: Path,
+        *,
+        resync_interval_s: float,
+        resync_jitter_s: float | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.metrics_port = free_port()
+        env = {
+            **moto.env(),
+            "KUBECONFIG": str(kube.kubeconfig),
+            "HOME": str(workdir),
+            "BUCKETWARDEN_METRICS_PORT": str(self.metrics_port),
+            "BUCKETWARDEN_HEALTH_PORT": "0",
+            "BUCKETWARDEN_RESYNC_INTERVAL_SECONDS": str(resync_interval_s),
+            "BUCKETWARDEN_LOG_FORMAT": "json",
+            **(extra_env or {}),
+        }
+        if resync_jitter_s is not None:
+            env["BUCKETWARDEN_RESYNC_JITTER_SECONDS"] = str(resync_jitter_s)
+        self._env = scrubbed_environ(env)
+        self.log_path = workdir / "operator.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the operator is not running")
+        return self._process.pid
+
+    @property
+    def started(self) -> float:
+        """time.monotonic() when the process was started."""
+        return self._started
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        """Start the process and wait until its metrics endpoint answers (the startup handler has run)."""
+        with open(self.log_path, "wb") as log:
+            self._started = time.monotonic()
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "bucketwarden", "run"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+            )
+        deadline = time.monotonic() + timeout
+        while self.metrics_text() is None:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the operator exited at startup:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the operator's metrics did not answer within {timeout} s:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+    def check_alive(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            raise RuntimeError(f"the operator is not running:\n{self.log_tail()}")
+
+    def sample(self) -> ProcessSample:
+        fields = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) / 1024  # kB -> MB
+        stat = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # After the ")" ending the command name: state is field 0, utime field 11, stime field 12.
+        cpu = (int(stat[11]) + int(stat[12])) / _CLOCK_TICK
+        return ProcessSample(time.monotonic() - self._started, fields["VmRSS"], fields["VmHWM"], cpu)
+
+    def metrics_text(self) -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+                return str(response.read().decode())
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def ready_count(self) -> int:
+        """``bucketwarden_managed_buckets{condition="Ready",status="True"}``: set when a reconcile ends."""
+        match = READY_TRUE.search(self.metrics_text() or "")
+        return int(float(match.group(1))) if match else 0
+
+    def wait_idle(self, *, window: float = 3.0, busy_share: float = 0.03, timeout: float = 60.0) -> ProcessSample:
+        """Wait until the process used less than ``busy_share`` of a core over ``window`` seconds; the last sample."""
+        deadline = time.monotonic() + timeout
+        before = self.sample()
+        while True:
+            time.sleep(window)
+            after = self.sample()
+            if after.cpu_s - before.cpu_s <= busy_share * window or time.monotonic() > deadline:
+                return after
+            before = after
+
+    def log_tail(self, lines: int = 20) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines() if self.log_path.exists() else []
+
+
+def create_roles(moto: MotoServer) -> None:
+    iam = moto.client("iam")
+    for name, path in ROLES:
+        iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=TRUST_POLICY)
+
+
+def create_buckets(moto: MotoServer, indices: Iterable[int]) -> None:
+    s3 = admin_s3(moto)
+    with ThreadPoolExecutor(SETUP_WORKERS, thread_name_prefix="bench-setup") as pool:
+        list(pool.map(lambda i: s3.create_bucket(Bucket=bucket_name(i)), indices))
+
+
+def object_body(index: int) -> dict[str, Any]:
+    """The ProtectedBucket for bucket ``index`` (bench/workload.py) as the API object a user applies."""
+    resource = protected_bucket(index)
+    return {"metadata": {"name": resource.name}, "spec": resource.spec.to_k8s()}
+
+
+def create_objects(client: KubeClient, indices: Sequence[int]) -> None:
+    """Create the ProtectedBuckets in the bench namespace, a few requests in flight at a time."""
+    with ThreadPoolExecutor(SETUP_WORKERS, thread_name_prefix="bench-setup") as pool:
+        list(pool.map(lambda i: client.create_object(PROTECTED_BUCKETS, object_body(i), namespace=NAMESPACE), indices))
+
+
+def is_ready(obj: Mapping[str, Any]) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def count_ready(client: KubeClient) -> tuple[int, int]:
+    """(objects, objects whose status says Ready=True), from one list of the namespace."""
+    items = client.list_objects(PROTECTED_BUCKETS, namespace=NAMESPACE)
+    return len(items), sum(1 for obj in items if is_ready(obj))

@@ -1,0 +1,101 @@
+"""docs/iam-policy.json grants what the operator calls, no more and no less.
+
+A representative set of reconciles, cleanups and cross-account (assume-role) work runs through the real
+AwsGateway against moto, behind AwsFaultProxy (no faults): the proxy sees each request's service (from its SigV4
+credential scope) and operation, which names the IAM action it needs; AwsCallCounter sees the same operations.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings
+from bucketwarden.filemode import run_file_mode
+from bucketwarden.reconciler import Reconciler
+from bucketwarden.spec import ProtectedBucketSpec
+from bucketwarden.testing import AwsFaultProxy, MotoServer
+from tests.reliability._kit import ACCOUNT, ROLE, TRUST_POLICY, foreign_statements, policy_text
+
+ROOT = Path(__file__).resolve().parents[2]
+IAM_POLICY = ROOT / "docs" / "iam-policy.json"
+MANIFEST = """
+apiVersion: bucketwarden.io/v1alpha1
+kind: ProtectedBucket
+metadata: {{name: file-mode}}
+spec:
+  bucketName: {bucket}
+  allowedSourceIps: [192.0.2.0/24]
+  exemptRoles: [{{name: {role}}}]
+"""
+
+
+def granted_actions() -> set[str]:
+    policy = json.loads(IAM_POLICY.read_text(encoding="utf-8"))
+    actions: set[str] = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        value = statement["Action"]
+        actions.update([value] if isinstance(value, str) else value)
+    return actions
+
+
+def spec(bucket: str, **extra: Any) -> ProtectedBucketSpec:
+    doc = {"bucketName": bucket, "allowedSourceIps": ["192.0.2.0/24"], "exemptRoles": [{"name": ROLE}], **extra}
+    return ProtectedBucketSpec.model_validate(doc)
+
+
+def test_every_aws_call_is_an_action_the_iam_policy_grants(
+    moto: MotoServer, tmp_path: Path, figures: dict[str, Any]
+) -> None:
+    moto.reset()
+    s3, iam = moto.client("s3"), moto.client("iam")
+    iam.create_role(RoleName=ROLE, Path="/service-role/", AssumeRolePolicyDocument=TRUST_POLICY)
+    target = iam.create_role(RoleName="bucketwarden-target", AssumeRolePolicyDocument=TRUST_POLICY)["Role"]["Arn"]
+    buckets = ["bw-iam-foreign", "bw-iam-alone", "bw-iam-assumed", "bw-iam-file"]
+    for bucket in buckets:
+        s3.create_bucket(Bucket=bucket)
+    for bucket in ("bw-iam-foreign", "bw-iam-assumed"):
+        s3.put_bucket_policy(Bucket=bucket, Policy=policy_text(*foreign_statements(bucket)))
+
+    with AwsFaultProxy(moto.endpoint_url) as proxy:
+        counter = AwsCallCounter()
+        settings = AwsSettings(region=moto.region, endpoint_url=proxy.endpoint_url, max_attempts=2)
+        aws = AwsGateway(settings, counter, session=moto.session())
+        reconciler = Reconciler(aws)
+        role_arn = f"arn:aws:iam::{ACCOUNT}:role/service-role/{ROLE}"
+        outcomes = [
+            reconciler.reconcile(spec("bw-iam-foreign")).outcome,  # GET, PUT, whoami, GetRole
+            reconciler.reconcile(spec("bw-iam-foreign")).outcome,  # in sync: GET only
+            reconciler.reconcile(spec("bw-iam-alone", exemptRoles=[{"arn": role_arn}])).outcome,
+            reconciler.reconcile(spec("bw-iam-alone", exemptionKey="principalArn")).outcome,
+            reconciler.reconcile(spec("bw-iam-assumed", assumeRoleArn=target)).outcome,  # AssumeRole, then as it
+            reconciler.reconcile(spec("bw-iam-missing")).outcome,
+            reconciler.reconcile(spec("bw-iam-alone", exemptRoles=[{"name": "NoSuchRole"}])).outcome,
+            reconciler.cleanup(spec("bw-iam-foreign")).outcome,  # foreign statements remain: PUT
+            reconciler.cleanup(spec("bw-iam-alone")).outcome,  # nothing remains: DELETE
+            reconciler.cleanup(spec("bw-iam-assumed", assumeRoleArn=target)).outcome,
+        ]
+        manifest = tmp_path / "m.yaml"
+        manifest.write_text(MANIFEST.format(bucket="bw-iam-file", role=ROLE), encoding="utf-8")
+        assert run_file_mode(str(manifest), plan_only=False, aws=aws) == 0
+        records = proxy.records()
+
+    assert outcomes == [
+        "Updated",
+        "InSync",
+        "Updated",
+        "Updated",
+        "Updated",
+        "Failed",
+        "Failed",
+        "Deleted",
+        "Deleted",
+        "Deleted",
+    ]
+    called = {f"{r.service}:{r.api}" for r in records}
+    assert {r.api for r in records} == set(counter.snapshot())  # the counter and the wire agree
+    assert called - granted_actions() == set(), "the operator calls an action docs/iam-policy.json does not grant"
+    assert granted_actions() - called == set(), "docs/iam-policy.json grants an action the operator never calls"
+    figures["iam_actions_called"] = sorted(called)
