@@ -37,10 +37,11 @@ class CidrReport:
     collapsed: tuple[str, ...]  # entries absorbed by a wider or adjacent range
     non_public: tuple[str, ...]
     allow_all: tuple[str, ...]
+    network_texts: tuple[str, ...] = ()  # str() of each network, computed once: render asks on every reconcile
 
     @property
     def texts(self) -> list[str]:
-        return [str(n) for n in self.networks]
+        return list(self.network_texts)
 
     @property
     def has_ipv4(self) -> bool:
@@ -100,7 +101,7 @@ def _analyse_cidrs(texts: tuple[str, ...]) -> CidrReport:
     )
     # Checked after collapsing: 0.0.0.0/1 plus 128.0.0.0/1 allows every address just as 0.0.0.0/0 does.
     allow_all = tuple(str(n) for n in networks if n.prefixlen == 0)
-    return CidrReport(networks, tuple(host_bits), collapsed, non_public, allow_all)
+    return CidrReport(networks, tuple(host_bits), collapsed, non_public, allow_all, tuple(str(n) for n in networks))
 
 
 def contains(networks: Iterable[Network], address: str) -> bool:

@@ -296,39 +296,43 @@ class CompiledPolicy:
 _NO_MATCH = Evaluation("NoMatch")
 EMPTY_POLICY = CompiledPolicy(())
 
-# Compiled statements and policies keyed by identity: merge keeps foreign Statement objects, so a reconcile
-# compiles each once. Each entry holds its key object, so the id cannot be reused while the entry lives.
-# The limits bound memory (a policy can be 20 KB); a full cache is simply emptied.
+# Compiled statements and policies keyed by meaning (canonical keys, memoised on each Statement): every
+# reconcile of a bucket renders an equal statement of ours and keeps the foreign ones, so each is compiled
+# once. The limits bound memory (a policy can be 20 KB); a full cache is simply emptied.
 _STATEMENTS_LIMIT = 2048
 _POLICIES_LIMIT = 128
 _CANDIDATES_LIMIT = 256
-_statements: dict[tuple[int, bool], tuple[Statement, CompiledStatement]] = {}
-_policies: dict[int, tuple[PolicyDocument, CompiledPolicy]] = {}
+_statements: dict[tuple[str, bool], CompiledStatement] = {}
+_policies: dict[tuple[str | None, tuple[str, ...]], CompiledPolicy] = {}
 
 
 def compile_statement(stmt: Statement, *, variables: bool = True) -> CompiledStatement:
-    key = (id(stmt), variables)
+    """Compiled once per distinct statement by MEANING: a reconcile renders a new but equal statement of ours
+    every time, and re-parsing its CIDRs and patterns would dominate verification."""
+    key = (stmt.canonical_key(), variables)
     hit = _statements.get(key)
-    if hit is not None and hit[0] is stmt:
-        return hit[1]
+    if hit is not None:
+        return hit
     compiled = CompiledStatement.compile(stmt, variables=variables)
     if len(_statements) >= _STATEMENTS_LIMIT:
         _statements.clear()
-    _statements[key] = (stmt, compiled)
+    _statements[key] = compiled
     return compiled
 
 
 def compile_policy(policy: PolicyDocument) -> CompiledPolicy:
     """Every statement compiled; raises UnknownConditionOperatorError before judging anything."""
-    hit = _policies.get(id(policy))
-    if hit is not None and hit[0] is policy:
-        return hit[1]
+    # Statement order decides which Sid is reported, so the key keeps the document's order.
+    key = (policy.version, tuple(s.canonical_key() for s in policy.statements))
+    hit = _policies.get(key)
+    if hit is not None:
+        return hit
     # Policy variables exist only in Version 2012-10-17; under 2008-10-17 (or no Version) "${x}" is literal text.
     variables = policy.version == POLICY_VERSION
     compiled = CompiledPolicy(tuple(compile_statement(s, variables=variables) for s in policy.statements))
     if len(_policies) >= _POLICIES_LIMIT:
         _policies.clear()
-    _policies[id(policy)] = (policy, compiled)
+    _policies[key] = compiled
     return compiled
 
 
