@@ -179,3 +179,20 @@ def test_metrics_count_results_and_buckets_by_condition() -> None:
         'bucketwarden_managed_buckets{condition="Ready",status="False"} 0.0'
         in generate_latest(metrics.registry).decode()
     )
+
+
+def test_operator_kwargs_standalone_unless_peering() -> None:
+    from bucketwarden.k8s import operator_kwargs
+
+    alone = operator_kwargs(OperatorSettings(health_port=0))
+    assert alone == {"standalone": True, "clusterwide": True}  # a peering name would make kopf's peering mandatory
+
+    namespaced = operator_kwargs(OperatorSettings(namespaces=["a", "b"], health_port=8081))
+    assert namespaced["namespaces"] == ["a", "b"]
+    assert namespaced["liveness_endpoint"] == "http://0.0.0.0:8081/healthz"
+
+    peered = [operator_kwargs(OperatorSettings(peering=True)) for _ in range(20)]
+    assert all(k["standalone"] is False and k["peering_name"] == "bucketwarden" for k in peered)
+    # Replicas of one Deployment share their env; kopf pauses operators that see a peer of equal priority.
+    assert len({k["priority"] for k in peered}) > 1
+    assert operator_kwargs(OperatorSettings(peering=True, priority=7))["priority"] == 7

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-import threading
 from typing import Any
 
 import kopf
@@ -21,6 +19,7 @@ __all__ = [
     "Runtime",
     "build_registry",
     "default_reconciler",
+    "operator_kwargs",
     "reconcile_object",
     "run_operator",
 ]
@@ -68,17 +67,3 @@ def run_operator(namespaces: list[str] | None = None, settings: OperatorSettings
     registry = build_registry(settings)
     kopf.run(registry=registry, memo=kopf.Memo(), **operator_kwargs(settings, namespaces))
     return 0
-
-
-def run_in_thread(
-    registry: kopf.OperatorRegistry, memo: kopf.Memo, **kwargs: Any
-) -> tuple[threading.Thread, threading.Event]:
-    """Run kopf in a background thread with its own loop (for the demo and the tests). Set the event to stop."""
-    stop = threading.Event()
-
-    def target() -> None:
-        asyncio.run(kopf.operator(registry=registry, memo=memo, stop_flag=stop, **kwargs))
-
-    thread = threading.Thread(target=target, name="kopf-operator", daemon=True)
-    thread.start()
-    return thread, stop
