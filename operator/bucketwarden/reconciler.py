@@ -10,10 +10,10 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
+from bucketwarden.aws import AwsPort as AwsPort  # re-exported: the port the reconciler is written against
 from bucketwarden.errors import (
     AccessDeniedError,
     AwsError,
@@ -44,7 +44,6 @@ from bucketwarden.spec import (
     Condition,
     DeletionPolicy,
     ExemptPrincipal,
-    ExemptRole,
     Finding,
     ManagementPolicy,
     ProtectedBucketSpec,
@@ -83,47 +82,6 @@ class BucketTarget:
     @property
     def options(self) -> dict[str, str | None]:
         return {"region": self.region, "expected_owner": self.expected_owner, "assume_role_arn": self.assume_role_arn}
-
-
-class AwsPort(Protocol):
-    """What the reconciler needs from AWS. bucketwarden.aws.AwsGateway implements it over boto3, and
-    bucketwarden.aws.InMemoryAws in memory. Failures are bucketwarden.errors.AwsError subclasses."""
-
-    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity: ...
-
-    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole: ...
-
-    def get(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
-    ) -> str | None: ...
-
-    def put(
-        self,
-        bucket: str,
-        policy_text: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
-    ) -> None: ...
-
-    def delete(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
-    ) -> None: ...
-
-    def count_calls(self) -> AbstractContextManager[Mapping[str, int]]:
-        """Within the block, count the AWS API calls this thread makes (cache hits make none)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

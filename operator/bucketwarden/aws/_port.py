@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 from bucketwarden.principals import CallerIdentity, ResolvedRole
@@ -55,3 +57,7 @@ class IdentityPort(Protocol):
 @runtime_checkable
 class AwsPort(BucketPolicyPort, IdentityPort, Protocol):
     """Everything the reconciler asks of AWS."""
+
+    def count_calls(self) -> AbstractContextManager[Mapping[str, int]]:
+        """Within the block, count the AWS API calls this thread makes (cache hits make none)."""
+        ...

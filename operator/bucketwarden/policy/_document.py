@@ -14,20 +14,9 @@ from bucketwarden.errors import PolicyParseError
 POLICY_VERSION = "2012-10-17"
 MAX_POLICY_BYTES = 20 * 1024
 
-_STATEMENT_KEYS = {
-    "Sid",
-    "Effect",
-    "Principal",
-    "NotPrincipal",
-    "Action",
-    "NotAction",
-    "Resource",
-    "NotResource",
-    "Condition",
-}
 _PRINCIPAL_TYPES = {"AWS", "Service", "Federated", "CanonicalUser"}
 _DOCUMENT_KEYS = {"Version", "Id", "Statement"}
-# Our own statement is written with keys in this order; foreign statements keep theirs.
+# Every key a statement may have; our own statement is written in this order, foreign ones keep theirs.
 STATEMENT_KEY_ORDER: tuple[str, ...] = (
     "Sid",
     "Effect",
@@ -39,6 +28,7 @@ STATEMENT_KEY_ORDER: tuple[str, ...] = (
     "NotResource",
     "Condition",
 )
+_STATEMENT_KEYS = frozenset(STATEMENT_KEY_ORDER)
 
 ConditionBlock = Mapping[str, Mapping[str, tuple[str, ...]]]
 
