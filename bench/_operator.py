@@ -74,7 +74,9 @@ class OperatorProcess:
         resync_interval_s: float,
         resync_jitter_s: float | None = None,
         extra_env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
+        self.command = list(command or [sys.executable, "-m", "bucketwarden", "run"])
         self.metrics_port = free_port()
         env = {
             **moto.env(),
@@ -118,7 +120,7 @@ class OperatorProcess:
         with open(self.log_path, "wb") as log:
             self._started = time.monotonic()
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "bucketwarden", "run"],
+                self.command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -289,7 +289,10 @@ class Reconciler:
                 _cond(VERIFIED, True, R_VERIFIED, MSG_VERIFIED),
             ]
             return base
-        verification = verify_policy(spec, roles, operator, desired)
+        try:
+            verification = verify_policy(spec, roles, operator, desired)
+        except BucketWardenError as exc:  # e.g. a foreign statement with a condition operator we cannot judge
+            return self._unverifiable(base, exc)
         base.verification = verification
         base.findings += [f for f in verification.findings if f not in base.findings]
 

@@ -48,7 +48,7 @@ MAX_PASSES = 10
 CONCURRENCY = 16
 READ_TIMEOUT = 0.3  # the client's; the proxy withholds a timed-out answer for HANG seconds
 HANG = 1.0
-ROLE_CACHE_SECONDS = 0.25
+ROLE_CACHE_SECONDS = 0.1
 
 
 def gateway(

@@ -178,6 +178,7 @@ def test_foreign_writes_before_our_read_or_after_our_write_are_never_lost(figure
         "foreign_writes_after_our_write": happened["foreign-after-write"],
         "interleavings_with_a_lost_statement": len(failures),
         "get_to_put_ms_in_memory_p50_p99": [ms(percentile(windows, 50)), ms(percentile(windows, 99))],
+        "get_to_put_samples": len(windows),
     }
 
 
