@@ -68,23 +68,20 @@ Argument: a dict with "ctx" (the root context) and "scope" ("cluster" or "namesp
 # The ProtectedBuckets: watch them, add kopf's finalizer and progress annotations, write status.
 - apiGroups: ["bucketwarden.io"]
   resources: ["protectedbuckets"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["bucketwarden.io"]
   resources: ["protectedbuckets/status"]
   verbs: ["patch"]
-# Events about each ProtectedBucket, in its namespace.
+# Events about each ProtectedBucket, in its namespace (kopf POSTs core v1 events; it never patches them).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- if eq .scope "cluster" }}
 # kopf watches the CRDs to notice resources appearing and changing (cluster-scoped; namespaced
 # installs do without it: kopf logs a warning and reads them once at start-up).
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end }}
 {{- if $ctx.Values.peering.enabled }}
 # kopf peering: every replica keeps itself alive in the peering object's status.
