@@ -49,6 +49,9 @@ e2e: $(STAMP) ## only the e2e suite (kmock, or a real cluster via BUCKETWARDEN_E
 bench: $(STAMP) ## run the benchmarks and print tables
 	$(BIN)/python -m bench
 
+bench-smoke: $(STAMP) ## quick runs of every benchmark, checking shape only (B3/B4 start the operator: ~3 min)
+	BUCKETWARDEN_BENCH_SMOKE=1 $(BIN)/python -m pytest -q tests/bench tests/unit/test_bench_smoke.py
+
 crd: $(STAMP) ## regenerate crds/ and the chart's CRDs from spec.py
 	$(BIN)/bucketwarden crd > crds/bucketwarden.io_protectedbuckets.yaml
 	cp crds/bucketwarden.io_protectedbuckets.yaml charts/bucketwarden/crds/
@@ -62,4 +65,4 @@ lock: ## regenerate constraints.txt from a fresh resolve (slow)
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
 
-.PHONY: help install demo test lint fmt typecheck unit e2e bench crd lock clean
+.PHONY: help install demo test lint fmt typecheck unit e2e bench bench-smoke crd lock clean

@@ -2,7 +2,7 @@
 
 Each benchmark module offers ``run(quick: bool) -> dict``: it prints its own table and returns its numbers.
 Register new ones in BENCHMARKS. A full run of every benchmark writes bench/results.json: the machine, each
-benchmark's headline keys (``b1_...``, ``b2_...``, ``b5_...``) at the top level, and each benchmark's details.
+benchmark's headline keys (``b1_...`` to ``b5_...``) at the top level, and each benchmark's details.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import _report, convergence, core
+from bench import _report, convergence, core, drift, scale
 
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "core": core.run,
     "convergence": convergence.run,
+    "drift": drift.run,
+    "scale": scale.run,
 }
 DEFAULT_JSON = Path(__file__).with_name("results.json")
 HEADLINE_KEY = re.compile(r"^b[0-9]+_")
@@ -43,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"write the results as JSON (default: {DEFAULT_JSON.name} next to this file, on a full run of all)",
     )
     convergence.add_arguments(parser, standalone=False)
+    scale.add_arguments(parser, standalone=False)
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
@@ -50,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runners: dict[str, Callable[[bool], dict[str, Any]]] = {
         **BENCHMARKS,
         "convergence": functools.partial(convergence.run, **convergence.options(args)),
+        "scale": functools.partial(scale.run, **scale.options(args)),
     }
     machine = _report.machine_info()
     print(
