@@ -70,6 +70,7 @@ class Step:
     objects: int
     start: int
     converged: bool = False
+    first_ready_s: float | None = None  # first create (or process start) -> the first object is Ready
     converge_s: float | None = None  # first create (or process start) -> every status Ready=True
     metric_converge_s: float | None = None  # ... -> bucketwarden_managed_buckets{Ready=True} == objects
     create_s: float | None = None  # how long the client took to create the objects
@@ -90,6 +91,7 @@ class Step:
             "start": self.start,
             "added": added,
             "converged": self.converged,
+            "first_ready_s": r(self.first_ready_s),
             "converge_s": r(self.converge_s),
             "metric_converge_s": r(self.metric_converge_s),
             "create_s": r(self.create_s),
@@ -125,6 +127,8 @@ def _watch(
         if now >= next_mark:  # a coarse timeline, every 10 s
             step.timeline.append({"t_s": round(now, 1), "ready": ready, **sample.to_json()})
             next_mark = now + 10.0
+        if step.first_ready_s is None and ready > step.start:
+            step.first_ready_s = now
         if step.metric_converge_s is None and ready >= step.objects:
             step.metric_converge_s = now
         if step.metric_converge_s is not None and not creating():
@@ -175,6 +179,37 @@ def restart(operator: OperatorProcess, client: KubeClient, objects: int, *, limi
     zero = ProcessSample(0.0, 0.0, 0.0, 0.0)
     _watch(operator, client, step, operator.started, zero, creating=lambda: False, limits=limits)
     return step
+
+
+def restart_curve(sizes: Sequence[int], *, limits: Limits) -> list[dict[str, Any]]:
+    """kopf's start-up with N objects already in place, each N on fresh emulators: when is the first one Ready?
+
+    kopf runs no handler until every object is indexed (``@kopf.index``), and that wait costs O(N^2): this is
+    the time an operator restart leaves drift uncorrected. The objects are new to kopf, so each is then
+    reconciled with a write; the wait before the first is the same as on a restart.
+    """
+    curve = []
+    for n in sizes:
+        with (
+            MotoServer() as moto,
+            KubeEmulator() as kube,
+            tempfile.TemporaryDirectory(prefix="bench-b4-restart-") as tmp,
+            kube.client() as client,
+        ):
+            create_roles(moto)
+            create_buckets(moto, range(n))
+            client.create_namespace(NAMESPACE)
+            create_objects(client, range(n))
+            operator = OperatorProcess(moto, kube, Path(tmp), resync_interval_s=RESYNC_S)
+            try:
+                step = restart(operator, client, n, limits=limits)
+            finally:
+                operator.stop()
+        keep = ("objects", "first_ready_s", "converge_s", "cpu_s", "peak_rss_mb", "settled_rss_mb")
+        row = {k: v for k, v in step.to_json().items() if k in keep}
+        _log(f"  start-up with {n} objects in place: first Ready {row['first_ready_s']} s, all {row['converge_s']} s")
+        curve.append(row)
+    return curve
 
 
 def _mb_per_1000(low: ProcessSample | None, high: ProcessSample | None, low_n: int, high_n: int) -> float | None:
@@ -331,41 +366,30 @@ def goals(b4: dict[str, dict[str, Any]]) -> dict[str, bool | None]:
 def print_tables(results: dict[str, Any], *, quick: bool) -> None:
     note = ", quick mode: not a measurement" if quick else ""
     base = results["baseline"]
-    rows: list[list[object]] = [["0 (after start-up)", "-", base["cpu_s"], "-", "-", base["rss_mb"], base["rss_mb"]]]
-    for step in results["steps"]:
+    rows: list[list[object]] = [["0 (after start-up)", "-", "-", base["cpu_s"], "-", base["rss_mb"], base["rss_mb"]]]
+    labelled = [(f"{s['start']} -> {s['objects']}", s) for s in results["steps"]]
+    if results["restart"]:
+        labelled.insert(1, (f"restart with {results['restart']['objects']}", results["restart"]))
+    for label, step in labelled:
+        converge = step["converge_s"] if step["converged"] else f"> {step['ready_at_end']} Ready"
         rows.append(
             [
-                f"{step['start']} -> {step['objects']}",
-                step["converge_s"] if step["converged"] else f"> {step['ready_at_end']} Ready",
+                label,
+                step["first_ready_s"],
+                converge,
                 step["cpu_s"],
                 step["cpu_ms_per_object"],
-                step["create_s"],
                 step["peak_rss_mb"],
                 step["settled_rss_mb"],
             ]
         )
-    if results["restart"]:
-        r = results["restart"]
-        rows.append(
-            [
-                f"restart with {r['objects']}",
-                r["converge_s"],
-                r["cpu_s"],
-                r["cpu_ms_per_object"],
-                "-",
-                r["peak_rss_mb"],
-                r["settled_rss_mb"],
-            ]
-        )
     _report.print_table(
-        ["ProtectedBuckets", "converge s", "CPU s", "CPU ms/object", "create s", "peak RSS MB", "settled RSS MB"],
+        ["ProtectedBuckets", "first Ready s", "all Ready s", "CPU s", "CPU ms/object", "peak RSS MB", "settled RSS MB"],
         rows,
         title=f"B4 operator at scale: resync {RESYNC_S:g} s, 16 concurrent reconciles{note}",
     )
-    print(
-        "RSS growth, MB per 1,000 ProtectedBuckets: "
-        + ", ".join(f"{k}: {v}" for k, v in results["mb_per_1000"].items())
-    )
+    per_1000 = ", ".join(f"{k.replace('_to_', ' -> ')}: {v}" for k, v in results["mb_per_1000"].items())
+    print(f"RSS growth, MB per 1,000 ProtectedBuckets: {per_1000}")
     census_ = results.get("census")
     if census_:
         print(
@@ -378,9 +402,20 @@ def print_tables(results: dict[str, Any], *, quick: bool) -> None:
     for name, met in results["goals"].items():
         print(f"goal {name}: {'-' if met is None else ('yes' if met else 'NO')}")
     print()
+    if results.get("restart_curve"):
+        _report.print_table(
+            ["objects in place", "first Ready s", "all Ready s", "CPU s", "peak RSS MB", "settled RSS MB"],
+            [
+                [r["objects"], r["first_ready_s"], r["converge_s"], r["cpu_s"], r["peak_rss_mb"], r["settled_rss_mb"]]
+                for r in results["restart_curve"]
+            ],
+            title="B4 start-up with the objects already in place (kopf waits until all are indexed)",
+        )
 
 
-def run(quick: bool, *, max_objects: int | None = None, with_census: bool = True) -> dict[str, Any]:
+def run(
+    quick: bool, *, max_objects: int | None = None, with_census: bool = True, restart_sizes: Sequence[int] = ()
+) -> dict[str, Any]:
     """B4 on fresh moto and emulator processes: print the table, return the numbers."""
     scales = tuple(n for n in (QUICK_SCALES if quick else FULL_SCALES) if max_objects is None or n <= max_objects)
     if max_objects is not None and max_objects not in scales:
@@ -406,6 +441,8 @@ def run(quick: bool, *, max_objects: int | None = None, with_census: bool = True
     results["goals"] = goals(b4)
     if with_census:
         results["census"] = census(scales[0], limits=limits)
+    if restart_sizes:
+        results["restart_curve"] = restart_curve(restart_sizes, limits=limits)
     print_tables(results, quick=quick)
     return {
         "benchmark": "scale",
@@ -424,10 +461,17 @@ def add_arguments(parser: argparse.ArgumentParser, *, standalone: bool = True) -
         "--max-objects", type=int, metavar="N", help="B4: stop at N ProtectedBuckets (e.g. 5000 on a slow machine)"
     )
     parser.add_argument("--no-census", action="store_true", help="B4: skip the heap census run")
+    parser.add_argument(
+        "--restart-curve",
+        metavar="N,N,...",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[],
+        help="B4: also time start-up with N objects in place, e.g. 500,1000,2000,3000 (about 7 minutes)",
+    )
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"max_objects": args.max_objects, "with_census": not args.no_census}
+    return {"max_objects": args.max_objects, "with_census": not args.no_census, "restart_sizes": args.restart_curve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
