@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +207,50 @@ def test_cli_plan_shows_only_buckets_that_change(capsys: pytest.CaptureFixture[s
     assert code == ExitCode.OK
     assert any(line.startswith("default/awsbackup-test-001") for line in out.splitlines())
     assert "--- current" not in out  # nothing changes: no diff
+
+
+def _run_with_stderr_on_a_terminal(argv: list[str]) -> tuple[int, str, bytes]:
+    """Run the CLI with stderr on a pseudo-terminal (as in a shell) and stdout on a pipe; return what each got."""
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed its end
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bucketwarden", *argv], stdout=subprocess.PIPE, stderr=slave, env=env, timeout=120
+    )
+    os.close(slave)
+    reader.join(timeout=10)
+    os.close(master)
+    return proc.returncode, proc.stdout.decode(), b"".join(chunks)
+
+
+def test_cli_plan_shows_progress_on_stderr_only_when_it_is_a_terminal(tmp_path: Path) -> None:
+    docs = []
+    for i in range(3):
+        doc = spec_with(bucketName=f"bucket-{i}")
+        doc["metadata"]["name"] = f"b{i}"
+        docs.append(doc)
+    (tmp_path / "all.yaml").write_text(yaml.safe_dump_all(docs))
+    argv = ["plan", "--offline", "-f", str(tmp_path), "--role-id", f"{ROLE}={ROLE_ID}"]
+
+    code, out, terminal = _run_with_stderr_on_a_terminal(argv)
+    assert code == ExitCode.CHANGES_PENDING
+    assert b"planning" in terminal and b"3/3" in terminal  # rich's bar, on the terminal
+    assert "planning" not in out  # never on stdout
+
+    piped = subprocess.run([sys.executable, "-m", "bucketwarden", *argv], capture_output=True, text=True, timeout=120)
+    assert piped.returncode == ExitCode.CHANGES_PENDING
+    assert piped.stderr == ""  # not a terminal: quiet
+    assert piped.stdout.rsplit(";", 1)[0] == out.rsplit(";", 1)[0]  # the same report either way, but the time
