@@ -76,6 +76,8 @@ class DryRunAws:
         return self._inner.count_calls()
 
 
+OFFLINE_ROLE_ID = "AROA" + "OFFLINE" + "0" * 10  # the RoleId form, 21 characters; offline, never written
+
 Identities = tuple[Sequence[ResolvedRole], CallerIdentity | None]
 
 
@@ -100,7 +102,7 @@ def _role_from_arn(arn: str) -> FakeRole:
     account = arn.split(":")[4]
     resource = arn.split(":", 5)[5].removeprefix("role")
     path, _, name = resource.rpartition("/")
-    return FakeRole(name=name, path=path + "/", account=account, role_id="AROAOFFLINEASSUMEDROLE"[:21])
+    return FakeRole(name=name, path=path + "/", account=account, role_id=OFFLINE_ROLE_ID)
 
 
 def offline_aws(

@@ -108,6 +108,14 @@ def test_cli_live_plan_refuses_what_apply_refuses_and_writes_nothing(
     assert world.policy_of("cli-good") is not None and world.policy_of("cli-private") is None
     assert world.policy_of("cli-hand-written") == before["cli-hand-written"]  # refused
 
+    again = run_cli(moto, "apply", "-f", str(tmp_path))  # the table, as a person reads it
+    assert again.returncode == ExitCode.FAILED
+    rows = {line.split()[0]: line for line in again.stdout.splitlines() if line.startswith("team-a/")}
+    assert rows["team-a/hand-written"].split()[2] == "Blocked"
+    assert f"list '{HAND_WRITTEN}' in spec.adoptSids" in rows["team-a/hand-written"]
+    assert "10.0.0.0/8 is a private range" in rows["team-a/private"]
+    assert again.stdout.rstrip().splitlines()[-1].startswith("3 buckets: 1 Blocked, 1 Failed, 1 InSync; ")
+
 
 def test_cli_apply_reads_a_kind_list_from_stdin_then_plan_hides_unchanged(world: MotoWorld, moto: MotoServer) -> None:
     world.create_bucket("cli-stdin-0")

@@ -126,8 +126,7 @@ def test_cli_plan_offline_gives_applys_verdict_and_exit_code(
     if policy == RENDERED:
         policy = rendered(capsys, path)
     path, source = write(tmp_path, manifest, policy)
-    operator = OPERATOR
-    op = ["--operator-user-id", operator]
+    op = ["--operator-user-id", OPERATOR]
 
     got, out, _ = plan(capsys, path, source, *op, "--show-unchanged")
     assert got == code, out
@@ -145,7 +144,7 @@ def test_cli_plan_offline_gives_applys_verdict_and_exit_code(
     assert err_json.startswith("1 bucket: ")
 
     # apply (the live path on an in-memory AWS) reaches the same verdict and exit code.
-    applied_code, applied = apply_in_memory(path, policy, operator, capsys)
+    applied_code, applied = apply_in_memory(path, policy, OPERATOR, capsys)
     applied_ready = next(c for c in applied["conditions"] if c["type"] == "Ready")
     assert (applied_ready["status"], applied_ready["reason"]) == (ready, reason)
     assert applied["outcome"] == {"WouldUpdate": "Updated"}.get(outcome, outcome)
@@ -254,3 +253,17 @@ def test_cli_plan_shows_progress_on_stderr_only_when_it_is_a_terminal(tmp_path: 
     assert piped.returncode == ExitCode.CHANGES_PENDING
     assert piped.stderr == ""  # not a terminal: quiet
     assert piped.stdout.rsplit(";", 1)[0] == out.rsplit(";", 1)[0]  # the same report either way, but the time
+
+
+def test_cli_plan_offline_takes_the_assume_role_and_expected_owner_path(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    manifest = spec_with(
+        assumeRoleArn="arn:aws:iam::210987654321:role/service-role/bucketwarden-target",
+        expectedBucketOwner="210987654321",
+    )
+    path, source = write(tmp_path, manifest, ORIGINAL)
+    code, out, err = plan(capsys, path, source, "--output", "json")
+    assert code == ExitCode.CHANGES_PENDING, err
+    [row] = json.loads(out)
+    assert (row["outcome"], row["action"], row["pending"]) == ("WouldUpdate", "put", True)
