@@ -52,6 +52,9 @@ def reconcile_all(
         return list(pool.map(one, manifests))
 
 
+TABLE_HEADERS = ("RESOURCE", "BUCKET", "OUTCOME", "ACTION", "READY", "REASON", "AWS CALLS")  # the columns of _row
+
+
 def _row(m: Manifest, r: ReconcileResult) -> tuple[str, ...]:
     ready = r.condition("Ready")
     return (
@@ -171,14 +174,14 @@ def run_manifests(
         return exit_code(results, plan=plan)
     shown = [(m, r) for m, r in pairs if show_unchanged or not plan or not is_unchanged(r)]
     if shown:
-        headers = ("RESOURCE", "BUCKET", "OUTCOME", "ACTION", "READY", "REASON", "AWS CALLS", "MESSAGE")
         rows = []
         for m, r in shown:
-            resource, bucket, _, action, ready, reason, calls = _row(m, r)
-            rows.append((resource, bucket, display_outcome(r, plan=plan), action, ready, reason, calls, explain(r)))
+            row = list(_row(m, r))
+            row[TABLE_HEADERS.index("OUTCOME")] = display_outcome(r, plan=plan)
             if offline:  # the in-memory stand-in's calls are not AWS calls
-                rows[-1] = (*rows[-1][:6], "-", rows[-1][7])
-        print(format_table(headers, rows))
+                row[TABLE_HEADERS.index("AWS CALLS")] = "-"
+            rows.append((*row, explain(r)))  # last: the explanation, however long
+        print(format_table((*TABLE_HEADERS, "MESSAGE"), rows))
     if plan:
         for m, r in shown:
             if r.diff:
