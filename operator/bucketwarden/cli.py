@@ -160,6 +160,11 @@ def plan_offline(args: argparse.Namespace) -> int:
     # Resolved up front: a missing --role-id is a usage error before anything runs, not a per-bucket failure.
     identities = {spec.bucket_name: (offline_roles(spec, role_ids, args.account), operator) for spec in specs}
     policies = {specs[0].bucket_name: _read_policy_text(args.existing_policy)} if args.existing_policy else {}
+    if operator is None and any(spec.exempt_operator for spec in specs):
+        print(
+            "note: no --operator-user-id: the operator is neither exempted nor checked for lockout, as in render",
+            file=sys.stderr,
+        )
     aws = offline_aws(specs, policies, account=args.account)
     reconciler = OfflineReconciler(DryRunAws(aws), lambda spec: identities[spec.bucket_name])
     return run_manifests(

@@ -157,7 +157,8 @@ def test_cli_plan_offline_without_operator_user_id_still_sees_aws_backup_denied(
 ) -> None:
     """No --operator-user-id: the operator is not exempted nor checked (as in render), the backup role still is."""
     path, source = write(tmp_path, spec_with(adoptSids=None), ORIGINAL)
-    code, out, _ = plan(capsys, path, source)
+    code, out, err = plan(capsys, path, source)
+    assert err.startswith("note: no --operator-user-id: the operator is neither exempted nor checked")
     assert code == ExitCode.FAILED  # apply would write, and AWS Backup would still be denied: not Ready
     [row] = [line for line in out.splitlines() if line.startswith("default/")]
     assert row.split()[2:6] == ["WouldUpdate", "put", "False", "VerificationFailed"]
@@ -242,7 +243,7 @@ def test_cli_plan_shows_progress_on_stderr_only_when_it_is_a_terminal(tmp_path: 
         doc["metadata"]["name"] = f"b{i}"
         docs.append(doc)
     (tmp_path / "all.yaml").write_text(yaml.safe_dump_all(docs))
-    argv = ["plan", "--offline", "-f", str(tmp_path), "--role-id", f"{ROLE}={ROLE_ID}"]
+    argv = ["plan", "--offline", "-f", str(tmp_path), "--role-id", f"{ROLE}={ROLE_ID}", "--operator-user-id", OPERATOR]
 
     code, out, terminal = _run_with_stderr_on_a_terminal(argv)
     assert code == ExitCode.CHANGES_PENDING
