@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bucketwarden import __version__
 from bucketwarden._table import format_table
-from bucketwarden.errors import BucketWardenError, InvalidSpecError
-from bucketwarden.manifests import Manifest, load_manifests
+from bucketwarden.errors import BucketWardenError, InvalidSpecError, PolicyParseError
+from bucketwarden.exitcodes import ExitCode, exit_code_help
+from bucketwarden.manifests import STDIN, Manifest, load_manifests
 from bucketwarden.policy import (
     PolicyDocument,
     Request,
@@ -20,34 +22,58 @@ from bucketwarden.policy import (
     lint_policy,
     lint_spec,
     merge_policy,
-    plan_change,
     render_statement,
     verify_policy,
 )
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ExemptionKey, ProtectedBucketSpec
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = ExitCode.OK, ExitCode.FAILED, ExitCode.CHANGES_PENDING
 DEFAULT_ACCOUNT = "123456789012"
+# What `bucketwarden demo` imports (moto serves AWS through flask; kmock is the Kubernetes emulator).
+DEMO_MODULES = ("moto", "flask", "flask_cors")
+DEMO_KUBERNETES_MODULES = ("kmock",)
 
 
 class UsageError(BucketWardenError):
     reason = "UsageError"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, exiting with ExitCode.USAGE: its default 2 would read as "changes pending"."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
+
+
 # --- offline inputs -----------------------------------------------------------------------------------------
 
 
-def _read_policy(path: str | None) -> PolicyDocument | None:
-    if path is None:
-        return None
+def _read_policy_text(path: str) -> str | None:
+    """A policy file's text, checked: every error names the file, and a JSON syntax error its line."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = sys.stdin.read() if path == STDIN else Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror}") from None
     if not text.strip():
         return None
-    return PolicyDocument.parse(text)
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        where = f"{path}:{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else path
+        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise PolicyParseError(f"{where}: the bucket policy is not valid JSON: {msg}") from None
+    try:
+        PolicyDocument.parse(text)
+    except PolicyParseError as exc:
+        raise PolicyParseError(f"{path}: {exc.message}") from None
+    return text
+
+
+def _read_policy(path: str | None) -> PolicyDocument | None:
+    text = None if path is None else _read_policy_text(path)
+    return None if text is None else PolicyDocument.parse(text)
 
 
 def _one_spec(path: str) -> Manifest:
@@ -119,16 +145,31 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     if args.existing_policy is None and not args.offline:
         return _live(args, plan_only=True)
-    spec, roles, operator = _offline_inputs(args)
-    existing = _read_policy(args.existing_policy)
-    desired = merge_policy(existing, render_statement(spec, roles, operator), spec.owned_sids)
-    plan = plan_change(existing, desired)
-    if not plan.changes:
-        print(f"{spec.bucket_name}: no change")
-        return EXIT_OK
-    print(f"{spec.bucket_name}: would {plan.action} the bucket policy")
-    print(plan.diff, end="")
-    return EXIT_CHANGES
+    return plan_offline(args)
+
+
+def plan_offline(args: argparse.Namespace) -> int:
+    """The live plan's decision path (lint, verify, size, lockout), against an in-memory AWS seeded from flags."""
+    from bucketwarden.dryrun import DryRunAws, OfflineReconciler, offline_aws
+    from bucketwarden.filemode import run_manifests
+
+    manifests = [_one_spec(args.file)] if args.existing_policy is not None else load_manifests(args.file)
+    role_ids = _parse_role_ids(args.role_id)
+    operator = offline_operator(args.operator_user_id, args.account)
+    specs = [m.resource.spec for m in manifests]
+    # Resolved up front: a missing --role-id is a usage error before anything runs, not a per-bucket failure.
+    identities = {spec.bucket_name: (offline_roles(spec, role_ids, args.account), operator) for spec in specs}
+    policies = {specs[0].bucket_name: _read_policy_text(args.existing_policy)} if args.existing_policy else {}
+    if operator is None and any(spec.exempt_operator for spec in specs):
+        print(
+            "note: no --operator-user-id: the operator is neither exempted nor checked for lockout, as in render",
+            file=sys.stderr,
+        )
+    aws = offline_aws(specs, policies, account=args.account)
+    reconciler = OfflineReconciler(DryRunAws(aws), lambda spec: identities[spec.bucket_name])
+    return run_manifests(
+        reconciler, manifests, plan=True, output=args.output, show_unchanged=args.show_unchanged, offline=True
+    )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -209,7 +250,12 @@ def _live(args: argparse.Namespace, *, plan_only: bool) -> int:
     """File mode: reconcile manifests once against AWS (or AWS_ENDPOINT_URL)."""
     from bucketwarden.filemode import run_file_mode
 
-    return run_file_mode(args.file, plan_only=plan_only, output=getattr(args, "output", "table"))
+    return run_file_mode(
+        args.file,
+        plan_only=plan_only,
+        output=getattr(args, "output", "table"),
+        show_unchanged=getattr(args, "show_unchanged", False),
+    )
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
@@ -219,7 +265,28 @@ def cmd_crd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def missing_modules(names: Sequence[str]) -> list[str]:
+    missing = []
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    needed = DEMO_MODULES + (() if args.no_kubernetes else DEMO_KUBERNETES_MODULES)
+    missing = missing_modules(needed)
+    if missing:
+        print(
+            f"bucketwarden demo: needs the demo extra (missing: {', '.join(missing)}): "
+            "pip install 'bucketwarden[demo]'",
+            file=sys.stderr,
+        )
+        return ExitCode.UNAVAILABLE
     from bucketwarden.demo import run_demo
 
     return run_demo(kubernetes=not args.no_kubernetes)
@@ -235,7 +302,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _offline_flags(p: argparse.ArgumentParser, *, policy_flag: str) -> None:
-    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest (YAML)")
+    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest (YAML); - reads standard input")
     if policy_flag == "existing":
         p.add_argument("--existing-policy", metavar="FILE", help="the bucket's current policy (JSON)")
     else:
@@ -252,8 +319,11 @@ def _offline_flags(p: argparse.ArgumentParser, *, policy_flag: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bucketwarden", description="Keep S3 bucket policies IP-restricted without breaking AWS Backup."
+    parser = _Parser(
+        prog="bucketwarden",
+        description="Keep S3 bucket policies IP-restricted without breaking AWS Backup.",
+        epilog=exit_code_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bucketwarden {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -264,17 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "plan",
-        help="show what would change; exit 0 no change, 2 changes, 1 errors",
-        description="Offline with --existing-policy or --offline; otherwise against AWS (or AWS_ENDPOINT_URL), "
-        "where -f may be a file or a folder of manifests.",
+        help="show what apply would do; exit 0 no change, 2 changes pending, 1 a check fails",
+        description="apply's checks and verdicts, writing nothing. Offline with --existing-policy (one manifest) "
+        "or --offline (any number, against empty policies); otherwise against AWS (or AWS_ENDPOINT_URL).",
+        epilog=exit_code_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder")
+    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder; - reads stdin")
     p.add_argument("--existing-policy", metavar="FILE", help="offline: the bucket's current policy (JSON)")
     p.add_argument("--offline", action="store_true", help="offline, against an empty policy")
     p.add_argument("--role-id", action="append", default=[], metavar="NAME_OR_ARN=ROLEID")
     p.add_argument("--operator-user-id", metavar="ID")
     p.add_argument("--account", default=DEFAULT_ACCOUNT)
     p.add_argument("--output", choices=("table", "json"), default="table")
+    p.add_argument("--show-unchanged", action="store_true", help="also list the buckets already in sync")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("verify", help="check a policy against the spec's scenario matrix (offline)")
@@ -291,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("apply", help="reconcile manifests once against AWS; exit 0 when every bucket is Ready")
-    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder")
+    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder; - reads stdin")
     p.add_argument("--output", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_apply)
 
@@ -314,13 +387,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (BucketWardenError, InvalidSpecError) as exc:
+    except (UsageError, InvalidSpecError, PolicyParseError) as exc:
+        # The command could not run as given (a flag, or an input file): not a verdict about a bucket.
         print(f"bucketwarden {args.command}: error: {exc.message}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.USAGE
+    except BucketWardenError as exc:
+        print(f"bucketwarden {args.command}: error: {exc.message}", file=sys.stderr)
+        return ExitCode.FAILED
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        return EXIT_ERROR
+        return ExitCode.FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,32 +4,55 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from bucketwarden._progress import progress_bar
 from bucketwarden._table import format_table
+from bucketwarden.dryrun import DryRunAws
+from bucketwarden.exitcodes import ExitCode
 from bucketwarden.manifests import Manifest, load_manifests
 from bucketwarden.reconciler import AwsPort, Reconciler, ReconcileResult
 from bucketwarden.spec import ManagementPolicy
 
 DEFAULT_CONCURRENCY = 16
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = ExitCode.OK, ExitCode.FAILED, ExitCode.CHANGES_PENDING
+SEVERITY_ORDER = ("Error", "Warning", "Info")
+WOULD_UPDATE = "WouldUpdate"  # plan's name for apply's "Updated": nothing was written
 
 
 def reconcile_all(
-    reconciler: Reconciler, manifests: Sequence[Manifest], *, plan_only: bool = False, concurrency: int | None = None
+    reconciler: Reconciler,
+    manifests: Sequence[Manifest],
+    *,
+    plan_only: bool = False,
+    concurrency: int | None = None,
+    on_done: Callable[[ReconcileResult], None] | None = None,
 ) -> list[ReconcileResult]:
-    """Reconcile every manifest with a bounded pool; results come back in manifest order."""
+    """Reconcile every manifest with a bounded pool; results come back in manifest order.
+
+    ``plan_only`` reconciles in Observe mode. The ``plan`` command does not use it: it runs apply's
+    Enforce path against a DryRunAws, so it reaches apply's verdicts. ``on_done`` sees each result as it ends.
+    """
 
     def one(m: Manifest) -> ReconcileResult:
         spec = m.resource.spec
         if plan_only:
             spec = spec.model_copy(update={"management_policy": ManagementPolicy.OBSERVE})
-        return reconciler.reconcile(spec)
+        result = reconciler.reconcile(spec)
+        if on_done is not None:
+            on_done(result)
+        return result
 
     workers = max(1, min(concurrency or DEFAULT_CONCURRENCY, len(manifests)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
         return list(pool.map(one, manifests))
+
+
+TABLE_HEADERS = ("RESOURCE", "BUCKET", "OUTCOME", "ACTION", "READY", "REASON", "AWS CALLS")  # the columns of _row
 
 
 def _row(m: Manifest, r: ReconcileResult) -> tuple[str, ...]:
@@ -43,6 +66,50 @@ def _row(m: Manifest, r: ReconcileResult) -> tuple[str, ...]:
         ready.reason if ready else "-",
         str(sum(r.aws_calls.values())),
     )
+
+
+def explain(r: ReconcileResult) -> str:
+    """What explains a row: the Ready message when not Ready, then every finding not already said.
+
+    The actionable advice ("list 'X' in spec.adoptSids") is often a finding, not the condition's message.
+    """
+    parts: list[str] = []
+    for kind in ("Ready", "Verified"):
+        c = r.condition(kind)
+        if c is not None and c.status == "False" and c.message and c.message not in parts:
+            parts.append(c.message)
+    for f in sorted(r.findings, key=lambda f: SEVERITY_ORDER.index(f.severity)):
+        if f.code == "ChangesPending" or any(f.message in p for p in parts):
+            continue
+        parts.append(f"{f.code}: {f.message}")
+    return "; ".join(parts) or "-"
+
+
+def display_outcome(r: ReconcileResult, *, plan: bool) -> str:
+    return WOULD_UPDATE if plan and r.outcome == "Updated" else r.outcome
+
+
+def is_unchanged(r: ReconcileResult) -> bool:
+    """In sync and Ready: nothing to do and nothing to say (plan hides these unless --show-unchanged)."""
+    return r.action == "none" and r.ready and r.outcome in ("InSync", "Observed") and not r.applied
+
+
+def summary_line(results: Sequence[ReconcileResult], *, plan: bool, seconds: float, offline: bool = False) -> str:
+    """``3 buckets: 2 WouldUpdate, 1 Blocked; 7 AWS calls; 0.42 s``: closes every run."""
+    counts = Counter(display_outcome(r, plan=plan) for r in results)
+    outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+    calls = "no AWS calls (offline)" if offline else f"{sum(sum(r.aws_calls.values()) for r in results)} AWS calls"
+    noun = "bucket" if len(results) == 1 else "buckets"
+    return f"{len(results)} {noun}: {outcomes}; {calls}; {seconds:.2f} s"
+
+
+def exit_code(results: Sequence[ReconcileResult], *, plan: bool) -> ExitCode:
+    """The same rule for plan (a dry run) and apply: any failure, refusal or bucket not Ready fails the run."""
+    if any(r.outcome in ("Failed", "Blocked") or not r.ready for r in results):
+        return ExitCode.FAILED
+    if plan and any(r.applied for r in results):
+        return ExitCode.CHANGES_PENDING
+    return ExitCode.OK
 
 
 def result_to_json(m: Manifest, r: ReconcileResult) -> dict[str, object]:
@@ -62,29 +129,67 @@ def result_to_json(m: Manifest, r: ReconcileResult) -> dict[str, object]:
     }
 
 
-def run_file_mode(path: str, *, plan_only: bool, output: str = "table", aws: AwsPort | None = None) -> int:
+def plan_to_json(m: Manifest, r: ReconcileResult) -> dict[str, object]:
+    """A plan row: apply's result, with nothing applied; ``pending`` says whether apply would write."""
+    return {**result_to_json(m, r), "outcome": display_outcome(r, plan=True), "applied": False, "pending": r.applied}
+
+
+def run_file_mode(
+    path: str,
+    *,
+    plan_only: bool,
+    output: str = "table",
+    aws: AwsPort | None = None,
+    show_unchanged: bool = False,
+) -> int:
     manifests = load_manifests(path)
     if aws is None:
         from bucketwarden.aws import AwsGateway
 
         aws = AwsGateway()
+    reconciler = Reconciler(DryRunAws(aws) if plan_only else aws)
+    return run_manifests(reconciler, manifests, plan=plan_only, output=output, show_unchanged=show_unchanged)
+
+
+def run_manifests(
+    reconciler: Reconciler,
+    manifests: Sequence[Manifest],
+    *,
+    plan: bool,
+    output: str = "table",
+    show_unchanged: bool = False,
+    offline: bool = False,
+) -> ExitCode:
+    """Reconcile (for a plan: against a port that does not write), print the table or JSON, return the exit code."""
+    started = time.perf_counter()
     concurrency = int(os.environ.get("BUCKETWARDEN_MAX_CONCURRENT_RECONCILES", DEFAULT_CONCURRENCY))
-    results = reconcile_all(Reconciler(aws), manifests, plan_only=plan_only, concurrency=concurrency)
+    with progress_bar(sys.stderr, total=len(manifests), label="planning" if plan else "applying") as advance:
+        results = reconcile_all(reconciler, manifests, concurrency=concurrency, on_done=lambda _: advance())
+    pairs = list(zip(manifests, results, strict=True))
+    summary = summary_line(results, plan=plan, seconds=time.perf_counter() - started, offline=offline)
     if output == "json":
-        print(json.dumps([result_to_json(m, r) for m, r in zip(manifests, results, strict=True)], indent=2))
-    else:
-        headers = ("RESOURCE", "BUCKET", "OUTCOME", "ACTION", "READY", "REASON", "AWS CALLS")
-        print(format_table(headers, [_row(m, r) for m, r in zip(manifests, results, strict=True)]))
-        for m, r in zip(manifests, results, strict=True):
-            if plan_only and r.diff:
-                print(f"\n--- {m.resource.namespace}/{m.resource.name} ({r.bucket})\n{r.diff}", end="")
-            for c in r.conditions:
-                if c.status == "False":
-                    print(f"{r.bucket}: {c.type}=False {c.reason}: {c.message}")
-                    break
-    failed = any(r.outcome in ("Failed", "Blocked") for r in results)
-    if failed:
-        return EXIT_ERROR
-    if plan_only:
-        return EXIT_CHANGES if any(r.action != "none" for r in results) else EXIT_OK
-    return EXIT_OK if all(r.ready for r in results) else EXIT_ERROR
+        to_json = plan_to_json if plan else result_to_json
+        print(json.dumps([to_json(m, r) for m, r in pairs], indent=2))
+        print(summary, file=sys.stderr)  # stdout stays one JSON document
+        return exit_code(results, plan=plan)
+    shown = [(m, r) for m, r in pairs if show_unchanged or not plan or not is_unchanged(r)]
+    if shown:
+        rows = []
+        for m, r in shown:
+            row = list(_row(m, r))
+            row[TABLE_HEADERS.index("OUTCOME")] = display_outcome(r, plan=plan)
+            if offline:  # the in-memory stand-in's calls are not AWS calls
+                row[TABLE_HEADERS.index("AWS CALLS")] = "-"
+            rows.append((*row, explain(r)))  # last: the explanation, however long
+        print(format_table((*TABLE_HEADERS, "MESSAGE"), rows))
+    if plan:
+        for m, r in shown:
+            if r.diff:
+                diff = r.diff if r.diff.endswith("\n") else r.diff + "\n"
+                print(f"\n--- {m.resource.namespace}/{m.resource.name} ({r.bucket})\n{diff}", end="")
+        hidden = len(pairs) - len(shown)
+        if hidden:
+            gap = "\n" if shown else ""
+            print(f"{gap}{hidden} unchanged (in sync and Ready) not shown; --show-unchanged lists them")
+    print(summary)
+    return exit_code(results, plan=plan)

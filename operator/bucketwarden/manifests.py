@@ -1,16 +1,25 @@
-"""Read ProtectedBucket manifests from YAML files or folders (multi-document), with clear errors."""
+"""Read ProtectedBucket manifests from YAML files, folders or standard input (multi-document, ``kind: List``),
+with errors that name the file (and the line, for syntax errors)."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 from pydantic import ValidationError
 
 from bucketwarden.errors import InvalidSpecError
 from bucketwarden.spec import API_VERSION, KIND, ProtectedBucket
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+# What kubectl accepts at the top of an object; anything else is a typo (e.g. "sepc") and an error.
+TOP_LEVEL_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+LIST_KIND = "List"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +46,13 @@ def parse_manifest(obj: Any, source: str) -> ProtectedBucket:
             f"{source}: expected apiVersion {API_VERSION} and kind {KIND}, "
             f"got {obj.get('apiVersion')!r} / {obj.get('kind')!r}"
         )
+    unknown = sorted(str(k) for k in obj if k not in TOP_LEVEL_KEYS)
+    if unknown:
+        allowed = ", ".join(sorted(TOP_LEVEL_KEYS))
+        raise InvalidSpecError(f"{source}: unknown top-level key(s) {', '.join(unknown)} (allowed: {allowed})")
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or not metadata.get("name"):
+        raise InvalidSpecError(f"{source}: metadata.name is required (a ProtectedBucket without metadata has no name)")
     try:
         return ProtectedBucket.model_validate(obj)
     except ValidationError as exc:
@@ -51,21 +67,54 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_manifests(path: str | Path) -> list[Manifest]:
-    """Every ProtectedBucket in a file or folder; other kinds in the same files are skipped."""
+def yaml_error_message(name: str, exc: yaml.YAMLError) -> str:
+    """``file:line:column: not valid YAML: problem``, with the 1-based line and column of the problem."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
+    problem, context = getattr(exc, "problem", None), getattr(exc, "context", None)
+    detail = f"{problem} ({context})" if problem and context else problem or str(exc)
+    return f"{where}: not valid YAML: {detail}"
+
+
+def _documents(name: str, text: str) -> list[Any]:
+    try:
+        return list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise InvalidSpecError(yaml_error_message(name, exc)) from None
+
+
+def _expand_lists(docs: list[Any], name: str) -> Iterator[tuple[str, Any]]:
+    """Each document with its source label; the items of a ``kind: List`` (kubectl's) count as documents."""
+    for i, doc in enumerate(docs):
+        source = f"{name}#{i}" if len(docs) > 1 else name
+        if isinstance(doc, dict) and doc.get("kind") == LIST_KIND and doc.get("apiVersion") == "v1":
+            items = doc.get("items") or []
+            if not isinstance(items, list):
+                raise InvalidSpecError(f"{source}: a List's items must be a list, got {type(items).__name__}")
+            yield from ((f"{source}.items[{j}]", item) for j, item in enumerate(items))
+        else:
+            yield source, doc
+
+
+def _manifests_in(name: str, text: str) -> list[Manifest]:
+    out = []
+    for source, doc in _expand_lists(_documents(name, text), name):
+        if doc is None:
+            continue
+        if isinstance(doc, dict) and doc.get("kind") not in (None, KIND):
+            continue
+        out.append(Manifest(source, parse_manifest(doc, source)))
+    return out
+
+
+def load_manifests(path: str | Path, *, stdin: TextIO | None = None) -> list[Manifest]:
+    """Every ProtectedBucket in a file, a folder or, for ``-``, standard input; other kinds are skipped."""
     out: list[Manifest] = []
-    for file in _files(Path(path)):
-        try:
-            docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
-        except yaml.YAMLError as exc:
-            raise InvalidSpecError(f"{file}: not valid YAML: {exc}") from None
-        for i, doc in enumerate(docs):
-            if doc is None:
-                continue
-            source = f"{file}#{i}" if len(docs) > 1 else str(file)
-            if isinstance(doc, dict) and doc.get("kind") not in (None, KIND):
-                continue
-            out.append(Manifest(source, parse_manifest(doc, source)))
+    if str(path) == STDIN:
+        out = _manifests_in(STDIN_NAME, (stdin or sys.stdin).read())
+    else:
+        for file in _files(Path(path)):
+            out += _manifests_in(str(file), file.read_text(encoding="utf-8"))
     if not out:
-        raise InvalidSpecError(f"{path}: no ProtectedBucket manifests found")
+        raise InvalidSpecError(f"{STDIN_NAME if str(path) == STDIN else path}: no ProtectedBucket manifests found")
     return out

@@ -718,7 +718,7 @@ def test_bad_cli_input_is_a_clear_error_not_a_traceback(
     code = cli.main([arg.replace("{dir}", str(tmp_path)) for arg in argv])
 
     err = capsys.readouterr().err
-    assert code == cli.EXIT_ERROR
+    assert code == cli.ExitCode.USAGE
     assert expect in err and "Traceback" not in err
 
 
