@@ -288,6 +288,20 @@ def build_scenarios(
     return list(_scenarios(_inputs(spec, roles, operator, partition, now)))
 
 
+def model_callers(
+    spec: ProtectedBucketSpec,
+    roles: Sequence[ResolvedRole],
+    operator: CallerIdentity | None,
+    *,
+    partition: str | None = None,
+    now: float | None = None,
+) -> tuple[Caller, ...]:
+    """The callers whose requests no statement may deny: each exempt role's AWS Backup session, the operator."""
+    inputs = _inputs(spec, roles, operator, partition, now)
+    plan = _address_plan(inputs.cidrs)
+    return _callers(inputs, plan.outside_v4 or OUTSIDE_IPV4[0])
+
+
 def _session_arn(role: ResolvedRole, session: str) -> str:
     part = role.arn.split(":")[1]
     return f"arn:{part}:sts::{role.account}:assumed-role/{role.name}/{session}"
