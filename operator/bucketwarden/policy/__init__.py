@@ -1,5 +1,6 @@
 """The pure policy core: document model, render, merge, plan, evaluate, verify and lint. No I/O."""
 
+from bucketwarden.policy._callers import AWS_BACKUP_ACTIONS, OPERATOR_ACTIONS, Caller, ModelledAction
 from bucketwarden.policy._cidr import CidrReport, analyse_cidrs
 from bucketwarden.policy._conditions import CONDITION_OPERATORS
 from bucketwarden.policy._document import (
@@ -35,7 +36,6 @@ from bucketwarden.policy._render import (
     render_statement,
     user_id_patterns,
 )
-from bucketwarden.policy._callers import AWS_BACKUP_ACTIONS, OPERATOR_ACTIONS, Caller, ModelledAction
 from bucketwarden.policy._verify import (
     FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
     FOREIGN_DENY_STRICTER,
