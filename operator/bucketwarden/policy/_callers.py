@@ -182,14 +182,18 @@ class CallerContext:
 
     known: Mapping[str, Values]
     alternatives: Mapping[str, tuple[Values, ...]] = field(default_factory=dict)
+    _base: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
-    def base(self) -> dict[str, tuple[str, ...]]:
-        """A concrete context: the known keys and the first alternative of each other key."""
+    def __post_init__(self) -> None:
         out = {k: v for k, v in self.known.items() if v is not None}
         for key, options in self.alternatives.items():
             if options[0] is not None:
                 out[key] = options[0]
-        return out
+        object.__setattr__(self, "_base", out)  # computed once: every judgement starts from it
+
+    def base(self) -> Mapping[str, tuple[str, ...]]:
+        """A concrete context: the known keys and the first alternative of each other key (do not modify)."""
+        return self._base
 
     def status(self, key: str) -> Literal["known", "alternatives", "unknown"]:
         if key in self.known:
