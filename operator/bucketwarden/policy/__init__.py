@@ -1,8 +1,16 @@
 """The pure policy core: document model, render, merge, plan, evaluate, verify and lint. No I/O."""
 
-from bucketwarden.policy._callers import AWS_BACKUP_ACTIONS, OPERATOR_ACTIONS, Caller, ModelledAction
+from bucketwarden.policy._callers import (
+    ADDRESS_KEYS,
+    AWS_BACKUP_ACTIONS,
+    DATE_KEYS,
+    OPERATOR_ACTIONS,
+    Caller,
+    ModelledAction,
+    is_known_condition_key,
+)
 from bucketwarden.policy._cidr import CidrReport, analyse_cidrs
-from bucketwarden.policy._conditions import CONDITION_OPERATORS
+from bucketwarden.policy._conditions import CONDITION_OPERATORS, parse_address, parse_date
 from bucketwarden.policy._document import (
     MAX_POLICY_BYTES,
     POLICY_VERSION,
@@ -52,9 +60,11 @@ from bucketwarden.policy._verify import (
 )
 
 __all__ = [
+    "ADDRESS_KEYS",
     "ALLOWS_ALL_ADDRESSES",
     "AWS_BACKUP_ACTIONS",
     "CONDITION_OPERATORS",
+    "DATE_KEYS",
     "DUPLICATE_SIDS",
     "FOREIGN_DENY_BLOCKS_EXEMPT_ROLE",
     "FOREIGN_DENY_STRICTER",
@@ -94,10 +104,13 @@ __all__ = [
     "diff_policies",
     "evaluate",
     "has_errors",
+    "is_known_condition_key",
     "lint_policy",
     "lint_spec",
     "merge_policy",
     "model_callers",
+    "parse_address",
+    "parse_date",
     "partition_for_region",
     "plan_change",
     "remove_policy",

@@ -346,3 +346,70 @@ def user_request(
         "s3:resourceaccount": (resource_account,),
         "s3:tlsversion": ("1.2",),
     }
+
+
+# Every condition key a bucket policy may test that bucketwarden knows by name (IAM "AWS global condition context
+# keys" and the Service Authorization Reference for Amazon S3), lowercased; families end in "/".
+KNOWN_CONDITION_KEYS: frozenset[str] = frozenset(
+    k.lower()
+    for k in (
+        *_ABSENT_FOR_SESSIONS,
+        *(u for u in UNKNOWABLE_KEYS if not u.endswith("*")),
+        "aws:SecureTransport",
+        "aws:CurrentTime",
+        "aws:EpochTime",
+        "aws:TokenIssueTime",
+        "aws:MultiFactorAuthPresent",
+        "aws:PrincipalAccount",
+        "aws:PrincipalArn",
+        "aws:PrincipalType",
+        "aws:PrincipalIsAWSService",
+        "aws:ViaAWSService",
+        "aws:userid",
+        "aws:SourceIp",
+        "aws:RequestedRegion",
+        "aws:ResourceAccount",
+        "aws:TagKeys",
+        "aws:Ec2InstanceSourceVpc",
+        "aws:Ec2InstanceSourcePrivateIPv4",
+        "s3:authType",
+        "s3:signatureversion",
+        "s3:signatureAge",
+        "s3:TlsVersion",
+        "s3:ResourceAccount",
+        "s3:delimiter",
+        "s3:max-keys",
+        "s3:VersionId",
+        "s3:LocationConstraint",
+        "s3:object-lock-mode",
+        "s3:object-lock-retain-until-date",
+        "s3:object-lock-legal-hold",
+        "s3:x-amz-acl",
+        "s3:x-amz-content-sha256",
+        "s3:x-amz-copy-source",
+        "s3:x-amz-metadata-directive",
+        "s3:x-amz-server-side-encryption-aws-kms-key-id",
+        "s3:x-amz-storage-class",
+        "s3:x-amz-grant-full-control",
+        "s3:x-amz-grant-read",
+        "s3:x-amz-grant-write",
+        "s3:RequestObjectTagKeys",
+        "s3:AccessGrantsInstanceArn",
+        "bucketwarden:callerArn",
+    )
+)
+KNOWN_CONDITION_KEY_FAMILIES: tuple[str, ...] = (
+    "aws:principaltag/",
+    "aws:resourcetag/",
+    "aws:requesttag/",
+    "s3:existingobjecttag/",
+    "s3:requestobjecttag/",
+)
+# Keys whose values are IP addresses or dates: the CLI checks what a user types for them.
+ADDRESS_KEYS: frozenset[str] = frozenset({"aws:sourceip", "aws:vpcsourceip"})
+DATE_KEYS: frozenset[str] = frozenset({"aws:currenttime", "aws:tokenissuetime", "aws:epochtime"})
+
+
+def is_known_condition_key(key: str) -> bool:
+    key = key.lower()
+    return key in KNOWN_CONDITION_KEYS or key.startswith(KNOWN_CONDITION_KEY_FAMILIES)
