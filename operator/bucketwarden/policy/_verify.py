@@ -111,6 +111,7 @@ class Counterexample:
     label: str  # the denying statement: its Sid, or Statement[i]
     sid: str | None
     owned: bool
+    source: str = ""  # why the caller makes this request (the managed policy that grants it, say)
 
     @property
     def request(self) -> Request:
@@ -119,7 +120,8 @@ class Counterexample:
     def describe(self) -> str:
         keys = ("aws:sourceip", "aws:userid", "aws:principalarn", "aws:securetransport", "aws:currenttime")
         shown = ", ".join(f"{k}={','.join(self.context[k])}" for k in keys if k in self.context)
-        return f"{self.action} on {self.resource} by {self.principal} ({shown}) is denied by {self.label}"
+        why = f", an action of {self.source}" if self.source else ""
+        return f"{self.action} on {self.resource} by {self.principal}{why} ({shown}) is denied by {self.label}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,8 +556,12 @@ def _object_witnesses(stmt: Statement, bucket_arn: str) -> tuple[str, ...]:
                 longer = witness + FILL
                 out.append(longer if glob_intersection(pattern, longer) == longer else witness)
         return (*dict.fromkeys(out), default)
+    # Exact, not a sample: a character c that no pattern spells can only be matched by wildcards, so a pattern
+    # matches bucket/c...c (n of them) exactly when it matches every key of length n. Patterns without "*" have
+    # a fixed length, those with "*" match every length from some n on: lengths up to the longest pattern + 1
+    # decide whether some key escapes them all.
     spelled = {c for p in stmt.not_resources or () for c in p}
-    fresh = next(c for c in "xqzjkw0123456789_~" if c not in spelled)
+    fresh = next(c for c in itertools.chain("xqzjkw0123456789_~", map(chr, itertools.count(0xC0))) if c not in spelled)
     longest = max((len(p) for p in stmt.not_resources or ()), default=0)
     return (default, *(prefix + fresh * n for n in range(1, longest + 2)))
 
@@ -779,7 +785,10 @@ def _record_block(
     verdict = run.verdict(index)
     label = verdict.label or "?"
     owned = run.is_owned(index)
-    example = Counterexample(caller.who, request.action, request.resource, request.context, label, verdict.sid, owned)
+    source = next((a.source for a in caller.actions if a.action == request.action), "")
+    example = Counterexample(
+        caller.who, request.action, request.resource, request.context, label, verdict.sid, owned, source
+    )
     counterexamples.append(example)
     if owned:
         return
