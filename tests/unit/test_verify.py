@@ -595,3 +595,13 @@ def test_verify_policy_version_2008_keeps_policy_variables_literal() -> None:
     assert policy.version == "2008-10-17"
     alice = Request.of("s3:GetObject", f"{BUCKET_ARN}/home/alice/x", {"aws:username": "alice"})
     assert evaluate(policy, alice).denied
+
+
+def test_verify_policy_judges_each_condition_entry_by_its_own_key_whatever_the_order() -> None:
+    # Statements of the same meaning share one compiled statement; their entries must not be paired by position.
+    # aws:SecureTransport=false is false for AWS Backup, so the Deny never applies, whatever the org id is.
+    entries = [("aws:SecureTransport", "false"), ("aws:PrincipalOrgID", ORG)]
+    for order in (entries, entries[::-1]):
+        condition = {"StringNotEqualsIfExists" if "Org" in k else "Bool": {k: v} for k, v in order}
+        the_spec, policy = with_foreign(foreign_deny(condition))
+        assert verify_policy(the_spec, [ROLE], OPERATOR, policy).verdict == "Pass", order

@@ -270,6 +270,9 @@ class CompiledStatement:
     principal: ContextCheck | None = None
     conditions: tuple[ConditionCheck, ...] = ()
     nobody: bool = False
+    # (lowercased key, values) of each entry of ``conditions``: a compiled statement is shared by every statement
+    # of the same meaning, whose blocks may list their entries in another order.
+    condition_entries: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def applies(self, request: Request) -> bool:
         if not self.action(request.action):
@@ -318,6 +321,7 @@ class CompiledStatement:
             principal,
             conditions,
             principal is None and principal_negated,
+            tuple((key.lower(), values) for keys in stmt.conditions.values() for key, values in keys.items()),
         )
 
 

@@ -496,11 +496,6 @@ class _Judgement:
 _NEVER = _Judgement(False)
 
 
-def _entries(stmt: Statement) -> list[tuple[str, tuple[str, ...]]]:
-    """(key, values) of each Condition entry, in the order compile_conditions compiles them."""
-    return [(key, values) for keys in stmt.conditions.values() for key, values in keys.items()]
-
-
 def _with(base: Context, key: str, value: tuple[str, ...] | None) -> dict[str, tuple[str, ...]]:
     out = dict(base)
     if value is None:
@@ -511,7 +506,7 @@ def _with(base: Context, key: str, value: tuple[str, ...] | None) -> dict[str, t
 
 
 def judge_statement(
-    compiled: CompiledStatement, stmt: Statement, caller: CallerContext, base: Context, *, variables: bool
+    compiled: CompiledStatement, caller: CallerContext, base: Context, *, variables: bool
 ) -> _Judgement:
     """Whether the statement's principal and conditions apply to the caller: True, False or unknown (None).
 
@@ -521,7 +516,7 @@ def judge_statement(
     if compiled.nobody or (compiled.principal is not None and not compiled.principal(base)):
         return _NEVER
     unknown: list[str] = []
-    for (key, values), check in zip(_entries(stmt), compiled.conditions, strict=True):
+    for (key, values), check in zip(compiled.condition_entries, compiled.conditions, strict=True):
         involved = {key}
         if variables:
             involved.update(k for v in values for k in variable_keys(v))
@@ -629,7 +624,7 @@ class _Run:
         hit = self.judged.get(key)
         if hit is None:
             hit = self.judged[key] = judge_statement(
-                self.compiled.statements[index], self.statements[index], caller.context, base, variables=self.variables
+                self.compiled.statements[index], caller.context, base, variables=self.variables
             )
         return hit
 
