@@ -605,3 +605,25 @@ def test_verify_policy_judges_each_condition_entry_by_its_own_key_whatever_the_o
         condition = {"StringNotEqualsIfExists" if "Org" in k else "Bool": {k: v} for k, v in order}
         the_spec, policy = with_foreign(foreign_deny(condition))
         assert verify_policy(the_spec, [ROLE], OPERATOR, policy).verdict == "Pass", order
+
+
+@pytest.mark.parametrize(
+    ("foreign_cidrs", "stricter"),
+    [
+        # IAM "IP address condition operators": a foreign rule narrower than the allowed /24 denies part of it.
+        pytest.param(["192.0.2.128/25", "203.0.113.0/24"], True, id="iam-ip-narrower-than-the-allowed-range"),
+        pytest.param(["192.0.2.0/28", "203.0.113.0/24"], True, id="iam-ip-leaves-out-the-network-plus-one-half"),
+        pytest.param(["192.0.0.0/16", "203.0.113.0/24"], False, id="iam-ip-wider-than-the-allowed-range"),
+        pytest.param(SEED_CIDRS, False, id="iam-ip-same-ranges"),
+    ],
+)
+def test_verify_policy_foreign_ip_rule_cutting_an_allowed_range_is_found(
+    foreign_cidrs: list[str], stricter: bool
+) -> None:
+    condition = {**EXEMPT_BOTH, "NotIpAddress": {"aws:SourceIp": foreign_cidrs}}
+    the_spec, policy = with_foreign(foreign_deny(condition, sid="OfficeOnly"))
+    verification = verify_policy(the_spec, [ROLE], OPERATOR, policy)
+    assert verification.verdict == "Pass"
+    warned = [f for f in verification.findings if f.code == "ForeignDenyStricter"]
+    assert bool(warned) is stricter
+    assert all("192.0.2." in f.message for f in warned)

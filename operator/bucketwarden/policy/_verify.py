@@ -10,6 +10,7 @@ know (an organisation id, a tag) gives "Unknown", not a guess. docs/verification
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import time
 from collections.abc import Mapping, Sequence
@@ -81,6 +82,7 @@ class Scenario:
     principal: str | None = None  # who is asking, for findings: "exempt role X (arn)", "the operator (arn)"
     # The caller model behind a role or operator request: its context is judged three-valued.
     caller: Caller | None = field(default=None, compare=False, hash=False, repr=False)
+    network: str | None = None  # for an "inside" request: the allowed range it stands for
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +381,7 @@ def _scenarios(inputs: _Inputs) -> tuple[Scenario, ...]:
                 get_object({**client, "aws:SourceIp": (inside,)}),
                 "not denied",
                 kind="inside",
+                network=net,
             )
         )
 
@@ -674,6 +677,10 @@ def verify_policy(
         caller = scenario.caller
         if caller is None:
             results.append(_judge_concrete(run, scenario, findings, stricter))
+            for other in _range_witnesses(run, scenario):
+                result = _judge_concrete(run, other, findings, stricter)
+                if not result.passed:
+                    results.append(result)
             continue
         slot = callers.setdefault(caller.who, (caller, len(callers)))[1]
         base = caller.context.base()
@@ -732,6 +739,56 @@ def _deny_candidates(run: _Run, request: Request) -> list[tuple[int, CompiledSta
         for stmt, verdict, dynamic in run.compiled.candidates(request.action, request.resource)
         if stmt.deny and verdict.index is not None
     ]
+
+
+_MAX_RANGE_WITNESSES = 8
+
+
+def _range_witnesses(run: _Run, scenario: Scenario) -> list[Scenario]:
+    """More addresses of an allowed range, where a foreign Deny's aws:SourceIp ranges cut through it.
+
+    One address per piece: the range minus every such CIDR, and its overlap with each, so a foreign IP rule
+    narrower than the allowed range is found whichever part of the range it leaves out.
+    """
+    if scenario.network is None:
+        return []
+    allowed = ipaddress.ip_network(scenario.network)
+    cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for stmt in run.compiled.statements:
+        if not stmt.deny or (stmt.sid is not None and stmt.sid in run.owned):
+            continue
+        for key, values in stmt.condition_entries:
+            if key == "aws:sourceip":
+                cidrs += [
+                    n for v in values if (n := ipaddress.ip_network(v.strip(), strict=False)).version == allowed.version
+                ]
+    if not cidrs:
+        return []
+    outside: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [allowed]
+    for cidr in cidrs:
+        pieces: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for part in outside:
+            if cidr.supernet_of(part):  # type: ignore[arg-type]
+                continue
+            pieces += list(part.address_exclude(cidr)) if part.supernet_of(cidr) else [part]  # type: ignore[arg-type]
+        outside = pieces
+    addresses = [str(n.network_address) for n in outside]  # every piece lies inside the allowed range
+    addresses += [str(max(c.network_address, allowed.network_address)) for c in cidrs if allowed.overlaps(c)]
+    current = scenario.request.get("aws:SourceIp") or ()
+    out: list[Scenario] = []
+    for address in dict.fromkeys(addresses):
+        if address in current or len(out) >= _MAX_RANGE_WITNESSES:
+            continue
+        out.append(
+            Scenario(
+                f"{scenario.name}-{address}",
+                f"an IAM user from {address}, inside allowed range {scenario.network}",
+                scenario.request.with_context({"aws:SourceIp": address}),
+                "not denied",
+                kind="inside",
+            )
+        )
+    return out
 
 
 def _judge_concrete(run: _Run, scenario: Scenario, findings: list[Finding], stricter: set[int]) -> ScenarioResult:
