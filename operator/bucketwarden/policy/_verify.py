@@ -618,6 +618,7 @@ class _Run:
     variables: bool
     bucket_arn: str
     judged: dict[tuple[int, int], _Judgement] = field(default_factory=dict)
+    foreign_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None  # computed when needed
 
     def denies(self) -> list[int]:
         return [i for i, c in enumerate(self.compiled.statements) if c.deny]
@@ -742,6 +743,19 @@ def _deny_candidates(run: _Run, request: Request) -> list[tuple[int, CompiledSta
 
 
 _MAX_RANGE_WITNESSES = 8
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _foreign_source_ip_ranges(run: _Run) -> tuple[IpNetwork, ...]:
+    """Every aws:SourceIp range a foreign Deny tests (compiling the policy already rejected invalid ones)."""
+    found: list[IpNetwork] = []
+    for stmt in run.compiled.statements:
+        if not stmt.deny or (stmt.sid is not None and stmt.sid in run.owned):
+            continue
+        for key, values in stmt.condition_entries:
+            if key == "aws:sourceip":
+                found += [ipaddress.ip_network(v.strip(), strict=False) for v in values]
+    return tuple(found)
 
 
 def _range_witnesses(run: _Run, scenario: Scenario) -> list[Scenario]:
@@ -752,21 +766,15 @@ def _range_witnesses(run: _Run, scenario: Scenario) -> list[Scenario]:
     """
     if scenario.network is None:
         return []
-    allowed = ipaddress.ip_network(scenario.network)
-    cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    for stmt in run.compiled.statements:
-        if not stmt.deny or (stmt.sid is not None and stmt.sid in run.owned):
-            continue
-        for key, values in stmt.condition_entries:
-            if key == "aws:sourceip":
-                cidrs += [
-                    n for v in values if (n := ipaddress.ip_network(v.strip(), strict=False)).version == allowed.version
-                ]
-    if not cidrs:
+    if run.foreign_cidrs is None:
+        run.foreign_cidrs = _foreign_source_ip_ranges(run)
+    if not run.foreign_cidrs:
         return []
-    outside: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [allowed]
+    allowed = ipaddress.ip_network(scenario.network)
+    cidrs = [c for c in run.foreign_cidrs if c.version == allowed.version]
+    outside: list[IpNetwork] = [allowed]
     for cidr in cidrs:
-        pieces: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        pieces: list[IpNetwork] = []
         for part in outside:
             if cidr.supernet_of(part):  # type: ignore[arg-type]
                 continue
