@@ -282,14 +282,33 @@ DENY_CONDITIONS: tuple[tuple[str, JsonObj], ...] = (
 )
 
 
+_BACKUP_ROLE = f"arn:aws:iam::{ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole"
+_BACKUP_SESSION = (
+    f"arn:aws:sts::{ACCOUNT}:assumed-role/AWSBackupDefaultServiceRole/AWSBackup-AWSBackupDefaultServiceRole"
+)
+# Principal elements of a Deny: everyone, or NotPrincipal lists that do (all three names) or do not (role and
+# account only, account only) spare AWS Backup's session (IAM User Guide, "NotPrincipal").
+DENY_PRINCIPALS: tuple[tuple[str, Any], ...] = (
+    ("Principal", "*"),
+    ("Principal", "*"),
+    ("Principal", {"AWS": _BACKUP_SESSION}),
+    ("Principal", {"AWS": ACCOUNT}),
+    ("NotPrincipal", {"AWS": [_BACKUP_ROLE, f"arn:aws:iam::{ACCOUNT}:root"]}),
+    ("NotPrincipal", {"AWS": [_BACKUP_SESSION, _BACKUP_ROLE, f"arn:aws:iam::{ACCOUNT}:root"]}),
+    ("NotPrincipal", {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}),
+)
+
+
 def _subset(draw: st.DrawFn, pool: tuple[Any, ...], *, max_size: int) -> list[Any]:
     return draw(st.lists(st.sampled_from(pool), min_size=1, max_size=max_size, unique=True))
 
 
 @st.composite
 def backup_deny_statements(draw: st.DrawFn, sid: str = "Foreign") -> JsonObj:
-    """A foreign Deny with Resource or NotResource patterns, an Action or NotAction set and 0-2 conditions."""
-    stmt: JsonObj = {"Sid": sid, "Effect": "Deny", "Principal": "*"}
+    """A foreign Deny with a Principal or NotPrincipal, Resource or NotResource patterns, an Action or NotAction set
+    and 0-2 conditions."""
+    element, principal = draw(st.sampled_from(DENY_PRINCIPALS))
+    stmt: JsonObj = {"Sid": sid, "Effect": "Deny", element: principal}
     stmt["NotAction" if draw(st.booleans()) and draw(st.booleans()) else "Action"] = _subset(
         draw, DENY_ACTIONS, max_size=3
     )
