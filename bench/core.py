@@ -70,6 +70,42 @@ def foreign_statement(i: int) -> dict[str, Any]:
     }
 
 
+def foreign_deny_statement(i: int) -> dict[str, Any]:
+    """A typical foreign Deny (HTTPS only, encrypted uploads, protected deletes), on a prefix of its own.
+
+    The whole-bucket verifier judges every Deny for AWS Backup's and the operator's requests; Allows cost it
+    nothing, so the typical case is timed with these as well.
+    """
+    prefix = f"arn:aws:s3:::{BUCKET}/team-{i}/*"
+    kind = i % 3
+    if kind == 0:
+        return {
+            "Sid": f"DenyInsecureTransport{i}",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{BUCKET}", prefix],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    if kind == 1:
+        return {
+            "Sid": f"DenyUnencryptedUploads{i}",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": prefix,
+            "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+        }
+    return {
+        "Sid": f"ProtectDeletes{i}",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+        "Resource": prefix,
+        "Condition": {"ArnNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/admin-*"}},
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
     """One combination: the spec, and the policy found on the bucket (foreign statements around a stale one of ours)."""
@@ -80,7 +116,7 @@ class Case:
     existing: PolicyDocument
 
     @classmethod
-    def make(cls, cidrs: int, foreign: int) -> Case:
+    def make(cls, cidrs: int, foreign: int, *, denies: bool = False) -> Case:
         spec = ProtectedBucketSpec.model_validate(
             {
                 "bucketName": BUCKET,
@@ -90,7 +126,7 @@ class Case:
             }
         )
         stale = render_statement(spec, [STALE_ROLE], OPERATOR).to_json()
-        others = [foreign_statement(i) for i in range(foreign)]
+        others = [(foreign_deny_statement if denies else foreign_statement)(i) for i in range(foreign)]
         statements = [*others[: foreign // 2], stale, *others[foreign // 2 :]]
         existing = PolicyDocument.from_obj({"Version": "2012-10-17", "Statement": statements})
         return cls(cidrs, foreign, spec, existing)
@@ -156,6 +192,7 @@ def run(quick: bool) -> dict[str, Any]:
     verify = find_verifier()
     cases = [run_case(Case.make(c, f), verify, quick=quick) for c in CIDR_COUNTS for f in FOREIGN_COUNTS]
     by_size = {(r["cidrs"], r["foreign"]): r for r in cases}
+    with_denies = run_case(Case.make(*TYPICAL, denies=True), verify, quick=quick)
     _report.print_table(
         ["CIDRs", "foreign", "bytes", *(f"{op} us" for op in OPERATIONS)],
         [
@@ -168,6 +205,11 @@ def run(quick: bool) -> dict[str, Any]:
         "Existing policy: the foreign statements around a stale statement of ours (an old RoleId), so merge\n"
         "replaces it and plan computes a diff. bytes: the merged document (S3 allows 20,480).\n"
     )
+    print(
+        f"Typical case ({TYPICAL[0]} CIDRs) with {TYPICAL[1]} foreign DENY statements (HTTPS-only, encrypted uploads, "
+        f"protected deletes): verify {_report.format_us(with_denies['median_us']['verify'])} us, "
+        f"render_merge_verify {_report.format_us(with_denies['median_us']['render_merge_verify'])} us\n"
+    )
     if verify is None:
         print("verify: bucketwarden.policy.verify_policy not available; render_merge_verify is render + merge\n")
     return {
@@ -178,6 +220,7 @@ def run(quick: bool) -> dict[str, Any]:
         "b5_core_us": {
             "render_merge_verify_typical": by_size[TYPICAL]["median_us"]["render_merge_verify"],
             "render_merge_verify_large": by_size[LARGE]["median_us"]["render_merge_verify"],
+            "render_merge_verify_typical_denies": with_denies["median_us"]["render_merge_verify"],
         },
     }
 

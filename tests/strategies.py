@@ -207,3 +207,115 @@ def equivalent_document(rnd: Random, doc: JsonObj) -> JsonObj:
 def equivalent_variants(doc: JsonObj) -> st.SearchStrategy[JsonObj]:
     """Same-meaning rewrites of ``doc``."""
     return st.integers(min_value=0, max_value=2**32 - 1).map(lambda seed: equivalent_document(Random(seed), doc))
+
+
+# --- foreign Deny statements aimed at AWS Backup's requests (the verifier's whole-bucket property) --------------
+
+BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
+BACKUP_ROLE_ID = "AROASAMPLESAMPLESAMPL"
+# Object keys a generated request may name; the patterns below are written to hit some of them and miss others.
+BACKUP_KEYS: tuple[str, ...] = (
+    "bucketwarden-verify/object.txt",
+    "taxdocuments/2024/return.pdf",
+    "taxdocuments/x",
+    "reports/q1.csv",
+    "public/index.html",
+    "a",
+    "x",
+    "logs/2020-01-01.log",
+)
+DENY_RESOURCES: tuple[str, ...] = (
+    BUCKET_ARN,
+    f"{BUCKET_ARN}/*",
+    f"{BUCKET_ARN}/taxdocuments/*",
+    f"{BUCKET_ARN}/tax*",
+    f"{BUCKET_ARN}/report?/*",
+    f"{BUCKET_ARN}/*.csv",
+    f"{BUCKET_ARN}/public/*",
+    f"{BUCKET_ARN}/?",
+    "arn:aws:s3:::*/*",
+    "arn:aws:s3:::another-bucket/*",
+    "*",
+)
+DENY_ACTIONS: tuple[str, ...] = (
+    "s3:*",
+    "s3:GetObject",
+    "s3:ListBucket",
+    "s3:GetObjectVersion",
+    "s3:ListBucketVersions",
+    "s3:GetBucketVersioning",
+    "s3:Get*",
+    "s3:List*",
+    "s3:Put*",
+    "s3:*Object*",
+    "s3:GetObject?cl",
+    "s3:DeleteObject",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucket",
+)
+# One entry per condition key the verifier models (or must call unknown), with values that hit and miss.
+DENY_CONDITIONS: tuple[tuple[str, JsonObj], ...] = (
+    ("Bool", {"aws:SecureTransport": "false"}),
+    ("BoolIfExists", {"aws:SecureTransport": "false"}),
+    ("Bool", {"aws:SecureTransport": "true"}),
+    ("StringNotEquals", {"s3:authType": "REST-HEADER"}),
+    ("StringEquals", {"s3:authType": "REST-QUERY-STRING"}),
+    ("StringNotEquals", {"s3:signatureversion": "AWS4-HMAC-SHA256"}),
+    ("NumericLessThan", {"s3:TlsVersion": "1.2"}),
+    ("NumericLessThan", {"s3:TlsVersion": "1.3"}),
+    ("Null", {"aws:MultiFactorAuthAge": "true"}),
+    ("BoolIfExists", {"aws:MultiFactorAuthPresent": "false"}),
+    ("DateGreaterThan", {"aws:CurrentTime": "2020-01-01T00:00:00Z"}),
+    ("DateGreaterThan", {"aws:CurrentTime": "2099"}),
+    ("DateLessThan", {"aws:CurrentTime": "2020-06"}),
+    ("NotIpAddress", {"aws:SourceIp": ["198.51.100.0/24", "2001:db8::/32"]}),
+    ("NotIpAddress", {"aws:SourceIp": "3.5.140.0/22"}),
+    ("IpAddress", {"aws:SourceIp": "0.0.0.0/0"}),
+    ("StringNotEquals", {"aws:PrincipalOrgID": "o-abcdefghij"}),
+    ("StringNotLike", {"aws:userid": f"{BACKUP_ROLE_ID}:*"}),
+    ("StringLike", {"aws:userid": f"{BACKUP_ROLE_ID}:*"}),
+    ("StringNotEquals", {"aws:SourceVpce": "vpce-1a2b3c4d"}),
+    ("StringNotEqualsIfExists", {"aws:SourceVpce": "vpce-1a2b3c4d"}),
+    ("StringEquals", {"aws:PrincipalType": "AssumedRole"}),
+    ("Bool", {"aws:ViaAWSService": "true"}),
+    ("StringNotEquals", {"s3:ExistingObjectTag/class": "public"}),
+)
+
+
+_BACKUP_ROLE = f"arn:aws:iam::{ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole"
+_BACKUP_SESSION = (
+    f"arn:aws:sts::{ACCOUNT}:assumed-role/AWSBackupDefaultServiceRole/AWSBackup-AWSBackupDefaultServiceRole"
+)
+# Principal elements of a Deny: everyone, or NotPrincipal lists that do (all three names) or do not (role and
+# account only, account only) spare AWS Backup's session (IAM User Guide, "NotPrincipal").
+DENY_PRINCIPALS: tuple[tuple[str, Any], ...] = (
+    ("Principal", "*"),
+    ("Principal", "*"),
+    ("Principal", {"AWS": _BACKUP_SESSION}),
+    ("Principal", {"AWS": ACCOUNT}),
+    ("NotPrincipal", {"AWS": [_BACKUP_ROLE, f"arn:aws:iam::{ACCOUNT}:root"]}),
+    ("NotPrincipal", {"AWS": [_BACKUP_SESSION, _BACKUP_ROLE, f"arn:aws:iam::{ACCOUNT}:root"]}),
+    ("NotPrincipal", {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}),
+)
+
+
+def _subset(draw: st.DrawFn, pool: tuple[Any, ...], *, max_size: int) -> list[Any]:
+    return draw(st.lists(st.sampled_from(pool), min_size=1, max_size=max_size, unique=True))
+
+
+@st.composite
+def backup_deny_statements(draw: st.DrawFn, sid: str = "Foreign") -> JsonObj:
+    """A foreign Deny with a Principal or NotPrincipal, Resource or NotResource patterns, an Action or NotAction set
+    and 0-2 conditions."""
+    element, principal = draw(st.sampled_from(DENY_PRINCIPALS))
+    stmt: JsonObj = {"Sid": sid, "Effect": "Deny", element: principal}
+    stmt["NotAction" if draw(st.booleans()) and draw(st.booleans()) else "Action"] = _subset(
+        draw, DENY_ACTIONS, max_size=3
+    )
+    stmt["NotResource" if draw(st.integers(0, 3)) == 0 else "Resource"] = _subset(draw, DENY_RESOURCES, max_size=3)
+    condition: JsonObj = {}
+    for operator, keys in draw(st.lists(st.sampled_from(DENY_CONDITIONS), max_size=2, unique_by=lambda e: e[0])):
+        condition.setdefault(operator, {}).update(keys)
+    if condition:
+        stmt["Condition"] = condition
+    return stmt

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,12 +17,18 @@ from bucketwarden.errors import BucketWardenError, InvalidSpecError, PolicyParse
 from bucketwarden.exitcodes import ExitCode, exit_code_help
 from bucketwarden.manifests import STDIN, Manifest, load_manifests
 from bucketwarden.policy import (
+    ADDRESS_KEYS,
+    DATE_KEYS,
     PolicyDocument,
     Request,
+    Verification,
     evaluate,
+    is_known_condition_key,
     lint_policy,
     lint_spec,
     merge_policy,
+    parse_address,
+    parse_date,
     render_statement,
     verify_policy,
 )
@@ -33,6 +40,10 @@ DEFAULT_ACCOUNT = "123456789012"
 # What `bucketwarden demo` imports (moto serves AWS through flask; kmock is the Kubernetes emulator).
 DEMO_MODULES = ("moto", "flask", "flask_cors")
 DEMO_KUBERNETES_MODULES = ("kmock",)
+EXIT_USAGE = ExitCode.USAGE
+# IAM unique ids: "AROA" + 17 upper-case letters or digits for a role (IAM User Guide, "Unique identifiers").
+ROLE_ID_RE = re.compile(r"AROA[A-Z0-9]{17}")
+ROLE_ARN_RE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/(?:[^/]+/)*[^/]+")
 
 
 class UsageError(BucketWardenError):
@@ -89,15 +100,38 @@ def _parse_role_ids(pairs: Sequence[str]) -> dict[str, str]:
         ref, sep, role_id = pair.partition("=")
         if not sep or not ref or not role_id:
             raise UsageError(f"--role-id {pair!r}: expected NAME_OR_ARN=ROLEID, e.g. MyRole=AROAEXAMPLE123456789")
+        if not ROLE_ID_RE.fullmatch(role_id):
+            raise UsageError(
+                f"--role-id {pair!r}: {role_id!r} is not a RoleId: AROA followed by 17 upper-case letters or digits "
+                f"(aws iam get-role --role-name {ref.rsplit('/', 1)[-1]} --query Role.RoleId)"
+            )
         out[ref] = role_id
     return out
 
 
-def offline_roles(spec: ProtectedBucketSpec, role_ids: dict[str, str], account: str) -> list[ResolvedRole]:
-    """Exempt roles resolved from --role-id flags instead of iam:GetRole."""
+def _parse_role_arns(pairs: Sequence[str]) -> dict[str, str]:
+    """--role-arn NAME=ARN: the full ARN of an exempt role named by name, so its path is right offline."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, arn = pair.partition("=")
+        if not sep or not name or not ROLE_ARN_RE.fullmatch(arn):
+            raise UsageError(
+                f"--role-arn {pair!r}: expected NAME=ARN, e.g. "
+                "AWSBackupDefaultServiceRole=arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole"
+            )
+        if arn.rsplit("/", 1)[-1] != name:
+            raise UsageError(f"--role-arn {pair!r}: the ARN names role {arn.rsplit('/', 1)[-1]!r}, not {name!r}")
+        out[name] = arn
+    return out
+
+
+def offline_roles(
+    spec: ProtectedBucketSpec, role_ids: dict[str, str], account: str, role_arns: dict[str, str] | None = None
+) -> list[ResolvedRole]:
+    """Exempt roles resolved from --role-id (and --role-arn) flags instead of iam:GetRole."""
     roles = []
     for role in spec.exempt_roles:
-        arn = role.arn or f"arn:aws:iam::{account}:role/{role.role_name}"
+        arn = role.arn or (role_arns or {}).get(role.role_name) or f"arn:aws:iam::{account}:role/{role.role_name}"
         role_id = role_ids.get(role.ref) or role_ids.get(role.role_name) or role_ids.get(arn)
         if role_id is None and spec.exemption_key is ExemptionKey.USER_ID:
             raise UsageError(
@@ -124,7 +158,8 @@ def _offline_inputs(
     args: argparse.Namespace,
 ) -> tuple[ProtectedBucketSpec, list[ResolvedRole], CallerIdentity | None]:
     spec = _one_spec(args.file).resource.spec
-    roles = offline_roles(spec, _parse_role_ids(args.role_id), args.account)
+    role_arns = _parse_role_arns(getattr(args, "role_arn", []))
+    roles = offline_roles(spec, _parse_role_ids(args.role_id), args.account, role_arns)
     return spec, roles, offline_operator(args.operator_user_id, args.account)
 
 
@@ -136,10 +171,33 @@ def cmd_render(args: argparse.Namespace) -> int:
     existing = _read_policy(args.existing_policy)
     desired = merge_policy(existing, render_statement(spec, roles, operator), spec.owned_sids)
     findings = lint_spec(spec) + lint_policy(existing, desired, spec.owned_sids)
+    verification = verify_policy(spec, roles, operator, desired)
+    findings += [f for f in verification.findings if f not in findings]
     for f in findings:
         print(f"{f.severity.lower()}: {f.code}: {f.message}", file=sys.stderr)
+    if verification.verdict == "Fail":
+        # A policy that fails verification is not something to pipe into a PUT: print nothing on stdout.
+        for line in _counterexample_lines(verification):
+            print(line, file=sys.stderr)
+        print("bucketwarden render: error: the rendered policy fails verification; nothing printed", file=sys.stderr)
+        return EXIT_ERROR
     print(desired.to_json(pretty=True))
     return EXIT_ERROR if any(f.severity == "Error" for f in findings) else EXIT_OK
+
+
+def _counterexample_lines(verification: Verification) -> list[str]:
+    lines = [f"counterexample: {c.describe()}" for c in verification.counterexamples]
+    shown = {(c.action, c.resource) for c in verification.counterexamples}
+    for r in verification.failures:
+        request = r.scenario.request
+        if (request.action, request.resource) not in shown:
+            decided = f" by {r.evaluation.label}" if r.evaluation.label else ""
+            lines.append(
+                f"counterexample: {r.scenario.description}: {request.action} on {request.resource} expected "
+                f"{r.scenario.expect}, got {r.evaluation.decision}{decided}"
+            )
+    lines += [f"inconclusive: {u.describe()}" for u in verification.unknowns]
+    return lines
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -181,6 +239,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "ok": result.ok,
+                    "verdict": result.verdict,
+                    "counterexamples": [
+                        {
+                            "principal": c.principal,
+                            "action": c.action,
+                            "resource": c.resource,
+                            "deniedBy": c.label,
+                            "context": {k: list(v) for k, v in sorted(c.context.items())},
+                        }
+                        for c in result.counterexamples
+                    ],
+                    "unknown": [
+                        {"principal": u.principal, "statement": u.label, "keys": list(u.keys), "action": u.action}
+                        for u in result.unknowns
+                    ],
                     "scenarios": [
                         {
                             "name": r.scenario.name,
@@ -201,7 +274,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(verification_table(result))
         for f in result.findings:
             print(f"{f.severity.lower()}: {f.code}: {f.message}")
-        print("verification: " + ("OK" if result.ok else "FAILED"))
+        for line in _counterexample_lines(result):
+            print(line)
+        verdict = {"Pass": "OK", "Fail": "FAILED", "Unknown": "INCONCLUSIVE (" + ", ".join(result.unknown_keys) + ")"}
+        print("verification: " + verdict[result.verdict])
+    # Unknown never blocks a write, so it is not an error either.
     return EXIT_OK if result.ok else EXIT_ERROR
 
 
@@ -229,14 +306,73 @@ def _parse_context(pairs: Sequence[str]) -> dict[str, list[str]]:
     return context
 
 
+_ASSUMED_ROLE = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)")
+_IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):(root|user/.+|role/.+)")
+
+
+def principal_context(arn: str) -> dict[str, str]:
+    """The context keys a request by ``arn`` carries: aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalType,
+    and for a role session its own ARN (bucketwarden:callerArn; aws:PrincipalArn is then the role's ARN)."""
+    session = _ASSUMED_ROLE.fullmatch(arn)
+    if session is not None:
+        part, account, role, _ = session.groups()
+        # The role's path is not part of a session ARN: give --context aws:PrincipalArn=... when it has one.
+        return {
+            "aws:PrincipalArn": f"arn:{part}:iam::{account}:role/{role}",
+            "bucketwarden:callerArn": arn,
+            "aws:PrincipalAccount": account,
+            "aws:PrincipalType": "AssumedRole",
+        }
+    iam = _IAM_PRINCIPAL.fullmatch(arn)
+    if iam is None:
+        raise UsageError(
+            f"--principal-arn {arn!r}: expected an IAM user, role or root ARN, or an assumed-role session ARN "
+            "(arn:aws:sts::123456789012:assumed-role/ROLE/SESSION)"
+        )
+    kind = {"root": "Account", "user": "User", "role": "AssumedRole"}[iam.group(2).split("/", 1)[0]]
+    return {"aws:PrincipalArn": arn, "aws:PrincipalAccount": iam.group(1), "aws:PrincipalType": kind}
+
+
+def _check_context(context: dict[str, list[str]]) -> None:
+    """Reject a value the key can never carry (exit 2); warn on a key bucketwarden does not know."""
+    for key, values in context.items():
+        for value in values:
+            if key in ADDRESS_KEYS and parse_address(value) is None:
+                raise UsageError(f"--context {key}={value}: {value!r} is not an IPv4 or IPv6 address")
+            if key in DATE_KEYS and parse_date(value) is None:
+                raise UsageError(
+                    f"--context {key}={value}: {value!r} is not a date (ISO 8601 such as 2026-12-01T10:00:00Z, "
+                    "or epoch seconds)"
+                )
+        if not is_known_condition_key(key):
+            print(
+                f"warning: context key {key!r} is not a condition key bucketwarden knows (IAM global or Amazon S3); "
+                "it is used as given, check its spelling",
+                file=sys.stderr,
+            )
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     policy = _read_policy(args.policy)
     if policy is None:
         raise UsageError(f"{args.policy}: empty policy")
-    context = {k: tuple(v) if len(v) > 1 else v[0] for k, v in _parse_context(args.context).items()}
+    given = _parse_context(args.context)
+    try:
+        _check_context(given)
+        who = principal_context(args.principal_arn) if args.principal_arn else {}
+    except UsageError as exc:
+        print(f"bucketwarden evaluate: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    context: dict[str, str | tuple[str, ...]] = {k.lower(): v for k, v in who.items()}
+    context.update({k: tuple(v) if len(v) > 1 else v[0] for k, v in given.items()})  # --context wins
     evaluation = evaluate(policy, Request.of(args.action, args.resource, context))
     if args.output == "json":
         print(json.dumps({"decision": evaluation.decision, "sid": evaluation.sid}))
+    elif evaluation.decision == "NoMatch":
+        print(
+            "NoMatch: no statement applies: not denied by this policy (the caller's identity policies, "
+            "SCPs and Block Public Access decide the rest)"
+        )
     else:
         print(f"{evaluation.decision}" + (f" (Sid {evaluation.sid})" if evaluation.sid else ""))
     return EXIT_OK
@@ -314,6 +450,13 @@ def _offline_flags(p: argparse.ArgumentParser, *, policy_flag: str) -> None:
         metavar="NAME_OR_ARN=ROLEID",
         help="RoleId of an exempt role (repeatable)",
     )
+    p.add_argument(
+        "--role-arn",
+        action="append",
+        default=[],
+        metavar="NAME=ARN",
+        help="full ARN of an exempt role given by name, e.g. one with a path (role/service-role/...) (repeatable)",
+    )
     p.add_argument("--operator-user-id", metavar="ID", help="the operator's aws:userid; omit for no operator exemption")
     p.add_argument("--account", default=DEFAULT_ACCOUNT, help="account id used for role names (default %(default)s)")
 
@@ -350,7 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-unchanged", action="store_true", help="also list the buckets already in sync")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("verify", help="check a policy against the spec's scenario matrix (offline)")
+    p = sub.add_parser(
+        "verify",
+        help="check a policy against the spec: AWS Backup's requests on the whole bucket, allowed networks (offline)",
+    )
     _offline_flags(p, policy_flag="policy")
     p.add_argument("--output", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_verify)
@@ -360,6 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action", required=True, help="e.g. s3:GetObject")
     p.add_argument("--resource", required=True, help="e.g. arn:aws:s3:::bucket/key")
     p.add_argument("--context", action="append", default=[], metavar="KEY=VALUE", help="request context (repeatable)")
+    p.add_argument(
+        "--principal-arn",
+        metavar="ARN",
+        help="the caller: an IAM user/role/root ARN or an assumed-role session ARN (sets aws:PrincipalArn and more)",
+    )
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_evaluate)
 

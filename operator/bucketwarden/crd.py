@@ -217,6 +217,8 @@ PRINTER_COLUMNS: tuple[JsonSchema, ...] = (
     _condition_column("Reason", "Ready", "reason", "Why Ready is what it is"),
     _condition_column("Synced", "Synced", "status", "The last reconcile succeeded"),
     _condition_column("Verified", "Verified", "status", "The policy in force allows what the spec says"),
+    # Tells Unknown because a Deny hangs on an unknowable key (Inconclusive) from Unknown as in never checked.
+    _condition_column("Verification", "Verified", "reason", "Why Verified is what it is"),
     {"name": "Exempt", "type": "integer", "jsonPath": ".status.exemptCount", "description": "roles exempted"},
     {"name": "Last Sync", "type": "date", "jsonPath": ".status.lastSyncTime", "description": "Last reconcile"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -39,6 +39,12 @@ class UnknownConditionOperatorError(PolicyError):
     reason = "UnsupportedCondition"
 
 
+class InvalidConditionValueError(PolicyError):
+    """A condition value AWS would reject (an invalid CIDR or date): the policy is malformed, never half-judged."""
+
+    reason = "MalformedPolicy"
+
+
 class PolicyTooLargeError(PolicyError):
     """The merged document would exceed S3's 20 KB bucket policy limit."""
 

@@ -62,6 +62,9 @@ R_INVALID_SPEC = "InvalidSpec"
 R_VERIFICATION_FAILED = "VerificationFailed"
 R_FOREIGN_DENY = "ForeignDenyBlocksExemptRole"
 R_NOT_CHECKED = "NotChecked"
+# Verified=Unknown: no promise is broken as far as bucketwarden can know, but a Deny hangs on a key it cannot
+# know (aws:PrincipalOrgID, a tag...). Ready is not blocked; the message names the keys.
+R_INCONCLUSIVE = "Inconclusive"
 
 Outcome = Literal["InSync", "Updated", "Deleted", "Observed", "Blocked", "Failed", "Retained"]
 
@@ -162,9 +165,19 @@ def _error_message(exc: BucketWardenError) -> str:
 def _summarise_failures(verification: Verification) -> str:
     parts = []
     for r in verification.blocking_failures or [r for r in verification.results if not r.passed]:
-        who = r.evaluation.sid or "no statement"
-        parts.append(f"{r.scenario.name}: expected {r.scenario.expect}, got {r.evaluation.decision} ({who})")
+        who = r.evaluation.label or "no statement"
+        request = r.scenario.request
+        parts.append(
+            f"{r.scenario.name}: expected {r.scenario.expect}, got {r.evaluation.decision} ({who}) "
+            f"for {request.action} on {request.resource}"
+        )
     return "; ".join(parts[:5])
+
+
+def _inconclusive_message(verification: Verification) -> str:
+    keys = ", ".join(verification.unknown_keys)
+    details = "; ".join(u.describe() for u in verification.unknowns[:3])
+    return f"verification is inconclusive: the outcome depends on {keys}: {details}"
 
 
 class Reconciler:
@@ -340,6 +353,11 @@ class Reconciler:
         """Ready and Verified once the policy in force is ours; a foreign Deny can still break backups."""
         foreign = [f for f in verification.findings if f.code == R_FOREIGN_DENY]
         if verification.ok and not foreign:
+            if verification.verdict == "Unknown":
+                return [
+                    _cond(READY, True, R_PROTECTED, "bucket policy protected; verification inconclusive"),
+                    _cond(VERIFIED, None, R_INCONCLUSIVE, _inconclusive_message(verification)),
+                ]
             return [
                 _cond(READY, True, R_PROTECTED, "bucket policy protected and verified"),
                 _cond(VERIFIED, True, R_VERIFIED, MSG_VERIFIED),

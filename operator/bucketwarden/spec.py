@@ -203,6 +203,42 @@ class ExemptRole(_Model):
         return str(self.name)
 
 
+ORG_ID_RE = re.compile(r"^o-[a-z0-9]{10,32}$")
+ORG_PATH_RE = re.compile(r"^o-[a-z0-9]{10,32}/r-[0-9a-z]{4,32}/(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}/)*$")
+TAG_KEY_RE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
+MAX_TAGS = 20
+
+
+OrgPath = Annotated[str, Field(max_length=512), _pattern(ORG_PATH_RE, "organization path (o-.../r-.../ou-.../)")]
+
+
+class PrincipalTag(_Model):
+    """A tag on the exempt roles, as aws:PrincipalTag/<key> carries it."""
+
+    key: Annotated[str, _pattern(TAG_KEY_RE, "tag key")] = Field(max_length=128)
+    value: str = Field(max_length=256)
+
+
+class VerificationContext(_Model):
+    """Facts about the bucket's account and the exempt roles that bucketwarden cannot look up.
+
+    A foreign Deny whose outcome hangs on one of these keys makes verification Inconclusive; stating the fact
+    here turns it into Verified or VerificationFailed.
+    """
+
+    organization_id: Annotated[str | None, _pattern(ORG_ID_RE, "organization id (o-...)")] = Field(
+        default=None, max_length=34, description="aws:PrincipalOrgID (and aws:ResourceOrgID) of the account."
+    )
+    organization_paths: list[OrgPath] = Field(
+        default_factory=list,
+        max_length=10,
+        description="aws:PrincipalOrgPaths of the account, e.g. o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/.",
+    )
+    principal_tags: list[PrincipalTag] = Field(
+        default_factory=list, max_length=MAX_TAGS, description="Tags of the exempt roles (aws:PrincipalTag/...)."
+    )
+
+
 class ProtectedBucketSpec(_Model):
     """What the owner of a bucket asks bucketwarden to keep true."""
 
@@ -270,6 +306,10 @@ class ProtectedBucketSpec(_Model):
     )
     assume_role_arn: Annotated[str | None, _pattern(ROLE_ARN_RE, "IAM role ARN")] = Field(
         default=None, max_length=MAX_ARN_LENGTH, description="Role to assume for this bucket (cross-account)."
+    )
+    verification_context: VerificationContext | None = Field(
+        default=None,
+        description="Facts verification cannot look up (organization, principal tags); see docs/verification.md.",
     )
 
     @model_validator(mode="after")

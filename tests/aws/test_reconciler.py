@@ -338,3 +338,63 @@ def test_reconcile_steady_state_reuses_the_last_verification_only_while_nothing_
     changed = reconciler.reconcile(make_spec(), previous)
     assert changed.verification is not None  # a foreign change is verified again, and here it blocks
     assert changed.outcome == "Blocked"
+
+
+ORG_ONLY = {
+    "Sid": "OrgOnly",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+    "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("facts", "verified", "ready", "written"),
+    [
+        pytest.param(None, ("Unknown", "Inconclusive"), ("True", "Protected"), True, id="unknown-org-inconclusive"),
+        pytest.param(
+            {"organizationId": "o-abcdefghij"}, ("True", "Verified"), ("True", "Protected"), True, id="stated-org"
+        ),
+        pytest.param(
+            # It would deny the operator too: a lockout, so nothing is written (fact 15).
+            {"organizationId": "o-zzzzzzzzzz"},
+            ("False", "VerificationFailed"),
+            ("False", "VerificationFailed"),
+            False,
+            id="another-org-fails-and-blocks",
+        ),
+    ],
+)
+def test_reconcile_org_deny_is_inconclusive_until_the_org_is_stated(
+    aws: InMemoryAws,
+    facts: dict[str, Any] | None,
+    verified: tuple[str, str],
+    ready: tuple[str, str],
+    written: bool,
+) -> None:
+    aws.put_foreign(BUCKET, policy(hand_written_deny(), ORG_ONLY))
+    overrides = {} if facts is None else {"verificationContext": facts}
+    result = Reconciler(aws).reconcile(make_spec(**overrides))
+    assert cond(result, "Verified") == verified
+    assert cond(result, "Ready") == ready
+    doc = stored(aws)
+    assert doc is not None and bool(doc.find("BucketWardenIpRestriction")) is written
+    if verified[1] == "Inconclusive":
+        message = result.condition("Verified")
+        assert message is not None and "aws:principalorgid" in message.message
+        assert any(f.code == "VerificationInconclusive" and f.severity == "Warning" for f in result.findings)
+
+
+def test_reconcile_invalid_cidr_in_a_foreign_statement_writes_nothing(aws: InMemoryAws) -> None:
+    bad = {**hand_written_deny("OfficeOnly"), "Condition": {"NotIpAddress": {"aws:SourceIp": "300.1.1.1/8"}}}
+    text = policy(hand_written_deny(), bad)
+    aws.put_foreign(BUCKET, text)
+    result = Reconciler(aws).reconcile(make_spec())
+    assert result.outcome == "Blocked"
+    assert cond(result, "Ready") == ("False", "MalformedPolicy")
+    ready = result.condition("Ready")
+    assert ready is not None and "OfficeOnly" in ready.message and "300.1.1.1/8" in ready.message
+    assert aws.policy_of(BUCKET) == text
+    assert "PutBucketPolicy" not in result.aws_calls

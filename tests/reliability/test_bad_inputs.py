@@ -428,7 +428,7 @@ STATUS_CASES = [
         message="not valid JSON",
     ),
     StatusCase(
-        "P02", with_policy(version=None), "Protected", ready=True, policy="merged", findings=("VersionUpgraded",)
+        "P02", with_policy(version=None), "Protected", ready=True, policy="merged", findings=("LegacyVersionKept",)
     ),
     StatusCase(
         "P03",
@@ -436,7 +436,7 @@ STATUS_CASES = [
         "Protected",
         ready=True,
         policy="merged",
-        findings=("VersionUpgraded",),
+        findings=("LegacyVersionKept",),
     ),
     StatusCase(
         "P04", with_policy(DUPLICATE_FOREIGN), "Protected", ready=True, policy="merged", findings=("DuplicateSids",)

@@ -24,7 +24,11 @@ def results() -> dict[str, object]:
 def test_bench_core_reports_b5_headline(results: dict[str, object]) -> None:
     headline = results["b5_core_us"]
     assert isinstance(headline, dict)
-    assert set(headline) == {"render_merge_verify_typical", "render_merge_verify_large"}
+    assert set(headline) == {
+        "render_merge_verify_typical",
+        "render_merge_verify_large",
+        "render_merge_verify_typical_denies",
+    }
     assert all(_positive(v) for v in headline.values())
 
 

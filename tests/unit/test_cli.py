@@ -185,3 +185,155 @@ def test_cli_python_dash_m_version() -> None:
         [sys.executable, "-m", "bucketwarden", "--version"], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == f"bucketwarden {__version__}"
+
+
+# --- issue #10: counterexamples, principal ARNs, validated context --------------------------------------------
+
+BACKUP_ROLE_ARN = "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole"
+MFA_ON_TAX = {
+    "Sid": "TaxNeedsMfa",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Resource": "arn:aws:s3:::awsbackup-test-001/taxdocuments/*",
+    "Condition": {"Null": {"aws:MultiFactorAuthAge": "true"}},
+}
+
+
+def _with_statement(tmp_path: Path, base: str, statement: dict[str, object]) -> str:
+    doc = json.loads(Path(base).read_text())
+    doc["Statement"].append(statement)
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_cli_verify_prints_the_counterexample(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    policy = _with_statement(tmp_path, EXPECTED, MFA_ON_TAX)
+    code, out, _ = run(capsys, "verify", "-f", SPEC, "--policy", policy, *ROLE_ID)
+    assert code == 1
+    line = next(line for line in out.splitlines() if line.startswith("counterexample:"))
+    assert "s3:GetObject on arn:aws:s3:::awsbackup-test-001/taxdocuments/x" in line
+    assert "TaxNeedsMfa" in line
+    assert out.rstrip().endswith("verification: FAILED")
+    code, out, _ = run(capsys, "verify", "-f", SPEC, "--policy", policy, *ROLE_ID, "--output", "json")
+    report = json.loads(out)
+    assert report["verdict"] == "Fail"
+    assert report["counterexamples"][0]["deniedBy"] == "TaxNeedsMfa"
+
+
+def test_cli_verify_inconclusive_exits_0_and_names_the_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    org = {**MFA_ON_TAX, "Sid": "OrgOnly", "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}}}
+    code, out, _ = run(capsys, "verify", "-f", SPEC, "--policy", _with_statement(tmp_path, EXPECTED, org), *ROLE_ID)
+    assert code == 0
+    assert out.rstrip().endswith("verification: INCONCLUSIVE (aws:principalorgid)")
+
+
+def test_cli_render_that_fails_verification_prints_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    existing = _with_statement(tmp_path, ORIGINAL, MFA_ON_TAX)
+    code, out, err = run(capsys, "render", "-f", SPEC, "--existing-policy", existing, *ROLE_ID)
+    assert code == 1
+    assert out == ""
+    assert "fails verification" in err
+    assert "counterexample:" in err and "TaxNeedsMfa" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        pytest.param("AWSBackupDefaultServiceRole=AROA123", "is not a RoleId", id="iam-unique-id-too-short"),
+        pytest.param("AWSBackupDefaultServiceRole=AIDASAMPLESAMPLESAMPL", "is not a RoleId", id="iam-user-id-not-role"),
+        pytest.param("AWSBackupDefaultServiceRole=aroasamplesamplesampl", "is not a RoleId", id="iam-id-upper-case"),
+    ],
+)
+def test_cli_role_id_must_have_the_role_id_form(capsys: pytest.CaptureFixture[str], flag: str, message: str) -> None:
+    code, out, err = run(capsys, "render", "-f", SPEC, "--role-id", flag)
+    assert (code, out) == (1, "")
+    assert message in err
+
+
+def test_cli_role_arn_gives_a_role_with_a_path_its_real_arn(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    spec = yaml.safe_load(Path(SPEC).read_text())
+    spec["spec"]["exemptionKey"] = "principalArn"
+    path = tmp_path / "pb.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    role_arn = f"AWSBackupDefaultServiceRole={BACKUP_ROLE_ARN}"
+    code, out, _ = run(capsys, "render", "-f", str(path), "--role-arn", role_arn, *ROLE_ID)
+    assert code == 0
+    ours = PolicyDocument.parse(out).find("BucketWardenIpRestriction")[0]
+    assert ours.conditions["ArnNotLike"]["aws:principalarn"] == (BACKUP_ROLE_ARN,)
+    code, _, err = run(capsys, "render", "-f", str(path), "--role-arn", "Other=" + BACKUP_ROLE_ARN, *ROLE_ID)
+    assert code == 1 and "names role" in err
+
+
+def _evaluate(capsys: pytest.CaptureFixture[str], policy: str, *extra: str) -> tuple[int, str, str]:
+    return run(
+        capsys, "evaluate", "--policy", policy, "--action", "s3:GetObject",
+        "--resource", "arn:aws:s3:::awsbackup-test-001/k", *extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        pytest.param("aws:SourceIp=300.1.1.1", "not an IPv4 or IPv6 address", id="iam-sourceip-malformed"),
+        pytest.param("aws:SourceIp=192.0.2.0/24", "not an IPv4 or IPv6 address", id="iam-sourceip-is-one-address"),
+        pytest.param("aws:CurrentTime=yesterday", "not a date", id="iam-date-malformed"),
+        pytest.param("aws:CurrentTime=2026-13-01", "not a date", id="iam-date-no-month-13"),
+    ],
+)
+def test_cli_evaluate_rejects_a_malformed_context_value_with_exit_2(
+    capsys: pytest.CaptureFixture[str], context: str, message: str
+) -> None:
+    code, out, err = _evaluate(capsys, EXPECTED, "--context", context)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+def test_cli_evaluate_warns_on_an_unknown_context_key(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _evaluate(capsys, EXPECTED, "--context", "aws:SourceIP=192.0.2.9", "--context", "aws:SoruceVpce=x")
+    assert code == 0
+    assert "aws:sorucevpce" in err and "not a condition key" in err
+    assert "aws:sourceip" not in err  # keys are case-insensitive (fact 2)
+
+
+def test_cli_evaluate_explains_no_match(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _evaluate(capsys, EXPECTED, "--context", "aws:SourceIp=192.0.2.9")
+    assert code == 0
+    assert out.startswith("NoMatch: no statement applies: not denied by this policy")
+
+
+@pytest.mark.parametrize(
+    ("not_principal", "decision"),
+    [
+        pytest.param([BACKUP_ROLE_ARN, "arn:aws:iam::123456789012:root"], "ExplicitDeny", id="iam-notprincipal-role"),
+        pytest.param(
+            [
+                "arn:aws:sts::123456789012:assumed-role/AWSBackupDefaultServiceRole/AWSBackup-x",
+                BACKUP_ROLE_ARN,
+                "arn:aws:iam::123456789012:root",
+            ],
+            "NoMatch",
+            id="iam-notprincipal-session-role-account",
+        ),
+    ],
+)
+def test_cli_evaluate_principal_arn_of_a_role_session(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, not_principal: list[str], decision: str
+) -> None:
+    deny = {k: v for k, v in MFA_ON_TAX.items() if k not in ("Principal", "Condition")}
+    policy = tmp_path / "p.json"
+    statement = {**deny, "NotPrincipal": {"AWS": not_principal}, "Resource": "arn:aws:s3:::awsbackup-test-001/*"}
+    policy.write_text(json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    code, out, _ = _evaluate(
+        capsys,
+        str(policy),
+        "--principal-arn",
+        "arn:aws:sts::123456789012:assumed-role/AWSBackupDefaultServiceRole/AWSBackup-x",
+        "--context",
+        f"aws:PrincipalArn={BACKUP_ROLE_ARN}",  # the role's path, which a session ARN does not carry
+        "--output",
+        "json",
+    )
+    assert code == 0
+    assert json.loads(out)["decision"] == decision

@@ -276,12 +276,15 @@ def test_document_parse_rejects_invalid_policy_with_clear_message(source: Any, m
         pytest.param({}, id="absent"),
     ],
 )
-def test_document_to_json_always_writes_version_2012(top: dict[str, Any]) -> None:
+def test_document_to_json_keeps_a_legacy_version(top: dict[str, Any]) -> None:
+    # A 2008-10-17 document (no Version means the same) is never upgraded: ${...} would become a variable.
     policy = PolicyDocument.parse(json.dumps({**top, "Statement": [stmt()]}))
     written = json.loads(policy.to_json())
-    assert written["Version"] == POLICY_VERSION == "2012-10-17"
+    expected = top.get("Version", "2008-10-17")
+    assert written["Version"] == expected
     assert next(iter(written)) == "Version"
-    assert policy.with_statements(policy.statements).version == POLICY_VERSION
+    assert policy.with_statements(policy.statements).version == expected
+    assert PolicyDocument((policy.statements[0],)).to_obj()["Version"] == POLICY_VERSION  # a new document
 
 
 def test_document_to_json_keeps_id() -> None:

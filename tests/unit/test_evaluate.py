@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bucketwarden.errors import UnknownConditionOperatorError
+from bucketwarden.errors import InvalidConditionValueError, UnknownConditionOperatorError
 from bucketwarden.policy import (
     PolicyDocument,
     Request,
@@ -547,17 +547,65 @@ def test_statement_applies_principal_matching(principal: Any, context: dict[str,
     assert statement_applies(stmt, request(**context)) is expected
 
 
+SESSION_ARN = f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/s1"
+ROOT_ARN = f"arn:aws:iam::{ACCOUNT}:root"
+
+
 @pytest.mark.parametrize(
-    ("context", "denied"),
+    ("not_principal", "context", "denied"),
     [
-        pytest.param(role_session(), False, id="named-principal-excluded"),
-        pytest.param(user(), True, id="everyone-else-denied"),
+        # IAM User Guide, "NotPrincipal": for a role session, list the session ARN, the role ARN and the account.
+        pytest.param(
+            [SESSION_ARN, ROLE_ARN, ROOT_ARN], role_session(), False, id="iam-notprincipal-session-role-account-spared"
+        ),
+        pytest.param([ROLE_ARN, ROOT_ARN], role_session(), True, id="iam-notprincipal-role-and-root-not-enough"),
+        pytest.param([ROLE_ARN], role_session(), True, id="iam-notprincipal-role-arn-alone-not-enough"),
+        pytest.param([SESSION_ARN, ROLE_ARN], role_session(), True, id="iam-notprincipal-account-must-be-listed"),
+        pytest.param([SESSION_ARN, ROLE_ARN, ACCOUNT], role_session(), False, id="iam-notprincipal-account-id-form"),
+        # "arn:aws:iam::ACCT:root" in NotPrincipal spares the account principal itself, not its users or roles.
+        pytest.param([ROOT_ARN], user(), True, id="iam-notprincipal-root-does-not-spare-users"),
+        pytest.param(
+            [ROOT_ARN],
+            {"aws:PrincipalArn": ROOT_ARN, "aws:PrincipalAccount": ACCOUNT, "aws:userid": ACCOUNT},
+            False,
+            id="iam-notprincipal-root-spares-the-root",
+        ),
+        pytest.param([USER_ARN, ROOT_ARN], user(), False, id="iam-notprincipal-user-and-account-spared"),
+        pytest.param([USER_ARN], user(), True, id="iam-notprincipal-user-without-account"),
+        pytest.param([SESSION_ARN, ROLE_ARN, ROOT_ARN], user(), True, id="iam-notprincipal-everyone-else-denied"),
     ],
 )
-def test_evaluate_not_principal_applies_to_principals_not_matched(context: dict[str, Any], denied: bool) -> None:
+def test_evaluate_not_principal_spares_only_a_caller_listed_by_all_its_names(
+    not_principal: list[str], context: dict[str, Any], denied: bool
+) -> None:
     stmt = {k: v for k, v in deny().items() if k != "Principal"}
-    policy = doc({**stmt, "NotPrincipal": {"AWS": ROLE_ARN}})
+    policy = doc({**stmt, "NotPrincipal": {"AWS": not_principal}})
     assert evaluate(policy, request(**context)).denied is denied
+
+
+@pytest.mark.parametrize(
+    ("principal", "context", "expected"),
+    [
+        # IAM User Guide, "Principal": "role sessions": an assumed-role session ARN names that session.
+        pytest.param({"AWS": SESSION_ARN}, role_session(), True, id="iam-principal-session-arn-matches-its-session"),
+        pytest.param(
+            {"AWS": SESSION_ARN},
+            {**role_session(), "aws:userid": f"{ROLE_ID}:s2"},
+            False,
+            id="iam-principal-session-arn-not-other-sessions",
+        ),
+        pytest.param(
+            {"AWS": SESSION_ARN},
+            {"aws:PrincipalArn": ROLE_ARN, "bucketwarden:callerArn": SESSION_ARN},
+            True,
+            id="iam-principal-session-arn-given-explicitly",
+        ),
+        pytest.param({"AWS": SESSION_ARN}, user(), False, id="iam-principal-session-arn-not-a-user"),
+    ],
+)
+def test_statement_applies_principal_session_arn(principal: Any, context: dict[str, Any], expected: bool) -> None:
+    stmt = Statement.parse(allow(Principal=principal))
+    assert statement_applies(stmt, request(**context)) is expected
 
 
 @pytest.mark.parametrize(
@@ -783,3 +831,44 @@ def test_evaluate_rendered_policy_agrees_with_the_spec(
     assert by_user.denied is not allowed
     by_backup = evaluate(policy, request("s3:ListBucket", BUCKET_ARN, **backup_session(address)))
     assert not by_backup.denied
+
+
+# --- date forms and malformed values (IAM User Guide, "Condition operators": Date, IP address) -------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "now", "expected"),
+    [
+        pytest.param("2030", "2029-12-31T23:59:59Z", True, id="iam-date-w3c-year"),
+        pytest.param("2030", "2030-01-01T00:00:00Z", False, id="iam-date-w3c-year-is-its-first-instant"),
+        pytest.param("2030-01", "2029-12-31T23:59:59Z", True, id="iam-date-w3c-year-month"),
+        pytest.param("2030-02", "2030-01-31T00:00:00Z", True, id="iam-date-w3c-year-month-february"),
+        pytest.param("2030-01-15", "2030-01-14T23:00:00Z", True, id="iam-date-w3c-complete-date"),
+        pytest.param("2030-01-15T10:00Z", "2030-01-15T09:59:00Z", True, id="iam-date-w3c-hours-minutes-zone"),
+        pytest.param("2030-01-15T10:00:00+02:00", "2030-01-15T08:30:00Z", False, id="iam-date-w3c-offset"),
+        pytest.param("2030-01-15T10:00:00.5Z", "2030-01-15T10:00:00Z", True, id="iam-date-w3c-fraction"),
+        pytest.param("1893456000", "2029-12-31T23:59:59Z", True, id="iam-date-epoch-seconds"),
+    ],
+)
+def test_condition_date_less_than_accepts_every_w3c_form(value: str, now: str, expected: bool) -> None:
+    assert holds({"DateLessThan": {"aws:CurrentTime": value}}, {"aws:CurrentTime": now}) is expected
+
+
+@pytest.mark.parametrize(
+    ("condition", "match"),
+    [
+        pytest.param({"NotIpAddress": {"aws:SourceIp": "300.1.1.1/8"}}, "300.1.1.1/8", id="iam-ip-invalid-cidr"),
+        pytest.param({"IpAddress": {"aws:SourceIp": ["192.0.2.0/24", "nope"]}}, "nope", id="iam-ip-one-bad-of-two"),
+        pytest.param({"DateLessThan": {"aws:CurrentTime": "2030-13"}}, "2030-13", id="iam-date-invalid-month"),
+        pytest.param({"DateGreaterThan": {"aws:CurrentTime": "soon"}}, "soon", id="iam-date-not-a-date"),
+    ],
+)
+def test_evaluate_malformed_condition_value_raises_malformed_policy_naming_the_sid(
+    condition: dict[str, Any], match: str
+) -> None:
+    # AWS rejects such a policy; ignoring the value would make a NotIpAddress true for everyone.
+    policy = doc(deny(condition, sid="OfficeOnly"))
+    with pytest.raises(InvalidConditionValueError, match="OfficeOnly") as caught:
+        evaluate(policy, request(**user()))
+    assert match in caught.value.message
+    assert caught.value.reason == "MalformedPolicy"

@@ -12,7 +12,7 @@ from bucketwarden.k8s import Metrics, OperatorSettings
 from bucketwarden.k8s._events import events_for
 from bucketwarden.k8s._status import blocked_result, build_status, read_status
 from bucketwarden.reconciler import ReconcileResult, RoleIdChange
-from bucketwarden.spec import Condition, ExemptPrincipal, ProtectedBucketStatus
+from bucketwarden.spec import Condition, ConditionStatus, ExemptPrincipal, ProtectedBucketStatus
 
 T0 = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 
@@ -196,3 +196,36 @@ def test_operator_kwargs_standalone_unless_peering() -> None:
     # Replicas of one Deployment share their env; kopf pauses operators that see a peer of equal priority.
     assert len({k["priority"] for k in peered}) > 1
     assert operator_kwargs(OperatorSettings(peering=True, priority=7))["priority"] == 7
+
+
+def _inconclusive() -> ReconcileResult:
+    return ok_result(
+        conditions=[
+            Condition(type="Ready", status="True", reason="Protected", message="m"),
+            Condition(
+                type="Verified", status="Unknown", reason="Inconclusive", message="depends on aws:principalorgid"
+            ),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "expected"),
+    [
+        pytest.param(("True", "Verified"), [("Warning", "Inconclusive")], id="verified-to-inconclusive"),
+        pytest.param(("Unknown", "NotChecked"), [("Warning", "Inconclusive")], id="not-checked-to-inconclusive"),
+        pytest.param(("Unknown", "Inconclusive"), [], id="inconclusive-not-repeated"),
+    ],
+)
+def test_events_for_inconclusive_verification_is_posted_once(
+    before: tuple[ConditionStatus, str], expected: list[tuple[str, str]]
+) -> None:
+    previous = ProtectedBucketStatus(
+        conditions=[
+            Condition(type="Ready", status="True", reason="Protected"),
+            Condition(type="Verified", status=before[0], reason=before[1]),
+        ]
+    )
+    events = events_for(_inconclusive(), previous)
+    assert [(e.type, e.reason) for e in events] == expected
+    assert all("aws:principalorgid" in e.message for e in events)

@@ -17,6 +17,7 @@ from bucketwarden.policy import (
     POLICY_TOO_LARGE,
     PRIVATE_SOURCE_IP,
     RANGES_COLLAPSED,
+    VERSION_KEPT,
     VERSION_UPGRADED,
     PolicyDocument,
     Request,
@@ -168,19 +169,22 @@ def test_lint_policy_duplicate_sids_says_whose_they_are() -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "upgraded"),
+    ("version", "kept"),
     [
         pytest.param("2008-10-17", True, id="old-version"),
         pytest.param(None, True, id="missing-version"),
         pytest.param("2012-10-17", False, id="current-version"),
     ],
 )
-def test_lint_policy_version_upgraded(version: str | None, upgraded: bool) -> None:
+def test_lint_policy_legacy_version_is_kept_and_reported(version: str | None, kept: bool) -> None:
+    # IAM User Guide, "Version": under 2008-10-17 ${...} is literal text; upgrading would change foreign statements.
     existing = document(statement("Other"), version=version)
     final = merge_policy(existing, render_statement(spec(), [ROLE], None), [OURS])
-    found = [f for f in lint_policy(existing, final, [OURS]) if f.code == VERSION_UPGRADED]
-    assert bool(found) is upgraded
-    assert all(f.severity == "Info" and "2012-10-17" in f.message for f in found)
+    found = [f for f in lint_policy(existing, final, [OURS]) if f.code == VERSION_KEPT]
+    assert bool(found) is kept
+    assert all(f.severity == "Info" and "not upgraded" in f.message for f in found)
+    assert final.version == (version or "2008-10-17")
+    assert not [f for f in lint_policy(existing, final, [OURS]) if f.code == VERSION_UPGRADED]
 
 
 def test_lint_policy_version_not_reported_when_the_policy_is_deleted() -> None:

@@ -120,10 +120,10 @@ def test_merge_policy_counts_ours_sid_as_owned_even_if_not_listed() -> None:
     assert layout(merged) == ["A@0", "ours"]
 
 
-def test_merge_policy_writes_version_2012_and_keeps_id() -> None:
+def test_merge_policy_keeps_version_2008_and_id() -> None:
     existing = PolicyDocument.from_obj({"Version": "2008-10-17", "Id": "Policy1", "Statement": [statement("A", 0)]})
     merged = merge_policy(existing, OURS, [ADOPTED])
-    assert merged.version == "2012-10-17"
+    assert merged.version == "2008-10-17"
     assert merged.id == "Policy1"
     assert list(json.loads(merged.to_json())) == ["Version", "Id", "Statement"]
 

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.errors import UnknownConditionOperatorError
+from bucketwarden.errors import InvalidConditionValueError, UnknownConditionOperatorError
 from bucketwarden.policy import (
     FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
     PolicyDocument,
+    Request,
     Scenario,
     build_scenarios,
     evaluate,
@@ -331,3 +332,298 @@ def test_verify_policy_result_summary_names_the_deciding_statement() -> None:
     assert failed.summary.startswith(
         f"FAIL role-{ROLE_NAME}-get-object: expected not denied, got ExplicitDeny by {SEED_SID}"
     )
+
+
+# --- the whole bucket, three-valued (issue #10) ------------------------------------------------------------------
+
+OFFICE = "198.51.100.0/24"
+ORG = "o-abcdefghij"
+
+
+def foreign_deny(condition: dict[str, Any] | None = None, sid: str = "Foreign", **fields: Any) -> dict[str, Any]:
+    stmt: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [BUCKET_ARN, f"{BUCKET_ARN}/*"],
+    }
+    if condition is not None:
+        stmt["Condition"] = condition
+    stmt.update(fields)
+    return stmt
+
+
+def with_foreign(*statements: dict[str, Any], version: str = "2012-10-17", **spec_fields: Any) -> Any:
+    the_spec = spec(**spec_fields)
+    existing = PolicyDocument.from_obj({"Version": version, "Statement": list(statements)})
+    return the_spec, desired(the_spec, existing)
+
+
+EXEMPT_BOTH = {"StringNotLike": {"aws:userid": [f"{ROLE_ID}:*", "AROAOPERATOREXAMPLE01:*"]}}
+
+VERDICT_CASES = [
+    # False alarms the old sample-based verifier raised.
+    pytest.param(
+        foreign_deny({"BoolIfExists": {"aws:SecureTransport": "false"}}),
+        "Pass",
+        id="iam-global-keys-securetransport-always-sent-true",
+    ),
+    pytest.param(
+        foreign_deny({"StringNotEquals": {"s3:authType": "REST-HEADER"}}),
+        "Pass",
+        id="s3-condition-keys-authtype-rest-header",
+    ),
+    pytest.param(
+        foreign_deny({"StringNotEquals": {"s3:signatureversion": "AWS4-HMAC-SHA256"}}),
+        "Pass",
+        id="s3-condition-keys-signatureversion-sigv4",
+    ),
+    pytest.param(
+        foreign_deny({"NumericLessThan": {"s3:TlsVersion": "1.2"}}),
+        "Pass",
+        id="s3-condition-keys-tlsversion-at-least-1.2",
+    ),
+    pytest.param(
+        foreign_deny({"StringNotEquals": {"aws:PrincipalOrgID": ORG}}),
+        "Unknown",
+        id="iam-global-keys-principalorgid-cannot-be-known",
+    ),
+    pytest.param(
+        foreign_deny({"StringNotEquals": {"aws:ResourceTag/env": "prod"}}),
+        "Unknown",
+        id="iam-global-keys-resourcetag-cannot-be-known",
+    ),
+    pytest.param(
+        foreign_deny({"NumericLessThan": {"s3:TlsVersion": "1.3"}}),
+        "Unknown",
+        id="s3-condition-keys-tlsversion-1.3-depends-on-the-client",
+    ),
+    # Missed blocks: Verified=True, yet AWS Backup fails.
+    pytest.param(
+        foreign_deny({"Null": {"aws:MultiFactorAuthAge": "true"}}, Resource=f"{BUCKET_ARN}/taxdocuments/*"),
+        "Fail",
+        id="s3-example-mfa-deny-on-a-prefix-denies-backup-reads-under-it",
+    ),
+    pytest.param(
+        foreign_deny({"Bool": {"aws:MultiFactorAuthPresent": "false"}}, Resource=f"{BUCKET_ARN}/tax*"),
+        "Fail",
+        id="iam-global-keys-mfapresent-false-for-role-sessions",
+    ),
+    pytest.param(
+        foreign_deny(
+            {"NotIpAddress": {"aws:SourceIp": OFFICE}},
+            Action=None,
+            NotAction=["s3:GetObject", "s3:ListBucket"],
+        ),
+        "Fail",
+        id="iam-notaction-denies-every-other-backup-action",
+    ),
+    pytest.param(
+        foreign_deny({"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}),
+        "Fail",
+        id="iam-date-greater-than-a-past-date-applies-now",
+    ),
+    pytest.param(
+        foreign_deny({"DateGreaterThan": {"aws:CurrentTime": "2020"}}),
+        "Fail",
+        id="iam-date-w3c-year-form-is-not-dropped",
+    ),
+    pytest.param(
+        foreign_deny({"DateLessThan": {"aws:CurrentTime": "2020-01"}}),
+        "Pass",
+        id="iam-date-less-than-a-past-date-never-applies",
+    ),
+    pytest.param(
+        foreign_deny(Principal=None, NotPrincipal={"AWS": [ROLE_ARN, f"arn:aws:iam::{ACCOUNT}:root"]}),
+        "Fail",
+        id="iam-notprincipal-role-and-root-do-not-spare-the-session",
+    ),
+    pytest.param(
+        foreign_deny(
+            Principal=None,
+            NotPrincipal={
+                "AWS": [
+                    f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/AWSBackup-{ROLE_NAME}",
+                    ROLE_ARN,
+                    f"arn:aws:iam::{ACCOUNT}:root",
+                    OPERATOR.arn,
+                    OPERATOR.principal_arn,
+                ]
+            },
+        ),
+        "Pass",
+        id="iam-notprincipal-session-role-and-account-spare-the-session",
+    ),
+    pytest.param(
+        foreign_deny(Principal={"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/AWSBackup-{ROLE_NAME}"}),
+        "Fail",
+        id="iam-principal-session-arn-matches-that-session",
+    ),
+    pytest.param(
+        foreign_deny(Resource="arn:aws:s3:::another-bucket/*"),
+        "Pass",
+        id="iam-resource-other-bucket-never-applies",
+    ),
+    pytest.param(
+        foreign_deny(Resource=None, NotResource=[BUCKET_ARN, f"{BUCKET_ARN}/public/*"]),
+        "Fail",
+        id="iam-notresource-covers-the-rest-of-the-bucket",
+    ),
+    pytest.param(
+        foreign_deny(Resource=None, NotResource=[BUCKET_ARN, f"{BUCKET_ARN}/*"]),
+        "Pass",
+        id="iam-notresource-excluding-the-whole-bucket",
+    ),
+    pytest.param(
+        foreign_deny(Action=["s3:PutObject", "s3:DeleteObject"], Resource=f"{BUCKET_ARN}/locked/*"),
+        "Fail",
+        id="backup-restore-managed-policy-writes-objects",
+    ),
+    pytest.param(
+        foreign_deny(Action="s3:DeleteBucket"),
+        "Pass",
+        id="iam-action-not-used-by-aws-backup",
+    ),
+    # A foreign Deny stricter than ours for the allowed networks: a Warning, not a failure.
+    pytest.param(
+        foreign_deny({**EXEMPT_BOTH, "StringNotEquals": {"aws:SourceVpce": VPCE}}),
+        "Pass",
+        id="s3-vpce-only-foreign-deny-is-the-owners-choice",
+    ),
+]
+
+
+@pytest.mark.parametrize(("statement", "verdict"), VERDICT_CASES)
+def test_verify_policy_whole_bucket_verdict(statement: dict[str, Any], verdict: str) -> None:
+    statement = {k: v for k, v in statement.items() if v is not None}
+    the_spec, policy = with_foreign(statement)
+    verification = verify_policy(the_spec, [ROLE], OPERATOR, policy)
+    assert verification.verdict == verdict, [r.summary for r in verification.failures] + [
+        u.describe() for u in verification.unknowns
+    ]
+    if verdict == "Fail":
+        example = verification.counterexamples[0]
+        assert example.label == "Foreign"
+        assert evaluate(policy, example.request).denied  # the counterexample is real
+        assert any(f.code == FOREIGN_DENY_BLOCKS_EXEMPT_ROLE and f.severity == "Error" for f in verification.findings)
+    elif verdict == "Unknown":
+        assert verification.unknowns
+        assert all(f.severity != "Error" for f in verification.findings)
+        assert verification.blocking_failures == []
+    else:
+        assert verification.counterexamples == verification.unknowns == []
+
+
+def test_verify_policy_counterexample_names_a_key_under_the_denied_prefix() -> None:
+    statement = foreign_deny({"Null": {"aws:MultiFactorAuthAge": "true"}}, Resource=f"{BUCKET_ARN}/taxdocuments/*")
+    the_spec, policy = with_foreign(statement)
+    [example] = verify_policy(the_spec, [ROLE], None, policy).counterexamples
+    assert example.resource == f"{BUCKET_ARN}/taxdocuments/x"
+    assert example.action == "s3:GetObject"
+    assert "taxdocuments/x" in example.describe()
+    assert "Foreign" in example.describe()
+
+
+def test_verify_policy_notaction_counterexample_is_an_action_it_does_not_list() -> None:
+    statement = {
+        **foreign_deny({"NotIpAddress": {"aws:SourceIp": OFFICE}}),
+        "NotAction": ["s3:GetObject", "s3:ListBucket"],
+    }
+    del statement["Action"]
+    the_spec, policy = with_foreign(statement)
+    examples = verify_policy(the_spec, [ROLE], None, policy).counterexamples
+    assert {c.action for c in examples}.isdisjoint({"s3:GetObject", "s3:ListBucket"})
+    assert examples
+
+
+@pytest.mark.parametrize(
+    ("context", "verdict"),
+    [
+        pytest.param({"organizationId": ORG}, "Pass", id="stated-org-is-the-allowed-one"),
+        pytest.param({"organizationId": "o-zzzzzzzzzz"}, "Fail", id="stated-org-is-another"),
+        pytest.param({}, "Unknown", id="nothing-stated"),
+    ],
+)
+def test_verify_policy_verification_context_turns_unknown_into_pass_or_fail(
+    context: dict[str, Any], verdict: str
+) -> None:
+    statement = foreign_deny({"StringNotEquals": {"aws:PrincipalOrgID": ORG}})
+    the_spec, policy = with_foreign(statement, verificationContext=context)
+    verification = verify_policy(the_spec, [ROLE], OPERATOR, policy)
+    assert verification.verdict == verdict
+    if verdict == "Unknown":
+        assert verification.unknown_keys == ["aws:principalorgid"]
+        assert "aws:principalorgid" in verification.unknowns[0].describe()
+
+
+def test_verify_policy_principal_tags_are_stated_facts() -> None:
+    statement = foreign_deny({"StringNotEquals": {"aws:PrincipalTag/team": "backup"}}, sid="TeamOnly")
+    tags = {"principalTags": [{"key": "team", "value": "backup"}]}
+    the_spec, policy = with_foreign(statement, verificationContext=tags)
+    verification = verify_policy(the_spec, [ROLE], None, policy)
+    assert verification.verdict == "Pass"
+    # The operator's own tags are not stated: for it, the same statement stays unknown.
+    assert verify_policy(the_spec, [ROLE], OPERATOR, policy).verdict == "Unknown"
+
+
+def test_verify_policy_foreign_vpce_only_deny_warns_and_explains() -> None:
+    statement = foreign_deny({**EXEMPT_BOTH, "StringNotEquals": {"aws:SourceVpce": VPCE}}, sid="VpceOnly")
+    the_spec, policy = with_foreign(statement)
+    verification = verify_policy(the_spec, [ROLE], OPERATOR, policy)
+    assert verification.ok
+    warnings = [f for f in verification.findings if f.code == "ForeignDenyStricter"]
+    assert [(f.severity, f.sid) for f in warnings] == [("Warning", "VpceOnly")]
+    assert "stricter" in warnings[0].message
+
+
+def test_verify_policy_invalid_cidr_in_a_foreign_statement_is_malformed() -> None:
+    statement = foreign_deny({"NotIpAddress": {"aws:SourceIp": "300.1.1.1/8"}}, sid="BadOffice")
+    the_spec, policy = with_foreign(statement)
+    with pytest.raises(InvalidConditionValueError, match="BadOffice") as caught:
+        verify_policy(the_spec, [ROLE], OPERATOR, policy)
+    assert caught.value.reason == "MalformedPolicy"
+
+
+def test_verify_policy_version_2008_keeps_policy_variables_literal() -> None:
+    # IAM User Guide, "Version": under 2008-10-17 ${aws:username} is literal text. Upgrading the document would
+    # make this Deny spare every user's own home folder.
+    statement = foreign_deny(Resource=None, NotResource=f"{BUCKET_ARN}/home/${{aws:username}}/*", sid="Homes")
+    _spec, policy = with_foreign(
+        {k: v for k, v in statement.items() if v is not None}, version="2008-10-17", adoptSids=[]
+    )
+    assert policy.version == "2008-10-17"
+    alice = Request.of("s3:GetObject", f"{BUCKET_ARN}/home/alice/x", {"aws:username": "alice"})
+    assert evaluate(policy, alice).denied
+
+
+def test_verify_policy_judges_each_condition_entry_by_its_own_key_whatever_the_order() -> None:
+    # Statements of the same meaning share one compiled statement; their entries must not be paired by position.
+    # aws:SecureTransport=false is false for AWS Backup, so the Deny never applies, whatever the org id is.
+    entries = [("aws:SecureTransport", "false"), ("aws:PrincipalOrgID", ORG)]
+    for order in (entries, entries[::-1]):
+        condition = {"StringNotEqualsIfExists" if "Org" in k else "Bool": {k: v} for k, v in order}
+        the_spec, policy = with_foreign(foreign_deny(condition))
+        assert verify_policy(the_spec, [ROLE], OPERATOR, policy).verdict == "Pass", order
+
+
+@pytest.mark.parametrize(
+    ("foreign_cidrs", "stricter"),
+    [
+        # IAM "IP address condition operators": a foreign rule narrower than the allowed /24 denies part of it.
+        pytest.param(["192.0.2.128/25", "203.0.113.0/24"], True, id="iam-ip-narrower-than-the-allowed-range"),
+        pytest.param(["192.0.2.0/28", "203.0.113.0/24"], True, id="iam-ip-leaves-out-the-network-plus-one-half"),
+        pytest.param(["192.0.0.0/16", "203.0.113.0/24"], False, id="iam-ip-wider-than-the-allowed-range"),
+        pytest.param(SEED_CIDRS, False, id="iam-ip-same-ranges"),
+    ],
+)
+def test_verify_policy_foreign_ip_rule_cutting_an_allowed_range_is_found(
+    foreign_cidrs: list[str], stricter: bool
+) -> None:
+    condition = {**EXEMPT_BOTH, "NotIpAddress": {"aws:SourceIp": foreign_cidrs}}
+    the_spec, policy = with_foreign(foreign_deny(condition, sid="OfficeOnly"))
+    verification = verify_policy(the_spec, [ROLE], OPERATOR, policy)
+    assert verification.verdict == "Pass"
+    warned = [f for f in verification.findings if f.code == "ForeignDenyStricter"]
+    assert bool(warned) is stricter
+    assert all("192.0.2." in f.message for f in warned)

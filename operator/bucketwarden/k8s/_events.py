@@ -7,7 +7,7 @@ from typing import Literal
 
 from bucketwarden.errors import AccessDeniedError
 from bucketwarden.policy import OPERATOR_NOT_EXEMPT
-from bucketwarden.reconciler import READY, VERIFIED, ReconcileResult
+from bucketwarden.reconciler import R_INCONCLUSIVE, READY, VERIFIED, ReconcileResult
 from bucketwarden.spec import ProtectedBucketStatus
 
 POLICY_UPDATED = "PolicyUpdated"
@@ -47,6 +47,16 @@ def events_for(result: ReconcileResult, previous: ProtectedBucketStatus) -> list
     lockout = next((f for f in result.findings if f.code == OPERATOR_NOT_EXEMPT), None)
     if lockout is not None and not any(f.code == OPERATOR_NOT_EXEMPT for f in previous.findings):
         out.append(Event("Warning", OPERATOR_NOT_EXEMPT, lockout.message))
+
+    # Verification became inconclusive (Ready stays True): say so once, with the keys it hangs on.
+    verified_now = result.condition(VERIFIED)
+    verified_before = next((c for c in previous.conditions if c.type == VERIFIED), None)
+    if (
+        verified_now is not None
+        and verified_now.reason == R_INCONCLUSIVE
+        and (verified_before is None or verified_before.reason != R_INCONCLUSIVE)
+    ):
+        out.append(Event("Warning", R_INCONCLUSIVE, verified_now.message))
 
     ready = result.condition(READY)
     before = next((c for c in previous.conditions if c.type == READY), None)

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal
 
-from bucketwarden.errors import UnknownConditionOperatorError
+from bucketwarden.errors import InvalidConditionValueError, UnknownConditionOperatorError
 
 Context = Mapping[str, tuple[str, ...]]
 ConditionCheck = Callable[[Context], bool]
@@ -250,16 +250,24 @@ def _numeric(values: tuple[str, ...], compare: str) -> ValueMatch:
 
 
 _EPOCH = re.compile(r"-?\d+(?:\.\d+)?")
+# W3C "Date and Time Formats" (the ISO 8601 profile the IAM date operators take): YYYY, YYYY-MM, YYYY-MM-DD,
+# then optionally Thh:mm, Thh:mm:ss or Thh:mm:ss.s and a zone (Z or +hh:mm). Python's fromisoformat knows the
+# last forms but not a bare year or year-month, which IAM reads as that period's first instant.
+_YEAR_MONTH = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
 @lru_cache(maxsize=1024)
 def parse_date(text: str) -> float | None:
-    """ISO 8601 (a naive time is UTC) or epoch seconds, as a POSIX timestamp; None if it is neither."""
+    """W3C ISO 8601 (a naive time is UTC) or epoch seconds, as a POSIX timestamp; None if it is neither."""
     text = text.strip()
-    if _EPOCH.fullmatch(text):
+    if _EPOCH.fullmatch(text) and not _YEAR_MONTH.fullmatch(text):
         return float(text)
+    partial = _YEAR_MONTH.fullmatch(text)
     try:
-        when = datetime.fromisoformat(text)
+        if partial is not None:
+            when = datetime(int(partial.group(1)), int(partial.group(2) or 1), 1, tzinfo=UTC)
+        else:
+            when = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         return None
     if when.tzinfo is None:
@@ -269,6 +277,9 @@ def parse_date(text: str) -> float | None:
 
 def _date(values: tuple[str, ...], compare: str) -> ValueMatch:
     stamps = tuple(s for s in (parse_date(v) for v in values) if s is not None)
+    if len(stamps) != len(values):
+        bad = next(v for v in values if parse_date(v) is None)
+        raise InvalidConditionValueError(f"{bad!r} is not a date (W3C ISO 8601 or epoch seconds)")
     op = _COMPARE[compare]
 
     def match(value: str, context: Context) -> bool:
@@ -310,10 +321,13 @@ def _network(text: str) -> tuple[int, int, int] | None:
 def _ip_address(values: tuple[str, ...]) -> ValueMatch:
     # Grouped by version and prefix length: one set lookup per distinct prefix length, not one test per range.
     groups: dict[int, dict[int, set[int]]] = {}
-    for parsed in (_network(v) for v in values):
-        if parsed is not None:
-            version, net, mask = parsed
-            groups.setdefault(version, {}).setdefault(mask, set()).add(net)
+    for value in values:
+        parsed = _network(value)
+        if parsed is None:
+            # AWS rejects such a policy; ignoring the value would make a NotIpAddress true for everyone.
+            raise InvalidConditionValueError(f"{value!r} is not an IPv4 or IPv6 address or CIDR range")
+        version, net, mask = parsed
+        groups.setdefault(version, {}).setdefault(mask, set()).add(net)
     by_version = {v: tuple((mask, frozenset(nets)) for mask, nets in g.items()) for v, g in groups.items()}
 
     def match(value: str, context: Context) -> bool:
@@ -477,3 +491,10 @@ def compile_conditions(
         for operator, keys in block.items()
         for key, values in keys.items()
     )
+
+
+def variable_keys(value: str) -> tuple[str, ...]:
+    """The (lowercased) condition keys whose values a policy variable in ``value`` would substitute."""
+    if not has_variables(value):
+        return ()
+    return tuple(seg.key for seg in _template(value) if isinstance(seg, _Var))

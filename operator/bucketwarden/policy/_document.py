@@ -12,6 +12,8 @@ from typing import Any
 from bucketwarden.errors import PolicyParseError
 
 POLICY_VERSION = "2012-10-17"
+# IAM's default when Version is absent: ${...} is literal text, not a policy variable.
+LEGACY_POLICY_VERSION = "2008-10-17"
 MAX_POLICY_BYTES = 20 * 1024
 
 _PRINCIPAL_TYPES = {"AWS", "Service", "Federated", "CanonicalUser"}
@@ -229,7 +231,7 @@ class Statement:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PolicyDocument:
-    """A whole bucket policy. Always written with ``"Version": "2012-10-17"``."""
+    """A whole bucket policy: new ones are ``"Version": "2012-10-17"``; an existing 2008-10-17 one stays so."""
 
     statements: tuple[Statement, ...]
     version: str | None = POLICY_VERSION
@@ -267,11 +269,17 @@ class PolicyDocument:
         return cls(statements=statements, version=version, id=doc_id)
 
     def with_statements(self, statements: Sequence[Statement]) -> PolicyDocument:
-        """A copy with other statements; the result is always Version 2012-10-17."""
-        return PolicyDocument(statements=tuple(statements), version=POLICY_VERSION, id=self.id)
+        """A copy with other statements, in the same Version.
+
+        A 2008-10-17 document (or one without a Version, which means the same) is never upgraded: under
+        2012-10-17 a literal ``${aws:username}`` in a foreign statement would become a policy variable and change
+        what the statement grants or denies. Our own statement needs no policy variables, so it means the same
+        under either Version.
+        """
+        return PolicyDocument(statements=tuple(statements), version=self.version or LEGACY_POLICY_VERSION, id=self.id)
 
     def to_obj(self) -> dict[str, Any]:
-        obj: dict[str, Any] = {"Version": POLICY_VERSION}
+        obj: dict[str, Any] = {"Version": self.version or LEGACY_POLICY_VERSION}
         if self.id is not None:
             obj["Id"] = self.id
         obj["Statement"] = [s.to_json() for s in self.statements]
@@ -296,7 +304,7 @@ class PolicyDocument:
 
     def canonical(self) -> Any:
         return {
-            "Version": self.version or "2008-10-17",  # IAM's default when Version is absent
+            "Version": self.version or LEGACY_POLICY_VERSION,  # IAM's default when Version is absent
             "Id": self.id,
             "Statement": sorted(s.canonical_key() for s in self.statements),
         }

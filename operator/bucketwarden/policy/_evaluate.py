@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bucketwarden.errors import PolicyError
+from bucketwarden.errors import InvalidConditionValueError, PolicyError
 from bucketwarden.policy._conditions import (
+    ConditionCheck,
     Context,
     compile_conditions,
     glob_regex,
@@ -30,6 +31,8 @@ PRINCIPAL_ARN = "aws:principalarn"
 PRINCIPAL_ACCOUNT = "aws:principalaccount"
 USER_ID = "aws:userid"
 PRINCIPAL_SERVICE = "aws:principalservicename"
+# Not an AWS key: the caller's own ARN, which for a role session is the sts session ARN (see caller_arn).
+CALLER_ARN = "bucketwarden:callerarn"
 
 _ACCOUNT_ID = re.compile(r"\d{12}")
 _ROOT_ARN = re.compile(r"arn:[^:]+:iam::(\d{12}):root")
@@ -107,50 +110,106 @@ class Evaluation:
 ContextCheck = Callable[[Context], bool]
 
 
-def _principal_matcher(principal: Principal) -> ContextCheck | None:
-    """None when the principal matches everyone."""
+_ROLE_ARN = re.compile(r"arn:([^:]+):iam::(\d{12}):role/(?:.*/)?([^/]+)")
+_SESSION_ARN = re.compile(r"arn:[^:]+:sts::\d{12}:assumed-role/[^/]+/.+")
+
+
+def caller_arn(context: Context) -> str | None:
+    """The caller's own ARN: for a role session ``arn:aws:sts::ACCT:assumed-role/ROLE/SESSION``.
+
+    No AWS condition key carries it (aws:PrincipalArn is the ROLE's ARN), so a request names it under
+    CALLER_ARN; without that, it is derived from aws:PrincipalArn and the session name in aws:userid.
+    """
+    given = context.get(CALLER_ARN)
+    if given:
+        return given[0]
+    arns, user_ids = context.get(PRINCIPAL_ARN, ()), context.get(USER_ID, ())
+    if not arns:
+        return None
+    role = _ROLE_ARN.fullmatch(arns[0])
+    if role is None or not user_ids or ":" not in user_ids[0]:
+        return arns[0]
+    session = user_ids[0].split(":", 1)[1]
+    return f"arn:{role.group(1)}:sts::{role.group(2)}:assumed-role/{role.group(3)}/{session}"
+
+
+def _identities(context: Context) -> tuple[str, ...]:
+    """Every name the caller goes by in a Principal element: its account, its principal ARN (a role session: the
+    role's ARN) and, for a role session, the session's own ARN; or, for a service, the service's name."""
+    found: list[str] = [f"account:{a}" for a in context.get(PRINCIPAL_ACCOUNT, ())]
+    for arn in context.get(PRINCIPAL_ARN, ()):
+        root = _ROOT_ARN.fullmatch(arn)
+        found.append(f"account:{root.group(1)}" if root else arn)
+    session = caller_arn(context)
+    if session is not None and _SESSION_ARN.fullmatch(session):
+        found.append(session)
+    found += [f"service:{s}" for s in context.get(PRINCIPAL_SERVICE, ())]
+    return tuple(dict.fromkeys(found))
+
+
+def _principal_matcher(principal: Principal, *, negated: bool) -> ContextCheck | None:
+    """A check that is True when the statement's Principal (or NotPrincipal) element lets it apply.
+
+    None when it applies to everyone. IAM User Guide, "AWS JSON policy elements: Principal / NotPrincipal":
+    a Principal matches when it names ANY of the caller's names (the account root ARN or account id names every
+    principal of the account, a role ARN every session of the role, a session ARN that session). A Deny with
+    NotPrincipal spares the caller only when it lists ALL of them: a role session escapes only if the session
+    ARN, the role ARN and the account are all listed, and ``arn:aws:iam::ACCT:root`` alone spares the account
+    principal itself, not its users and roles.
+    """
     if principal.wildcard or "*" in principal.entries.get("AWS", ()):
         return None
-    accounts: set[str] = set()
-    arns: set[str] = set()
+    listed: set[str] = set()
     unique_ids: list[str] = []
     for ident in principal.entries.get("AWS", ()):
         if _ACCOUNT_ID.fullmatch(ident):
-            accounts.add(ident)
+            listed.add(f"account:{ident}")
         elif root := _ROOT_ARN.fullmatch(ident):
-            accounts.add(root.group(1))
+            listed.add(f"account:{root.group(1)}")
         elif ident.startswith("arn:"):
-            # A role session's aws:PrincipalArn is the role's ARN (path included), so a role ARN matches every
-            # session of that role; users, and anything else, match their own ARN.
-            arns.add(ident)
+            listed.add(ident)
         else:
             # A principal deleted since the policy was written shows as its bare unique id (fact 21).
             unique_ids.append(ident)
-    arns.update(principal.entries.get("Federated", ()))
-    arns.update(principal.entries.get("CanonicalUser", ()))
-    services = set(principal.entries.get("Service", ()))
-    lookups = tuple(
-        (key, frozenset(wanted))
-        for key, wanted in ((PRINCIPAL_ACCOUNT, accounts), (PRINCIPAL_ARN, arns), (PRINCIPAL_SERVICE, services))
-        if wanted
-    )
+    listed.update(principal.entries.get("Federated", ()))
+    listed.update(principal.entries.get("CanonicalUser", ()))
+    listed.update(f"service:{s}" for s in principal.entries.get("Service", ()))
+    wanted = frozenset(listed)
     exact_ids = frozenset(unique_ids)
     prefixes = tuple(f"{u}:" for u in unique_ids)
 
-    if len(lookups) == 1 and not exact_ids:  # the usual case: one kind of principal
-        [(key, wanted)] = lookups
-        return lambda context: not wanted.isdisjoint(context.get(key, ()))
+    def unique_id_listed(context: Context) -> bool:
+        return any(u in exact_ids or u.startswith(prefixes) for u in context.get(USER_ID, ())) if exact_ids else False
 
-    def match(context: Context) -> bool:
-        for key, wanted in lookups:
-            if not wanted.isdisjoint(context.get(key, ())):
-                return True
-        for user_id in context.get(USER_ID, ()) if exact_ids else ():
-            if user_id in exact_ids or user_id.startswith(prefixes):
-                return True
-        return False
+    if negated:
 
-    return match
+        def spared(context: Context) -> bool:
+            names = _identities(context)
+            if unique_id_listed(context):  # the unique id stands for the principal ARN
+                names = tuple(n for n in names if not n.startswith("arn:") or _SESSION_ARN.fullmatch(n))
+            return bool(names) and all(n in wanted for n in names)
+
+        return lambda context: not spared(context)
+
+    sessions = any(_SESSION_ARN.fullmatch(n) for n in wanted)
+    if not sessions and not exact_ids:  # the usual case: accounts and ARNs, answered by two set lookups
+        accounts = frozenset(n.removeprefix("account:") for n in wanted if n.startswith("account:"))
+        arns = frozenset(n for n in wanted if not n.startswith(("account:", "service:")))
+        services = frozenset(n.removeprefix("service:") for n in wanted if n.startswith("service:"))
+
+        def match(context: Context) -> bool:
+            if not accounts.isdisjoint(context.get(PRINCIPAL_ACCOUNT, ())):
+                return True
+            for arn in context.get(PRINCIPAL_ARN, ()):
+                if arn in arns:
+                    return True
+                root = _ROOT_ARN.fullmatch(arn) if accounts else None
+                if root is not None and root.group(1) in accounts:
+                    return True
+            return not services.isdisjoint(context.get(PRINCIPAL_SERVICE, ()))
+
+        return match
+    return lambda context: unique_id_listed(context) or any(n in wanted for n in _identities(context))
 
 
 def _action_matcher(patterns: tuple[str, ...], negated: bool) -> Callable[[str], bool]:
@@ -206,6 +265,14 @@ class CompiledStatement:
     resource: ResourceFixed
     resource_dynamic: Callable[[Request], bool]
     rest: Callable[[Request], bool]
+    # The parts of ``rest``, for the verifier's three-valued judgement: the principal check (None: everyone;
+    # NotPrincipal "*" is folded into ``nobody``) and one check per Condition entry, in the block's order.
+    principal: ContextCheck | None = None
+    conditions: tuple[ConditionCheck, ...] = ()
+    nobody: bool = False
+    # (lowercased key, values) of each entry of ``conditions``: a compiled statement is shared by every statement
+    # of the same meaning, whose blocks may list their entries in another order.
+    condition_entries: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def applies(self, request: Request) -> bool:
         if not self.action(request.action):
@@ -222,16 +289,21 @@ class CompiledStatement:
         resources = stmt.resources if stmt.resources is not None else stmt.not_resources
         if principal_element is None or actions is None or resources is None:  # Statement.parse never allows it
             raise PolicyError(f"statement {stmt.sid or '(no Sid)'} lacks a principal, action or resource")
-        principal = _principal_matcher(principal_element)
         principal_negated = stmt.principal is None
-        conditions = compile_conditions(stmt.conditions, variables=variables)
+        principal = _principal_matcher(principal_element, negated=principal_negated)
+        try:
+            conditions = compile_conditions(stmt.conditions, variables=variables)
+        except InvalidConditionValueError as exc:
+            raise InvalidConditionValueError(
+                f"statement {stmt.sid or '(no Sid)'} is malformed, as AWS would reject it: {exc.message}"
+            ) from None
 
         def rest(request: Request) -> bool:
             context = request.context
             if principal is None:
                 if principal_negated:  # NotPrincipal "*" excludes everyone
                     return False
-            elif principal(context) == principal_negated:
+            elif not principal(context):
                 return False
             for check in conditions:  # noqa: SIM110 - a plain loop beats all() over a generator on this hot path
                 if not check(context):
@@ -240,7 +312,16 @@ class CompiledStatement:
 
         fixed, dynamic = _resource_matchers(resources, stmt.resources is None, variables)
         return cls(
-            stmt.sid, stmt.effect == "Deny", _action_matcher(actions, stmt.actions is None), fixed, dynamic, rest
+            stmt.sid,
+            stmt.effect == "Deny",
+            _action_matcher(actions, stmt.actions is None),
+            fixed,
+            dynamic,
+            rest,
+            principal,
+            conditions,
+            principal is None and principal_negated,
+            tuple((key.lower(), values) for keys in stmt.conditions.values() for key, values in keys.items()),
         )
 
 

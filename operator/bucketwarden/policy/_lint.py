@@ -17,7 +17,8 @@ HOST_BITS_NORMALISED = "HostBitsNormalised"
 RANGES_COLLAPSED = "RangesCollapsed"
 OPERATOR_NOT_EXEMPT = "OperatorNotExempt"
 DUPLICATE_SIDS = "DuplicateSids"
-VERSION_UPGRADED = "VersionUpgraded"
+VERSION_UPGRADED = "VersionUpgraded"  # no longer reported: a 2008-10-17 document is kept (see VERSION_KEPT)
+VERSION_KEPT = "LegacyVersionKept"
 POLICY_TOO_LARGE = "PolicyTooLarge"
 OWNED_SID_FOREIGN_CONTENT = "OwnedSidForeignContent"
 
@@ -103,10 +104,11 @@ def lint_policy(
             findings.append(
                 Finding(
                     severity="Info",
-                    code=VERSION_UPGRADED,
+                    code=VERSION_KEPT,
                     message=(
-                        f'the existing policy has {was}; it will be written with "Version": "{POLICY_VERSION}", '
-                        "under which ${...} in foreign statements are policy variables"
+                        f'the existing policy has {was}; it is written back as "Version": "2008-10-17", not '
+                        f'upgraded to "{POLICY_VERSION}": that would turn ${{...}} text in foreign statements into '
+                        "policy variables and change what they mean; bucketwarden's statement needs no variables"
                     ),
                 )
             )

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from bucketwarden.policy._document import POLICY_VERSION, PolicyDocument
+from bucketwarden.policy._document import PolicyDocument
 
 PlanAction = Literal["none", "put", "delete"]
 
@@ -32,12 +32,9 @@ def _lines(doc: PolicyDocument | None) -> list[str]:
     if doc is None:
         return []
     obj = doc.to_obj()
-    # to_obj always writes 2012-10-17; show the Version the document really has, or a Version-only change
-    # (from 2008-10-17, or from no Version at all) would plan a put with an empty diff.
+    # to_obj writes an absent Version as 2008-10-17 (the same meaning); show the document as it really is.
     if doc.version is None:
         del obj["Version"]
-    elif doc.version != POLICY_VERSION:
-        obj["Version"] = doc.version
     return json.dumps(obj, indent=2, ensure_ascii=False).splitlines(keepends=True)
 
 
