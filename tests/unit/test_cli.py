@@ -248,7 +248,7 @@ def test_cli_render_that_fails_verification_prints_nothing(capsys: pytest.Captur
 )
 def test_cli_role_id_must_have_the_role_id_form(capsys: pytest.CaptureFixture[str], flag: str, message: str) -> None:
     code, out, err = run(capsys, "render", "-f", SPEC, "--role-id", flag)
-    assert (code, out) == (1, "")
+    assert (code, out) == (ExitCode.USAGE, "")
     assert message in err
 
 
