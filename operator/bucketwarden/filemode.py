@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from bucketwarden._table import format_table
+from bucketwarden.aws import ReadinessReader
 from bucketwarden.manifests import Manifest, load_manifests
+from bucketwarden.readiness import ReadinessPort
 from bucketwarden.reconciler import AwsPort, Reconciler, ReconcileResult
 from bucketwarden.spec import ManagementPolicy
 
@@ -62,6 +64,13 @@ def result_to_json(m: Manifest, r: ReconcileResult) -> dict[str, object]:
     }
 
 
+def readiness_of(aws: AwsPort) -> ReadinessPort | None:
+    """The gateway's AWS Backup readiness reads, unless BUCKETWARDEN_BACKUP_READINESS_CHECKS is false."""
+    enabled = os.environ.get("BUCKETWARDEN_BACKUP_READINESS_CHECKS", "true").strip().lower() not in ("false", "0", "no")
+    readiness = getattr(aws, "readiness", None)
+    return readiness if enabled and isinstance(readiness, ReadinessReader) else None
+
+
 def run_file_mode(path: str, *, plan_only: bool, output: str = "table", aws: AwsPort | None = None) -> int:
     manifests = load_manifests(path)
     if aws is None:
@@ -69,7 +78,8 @@ def run_file_mode(path: str, *, plan_only: bool, output: str = "table", aws: Aws
 
         aws = AwsGateway()
     concurrency = int(os.environ.get("BUCKETWARDEN_MAX_CONCURRENT_RECONCILES", DEFAULT_CONCURRENCY))
-    results = reconcile_all(Reconciler(aws), manifests, plan_only=plan_only, concurrency=concurrency)
+    reconciler = Reconciler(aws, readiness=readiness_of(aws))
+    results = reconcile_all(reconciler, manifests, plan_only=plan_only, concurrency=concurrency)
     if output == "json":
         print(json.dumps([result_to_json(m, r) for m, r in zip(manifests, results, strict=True)], indent=2))
     else:
