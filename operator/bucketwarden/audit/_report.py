@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import IO, Protocol
 
 from bucketwarden.audit._model import STATUS_ORDER, AuditSummary, BucketAudit, Status
@@ -80,9 +82,9 @@ h1{font-size:22px;margin:0 0 4px}
 table{border-collapse:collapse;width:100%}
 th,td{border-bottom:1px solid #e0e0e0;padding:6px 8px;text-align:left;vertical-align:top}
 th{background:#fafafa;position:sticky;top:0}
-td.s{font-weight:600;white-space:nowrap}
+td.s,td.n{font-weight:600;white-space:nowrap}td.n{font-weight:400}
 .f{margin:0;padding-left:16px}
-.f li{margin:2px 0}
+.f li{margin:2px 0;font-size:12px}
 .sev-Error{color:#c62828}.sev-Warning{color:#ef6c00}.sev-Info{color:#616161}
 code{font-size:12px;background:#f5f5f5;padding:1px 3px;border-radius:3px}
 """
@@ -118,7 +120,7 @@ def _html_row(a: BucketAudit) -> str:
     )
     example = f"<br><small>counterexample: {e(a.counterexample)}</small>" if a.counterexample else ""
     return (
-        f'<tr data-status="{a.status.value}"><td>{e(a.bucket)}</td><td>{e(a.region or "?")}</td>'
+        f'<tr data-status="{a.status.value}"><td class="n">{e(a.bucket)}</td><td class="n">{e(a.region or "?")}</td>'
         f'<td class="s" style="color:{STATUS_COLOURS[a.status]}">{STATUS_LABELS[a.status]}</td>'
         f"<td>{a.backup.value}</td><td>{a.operator.value}</td><td>{e(a.versioning or 'Off')}</td>"
         f"<td>{e(a.bucketwarden_statement)}</td>"
@@ -127,30 +129,44 @@ def _html_row(a: BucketAudit) -> str:
 
 
 def write_html(
-    audits: Iterable[BucketAudit], out: IO[str], *, title: str = "bucketwarden audit", progress: Progress | None = None
+    audits: Iterable[BucketAudit],
+    out: IO[str],
+    *,
+    title: str = "bucketwarden audit",
+    progress: Progress | None = None,
+    generated: datetime | None = None,
 ) -> AuditSummary:
-    """One self-contained page. Rows are spooled to a temporary file while they stream in, because the chart at
-    the top needs the final counts; memory holds one row at a time."""
+    """One self-contained page (inline CSS and SVG, no script, no external asset), worst buckets first.
+
+    Rows are spooled to one temporary file per status while they stream in, because the chart at the top needs the
+    final counts and the rows are grouped by status; memory holds one row at a time.
+    """
     summary = AuditSummary()
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as rows:
+    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    with contextlib.ExitStack() as stack:
+        spools = {s: stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8")) for s in STATUS_ORDER}
         for a in _tap(audits, summary, progress):
-            rows.write(_html_row(a))
+            spools[a.status].write(_html_row(a))
         counts = "".join(
             f'<div class="count" style="background:{STATUS_COLOURS[s]}" data-status="{s.value}">'
             f"<b>{summary.by_status[s.value]}</b>{STATUS_LABELS[s]}</div>"
             for s in STATUS_ORDER
         )
+        line = (
+            f"{summary.total} buckets audited, {summary.blocking} block AWS Backup, {summary.unknown} unknown "
+            f"&middot; generated {when}"
+        )
         out.write(
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
             f"<h1>{html.escape(title)}</h1>"
-            f'<p class="sub" id="summary-line">{html.escape(summary.line())}; '
-            f"{summary.blocking} block AWS Backup</p>\n"
+            f'<p class="sub" id="summary-line">{line}</p>\n'
             f'<div class="summary">{_chart(summary)}<div class="counts">{counts}</div></div>\n'
             "<table><thead><tr><th>Bucket</th><th>Region</th><th>Status</th><th>AWS Backup</th>"
             "<th>Operator</th><th>Versioning</th><th>bucketwarden</th><th>Findings</th></tr></thead><tbody>\n"
         )
-        rows.seek(0)
-        shutil.copyfileobj(rows, out)
+        for status in STATUS_ORDER:
+            spools[status].seek(0)
+            shutil.copyfileobj(spools[status], out)
         out.write("</tbody></table>\n</body></html>\n")
     return summary
