@@ -311,3 +311,45 @@ def test_audit_emit_manifests_round_trip_observe_plan_says_what_the_audit_said(
         assert (VERSIONING_NOT_ENABLED in codes) == ("VersioningNotEnabled" in said.codes), bucket
         assert ROLE_LACKS_S3_PERMISSIONS in codes  # moto's role has no policies attached
         assert blocked or "ChangesPending" in codes  # Enforce would take the restriction over
+
+
+def test_audit_retries_transient_faults_and_reports_refusals_as_unknown(
+    moto: MotoServer, admin: AdminClients, ids: Ids, boto_session: boto3.session.Session
+) -> None:
+    from bucketwarden.aws import AwsSettings
+    from bucketwarden.testing import AwsFaultProxy, ErrorReply
+
+    for i in range(8):
+        seed_bucket(admin.s3, f"faulty-{i}", "ip-deny" if i % 2 else "none-versioned", "Enabled", ids)
+    clean = {
+        name: (a.status, a.codes) for name, a in audit(AwsGateway(moto_settings(moto), session=boto_session)).items()
+    }
+    with AwsFaultProxy(moto.endpoint_url, rate=0.25, seed=3, services=("s3",)) as proxy:
+        proxy.script(ErrorReply(403, "AccessDenied", "Access Denied"), api="GetBucketPolicy", bucket="faulty-1")
+        proxy.script(ErrorReply(403, "AccessDenied", "Access Denied"), api="GetBucketVersioning", bucket="faulty-2")
+        settings = AwsSettings(region=moto.region, endpoint_url=proxy.endpoint_url, read_timeout=1.0)
+        faulty = audit(AwsGateway(settings, session=boto_session))
+        injected = sum(proxy.injected().values())
+    assert injected > 0
+    denied, unversioned = faulty.pop("faulty-1"), faulty.pop("faulty-2")
+    assert {name: (a.status, a.codes) for name, a in faulty.items()} == {
+        k: v for k, v in clean.items() if k not in ("faulty-1", "faulty-2")
+    }  # retried: the same answers as without faults
+    assert denied.backup is Verdict.UNKNOWN and "PolicyUnreadable" in denied.codes
+    assert "GetBucketPolicy was denied" in next(f.message for f in denied.findings if f.code == "PolicyUnreadable")
+    assert unversioned.versioning == "Unknown" and "VersioningUnreadable" in unversioned.codes
+
+
+def test_audit_shows_progress_on_a_terminal_only(gateway: AwsGateway, admin: AdminClients, ids: Ids) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for i in range(3):
+        seed_bucket(admin.s3, f"progress-{i}", "none-versioned", "Enabled", ids)
+    err = Terminal()
+    run_audit(args(), gateway=gateway, out=io.StringIO(), err=err)
+    assert "\raudited 3 buckets" in err.getvalue()
+    quiet = io.StringIO()
+    run_audit(args(), gateway=gateway, out=io.StringIO(), err=quiet)
+    assert "audited" not in quiet.getvalue()

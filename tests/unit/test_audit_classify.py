@@ -186,3 +186,22 @@ def test_reports_stream_every_bucket_and_count_by_status() -> None:
     write_html(iter(audits), page)
     assert page.getvalue().count('<tr data-status="BlocksBackup">') == 3
     assert '<div class="count" style="background:#c62828" data-status="BlocksBackup"><b>3</b>' in page.getvalue()
+
+
+def test_bounded_map_keeps_at_most_the_window_in_flight_and_keeps_order() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bucketwarden.audit._scan import bounded_map
+
+    pulled: list[int] = []
+
+    def items() -> Any:
+        for i in range(50):
+            pulled.append(i)
+            yield i
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        stream = bounded_map(pool, lambda x: x * 2, items(), 8)
+        first = next(stream)
+        assert (first, len(pulled)) == (0, 8)  # nothing is read ahead of the window
+        assert [first, *stream] == [2 * i for i in range(50)]

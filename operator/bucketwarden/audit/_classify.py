@@ -16,6 +16,7 @@ from bucketwarden.audit._model import (
     POLICY_UNJUDGEABLE,
     POLICY_UNREADABLE,
     VERSIONING_NOT_ENABLED,
+    VERSIONING_UNREADABLE,
     BucketAudit,
     IpRestriction,
     Verdict,
@@ -195,7 +196,15 @@ def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:
     findings: list[Finding] = []
     roles = tuple(r.name for r in ctx.roles)
     versioning = facts.versioning
-    if versioning != "Enabled":
+    if versioning == VERSIONING_UNKNOWN:
+        findings.append(
+            Finding(
+                severity="Warning",
+                code=VERSIONING_UNREADABLE,
+                message="versioning could not be read (GetBucketVersioning failed): AWS Backup for S3 requires it",
+            )
+        )
+    elif versioning != "Enabled":
         state = "never enabled" if versioning is None else versioning
         findings.append(
             Finding(
