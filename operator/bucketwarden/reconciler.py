@@ -181,6 +181,11 @@ class Reconciler:
         self._bucket_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._bucket_locks_guard = threading.Lock()
 
+    @property
+    def readiness_checks(self) -> bool:
+        """Whether every reconcile also runs the AWS Backup readiness checks."""
+        return self._readiness is not None
+
     def _bucket_lock(self, bucket: str) -> threading.Lock:
         with self._bucket_locks_guard:
             return self._bucket_locks[bucket]
