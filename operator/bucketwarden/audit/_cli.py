@@ -64,7 +64,7 @@ class _StderrProgress:
         self._err.write(f"\raudited {done} buckets ({audit.bucket[:40]})\033[K")
         self._err.flush()
 
-    def finish(self) -> None:
+    def clear(self) -> None:
         self._err.write("\r\033[K")
         self._err.flush()
 
@@ -119,7 +119,7 @@ def run_audit(
         summary = writers[args.output](audits, out, progress=progress)
     finally:
         if progress is not None:
-            progress.finish()
+            progress.clear()
     if writer is not None:
         path = writer.close()
         err.write(f"bucketwarden audit: wrote {len(writer.written)} manifests and {path}\n")

@@ -28,15 +28,19 @@ STATUS_LABELS: dict[Status, str] = {
 
 
 class Progress(Protocol):
+    """Shows how far the audit is (on stderr); ``clear()`` erases it before a table row reaches the same terminal."""
+
     def __call__(self, done: int, audit: BucketAudit) -> None: ...
+
+    def clear(self) -> None: ...
 
 
 def _tap(audits: Iterable[BucketAudit], summary: AuditSummary, progress: Progress | None) -> Iterator[BucketAudit]:
     for audit in audits:
         summary.add(audit)
-        if progress is not None:
-            progress(summary.total, audit)
         yield audit
+        if progress is not None:  # after the row is out, so the progress line is the terminal's last line
+            progress(summary.total, audit)
 
 
 _COLUMNS = (("BUCKET", 40), ("REGION", 14), ("STATUS", 13), ("BACKUP", 8), ("OPERATOR", 9), ("VERSIONING", 11))
@@ -52,9 +56,13 @@ def write_table(audits: Iterable[BucketAudit], out: IO[str], *, progress: Progre
     summary = AuditSummary()
     out.write(_table_row(name for name, _ in _COLUMNS) + "  BUCKETWARDEN  FINDINGS\n")
     for a in _tap(audits, summary, progress):
+        if progress is not None:
+            progress.clear()
         cells = (a.bucket, a.region or "?", a.status.value, a.backup.value, a.operator.value, a.versioning or "Off")
         out.write(f"{_table_row(cells)}  {a.bucketwarden_statement.ljust(12)}  {','.join(a.codes) or '-'}\n")
         out.flush()
+    if progress is not None:
+        progress.clear()
     out.write(summary.line() + "\n")
     return summary
 
