@@ -257,6 +257,9 @@ def test_audit_cli_exit_code_says_whether_any_bucket_blocks_backup(
     assert "cli-blocked" in blocked.stdout and "BlocksBackup" in blocked.stdout
     assert run("--bucket", "cli-fine").returncode == 0
     assert run("--tag", "oops").returncode == 1
+    bad_role = run("--backup-role", "not a role!")
+    assert bad_role.returncode == 1 and "neither an IAM role name nor a role ARN" in bad_role.stderr
+    assert "Traceback" not in bad_role.stderr
 
 
 def test_audit_emit_manifests_round_trip_observe_plan_says_what_the_audit_said(

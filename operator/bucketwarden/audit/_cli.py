@@ -11,16 +11,17 @@ from typing import IO
 from bucketwarden.audit._emit import ManifestWriter
 from bucketwarden.audit._model import AuditSummary, BucketAudit
 from bucketwarden.audit._report import write_html, write_json, write_table
-from bucketwarden.audit._scan import DEFAULT_CONCURRENCY, AuditScope, audit_buckets, audit_context
+from bucketwarden.audit._scan import (
+    DEFAULT_CONCURRENCY,
+    AuditScope,
+    AuditUsageError,
+    audit_buckets,
+    audit_context,
+)
 from bucketwarden.aws import AwsGateway, AwsSettings
-from bucketwarden.errors import BucketWardenError
 from bucketwarden.spec import DEFAULT_STATEMENT_SID, ManagementPolicy
 
 EXIT_CLEAR, EXIT_ERROR, EXIT_BLOCKING = 0, 1, 2
-
-
-class AuditUsageError(BucketWardenError):
-    reason = "UsageError"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

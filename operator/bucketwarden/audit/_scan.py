@@ -16,7 +16,7 @@ from typing import TypeVar
 from bucketwarden.audit._classify import VERSIONING_UNKNOWN, AuditContext, BucketFacts, classify
 from bucketwarden.audit._model import BucketAudit
 from bucketwarden.aws import AwsGateway
-from bucketwarden.errors import AwsError, BucketNotFoundError, RoleNotFoundError
+from bucketwarden.errors import AwsError, BucketNotFoundError, BucketWardenError, RoleNotFoundError
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import DEFAULT_STATEMENT_SID, ExemptRole
 
@@ -41,8 +41,15 @@ class AuditScope:
         return not self.names or any(fnmatch.fnmatchcase(bucket, p) for p in self.names)
 
 
+class AuditUsageError(BucketWardenError):
+    reason = "UsageError"
+
+
 def _exempt_role(ref: str) -> ExemptRole:
-    return ExemptRole(arn=ref) if ref.startswith("arn:") else ExemptRole(name=ref)
+    try:
+        return ExemptRole(arn=ref) if ref.startswith("arn:") else ExemptRole(name=ref)
+    except ValueError:  # pydantic's ValidationError
+        raise AuditUsageError(f"{ref!r} is neither an IAM role name nor a role ARN") from None
 
 
 def resolve_backup_roles(
