@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bucketwarden.audit import (
     AuditContext,
@@ -133,8 +135,9 @@ def policy(*statements: dict[str, Any]) -> str:
             Verdict.PASS,
         ),
         (policy(deny(Condition={"StringMatchesRegex": {"aws:userId": "x"}})), Verdict.UNKNOWN, Verdict.UNKNOWN),
+        (policy(deny(Condition={"NotIpAddress": {"aws:SourceIp": "not-an-ip"}})), Verdict.UNKNOWN, Verdict.UNKNOWN),
     ],
-    ids=["no-policy", "ip-deny", "role-exempt", "both-exempt", "unjudgeable"],
+    ids=["no-policy", "ip-deny", "role-exempt", "both-exempt", "unjudgeable", "not-a-cidr"],
 )
 def test_classify_backup_and_operator_verdicts(text: str | None, backup: Verdict, operator: Verdict) -> None:
     result = classify(BucketFacts(BUCKET, "us-east-1", text, "Enabled"), CTX)
@@ -205,3 +208,44 @@ def test_bounded_map_keeps_at_most_the_window_in_flight_and_keeps_order() -> Non
         first = next(stream)
         assert (first, len(pulled)) == (0, 8)  # nothing is read ahead of the window
         assert [first, *stream] == [2 * i for i in range(50)]
+
+
+_OPERATORS = ["NotIpAddress", "IpAddress", "StringNotLike", "StringEquals", "ArnNotLike", "Bool", "StringMatchesRegex"]
+_KEYS = ["aws:SourceIp", "aws:userId", "aws:PrincipalArn", "aws:SourceVpce", "aws:SecureTransport"]
+_VALUES = ["192.0.2.0/24", "not-an-ip", "10.0.0.0/33", "::/0", "0.0.0.0/0", "AROAEXAMPLEBACKUP0001:*", "*", "true", ""]
+
+
+@st.composite
+def statements(draw: st.DrawFn) -> dict[str, Any]:
+    condition = draw(
+        st.dictionaries(
+            st.sampled_from(_OPERATORS),
+            st.dictionaries(
+                st.sampled_from(_KEYS), st.lists(st.sampled_from(_VALUES), min_size=1, max_size=3), min_size=1
+            ),
+            max_size=3,
+        )
+    )
+    statement: dict[str, Any] = {
+        "Effect": draw(st.sampled_from(["Deny", "Allow"])),
+        "Principal": draw(st.sampled_from(["*", {"AWS": "*"}, {"AWS": "arn:aws:iam::123456789012:root"}])),
+        "Action": draw(st.sampled_from(["s3:*", "s3:GetObject", "*", ["s3:ListBucket", "s3:GetObject"]])),
+        "Resource": draw(st.sampled_from([ARNS, ARNS[1], "*", "arn:aws:s3:::other/*"])),
+    }
+    if condition:
+        statement["Condition"] = condition
+    if draw(st.booleans()):
+        statement["Sid"] = draw(st.sampled_from(["Office", "BucketWardenIpRestriction", "Other"]))
+    return statement
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(statements(), min_size=1, max_size=4))
+def test_classify_judges_any_policy_without_raising(policy_statements: list[dict[str, Any]]) -> None:
+    result = classify(BucketFacts(BUCKET, None, policy(*policy_statements), "Enabled"), CTX)
+    assert result.backup in set(Verdict)
+    # A Fail always names the statement that denies, and Unknown always says why.
+    if result.backup is Verdict.FAIL:
+        assert "DeniesBackupRole" in result.codes and result.counterexample
+    if result.backup is Verdict.UNKNOWN:
+        assert {"PolicyUnreadable", "PolicyNotJudgeable"} & set(result.codes)

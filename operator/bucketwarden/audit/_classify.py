@@ -155,6 +155,8 @@ def _verify(
         return verify_policy(spec, ctx.roles, ctx.operator, policy), None
     except BucketWardenError as exc:
         return None, exc.message
+    except ValueError as exc:  # e.g. a hand-written "NotIpAddress" value that is no CIDR: AWS would reject it too
+        return None, f"the policy cannot be judged: {exc}"
 
 
 def _role_denials(verification: Verification) -> list[Finding]:
@@ -316,6 +318,22 @@ def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:
         findings=tuple(findings),
         counterexample=counterexample,
         backup_roles=roles,
+    )
+
+
+def unjudged(facts: BucketFacts, ctx: AuditContext, why: str) -> BucketAudit:
+    """The Unknown result for a bucket the audit could not judge."""
+    finding = Finding(severity="Error", code=POLICY_UNJUDGEABLE, message=why)
+    return BucketAudit(
+        facts.bucket,
+        facts.region,
+        Verdict.UNKNOWN,
+        Verdict.UNKNOWN,
+        facts.versioning,
+        facts.policy_text is not None if facts.policy_error is None else None,
+        "unknown",
+        findings=(finding,),
+        backup_roles=tuple(r.name for r in ctx.roles),
     )
 
 

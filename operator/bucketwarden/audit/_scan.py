@@ -7,18 +7,21 @@ GetBucketTagging (with a tag filter), iam:GetRole and sts:GetCallerIdentity (and
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bucketwarden.audit._classify import VERSIONING_UNKNOWN, AuditContext, BucketFacts, classify
+from bucketwarden.audit._classify import VERSIONING_UNKNOWN, AuditContext, BucketFacts, classify, unjudged
 from bucketwarden.audit._model import BucketAudit
 from bucketwarden.aws import AwsGateway
 from bucketwarden.errors import AwsError, BucketNotFoundError, BucketWardenError, RoleNotFoundError
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import DEFAULT_STATEMENT_SID, ExemptRole
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BACKUP_ROLE = "AWSBackupDefaultServiceRole"
 DEFAULT_CONCURRENCY = 16
@@ -139,7 +142,13 @@ def audit_buckets(
 
     def one(bucket: str) -> BucketAudit | None:
         facts = read_facts(gateway, bucket, scope)
-        return classify(facts, ctx) if facts is not None else None
+        if facts is None:
+            return None
+        try:
+            return classify(facts, ctx)
+        except Exception as exc:  # one odd bucket must not end the audit of the others: report it as Unknown
+            logger.exception("audit of bucket %s failed", bucket)
+            return unjudged(facts, ctx, f"the audit could not judge this bucket ({type(exc).__name__}: {exc})")
 
     workers = max(1, concurrency)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit") as pool:
