@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import _report, convergence, core, drift, scale
+from bench import _report, audit, convergence, core, drift, scale
 
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "core": core.run,
     "convergence": convergence.run,
     "drift": drift.run,
     "scale": scale.run,
+    "audit": audit.run,
 }
 DEFAULT_JSON = Path(__file__).with_name("results.json")
 HEADLINE_KEY = re.compile(r"^b[0-9]+_")

@@ -394,6 +394,12 @@ def _live(args: argparse.Namespace, *, plan_only: bool) -> int:
     )
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from bucketwarden.audit import run_audit
+
+    return run_audit(args)
+
+
 def cmd_crd(args: argparse.Namespace) -> int:
     from bucketwarden.crd import render_crd_yaml
 
@@ -518,6 +524,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder; - reads stdin")
     p.add_argument("--output", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_apply)
+
+    from bucketwarden.audit import add_arguments as add_audit_arguments
+
+    p = sub.add_parser(
+        "audit",
+        help="find every bucket that breaks AWS Backup (read-only); exit 2 if any does",
+        description="Reads every bucket's policy, versioning and location (never writes) and reports, per bucket, "
+        "whether AWS Backup's roles are denied; --emit-manifests DIR writes ProtectedBuckets to onboard them.",
+    )
+    add_audit_arguments(p)
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("crd", help="print the ProtectedBucket CustomResourceDefinition")
     p.set_defaults(func=cmd_crd)

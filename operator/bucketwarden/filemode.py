@@ -12,9 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bucketwarden._progress import progress_bar
 from bucketwarden._table import format_table
+from bucketwarden.aws import ReadinessReader
 from bucketwarden.dryrun import DryRunAws
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.manifests import Manifest, load_manifests
+from bucketwarden.readiness import ReadinessPort
 from bucketwarden.reconciler import AwsPort, Reconciler, ReconcileResult
 from bucketwarden.spec import ManagementPolicy
 
@@ -129,6 +131,13 @@ def result_to_json(m: Manifest, r: ReconcileResult) -> dict[str, object]:
     }
 
 
+def readiness_of(aws: AwsPort) -> ReadinessPort | None:
+    """The gateway's AWS Backup readiness reads, unless BUCKETWARDEN_BACKUP_READINESS_CHECKS is false."""
+    enabled = os.environ.get("BUCKETWARDEN_BACKUP_READINESS_CHECKS", "true").strip().lower() not in ("false", "0", "no")
+    readiness = getattr(aws, "readiness", None)
+    return readiness if enabled and isinstance(readiness, ReadinessReader) else None
+
+
 def plan_to_json(m: Manifest, r: ReconcileResult) -> dict[str, object]:
     """A plan row: apply's result, with nothing applied; ``pending`` says whether apply would write."""
     return {**result_to_json(m, r), "outcome": display_outcome(r, plan=True), "applied": False, "pending": r.applied}
@@ -147,7 +156,7 @@ def run_file_mode(
         from bucketwarden.aws import AwsGateway
 
         aws = AwsGateway()
-    reconciler = Reconciler(DryRunAws(aws) if plan_only else aws)
+    reconciler = Reconciler(DryRunAws(aws) if plan_only else aws, readiness=readiness_of(aws))
     return run_manifests(reconciler, manifests, plan=plan_only, output=output, show_unchanged=show_unchanged)
 
 

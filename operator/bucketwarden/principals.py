@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _ASSUMED_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
 
@@ -62,6 +62,8 @@ class ResolvedRole:
     name: str
     arn: str
     role_id: str | None  # None only for a role exempted by ARN that could not be looked up (principalArn key)
+    # The role's trust policy (JSON) when iam:GetRole returned it; not part of the role's identity.
+    trust_policy: str | None = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def account(self) -> str:

@@ -40,6 +40,7 @@ from bucketwarden.policy import (
 )
 from bucketwarden.policy import Verification as Verification
 from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.readiness import ReadinessPort, check_readiness
 from bucketwarden.spec import (
     Condition,
     DeletionPolicy,
@@ -183,12 +184,20 @@ def _inconclusive_message(verification: Verification) -> str:
 class Reconciler:
     """Reconciles ProtectedBucket specs against AWS through an AwsPort. Thread-safe if the port is."""
 
-    def __init__(self, aws: AwsPort, *, clock: type[time.struct_time] | None = None) -> None:
+    def __init__(
+        self, aws: AwsPort, *, clock: type[time.struct_time] | None = None, readiness: ReadinessPort | None = None
+    ) -> None:
         self._aws = aws
+        self._readiness = readiness  # AWS Backup readiness checks; None switches them off
         # One read-modify-write per bucket at a time in this process: the operator's resync timer and its
         # create/update handler can fire together for one object, and both would otherwise PUT.
         self._bucket_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._bucket_locks_guard = threading.Lock()
+
+    @property
+    def readiness_checks(self) -> bool:
+        """Whether every reconcile also runs the AWS Backup readiness checks."""
+        return self._readiness is not None
 
     def _bucket_lock(self, bucket: str) -> threading.Lock:
         with self._bucket_locks_guard:
@@ -201,6 +210,7 @@ class Reconciler:
             started = time.perf_counter()
             with self._aws.count_calls() as calls:
                 result = self._reconcile(spec, previous or PreviousState())
+                result.findings += self._readiness_findings(spec, result)
         result.aws_calls = dict(calls)
         result.duration_seconds = time.perf_counter() - started
         return result
@@ -217,6 +227,16 @@ class Reconciler:
         result.aws_calls = dict(calls)
         result.duration_seconds = time.perf_counter() - started
         return result
+
+    def _readiness_findings(self, spec: ProtectedBucketSpec, result: ReconcileResult) -> list[Finding]:
+        """AWS Backup readiness, after the write (never inside the GET-to-PUT window) and never blocking."""
+        if self._readiness is None or result.statement_hash is None or isinstance(result.error, BucketNotFoundError):
+            return []  # off, or the reconcile stopped before it knew the roles or the bucket (already reported)
+        try:  # cache hits: the reconcile resolved every role a moment ago
+            roles = [self._aws.resolve_role(r, assume_role_arn=spec.assume_role_arn) for r in spec.exempt_roles]
+        except BucketWardenError:
+            roles = []
+        return check_readiness(self._readiness, spec, roles)
 
     # --- steps -----------------------------------------------------------------------------------------------
 

@@ -16,6 +16,11 @@ REQUIRED_ACTIONS = {
     "iam:GetRole",
     "sts:GetCallerIdentity",
     "sts:AssumeRole",
+    # AWS Backup readiness checks (switchable off with BUCKETWARDEN_BACKUP_READINESS_CHECKS=false)
+    "s3:GetBucketVersioning",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
 }
 
 
@@ -51,6 +56,10 @@ def test_iam_policy_grants_exactly_the_needed_actions(policy: dict[str, Any]) ->
         pytest.param("iam:GetRole", ["arn:aws:iam::*:role/*"], id="iam-get-role"),
         pytest.param("sts:GetCallerIdentity", ["*"], id="sts-whoami"),
         pytest.param("sts:AssumeRole", ["arn:aws:iam::*:role/*"], id="sts-assume-role"),
+        pytest.param("s3:GetBucketVersioning", ["arn:aws:s3:::*"], id="s3-versioning"),
+        pytest.param("iam:ListAttachedRolePolicies", ["arn:aws:iam::*:role/*"], id="iam-attached"),
+        pytest.param("iam:ListRolePolicies", ["arn:aws:iam::*:role/*"], id="iam-inline-list"),
+        pytest.param("iam:GetRolePolicy", ["arn:aws:iam::*:role/*"], id="iam-inline-get"),
     ],
 )
 def test_iam_policy_scopes_each_action(action: str, resources: list[str], policy: dict[str, Any]) -> None:

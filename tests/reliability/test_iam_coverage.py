@@ -52,6 +52,9 @@ def test_every_aws_call_is_an_action_the_iam_policy_grants(
     moto.reset()
     s3, iam = moto.client("s3"), moto.client("iam")
     iam.create_role(RoleName=ROLE, Path="/service-role/", AssumeRolePolicyDocument=TRUST_POLICY)
+    # An inline policy, so the AWS Backup readiness check reads it (iam:GetRolePolicy) too.
+    inline = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}]}
+    iam.put_role_policy(RoleName=ROLE, PolicyName="s3-backup-inline", PolicyDocument=json.dumps(inline))
     target = iam.create_role(RoleName="bucketwarden-target", AssumeRolePolicyDocument=TRUST_POLICY)["Role"]["Arn"]
     buckets = ["bw-iam-foreign", "bw-iam-alone", "bw-iam-assumed", "bw-iam-file"]
     for bucket in buckets:
@@ -77,6 +80,7 @@ def test_every_aws_call_is_an_action_the_iam_policy_grants(
             reconciler.cleanup(spec("bw-iam-alone")).outcome,  # nothing remains: DELETE
             reconciler.cleanup(spec("bw-iam-assumed", assumeRoleArn=target)).outcome,
         ]
+        # File mode runs the AWS Backup readiness checks (versioning, the exempt role's policies), as the operator does.
         manifest = tmp_path / "m.yaml"
         manifest.write_text(MANIFEST.format(bucket="bw-iam-file", role=ROLE), encoding="utf-8")
         assert run_file_mode(str(manifest), plan_only=False, aws=aws) == 0
@@ -99,3 +103,39 @@ def test_every_aws_call_is_an_action_the_iam_policy_grants(
     assert called - granted_actions() == set(), "the operator calls an action docs/iam-policy.json does not grant"
     assert granted_actions() - called == set(), "docs/iam-policy.json grants an action the operator never calls"
     figures["iam_actions_called"] = sorted(called)
+
+
+AUDIT_POLICY = ROOT / "docs" / "iam-audit-policy.json"
+# IAM action names that differ from the API's name.
+ACTION_OF_API = {"s3:ListBuckets": "s3:ListAllMyBuckets"}
+
+
+def test_the_audit_calls_exactly_what_docs_iam_audit_policy_grants(moto: MotoServer, tmp_path: Path) -> None:
+    from bucketwarden.audit import run_audit
+    from bucketwarden.cli import build_parser
+
+    moto.reset()
+    s3, iam = moto.client("s3"), moto.client("iam")
+    iam.create_role(RoleName=ROLE, Path="/service-role/", AssumeRolePolicyDocument=TRUST_POLICY)
+    target = iam.create_role(RoleName="bucketwarden-auditor", AssumeRolePolicyDocument=TRUST_POLICY)["Role"]["Arn"]
+    s3.create_bucket(Bucket="bw-audit-a")
+    s3.put_bucket_tagging(Bucket="bw-audit-a", Tagging={"TagSet": [{"Key": "team", "Value": "a"}]})
+    s3.put_bucket_policy(Bucket="bw-audit-a", Policy=policy_text(*foreign_statements("bw-audit-a")))
+    with AwsFaultProxy(moto.endpoint_url) as proxy:
+        counter = AwsCallCounter()
+        settings = AwsSettings(region=moto.region, endpoint_url=proxy.endpoint_url, max_attempts=2)
+        aws = AwsGateway(settings, counter, session=moto.session())
+        out = tmp_path / "out.json"
+        with out.open("w", encoding="utf-8") as sink:
+            argv = ["audit", "--output", "json", "--tag", "team=a", "--assume-role-arn", target]
+            assert run_audit(build_parser().parse_args(argv), gateway=aws, out=sink, err=sink) in (0, 2)
+        records = proxy.records()
+    called = {ACTION_OF_API.get(f"{r.service}:{r.api}", f"{r.service}:{r.api}") for r in records}
+    assert {r.api for r in records} == set(counter.snapshot())
+    granted = {
+        a
+        for s in json.loads(AUDIT_POLICY.read_text(encoding="utf-8"))["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert called == granted
+    assert not [a for a in called if any(w in a for w in ("Put", "Delete", "Create"))]  # read-only

@@ -4,6 +4,7 @@ Everything here raises :mod:`bucketwarden.errors` exceptions, never botocore's. 
 object the operator builds at startup; ``InMemoryAws`` is its in-memory test double. Both satisfy ``AwsPort``.
 """
 
+from bucketwarden.aws._buckets import BucketReader
 from bucketwarden.aws._cache import CacheStats, TtlCache
 from bucketwarden.aws._calls import AwsCallCounter, CallHook, Outcome
 from bucketwarden.aws._errors import describe, map_client_error, redact
@@ -11,18 +12,27 @@ from bucketwarden.aws._fake import FakeBucket, FakeRole, InMemoryAws, ManualCloc
 from bucketwarden.aws._gateway import AwsGateway
 from bucketwarden.aws._identity import IdentityResolver, RoleRecord, resolve_role_with
 from bucketwarden.aws._port import AwsPort, BucketPolicyPort, IdentityPort
+from bucketwarden.aws._readiness import (
+    DEFAULT_READINESS_TTL_SECONDS,
+    S3_BACKUP_MANAGED_POLICIES,
+    ReadinessReader,
+    RolePermissions,
+)
 from bucketwarden.aws._session import ROLE_SESSION_NAME, AwsSettings, ClientFactory
 from bucketwarden.aws._store import MAX_POLICY_BYTES, BucketPolicyStore, validate_policy_text
 
 __all__ = [
+    "DEFAULT_READINESS_TTL_SECONDS",
     "MAX_POLICY_BYTES",
     "ROLE_SESSION_NAME",
+    "S3_BACKUP_MANAGED_POLICIES",
     "AwsCallCounter",
     "AwsGateway",
     "AwsPort",
     "AwsSettings",
     "BucketPolicyPort",
     "BucketPolicyStore",
+    "BucketReader",
     "CacheStats",
     "CallHook",
     "ClientFactory",
@@ -33,6 +43,8 @@ __all__ = [
     "InMemoryAws",
     "ManualClock",
     "Outcome",
+    "ReadinessReader",
+    "RolePermissions",
     "RoleRecord",
     "TtlCache",
     "describe",

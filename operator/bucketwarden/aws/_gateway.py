@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 
 import boto3
 
+from bucketwarden.aws._buckets import BucketReader
 from bucketwarden.aws._cache import CacheStats, Clock
 from bucketwarden.aws._calls import AwsCallCounter
 from bucketwarden.aws._identity import DEFAULT_NEGATIVE_TTL_SECONDS, DEFAULT_TTL_SECONDS, IdentityResolver
 from bucketwarden.aws._port import AwsPort
+from bucketwarden.aws._readiness import DEFAULT_READINESS_TTL_SECONDS, ReadinessReader
 from bucketwarden.aws._session import AwsSettings, ClientFactory
 from bucketwarden.aws._store import BucketPolicyStore
 from bucketwarden.principals import CallerIdentity, ResolvedRole
@@ -33,11 +35,14 @@ class AwsGateway:
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         negative_ttl_seconds: float = DEFAULT_NEGATIVE_TTL_SECONDS,
         clock: Clock = time.monotonic,
+        readiness_ttl_seconds: float = DEFAULT_READINESS_TTL_SECONDS,
     ) -> None:
         self.settings = settings if settings is not None else AwsSettings()
         self.counter = counter if counter is not None else AwsCallCounter()
         self.factory = ClientFactory(self.settings, self.counter, session=session)
         self.store = BucketPolicyStore(self.factory)
+        self.buckets = BucketReader(self.factory)  # read-only bucket facts (audit, readiness)
+        self.readiness = ReadinessReader(self.factory, self.buckets, ttl_seconds=readiness_ttl_seconds, clock=clock)
         self.identity = IdentityResolver(
             self.factory, ttl_seconds=ttl_seconds, negative_ttl_seconds=negative_ttl_seconds, clock=clock
         )

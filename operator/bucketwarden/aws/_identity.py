@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -39,6 +41,16 @@ class RoleRecord(NamedTuple):
     name: str
     arn: str
     role_id: str
+    trust_policy: str | None = None  # the AssumeRolePolicyDocument as JSON, for the AWS Backup readiness checks
+
+
+def trust_policy_text(document: object) -> str | None:
+    """GetRole's AssumeRolePolicyDocument as JSON text. IAM sends it URL-encoded; boto3 decodes it into a dict."""
+    if document is None:
+        return None
+    if isinstance(document, str):
+        return urllib.parse.unquote(document)
+    return json.dumps(document, sort_keys=True)
 
 
 def _arn_account(arn: str) -> str:
@@ -72,7 +84,9 @@ def resolve_role_with(
     if role.arn is not None and record.arn != role.arn:
         message = MSG_ROLE_ARN_MISMATCH.format(ref=role.arn, account=account, name=record.name, actual=record.arn)
         raise RoleNotFoundError(message, api="GetRole")
-    return ResolvedRole(ref=role.ref, name=record.name, arn=record.arn, role_id=record.role_id)
+    return ResolvedRole(
+        ref=role.ref, name=record.name, arn=record.arn, role_id=record.role_id, trust_policy=record.trust_policy
+    )
 
 
 class IdentityResolver:
@@ -142,4 +156,5 @@ class IdentityResolver:
             role = self._factory.iam(assume_role_arn).get_role(RoleName=name)["Role"]
         except Exception as exc:
             raise map_client_error(exc, api="GetRole") from exc
-        return RoleRecord(name=role["RoleName"], arn=role["Arn"], role_id=role["RoleId"])
+        trust = trust_policy_text(role.get("AssumeRolePolicyDocument"))
+        return RoleRecord(name=role["RoleName"], arn=role["Arn"], role_id=role["RoleId"], trust_policy=trust)

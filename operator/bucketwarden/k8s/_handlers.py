@@ -51,7 +51,12 @@ def default_reconciler(settings: OperatorSettings, metrics: Metrics) -> Reconcil
     from bucketwarden.aws import AwsCallCounter, AwsGateway
 
     counter = AwsCallCounter(on_call=metrics.count_aws_call)
-    return Reconciler(AwsGateway(counter=counter, ttl_seconds=settings.role_cache_ttl_seconds))
+    gateway = AwsGateway(
+        counter=counter,
+        ttl_seconds=settings.role_cache_ttl_seconds,
+        readiness_ttl_seconds=settings.backup_readiness_ttl_seconds,
+    )
+    return Reconciler(gateway, readiness=gateway.readiness if settings.backup_readiness_checks else None)
 
 
 def _claimant(entries: Any) -> tuple[str, str, str] | None:

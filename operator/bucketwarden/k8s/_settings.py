@@ -38,6 +38,15 @@ class OperatorSettings(BaseSettings):
         description="lastSyncTime is rewritten at most this often when nothing else changed, so status does not "
         "churn (Argo CD re-reconciles an Application whenever a resource it tracks changes).",
     )
+    backup_readiness_checks: bool = Field(
+        default=True,
+        description="AWS Backup readiness checks on every reconcile (versioning, exempt roles' trust and S3 "
+        "permissions), as Warnings; false for least-privilege installs without s3:GetBucketVersioning and "
+        "iam:ListAttachedRolePolicies / ListRolePolicies / GetRolePolicy.",
+    )
+    backup_readiness_ttl_seconds: float = Field(
+        default=600.0, ge=0, description="How long a readiness fact (versioning, role permissions) is reused."
+    )
     bucket_claims: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Namespace -> bucket-name glob patterns it may claim (JSON). Empty: unrestricted. "

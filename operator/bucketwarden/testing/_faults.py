@@ -119,6 +119,10 @@ _S3_SUBRESOURCE_APIS = {
     ("GET", "policy"): "GetBucketPolicy",
     ("PUT", "policy"): "PutBucketPolicy",
     ("DELETE", "policy"): "DeleteBucketPolicy",
+    ("GET", "versioning"): "GetBucketVersioning",
+    ("PUT", "versioning"): "PutBucketVersioning",
+    ("GET", "location"): "GetBucketLocation",
+    ("GET", "tagging"): "GetBucketTagging",
 }
 _S3_PLAIN_APIS = {
     ("GET", False, False): "ListBuckets",

@@ -1,0 +1,341 @@
+"""Classify one bucket from what was read about it: the pure half of the audit (no I/O, no boto3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bucketwarden.audit._model import (
+    BUCKETWARDEN_STATEMENT_MISSING,
+    BUCKETWARDEN_STATEMENT_STALE,
+    DENIES_BACKUP_ROLE,
+    IP_RESTRICTION_WITHOUT_EXEMPTION,
+    NO_BACKUP_ROLE,
+    NOT_SUPERSEDABLE,
+    OPERATOR_LOCKED_OUT,
+    POLICY_UNJUDGEABLE,
+    POLICY_UNREADABLE,
+    VERSIONING_NOT_ENABLED,
+    VERSIONING_UNREADABLE,
+    BucketAudit,
+    IpRestriction,
+    Verdict,
+)
+from bucketwarden.audit._verdict import verdict_for
+from bucketwarden.errors import BucketWardenError
+from bucketwarden.policy import PolicyDocument, Statement, Verification, bucket_arns, verify_policy
+from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.spec import DEFAULT_STATEMENT_SID, Finding, ProtectedBucketSpec
+
+# Verification needs some allowed range to build its scenarios; only the role and operator scenarios are read
+# when a bucket has no IP restriction of its own (TEST-NET-1, which no real client has).
+PLACEHOLDER_CIDR = "192.0.2.0/24"
+VERSIONING_UNKNOWN = "Unknown"
+
+_NETWORK_KEYS = frozenset({"aws:sourceip", "aws:sourcevpce", "aws:sourcevpc"})
+_EXEMPTION_KEYS = frozenset({"aws:userid", "aws:principalarn"})
+_NEGATED_STRING = frozenset({"StringNotEquals", "StringNotEqualsIfExists", "StringNotLike", "StringNotLikeIfExists"})
+_NEGATED_ARN = frozenset({"ArnNotEquals", "ArnNotEqualsIfExists", "ArnNotLike", "ArnNotLikeIfExists"})
+
+
+@dataclass(frozen=True, slots=True)
+class BucketFacts:
+    """What the AWS half read about one bucket. ``policy_error`` set means the policy could not be read."""
+
+    bucket: str
+    region: str | None
+    policy_text: str | None
+    versioning: str | None
+    policy_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditContext:
+    """Shared by every bucket of one audit."""
+
+    roles: tuple[ResolvedRole, ...]
+    operator: CallerIdentity | None
+    statement_sid: str = DEFAULT_STATEMENT_SID
+    missing_roles: tuple[str, ...] = ()  # requested backup roles that do not exist
+
+
+def _is_wildcard_principal(statement: Statement) -> bool:
+    p = statement.principal
+    return statement.not_principal is None and p is not None and (p.wildcard or p.entries.get("AWS") == ("*",))
+
+
+def source_ips_of(statement: Statement) -> tuple[str, ...]:
+    return statement.conditions.get("NotIpAddress", {}).get("aws:sourceip", ())
+
+
+def has_principal_exemption(statement: Statement) -> bool:
+    return any(
+        key in _EXEMPTION_KEYS and (op in _NEGATED_STRING or op in _NEGATED_ARN)
+        for op, keys in statement.conditions.items()
+        for key in keys
+    )
+
+
+def is_supersedable(statement: Statement, bucket: str, partition: str = "aws") -> bool:
+    """Can bucketwarden's statement replace this hand-written Deny without loosening it?
+
+    A Deny for Principal * on this bucket's ARNs, of s3:* or a subset, whose conditions are only the network keys
+    (aws:SourceIp, aws:SourceVpce, aws:SourceVpc) plus optional principal exemptions. The canonical check is being
+    written in policy/_adopt.py (helper ``tenant``); this is the audit's copy until the two are merged.
+    """
+    if statement.effect != "Deny" or not _is_wildcard_principal(statement):
+        return False
+    if statement.not_actions is not None or not statement.actions:
+        return False
+    if not all(a.lower().startswith("s3:") for a in statement.actions):
+        return False
+    if statement.not_resources is not None or not statement.resources:
+        return False
+    if not set(statement.resources) <= set(bucket_arns(bucket, partition)):
+        return False
+    if not source_ips_of(statement):
+        return False
+    for op, keys in statement.conditions.items():
+        for key in keys:
+            if key == "aws:sourceip" and op == "NotIpAddress":
+                continue
+            if key in ("aws:sourcevpce", "aws:sourcevpc") and op in ("StringNotEquals", "StringNotEqualsIfExists"):
+                continue
+            if key in _EXEMPTION_KEYS and (op in _NEGATED_STRING or op in _NEGATED_ARN):
+                continue
+            return False
+    return True
+
+
+def _label(statement: Statement, index: int) -> str:
+    return statement.sid if statement.sid is not None else f"Statement[{index}]"
+
+
+def ip_restrictions(policy: PolicyDocument, bucket: str, *, skip_sid: str | None = None) -> list[IpRestriction]:
+    """Every Deny that restricts by aws:SourceIp (NotIpAddress), in document order."""
+    out = []
+    for index, statement in enumerate(policy.statements):
+        ips = source_ips_of(statement)
+        if statement.effect != "Deny" or not ips or (skip_sid is not None and statement.sid == skip_sid):
+            continue
+        network = statement.conditions.get("StringNotEquals", {})
+        out.append(
+            IpRestriction(
+                sid=statement.sid,
+                label=_label(statement, index),
+                source_ips=ips,
+                vpc_endpoints=network.get("aws:sourcevpce", ()),
+                vpcs=network.get("aws:sourcevpc", ()),
+                has_exemption=has_principal_exemption(statement),
+                supersedable=statement.sid is not None and is_supersedable(statement, bucket),
+            )
+        )
+    return out
+
+
+def verification_spec(bucket: str, restriction: IpRestriction | None, statement_sid: str) -> ProtectedBucketSpec:
+    """The spec the audit verifies against: the bucket's own allow list, or a placeholder.
+
+    Built without validation: a legacy bucket name or a long CIDR list must still be judged, not rejected.
+    """
+    return ProtectedBucketSpec.model_construct(
+        bucket_name=bucket,
+        allowed_source_ips=list(restriction.source_ips) if restriction else [PLACEHOLDER_CIDR],
+        allowed_vpc_endpoints=list(restriction.vpc_endpoints) if restriction else [],
+        allowed_vpcs=list(restriction.vpcs) if restriction else [],
+        statement_sid=statement_sid,
+        adopt_sids=[restriction.sid] if restriction and restriction.sid and restriction.supersedable else [],
+    )
+
+
+def _verify(
+    spec: ProtectedBucketSpec, ctx: AuditContext, policy: PolicyDocument | None
+) -> tuple[Verification | None, str | None]:
+    try:
+        return verify_policy(spec, ctx.roles, ctx.operator, policy), None
+    except BucketWardenError as exc:
+        return None, exc.message
+    except ValueError as exc:  # e.g. a hand-written "NotIpAddress" value that is no CIDR: AWS would reject it too
+        return None, f"the policy cannot be judged: {exc}"
+
+
+def _role_denials(verification: Verification) -> list[Finding]:
+    seen: set[tuple[str, str]] = set()
+    findings = []
+    for r in verification.failures:
+        if r.scenario.kind != "role":
+            continue
+        label = r.evaluation.label or "?"
+        key = (label, r.scenario.principal or "")
+        if key in seen:
+            continue
+        seen.add(key)
+        findings.append(
+            Finding(
+                severity="Error",
+                code=DENIES_BACKUP_ROLE,
+                sid=label,
+                message=f"statement {label} denies {r.scenario.principal} ({r.scenario.request.action} from "
+                f"{(r.scenario.request.get('aws:SourceIp') or ('-',))[0]}): AWS Backup jobs fail with AccessDenied",
+            )
+        )
+    return findings
+
+
+def _bucketwarden_state(spec: ProtectedBucketSpec, ctx: AuditContext, policy: PolicyDocument | None) -> str:
+    ours = policy.find(ctx.statement_sid) if policy is not None else []
+    if not ours:
+        return "absent"
+    alone, _ = _verify(spec, ctx, PolicyDocument(tuple(ours)))
+    if alone is None or not ctx.roles:
+        return "unknown"
+    verdict, _ = verdict_for(alone, "role")
+    return "current" if verdict is Verdict.PASS else "stale"
+
+
+def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:
+    """Every finding for one bucket."""
+    findings: list[Finding] = []
+    roles = tuple(r.name for r in ctx.roles)
+    versioning = facts.versioning
+    if versioning == VERSIONING_UNKNOWN:
+        findings.append(
+            Finding(
+                severity="Warning",
+                code=VERSIONING_UNREADABLE,
+                message="versioning could not be read (GetBucketVersioning failed): AWS Backup for S3 requires it",
+            )
+        )
+    elif versioning != "Enabled":
+        state = "never enabled" if versioning is None else versioning
+        findings.append(
+            Finding(
+                severity="Warning",
+                code=VERSIONING_NOT_ENABLED,
+                message=f"versioning is {state}: AWS Backup for S3 requires versioning Enabled",
+            )
+        )
+    if not ctx.roles:
+        missing = ", ".join(ctx.missing_roles) or "none given"
+        findings.append(
+            Finding(
+                severity="Warning",
+                code=NO_BACKUP_ROLE,
+                message=f"no AWS Backup role to check ({missing}): pass --backup-role NAME",
+            )
+        )
+
+    policy: PolicyDocument | None = None
+    if facts.policy_error is None and facts.policy_text is not None:
+        try:
+            policy = PolicyDocument.parse(facts.policy_text)
+        except BucketWardenError as exc:
+            facts = BucketFacts(facts.bucket, facts.region, None, versioning, f"not a valid policy: {exc.message}")
+    if facts.policy_error is not None:
+        findings.append(Finding(severity="Error", code=POLICY_UNREADABLE, message=facts.policy_error))
+        return BucketAudit(
+            facts.bucket,
+            facts.region,
+            Verdict.UNKNOWN,
+            Verdict.UNKNOWN,
+            versioning,
+            None,
+            "unknown",
+            findings=tuple(findings),
+            backup_roles=roles,
+        )
+
+    restrictions = ip_restrictions(policy, facts.bucket, skip_sid=ctx.statement_sid) if policy else []
+    # Prefer the restriction bucketwarden can adopt; a bucket rarely has more than one.
+    restriction = next((r for r in restrictions if r.supersedable), restrictions[0] if restrictions else None)
+    ours = [r for r in (ip_restrictions(policy, facts.bucket) if policy else []) if r.sid == ctx.statement_sid]
+    spec = verification_spec(facts.bucket, restriction or (ours[0] if ours else None), ctx.statement_sid)
+    verification, unjudgeable = _verify(spec, ctx, policy)
+    if unjudgeable is not None:
+        findings.append(Finding(severity="Error", code=POLICY_UNJUDGEABLE, message=unjudgeable))
+    backup, counterexample = verdict_for(verification, "role")
+    operator, operator_example = verdict_for(verification, "operator")
+    if verification is not None:
+        findings += _role_denials(verification)
+    if operator is Verdict.FAIL and ctx.operator is not None:
+        findings.append(
+            Finding(
+                severity="Warning",
+                code=OPERATOR_LOCKED_OUT,
+                message=f"the operator ({ctx.operator.arn}) would be denied from outside the allowed ranges: "
+                f"{operator_example}; run it from an allowed address or VPC endpoint, or exempt it",
+            )
+        )
+    for r in restrictions + ours:
+        if not r.has_exemption:
+            findings.append(
+                Finding(
+                    severity="Warning",
+                    code=IP_RESTRICTION_WITHOUT_EXEMPTION,
+                    sid=r.label,
+                    message=f"IP restriction {r.label} exempts no principal: every AWS Backup role is denied "
+                    "from AWS's addresses",
+                )
+            )
+    if restriction is not None and not restriction.supersedable:
+        findings.append(
+            Finding(
+                severity="Info",
+                code=NOT_SUPERSEDABLE,
+                sid=restriction.label,
+                message=f"IP restriction {restriction.label} does more than restrict by network (or has no Sid), "
+                "so bucketwarden cannot adopt it; it is kept and must exempt the backup roles by hand",
+            )
+        )
+    state = _bucketwarden_state(spec, ctx, policy)
+    if state == "absent" and restrictions:
+        findings.append(
+            Finding(
+                severity="Info",
+                code=BUCKETWARDEN_STATEMENT_MISSING,
+                message=f"bucketwarden's statement {ctx.statement_sid} is absent: the IP restriction is hand-written",
+            )
+        )
+    if state == "stale":
+        findings.append(
+            Finding(
+                severity="Warning",
+                code=BUCKETWARDEN_STATEMENT_STALE,
+                sid=ctx.statement_sid,
+                message=f"bucketwarden's statement {ctx.statement_sid} does not exempt the current RoleId of every "
+                "backup role (a role recreated since, or a resource that no longer reconciles)",
+            )
+        )
+    return BucketAudit(
+        facts.bucket,
+        facts.region,
+        backup,
+        operator if ctx.operator is not None else Verdict.UNKNOWN,
+        versioning,
+        policy is not None,
+        state,
+        restriction=restriction or (ours[0] if ours else None),
+        findings=tuple(findings),
+        counterexample=counterexample,
+        backup_roles=roles,
+    )
+
+
+def unjudged(facts: BucketFacts, ctx: AuditContext, why: str) -> BucketAudit:
+    """The Unknown result for a bucket the audit could not judge."""
+    finding = Finding(severity="Error", code=POLICY_UNJUDGEABLE, message=why)
+    return BucketAudit(
+        facts.bucket,
+        facts.region,
+        Verdict.UNKNOWN,
+        Verdict.UNKNOWN,
+        facts.versioning,
+        facts.policy_text is not None if facts.policy_error is None else None,
+        "unknown",
+        findings=(finding,),
+        backup_roles=tuple(r.name for r in ctx.roles),
+    )
+
+
+def classify_all(facts: Sequence[BucketFacts], ctx: AuditContext) -> list[BucketAudit]:
+    return [classify(f, ctx) for f in facts]
