@@ -334,7 +334,7 @@ def principal_context(arn: str) -> dict[str, str]:
 
 
 def _check_context(context: dict[str, list[str]]) -> None:
-    """Reject a value the key can never carry (exit 2); warn on a key bucketwarden does not know."""
+    """Reject a value the key can never carry (a usage error, exit 64); warn on a key bucketwarden does not know."""
     for key, values in context.items():
         for value in values:
             if key in ADDRESS_KEYS and parse_address(value) is None:
@@ -395,9 +395,12 @@ def _live(args: argparse.Namespace, *, plan_only: bool) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from bucketwarden.audit import run_audit
+    from bucketwarden.audit import AuditUsageError, run_audit
 
-    return run_audit(args)
+    try:
+        return run_audit(args)
+    except AuditUsageError as exc:  # a bad flag value is a usage error, whatever module notices it
+        raise UsageError(exc.message) from exc
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
@@ -529,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "audit",
-        help="find every bucket that breaks AWS Backup (read-only); exit 2 if any does",
+        help="find every bucket that breaks AWS Backup (read-only); exit 1 if any does",
         description="Reads every bucket's policy, versioning and location (never writes) and reports, per bucket, "
         "whether AWS Backup's roles are denied; --emit-manifests DIR writes ProtectedBuckets to onboard them.",
     )

@@ -26,6 +26,7 @@ from bucketwarden.audit import (
 )
 from bucketwarden.aws import AwsGateway
 from bucketwarden.cli import build_parser
+from bucketwarden.exitcodes import ExitCode
 from bucketwarden.filemode import reconcile_all, run_file_mode
 from bucketwarden.manifests import load_manifests
 from bucketwarden.readiness import ROLE_LACKS_S3_PERMISSIONS, VERSIONING_NOT_ENABLED
@@ -127,7 +128,7 @@ def test_audit_verdict_is_three_valued_with_a_counterexample_on_fail(
     if verdict is Verdict.FAIL:
         assert result.counterexample is not None
         assert f"{ids.role_id}:AWSBackup-{DEFAULT_BACKUP_ROLE}" in result.counterexample
-        assert "ExplicitDeny by SourceIPRestriction001" in result.counterexample
+        assert "is denied by SourceIPRestriction001" in result.counterexample
     else:
         assert result.counterexample is None
 
@@ -223,7 +224,7 @@ def test_audit_streams_json_table_and_html_with_the_same_counts(
     outputs = {}
     for output in ("json", "table", "html"):
         buf = io.StringIO()
-        assert run_audit(args("--output", output), gateway=gateway, out=buf, err=io.StringIO()) == 2
+        assert run_audit(args("--output", output), gateway=gateway, out=buf, err=io.StringIO()) == ExitCode.FAILED
         outputs[output] = buf.getvalue()
     doc = json.loads(outputs["json"])
     assert [b["bucket"] for b in doc["buckets"]] == ["out-blocked", "out-ready"]
@@ -253,12 +254,12 @@ def test_audit_cli_exit_code_says_whether_any_bucket_blocks_backup(
     assert "\r" not in clear.stderr  # no progress line when stderr is not a terminal
     seed_bucket(admin.s3, "cli-blocked", "ip-deny", "Enabled", ids)
     blocked = run()
-    assert blocked.returncode == 2, blocked.stderr
+    assert blocked.returncode == ExitCode.FAILED, blocked.stderr
     assert "cli-blocked" in blocked.stdout and "BlocksBackup" in blocked.stdout
     assert run("--bucket", "cli-fine").returncode == 0
-    assert run("--tag", "oops").returncode == 1
+    assert run("--tag", "oops").returncode == ExitCode.USAGE
     bad_role = run("--backup-role", "not a role!")
-    assert bad_role.returncode == 1 and "neither an IAM role name nor a role ARN" in bad_role.stderr
+    assert bad_role.returncode == ExitCode.USAGE and "neither an IAM role name nor a role ARN" in bad_role.stderr
     assert "Traceback" not in bad_role.stderr
 
 
@@ -271,7 +272,10 @@ def test_audit_emit_manifests_round_trip_observe_plan_says_what_the_audit_said(
     out = tmp_path / "onboard"
 
     gateway.counter.reset()
-    assert run_audit(args("--emit-manifests", str(out)), gateway=gateway, out=io.StringIO(), err=io.StringIO()) == 2
+    assert (
+        run_audit(args("--emit-manifests", str(out)), gateway=gateway, out=io.StringIO(), err=io.StringIO())
+        == ExitCode.FAILED
+    )
     assert not {"PutBucketPolicy", "DeleteBucketPolicy", "PutBucketVersioning"} & set(gateway.counter.snapshot())
     audits = audit(gateway)
     needing = {name for name, a in audits.items() if a.needs_protection}

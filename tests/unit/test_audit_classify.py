@@ -160,7 +160,7 @@ def test_verdict_for_fail_names_the_request_and_the_statement() -> None:
     assert verdict_for(verification, "no-such-kind") == (Verdict.UNKNOWN, None)
     failing = classify(BucketFacts(BUCKET, None, policy(deny()), "Enabled"), CTX)
     assert failing.counterexample is not None
-    assert failing.counterexample.endswith("ExplicitDeny by Office")
+    assert failing.counterexample.endswith("is denied by Office")
 
 
 def test_manifest_for_adopts_the_supersedable_deny_and_validates() -> None:

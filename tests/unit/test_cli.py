@@ -263,7 +263,7 @@ def test_cli_role_arn_gives_a_role_with_a_path_its_real_arn(capsys: pytest.Captu
     ours = PolicyDocument.parse(out).find("BucketWardenIpRestriction")[0]
     assert ours.conditions["ArnNotLike"]["aws:principalarn"] == (BACKUP_ROLE_ARN,)
     code, _, err = run(capsys, "render", "-f", str(path), "--role-arn", "Other=" + BACKUP_ROLE_ARN, *ROLE_ID)
-    assert code == 1 and "names role" in err
+    assert code == ExitCode.USAGE and "names role" in err
 
 
 def _evaluate(capsys: pytest.CaptureFixture[str], policy: str, *extra: str) -> tuple[int, str, str]:
@@ -282,11 +282,11 @@ def _evaluate(capsys: pytest.CaptureFixture[str], policy: str, *extra: str) -> t
         pytest.param("aws:CurrentTime=2026-13-01", "not a date", id="iam-date-no-month-13"),
     ],
 )
-def test_cli_evaluate_rejects_a_malformed_context_value_with_exit_2(
+def test_cli_evaluate_rejects_a_malformed_context_value_as_a_usage_error(
     capsys: pytest.CaptureFixture[str], context: str, message: str
 ) -> None:
     code, out, err = _evaluate(capsys, EXPECTED, "--context", context)
-    assert (code, out) == (2, "")
+    assert (code, out) == (ExitCode.USAGE, "")
     assert message in err
 
 

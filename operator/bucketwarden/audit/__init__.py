@@ -25,6 +25,7 @@ from bucketwarden.audit._report import write_html, write_json, write_table
 from bucketwarden.audit._scan import (
     DEFAULT_BACKUP_ROLE,
     AuditScope,
+    AuditUsageError,
     audit_buckets,
     audit_context,
     read_facts,
@@ -40,6 +41,7 @@ __all__ = [
     "AuditContext",
     "AuditScope",
     "AuditSummary",
+    "AuditUsageError",
     "BucketAudit",
     "BucketFacts",
     "IpRestriction",

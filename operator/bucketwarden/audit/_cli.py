@@ -19,9 +19,11 @@ from bucketwarden.audit._scan import (
     audit_context,
 )
 from bucketwarden.aws import AwsGateway, AwsSettings
+from bucketwarden.exitcodes import ExitCode
 from bucketwarden.spec import DEFAULT_STATEMENT_SID, ManagementPolicy
 
-EXIT_CLEAR, EXIT_ERROR, EXIT_BLOCKING = 0, 1, 2
+# The CLI's one exit-code table: a bucket that blocks AWS Backup is a failed check.
+EXIT_CLEAR, EXIT_BLOCKING = ExitCode.OK, ExitCode.FAILED
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--enforce", action="store_true", help="emit managementPolicy Enforce instead of Observe")
     p.add_argument("--namespace", metavar="NS", help="namespace of the emitted manifests")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="buckets read at once")
-    p.add_argument("--fail-on-unknown", action="store_true", help="exit 2 also when a bucket's verdict is Unknown")
+    p.add_argument("--fail-on-unknown", action="store_true", help="exit 1 also when a bucket's verdict is Unknown")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="default: on a terminal")
 
 
@@ -71,7 +73,7 @@ class _StderrProgress:
 
 
 def exit_code(summary: AuditSummary, *, fail_on_unknown: bool = False) -> int:
-    """0: no bucket blocks AWS Backup; 2: at least one does (or is Unknown, with --fail-on-unknown)."""
+    """0: no bucket blocks AWS Backup; 1: at least one does (or is Unknown, with --fail-on-unknown)."""
     if summary.blocking or (fail_on_unknown and summary.unknown):
         return EXIT_BLOCKING
     return EXIT_CLEAR

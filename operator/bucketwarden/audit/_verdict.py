@@ -1,8 +1,8 @@
 """The one place that turns the verifier's answer into the audit's three-valued verdict.
 
-The verifier today reports pass/fail per scenario (``Verification.results``); an "unknown" shows up as an
-exception the caller turns into ``None`` here. When ``Verification.verdict`` / ``.counterexample`` exist,
-re-point this function at them; nothing else in the audit looks inside a Verification.
+The verifier's verdict is whole-policy; the audit asks it per caller kind ("role": AWS Backup's roles,
+"operator"), so this picks the scenarios, counterexamples and inconclusive Denies of that kind's principals.
+A policy the verifier could not judge at all (unreadable, unknown operator) arrives as ``None``: Unknown.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ def verdict_for(verification: Verification | None, kind: str) -> tuple[Verdict, 
     results = [r for r in verification.results if r.scenario.kind == kind]
     if not results:
         return Verdict.UNKNOWN, None
+    principals = {r.scenario.principal for r in results}
     failed = [r for r in results if not r.passed]
     if failed:
-        return Verdict.FAIL, _describe(failed[0])
+        example = next((c for c in verification.counterexamples if c.principal in principals), None)
+        return Verdict.FAIL, example.describe() if example is not None else _describe(failed[0])
+    unknown = next((u for u in verification.unknowns if u.principal in principals), None)
+    if unknown is not None:
+        return Verdict.UNKNOWN, unknown.describe()
     return Verdict.PASS, None
