@@ -705,6 +705,7 @@ def verify_policy(
     stricter: set[int] = set()
     scenarios = _scenarios(inputs)
     callers: dict[str, tuple[Caller, int]] = {}
+    samples: dict[str, Request] = {}  # each caller's first sample request: the context our statement is judged on
 
     for scenario in scenarios:
         caller = scenario.caller
@@ -716,12 +717,18 @@ def verify_policy(
                     results.append(result)
             continue
         slot = callers.setdefault(caller.who, (caller, len(callers)))[1]
+        samples.setdefault(caller.who, scenario.request)
         base = caller.context.base()
         evaluation: Evaluation | None = None
         for index, _stmt, _verdict, dynamic in _deny_candidates(run, scenario.request):
             if dynamic and not run.compiled.statements[index].resource_dynamic(scenario.request):
                 continue
-            judgement = run.judge(index, caller, base, slot)
+            if run.is_owned(index):
+                # Our own statement promises the exemption from ANY address: judge it on the sample request (an
+                # address outside the allowed ranges), not over which AWS address it might be.
+                judgement = _Judgement(run.compiled.statements[index].rest(scenario.request))
+            else:
+                judgement = run.judge(index, caller, base, slot)
             if judgement.applies is True:
                 evaluation = evaluation or run.verdict(index)
                 _record_block(run, index, caller, scenario.kind, scenario.request, blocked, counterexamples, findings)
@@ -738,7 +745,10 @@ def verify_policy(
         for index in run.denies():
             if (index, caller.who) in blocked:
                 continue
-            judgement = run.judge(index, caller, base, slot)
+            if run.is_owned(index):  # as above: on the sample's context, whatever the action and key
+                judgement = _Judgement(run.compiled.statements[index].rest(samples[caller.who]))
+            else:
+                judgement = run.judge(index, caller, base, slot)
             if judgement.applies is False:
                 continue
             hit = _remembered_hit(run, index, caller, base)
