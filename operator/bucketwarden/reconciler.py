@@ -311,6 +311,9 @@ class Reconciler:
             and previous.policy_hash == desired.policy_hash
             and previous.statement_hash == statement_hash
             and spec.management_policy is ManagementPolicy.ENFORCE
+            # Stated facts change the verdict without changing the statement: a spec that states any is judged
+            # again every time (the status does not remember which facts the last verdict used).
+            and spec.verification_context is None
         )
         if unchanged:
             # Verification is a pure function of the spec, the exemptions and the document; all three are

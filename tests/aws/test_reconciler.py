@@ -398,3 +398,13 @@ def test_reconcile_invalid_cidr_in_a_foreign_statement_writes_nothing(aws: InMem
     assert ready is not None and "OfficeOnly" in ready.message and "300.1.1.1/8" in ready.message
     assert aws.policy_of(BUCKET) == text
     assert "PutBucketPolicy" not in result.aws_calls
+
+
+def test_reconcile_stated_facts_are_judged_again_even_when_the_policy_is_unchanged(aws: InMemoryAws) -> None:
+    aws.put_foreign(BUCKET, policy(hand_written_deny(), ORG_ONLY))
+    reconciler = Reconciler(aws)
+    first = reconciler.reconcile(make_spec(verificationContext={"organizationId": "o-abcdefghij"}))
+    assert cond(first, "Verified") == ("True", "Verified")
+    previous = PreviousState(first.statement_hash, {}, first.policy_hash, verified=True)
+    changed = reconciler.reconcile(make_spec(verificationContext={"organizationId": "o-zzzzzzzzzz"}), previous)
+    assert cond(changed, "Verified") == ("False", "VerificationFailed")

@@ -627,3 +627,23 @@ def test_verify_policy_foreign_ip_rule_cutting_an_allowed_range_is_found(
     warned = [f for f in verification.findings if f.code == "ForeignDenyStricter"]
     assert bool(warned) is stricter
     assert all("192.0.2." in f.message for f in warned)
+
+
+def test_verify_policy_stale_role_id_is_blocking_even_when_an_aws_range_is_allowed() -> None:
+    # Our statement must exempt AWS Backup from any address, so which AWS address it uses cannot make it "unknown".
+    the_spec = spec(allowedSourceIps=["3.5.140.0/24"])
+    recreated = ResolvedRole(ref=ROLE_NAME, name=ROLE_NAME, arn=ROLE_ARN, role_id="AROANEWNEWNEWNEWNEWNE")
+    verification = verify_policy(the_spec, [recreated], OPERATOR, desired(the_spec))
+    assert verification.verdict == "Fail"
+    assert {r.scenario.kind for r in verification.blocking_failures} == {"role"}
+
+
+def test_verify_policy_adopted_statement_in_force_is_judged_on_the_whole_bucket() -> None:
+    # Observe mode verifies the policy in force, where an adopted Sid is still the hand-written statement.
+    narrow = {**SEED_STATEMENT, "Action": "s3:PutObject", "Resource": f"{BUCKET_ARN}/locked/*"}
+    in_force = PolicyDocument.from_obj({**SEED_POLICY, "Statement": [narrow]})
+    verification = verify_policy(spec(adoptSids=[SEED_SID]), [ROLE], None, in_force)
+    assert verification.verdict == "Fail"
+    [example] = verification.counterexamples
+    assert (example.action, example.resource) == ("s3:PutObject", f"{BUCKET_ARN}/locked/x")
+    assert example.owned

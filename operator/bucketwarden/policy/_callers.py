@@ -211,6 +211,11 @@ class Caller:
     who: str
     actions: tuple[ModelledAction, ...]
     context: CallerContext
+    # What the verifier learnt about this caller, per compiled statement: a caller is built once per spec (and
+    # clock step), statements are compiled once per meaning, so a resync judges each pair once. Bounded.
+    memo: dict[tuple[int, str], tuple[object, object]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)

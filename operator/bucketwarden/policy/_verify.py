@@ -13,10 +13,10 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar, cast
 
 from bucketwarden.policy._callers import (
     AWS_BACKUP_ACTIONS,
@@ -564,6 +564,34 @@ def _object_witnesses(stmt: Statement, bucket_arn: str) -> tuple[str, ...]:
     return (default, *(prefix + fresh * n for n in range(1, longest + 2)))
 
 
+_MEMO_LIMIT = 4096
+_T = TypeVar("_T")
+
+
+def _remembered(caller: Caller, compiled: CompiledStatement, what: str, compute: Callable[[], _T]) -> _T:
+    """``compute()``, remembered on the caller for this compiled statement (kept alive by the memo itself, so its
+    id is never reused while the entry exists)."""
+    key = (id(compiled), what)
+    hit = caller.memo.get(key)
+    if hit is not None and hit[0] is compiled:
+        return cast(_T, hit[1])
+    value = compute()
+    if len(caller.memo) >= _MEMO_LIMIT:
+        caller.memo.clear()
+    caller.memo[key] = (compiled, value)
+    return value
+
+
+def _remembered_hit(run: _Run, index: int, caller: Caller, base: Context) -> tuple[str, str] | None:
+    compiled, raw = run.compiled.statements[index], run.statements[index]
+    return _remembered(
+        caller,
+        compiled,
+        "hit-vars" if run.variables else "hit",
+        lambda: _first_hit(compiled, raw, caller.actions, run.bucket_arn, base),
+    )
+
+
 def _first_hit(
     compiled: CompiledStatement, stmt: Statement, actions: Sequence[ModelledAction], bucket_arn: str, base: Context
 ) -> tuple[str, str] | None:
@@ -627,8 +655,12 @@ class _Run:
         key = (index, slot)
         hit = self.judged.get(key)
         if hit is None:
-            hit = self.judged[key] = judge_statement(
-                self.compiled.statements[index], caller.context, base, variables=self.variables
+            compiled = self.compiled.statements[index]
+            hit = self.judged[key] = _remembered(
+                caller,
+                compiled,
+                "judge-vars" if self.variables else "judge",
+                lambda: judge_statement(compiled, caller.context, base, variables=self.variables),
             )
         return hit
 
@@ -673,6 +705,7 @@ def verify_policy(
     stricter: set[int] = set()
     scenarios = _scenarios(inputs)
     callers: dict[str, tuple[Caller, int]] = {}
+    samples: dict[str, Request] = {}  # each caller's first sample request: the context our statement is judged on
 
     for scenario in scenarios:
         caller = scenario.caller
@@ -684,12 +717,18 @@ def verify_policy(
                     results.append(result)
             continue
         slot = callers.setdefault(caller.who, (caller, len(callers)))[1]
+        samples.setdefault(caller.who, scenario.request)
         base = caller.context.base()
         evaluation: Evaluation | None = None
         for index, _stmt, _verdict, dynamic in _deny_candidates(run, scenario.request):
             if dynamic and not run.compiled.statements[index].resource_dynamic(scenario.request):
                 continue
-            judgement = run.judge(index, caller, base, slot)
+            if run.is_owned(index):
+                # Our own statement promises the exemption from ANY address: judge it on the sample request (an
+                # address outside the allowed ranges), not over which AWS address it might be.
+                judgement = _Judgement(run.compiled.statements[index].rest(scenario.request))
+            else:
+                judgement = run.judge(index, caller, base, slot)
             if judgement.applies is True:
                 evaluation = evaluation or run.verdict(index)
                 _record_block(run, index, caller, scenario.kind, scenario.request, blocked, counterexamples, findings)
@@ -706,12 +745,13 @@ def verify_policy(
         for index in run.denies():
             if (index, caller.who) in blocked:
                 continue
-            judgement = run.judge(index, caller, base, slot)
+            if run.is_owned(index):  # as above: on the sample's context, whatever the action and key
+                judgement = _Judgement(run.compiled.statements[index].rest(samples[caller.who]))
+            else:
+                judgement = run.judge(index, caller, base, slot)
             if judgement.applies is False:
                 continue
-            hit = _first_hit(
-                run.compiled.statements[index], run.statements[index], caller.actions, run.bucket_arn, base
-            )
+            hit = _remembered_hit(run, index, caller, base)
             if hit is None:
                 continue
             request = Request(hit[0], hit[1], base)
@@ -852,12 +892,18 @@ def _record_block(
     counterexamples.append(example)
     if owned:
         return
+    # Building a Finding (a pydantic model) costs more than judging the statement: remember it for the next resync.
     findings.append(
-        Finding(
-            severity="Error",
-            code=FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
-            message=_blocked_message(label, verdict.sid, kind, caller.who, example.describe()),
-            sid=label,
+        _remembered(
+            caller,
+            run.compiled.statements[index],
+            f"block\0{label}\0{kind}\0{request.action}\0{request.resource}",
+            lambda: Finding(
+                severity="Error",
+                code=FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
+                message=_blocked_message(label, verdict.sid, kind, caller.who, example.describe()),
+                sid=label,
+            ),
         )
     )
 
@@ -879,4 +925,11 @@ def _record_doubt(
     label = verdict.label or "?"
     item = Inconclusive(caller.who, label, verdict.sid, judgement.unknown_keys, request.action, request.resource)
     unknowns.append(item)
-    findings.append(Finding(severity="Warning", code=VERIFICATION_INCONCLUSIVE, message=item.describe(), sid=label))
+    findings.append(
+        _remembered(
+            caller,
+            run.compiled.statements[index],
+            f"doubt\0{label}\0{request.action}\0{request.resource}",
+            lambda: Finding(severity="Warning", code=VERIFICATION_INCONCLUSIVE, message=item.describe(), sid=label),
+        )
+    )
