@@ -1,5 +1,13 @@
 """The pure policy core: document model, render, merge, plan, evaluate, verify and lint. No I/O."""
 
+from bucketwarden.policy._adopt import (
+    ADOPTION_REFUSED,
+    STATEMENT_ADOPTED,
+    AdoptionCheck,
+    check_adoption,
+    statement_hash,
+    supersede_problems,
+)
 from bucketwarden.policy._cidr import CidrReport, analyse_cidrs
 from bucketwarden.policy._conditions import CONDITION_OPERATORS
 from bucketwarden.policy._document import (
@@ -44,6 +52,7 @@ from bucketwarden.policy._verify import (
 )
 
 __all__ = [
+    "ADOPTION_REFUSED",
     "ALLOWS_ALL_ADDRESSES",
     "CONDITION_OPERATORS",
     "DUPLICATE_SIDS",
@@ -57,7 +66,9 @@ __all__ = [
     "POLICY_VERSION",
     "PRIVATE_SOURCE_IP",
     "RANGES_COLLAPSED",
+    "STATEMENT_ADOPTED",
     "VERSION_UPGRADED",
+    "AdoptionCheck",
     "CidrReport",
     "Decision",
     "Evaluation",
@@ -72,6 +83,7 @@ __all__ = [
     "analyse_cidrs",
     "bucket_arns",
     "build_scenarios",
+    "check_adoption",
     "describe_exemptions",
     "diff_policies",
     "evaluate",
@@ -85,6 +97,8 @@ __all__ = [
     "remove_statements",
     "render_statement",
     "statement_applies",
+    "statement_hash",
+    "supersede_problems",
     "user_id_patterns",
     "verify_policy",
 ]
