@@ -105,6 +105,7 @@ def result_to_json(m: Manifest, r: ReconcileResult) -> dict[str, object]:
         "findings": [f.to_k8s() for f in r.findings],
         "exemptPrincipals": [e.to_k8s() for e in r.exempt_principals],
         "policyHash": r.policy_hash,
+        "adoptedStatements": [a.to_k8s() for a in r.adopted],
         "diff": r.diff,
         "awsCalls": r.aws_calls,
     }

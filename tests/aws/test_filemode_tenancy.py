@@ -102,6 +102,8 @@ def test_cli_adopts_an_ip_restriction_and_cleanup_keeps_the_safeguards(
     result = run_cli(moto, "apply", "-f", str(tmp_path), "--output", "json")
 
     assert result.returncode == 0, result.stdout + result.stderr
+    [row] = json.loads(result.stdout)
+    assert [a["sid"] for a in row["adoptedStatements"]] == ["SourceIPRestriction001"]
     assert sids_of(world, bucket) == [*SECURITY_SIDS, "BucketWardenIpRestriction"]
     # A later spec names the safeguards too: the resource is then deleted. They must survive the cleanup.
     grabbing = parse_manifest(manifest("adopt", bucket, adoptSids=["SourceIPRestriction001", *SECURITY_SIDS]), "x")
