@@ -391,8 +391,7 @@ class Reconciler:
 
     def _adoption_refused(self, base: ReconcileResult, adoption: AdoptionCheck) -> ReconcileResult:
         """adoptSids names a statement ours does not supersede: write nothing, and say which and why."""
-        sids = ", ".join(dict.fromkeys(repr(f.sid) for f in adoption.refused))
-        msg = f"refusing to adopt {sids}: " + "; ".join(f.message for f in adoption.refused)
+        msg = adoption.summary()
         base.outcome = "Blocked"
         base.findings = [*base.findings, *adoption.refused]
         base.conditions = _failed_conditions(R_ADOPTION_REFUSED, msg)

@@ -539,7 +539,7 @@ STATUS_CASES = [
         ),
         "AdoptionRefused",
         findings=("AdoptionRefused",),
-        message="'SecurityTeamDenyDelete', 'DenyInsecureTransport'",
+        message="refusing to adopt 'SecurityTeamDenyDelete': its conditions name no network key",
     ),
     StatusCase(
         "P18",

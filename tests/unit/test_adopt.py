@@ -144,6 +144,10 @@ def test_check_adoption_refuses_by_sid_and_hashes_what_it_adopts() -> None:
         (ADOPTION_REFUSED, "Error", "DenyInsecureTransport"),
     }
     assert all("nothing was written" in f.message for f in refused.refused)
+    summary = refused.summary()
+    assert summary.startswith("refusing to adopt 'SecurityTeamDenyDelete': its conditions name no network key")
+    assert "'DenyInsecureTransport': its condition Bool aws:securetransport" in summary
+    assert summary.count("Only a Deny") == 1 and summary.endswith("nothing was written")
 
 
 def test_check_adoption_of_nothing_is_ok() -> None:

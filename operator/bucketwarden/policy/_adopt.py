@@ -44,10 +44,22 @@ class AdoptionCheck:
 
     adopted: tuple[AdoptedStatement, ...]  # supersedable: replaced by ours when we write
     refused: tuple[Finding, ...]  # Error findings, one per refused statement
+    why: tuple[tuple[str, str], ...] = ()  # (Sid, why not), one per refused statement
 
     @property
     def ok(self) -> bool:
         return not self.refused
+
+    def summary(self) -> str:
+        """One line for the Ready condition: which Sids, why, and what to do."""
+        parts = "; ".join(f"{sid!r}: {why}" for sid, why in self.why)
+        return f"refusing to adopt {parts}. {ADOPTABLE}: remove them from adoptSids; nothing was written"
+
+
+ADOPTABLE = (
+    "Only a Deny for Principal * on this bucket for s3 actions, restricted by aws:SourceIp, aws:SourceVpce or "
+    "aws:SourceVpc (with or without principal exemptions), can be adopted"
+)
 
 
 def statement_hash(statement: Statement) -> str:
@@ -115,24 +127,24 @@ def check_adoption(
         return AdoptionCheck((), ())
     adopted: list[AdoptedStatement] = []
     refused: list[Finding] = []
+    why: list[tuple[str, str]] = []
     for stmt in existing.statements:
         if stmt.sid is None or stmt.sid not in wanted:
             continue
         problems = supersede_problems(stmt, bucket_arns)
         if problems:
+            why.append((stmt.sid, "; ".join(problems)))
             refused.append(
                 Finding(
                     severity="Error",
                     code=ADOPTION_REFUSED,
                     message=(
                         f"adoptSids names {stmt.sid!r}, but bucketwarden's statement does not supersede it: "
-                        f"{'; '.join(problems)}. Only a Deny for Principal * on this bucket for s3 actions, "
-                        "restricted by aws:SourceIp, aws:SourceVpce or aws:SourceVpc (with or without principal "
-                        "exemptions), can be adopted: remove it from adoptSids; nothing was written"
+                        f"{'; '.join(problems)}. {ADOPTABLE}: remove it from adoptSids; nothing was written"
                     ),
                     sid=stmt.sid,
                 )
             )
         else:
             adopted.append(AdoptedStatement(sid=stmt.sid, hash=statement_hash(stmt)))
-    return AdoptionCheck(tuple(adopted), tuple(refused))
+    return AdoptionCheck(tuple(adopted), tuple(refused), tuple(why))
