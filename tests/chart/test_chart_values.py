@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from chartkit import CHART_DIR, HELMS, REPO_ROOT, HelmError, Manifest, Render
@@ -219,3 +220,17 @@ def test_multi_tenant_example_values_confine_each_namespace(
     assert settings.may_claim("team-a", "team-a-logs")
     assert not settings.may_claim("team-a", "team-b-logs")
     assert not settings.may_claim("default", "team-a-logs")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(EXTRAS, id="pod-extras"),
+        pytest.param({"networkPolicy": {"enabled": True, "podIdentity": True}}, id="pod-identity"),
+        pytest.param(yaml.safe_load(MULTI_TENANT_VALUES.read_text(encoding="utf-8")), id="multi-tenant-example"),
+    ],
+)
+def test_new_values_render_manifests_kubernetes_accepts(values: dict[str, Any], render: Render) -> None:
+    for doc in render("helm4", values):
+        if doc["kind"] != "CustomResourceDefinition":
+            kubernetes_validate.validate(doc, "1.37.0", strict=True)
