@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,13 +17,53 @@ from bucketwarden.dryrun import DryRunAws
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.manifests import Manifest, load_manifests
 from bucketwarden.readiness import ReadinessPort
-from bucketwarden.reconciler import AwsPort, Reconciler, ReconcileResult
-from bucketwarden.spec import ManagementPolicy
+from bucketwarden.reconciler import READY, SYNCED, VERIFIED, AwsPort, Reconciler, ReconcileResult
+from bucketwarden.spec import Condition, ManagementPolicy
 
 DEFAULT_CONCURRENCY = 16
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = ExitCode.OK, ExitCode.FAILED, ExitCode.CHANGES_PENDING
 SEVERITY_ORDER = ("Error", "Warning", "Info")
 WOULD_UPDATE = "WouldUpdate"  # plan's name for apply's "Updated": nothing was written
+CONFLICT = "Conflict"  # the same reason the operator gives a second claim on one bucket
+
+
+def _label(m: Manifest) -> str:
+    return f"{m.resource.namespace}/{m.resource.name} ({m.source})"
+
+
+def conflicts(manifests: Sequence[Manifest]) -> dict[int, str]:
+    """Manifest index -> why it may not act: every bucket named by more than one manifest has no owner.
+
+    Writing both would let the last one win on every run (its statement, perhaps without the AWS Backup
+    exemption the other one had); picking one silently would be a guess. So neither writes.
+    """
+    by_bucket: defaultdict[str, list[int]] = defaultdict(list)
+    for i, m in enumerate(manifests):
+        by_bucket[m.resource.spec.bucket_name].append(i)
+    out: dict[int, str] = {}
+    for bucket, owners in by_bucket.items():
+        if len(owners) < 2:
+            continue
+        names = ", ".join(_label(manifests[i]) for i in owners)
+        message = (
+            f"bucket {bucket} is named by {len(owners)} manifests in this run ({names}); a bucket has at most "
+            "one owner: nothing was written for it, keep exactly one of them"
+        )
+        out.update(dict.fromkeys(owners, message))
+    return out
+
+
+def conflict_result(bucket: str, message: str) -> ReconcileResult:
+    """The result for a manifest that shares its bucket: refused before any AWS call."""
+    return ReconcileResult(
+        bucket,
+        "Blocked",
+        [
+            Condition(type=READY, status="False", reason=CONFLICT, message=message),
+            Condition(type=SYNCED, status="False", reason=CONFLICT, message=message),
+            Condition(type=VERIFIED, status="Unknown", reason="NotChecked", message=message),
+        ],
+    )
 
 
 def reconcile_all(
@@ -49,9 +89,16 @@ def reconcile_all(
             on_done(result)
         return result
 
-    workers = max(1, min(concurrency or DEFAULT_CONCURRENCY, len(manifests)))
+    refused = conflicts(manifests)
+    results: list[ReconcileResult | None] = [
+        conflict_result(m.resource.spec.bucket_name, refused[i]) if i in refused else None
+        for i, m in enumerate(manifests)
+    ]
+    todo = [m for i, m in enumerate(manifests) if i not in refused]
+    workers = max(1, min(concurrency or DEFAULT_CONCURRENCY, len(todo)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
-        return list(pool.map(one, manifests))
+        done = iter(pool.map(one, todo))
+    return [r if r is not None else next(done) for r in results]
 
 
 TABLE_HEADERS = ("RESOURCE", "BUCKET", "OUTCOME", "ACTION", "READY", "REASON", "AWS CALLS")  # the columns of _row
@@ -126,6 +173,7 @@ def result_to_json(m: Manifest, r: ReconcileResult) -> dict[str, object]:
         "findings": [f.to_k8s() for f in r.findings],
         "exemptPrincipals": [e.to_k8s() for e in r.exempt_principals],
         "policyHash": r.policy_hash,
+        "adoptedStatements": [a.to_k8s() for a in r.adopted],
         "diff": r.diff,
         "awsCalls": r.aws_calls,
     }

@@ -23,9 +23,12 @@ from bucketwarden.errors import (
     PolicyTooLargeError,
 )
 from bucketwarden.policy import (
+    ADOPTION_REFUSED,
     MAX_POLICY_BYTES,
+    AdoptionCheck,
     Plan,
     PolicyDocument,
+    check_adoption,
     describe_exemptions,
     diff_policies,
     has_errors,
@@ -36,12 +39,15 @@ from bucketwarden.policy import (
     plan_change,
     remove_policy,
     render_statement,
+    supersede_problems,
     verify_policy,
 )
 from bucketwarden.policy import Verification as Verification
+from bucketwarden.policy import bucket_arns as bucket_arns_of
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.readiness import ReadinessPort, check_readiness
 from bucketwarden.spec import (
+    AdoptedStatement,
     Condition,
     DeletionPolicy,
     ExemptPrincipal,
@@ -66,6 +72,7 @@ R_NOT_CHECKED = "NotChecked"
 # Verified=Unknown: no promise is broken as far as bucketwarden can know, but a Deny hangs on a key it cannot
 # know (aws:PrincipalOrgID, a tag...). Ready is not blocked; the message names the keys.
 R_INCONCLUSIVE = "Inconclusive"
+R_ADOPTION_REFUSED = ADOPTION_REFUSED
 
 Outcome = Literal["InSync", "Updated", "Deleted", "Observed", "Blocked", "Failed", "Retained"]
 
@@ -128,6 +135,7 @@ class ReconcileResult:
     error: BucketWardenError | None = None
     get_to_put_seconds: float | None = None
     duration_seconds: float = 0.0
+    adopted: list[AdoptedStatement] = field(default_factory=list)  # replaced by ours in this pass's write
 
     @property
     def diff(self) -> str:
@@ -298,6 +306,10 @@ class Reconciler:
             return self._aws_failure(base, exc)
         got_at = time.perf_counter()
         base.observed = observed
+        partition = partition_for_region(spec.region)
+        adoption = check_adoption(observed, spec.adopt_sids, bucket_arns_of(bucket, partition))
+        if not adoption.ok:
+            return self._adoption_refused(base, adoption)
 
         # 3. Render and merge; 4. verify; 5. plan. Pure and fast: this is the whole GET-to-PUT window.
         desired = merge_policy(observed, ours, spec.owned_sids)
@@ -363,6 +375,7 @@ class Reconciler:
             base.get_to_put_seconds = time.perf_counter() - got_at
             base.applied = True
             base.drift_corrected = previous.statement_hash == statement_hash and not role_changes
+            base.adopted = list(adoption.adopted)
         base.outcome = "Updated" if base.applied else "InSync"
         base.policy_hash = desired.policy_hash
         # The same Synced whether this pass wrote or not: the write is told by an Event, and a condition that
@@ -417,6 +430,15 @@ class Reconciler:
             base.findings.append(Finding(severity="Info", code="ChangesPending", message=pending))
         return base
 
+    def _adoption_refused(self, base: ReconcileResult, adoption: AdoptionCheck) -> ReconcileResult:
+        """adoptSids names a statement ours does not supersede: write nothing, and say which and why."""
+        msg = adoption.summary()
+        base.outcome = "Blocked"
+        base.findings = [*base.findings, *adoption.refused]
+        base.conditions = _failed_conditions(R_ADOPTION_REFUSED, msg)
+        base.policy_hash = base.observed.policy_hash if base.observed else None
+        return base
+
     def _unverifiable(self, base: ReconcileResult, exc: BucketWardenError) -> ReconcileResult:
         """A policy we cannot verify is never written: report why, and leave the bucket as it is."""
         msg = f"nothing was written: the policy cannot be verified: {exc.message}"
@@ -447,7 +469,7 @@ class Reconciler:
             # Adopted Sids become ours only when our statement replaces them: a resource that never wrote
             # (missing role, private CIDR, ...) must not strip a hand-written restriction on its way out.
             took_over = observed is not None and bool(observed.find(spec.statement_sid))
-            remaining = remove_policy(observed, spec.owned_sids if took_over else ())
+            remaining = remove_policy(observed, self._removable_sids(spec, observed) if took_over else ())
             plan = plan_change(observed, remaining)
             result.action, result.observed, result.desired = plan.action, observed, remaining
             if plan.action == "delete":
@@ -464,6 +486,20 @@ class Reconciler:
         result.outcome = "Deleted"
         result.conditions = [_cond(READY, False, "Deleting", "our statement was removed from the bucket policy")]
         return result
+
+    @staticmethod
+    def _removable_sids(spec: ProtectedBucketSpec, observed: PolicyDocument | None) -> tuple[str, ...]:
+        """Our Sid, and each adopted Sid only while every statement bearing it is one ours supersedes.
+
+        A statement that appeared under an adopted Sid and is not an IP restriction (someone's DenyDelete)
+        is not ours to delete on the way out, whatever the spec says.
+        """
+        arns = bucket_arns_of(spec.bucket_name, partition_for_region(spec.region))
+        statements = observed.statements if observed else ()
+        adoptable = [
+            sid for sid in spec.adopt_sids if all(not supersede_problems(s, arns) for s in statements if s.sid == sid)
+        ]
+        return (spec.statement_sid, *adoptable)
 
 
 def iter_errors(results: Sequence[ReconcileResult]) -> Iterator[tuple[str, AwsError]]:

@@ -370,6 +370,13 @@ class ExemptPrincipal(_Model):
     pattern: str
 
 
+class AdoptedStatement(_Model):
+    """A statement adoptSids took over: its Sid and the hash of its meaning when it was replaced."""
+
+    sid: str
+    hash: str
+
+
 class ProtectedBucketStatus(_Model):
     """What the operator last observed and did."""
 
@@ -385,6 +392,7 @@ class ProtectedBucketStatus(_Model):
     last_sync_time: str | None = None
     drift_corrections: int = 0
     findings: list[Finding] = Field(default_factory=list)
+    adopted_statements: list[AdoptedStatement] = Field(default_factory=list)
 
 
 class ProtectedBucket(_Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,24 +11,21 @@ import yaml
 from chartkit import REPO_ROOT
 from lupa import lua51
 
+from bucketwarden import errors
+from bucketwarden.k8s import _handlers
+from bucketwarden.reasons import READY_REASONS, VERIFIED_INCONCLUSIVE, reasons_of
+
 ARGOCD_DIR = REPO_ROOT / "examples" / "argocd"
 HEALTH_KEY = "resource.customizations.health.bucketwarden.io_ProtectedBucket"
-TERMINAL_REASONS = [
-    "Conflict",
-    "InvalidSpec",
-    "RoleNotFound",
-    "BucketNotFound",
-    "AccessDenied",
-    "VerificationFailed",
-    "PolicyTooLarge",
-    "MalformedPolicy",
-    "NotAuthorized",
-    "CrossAccountRole",
-]
+TERMINAL_REASONS = reasons_of("terminal")
 
 
 def _bucket(
-    *, generation: int = 2, observed: int | None = 2, ready: tuple[str, str, str] | None = None
+    *,
+    generation: int = 2,
+    observed: int | None = 2,
+    ready: tuple[str, str, str] | None = None,
+    verified: tuple[str, str, str] | None = None,
 ) -> dict[str, Any]:
     """A ProtectedBucket as Argo CD sees it; ready is (status, reason, message) of the Ready condition."""
     obj: dict[str, Any] = {
@@ -44,6 +42,10 @@ def _bucket(
             {"type": "Drifted", "status": "False", "reason": "InSync"},
             {"type": "Ready", "status": ready[0], "reason": ready[1], "message": ready[2]},
         ]
+    if verified is not None:
+        status["conditions"].append(
+            {"type": "Verified", "status": verified[0], "reason": verified[1], "message": verified[2]}
+        )
     if status:
         obj["status"] = status
     return obj
@@ -96,6 +98,29 @@ def health_script() -> str:
             "generation 3",
             id="terminal-but-stale-generation",
         ),
+        pytest.param(
+            _bucket(
+                ready=("True", "Protected", "ok"), verified=("Unknown", VERIFIED_INCONCLUSIVE, "no moto evaluator")
+            ),
+            "Healthy",
+            "verification is inconclusive: no moto evaluator",
+            id="ready-verification-inconclusive",
+        ),
+        pytest.param(
+            _bucket(ready=("True", "Protected", "ok"), verified=("True", "Verified", "fine")),
+            "Healthy",
+            "ok",
+            id="ready-verified",
+        ),
+        *(
+            pytest.param(
+                _bucket(ready=("False", reason, "retrying")),
+                "Progressing",
+                f"{reason}: retrying",
+                id=f"progressing-{reason}",
+            )
+            for reason in reasons_of("progressing")
+        ),
         pytest.param(_bucket(), "Progressing", "Waiting", id="status-without-conditions"),
         pytest.param(
             _bucket(ready=("Unknown", "Reconciling", "in progress")),
@@ -140,11 +165,49 @@ def test_health_check_configmap_embeds_the_same_script(health_script: str) -> No
     assert configmap["data"][HEALTH_KEY] == health_script
 
 
-def test_health_check_doc_lists_the_terminal_reasons(health_script: str) -> None:
-    for reason in TERMINAL_REASONS:
-        assert f"{reason} = true" in health_script
-    argocd_doc = (REPO_ROOT / "docs" / "argocd.md").read_text()
-    assert all(f"`{reason}`" in argocd_doc for reason in TERMINAL_REASONS)
+def lua_terminal_reasons(script: str) -> set[str]:
+    table = re.search(r"local terminalReasons = \{(.*?)\n\}", script, flags=re.DOTALL)
+    assert table is not None
+    return set(re.findall(r"^\s*([A-Za-z]+) = true,", table.group(1), flags=re.MULTILINE))
+
+
+def backticked(text: str) -> set[str]:
+    return set(re.findall(r"`([A-Z][A-Za-z]+)`", text))
+
+
+def test_health_check_terminal_reasons_are_the_codes_terminal_reasons(health_script: str) -> None:
+    assert lua_terminal_reasons(health_script) == set(TERMINAL_REASONS)
+
+
+def test_ready_reasons_cover_every_error_the_code_raises() -> None:
+    """Every error's reason is listed, retryable ones as progressing; so are the operator's own refusals."""
+    found: dict[str, bool] = {}
+    pending = [errors.BucketWardenError]
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        if cls is not errors.BucketWardenError and cls.__module__ == errors.__name__:  # not the CLI's
+            found[cls.reason] = cls.retryable
+    source = (REPO_ROOT / "operator" / "bucketwarden" / "aws" / "_errors.py").read_text(encoding="utf-8")
+    found |= dict.fromkeys(re.findall(r'reason="([A-Za-z]+)"', source), False)
+    found |= dict.fromkeys([_handlers.CONFLICT, _handlers.NOT_AUTHORIZED, _handlers.INVALID_SPEC], False)
+    assert set(found) <= set(READY_REASONS), set(found) - set(READY_REASONS)
+    for reason, retryable in found.items():
+        assert READY_REASONS[reason] == ("progressing" if retryable else "terminal"), reason
+
+
+def test_readme_lists_exactly_the_ready_reasons() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = re.search(r"^Ready reasons: (.*?)\n\n", readme, flags=re.MULTILINE | re.DOTALL)
+    assert paragraph is not None
+    listed = backticked(paragraph.group(1).split("Events:")[0])
+    assert listed == set(READY_REASONS) | {VERIFIED_INCONCLUSIVE}
+
+
+def test_argocd_doc_lists_exactly_the_terminal_reasons() -> None:
+    argocd_doc = (REPO_ROOT / "docs" / "argocd.md").read_text(encoding="utf-8")
+    degraded = next(line for line in argocd_doc.splitlines() if line.startswith("| Degraded |"))
+    assert backticked(degraded) == set(TERMINAL_REASONS)
 
 
 @pytest.mark.parametrize("path", sorted(ARGOCD_DIR.glob("*.yaml")), ids=lambda p: Path(p).name)

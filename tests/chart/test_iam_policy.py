@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
+import yaml
 from chartkit import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
@@ -14,14 +16,13 @@ REQUIRED_ACTIONS = {
     "s3:PutBucketPolicy",
     "s3:DeleteBucketPolicy",
     "iam:GetRole",
-    "sts:GetCallerIdentity",
     "sts:AssumeRole",
     # AWS Backup readiness checks (switchable off with BUCKETWARDEN_BACKUP_READINESS_CHECKS=false)
     "s3:GetBucketVersioning",
     "iam:ListAttachedRolePolicies",
     "iam:ListRolePolicies",
     "iam:GetRolePolicy",
-}
+}  # sts:GetCallerIdentity is called too, but STS answers it without any permission
 
 
 def _as_list(value: str | list[str]) -> list[str]:
@@ -32,12 +33,23 @@ def _load(name: str) -> dict[str, Any]:
     return json.loads((DOCS / name).read_text())
 
 
+@pytest.fixture(scope="module", params=["iam-policy.json", "iam-policy-scoped.json"])
+def any_policy(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return _load(request.param)
+
+
 @pytest.fixture(scope="module")
 def policy() -> dict[str, Any]:
     return _load("iam-policy.json")
 
 
-def test_iam_policy_grants_exactly_the_needed_actions(policy: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def scoped() -> dict[str, Any]:
+    return _load("iam-policy-scoped.json")
+
+
+def test_iam_policy_grants_exactly_the_needed_actions(any_policy: dict[str, Any]) -> None:
+    policy = any_policy
     assert policy["Version"] == "2012-10-17"
     statements = policy["Statement"]
     assert all(s["Effect"] == "Allow" for s in statements)
@@ -54,7 +66,6 @@ def test_iam_policy_grants_exactly_the_needed_actions(policy: dict[str, Any]) ->
         pytest.param("s3:PutBucketPolicy", ["arn:aws:s3:::*"], id="s3-put"),
         pytest.param("s3:DeleteBucketPolicy", ["arn:aws:s3:::*"], id="s3-delete"),
         pytest.param("iam:GetRole", ["arn:aws:iam::*:role/*"], id="iam-get-role"),
-        pytest.param("sts:GetCallerIdentity", ["*"], id="sts-whoami"),
         pytest.param("sts:AssumeRole", ["arn:aws:iam::*:role/*"], id="sts-assume-role"),
         pytest.param("s3:GetBucketVersioning", ["arn:aws:s3:::*"], id="s3-versioning"),
         pytest.param("iam:ListAttachedRolePolicies", ["arn:aws:iam::*:role/*"], id="iam-attached"),
@@ -65,6 +76,42 @@ def test_iam_policy_grants_exactly_the_needed_actions(policy: dict[str, Any]) ->
 def test_iam_policy_scopes_each_action(action: str, resources: list[str], policy: dict[str, Any]) -> None:
     [statement] = [s for s in policy["Statement"] if action in _as_list(s["Action"])]
     assert _as_list(statement["Resource"]) == resources
+
+
+def test_iam_policy_grants_nothing_for_get_caller_identity(any_policy: dict[str, Any]) -> None:
+    actions = {a.lower() for s in any_policy["Statement"] for a in _as_list(s["Action"])}
+    assert "sts:getcalleridentity" not in actions
+    assert "needs no permission" in (DOCS / "iam.md").read_text()
+
+
+def _statement(policy: dict[str, Any], sid: str) -> dict[str, Any]:
+    [statement] = [s for s in policy["Statement"] if s["Sid"] == sid]
+    return statement
+
+
+def test_scoped_iam_policy_has_the_same_statements_with_narrow_resources(
+    policy: dict[str, Any], scoped: dict[str, Any]
+) -> None:
+    assert [(s["Sid"], s["Action"]) for s in scoped["Statement"]] == [
+        (s["Sid"], s["Action"]) for s in policy["Statement"]
+    ]
+    for resource in _as_list(_statement(scoped, "ManageBucketPolicies")["Resource"]):
+        bucket = resource.removeprefix("arn:aws:s3:::")
+        assert resource.startswith("arn:aws:s3:::") and bucket.rstrip("*") and "*" not in bucket[:-1]
+        assert "/" not in bucket  # bucket policy actions act on the bucket ARN
+    for sid in ("ResolveRoleIds", "AssumeRoleForCrossAccountBuckets"):
+        for resource in _as_list(_statement(scoped, sid)["Resource"]):
+            assert re.fullmatch(r"arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+\*?", resource), resource
+    assert all("*" not in r for r in _as_list(_statement(scoped, "AssumeRoleForCrossAccountBuckets")["Resource"]))
+
+
+def test_scoped_iam_policy_covers_the_multi_tenant_example_claims(scoped: dict[str, Any]) -> None:
+    values = yaml.safe_load((REPO_ROOT / "examples" / "helm" / "values-multi-tenant.yaml").read_text())
+    patterns = {p for claims in values["operator"]["bucketClaims"].values() for p in claims}
+    resources = {
+        r.removeprefix("arn:aws:s3:::") for r in _as_list(_statement(scoped, "ManageBucketPolicies")["Resource"])
+    }
+    assert patterns == resources
 
 
 def test_iam_policy_keeps_assume_role_in_its_own_statement(policy: dict[str, Any]) -> None:

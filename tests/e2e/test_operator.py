@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
-from bucketwarden.policy import PolicyDocument, Statement
+from bucketwarden.policy import PolicyDocument, Statement, statement_hash
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden.testing import (
@@ -708,3 +708,82 @@ def test_operator_status_does_not_churn_after_convergence(env: Env) -> None:
     # The blocked object is not counted (it never reaches the reconciler), but its timer has the same interval.
     env.log.wait_for_more(counts, 3)
     assert versions() == before
+
+
+# --- adoption safety (multi-tenancy) -----------------------------------------------------------------------------
+
+SECURITY_SIDS = ["SecurityTeamDenyDelete", "DenyInsecureTransport"]
+
+
+def security_team_policy(bucket: str) -> dict[str, Any]:
+    """The issue's bucket: a security team's two safeguards next to the seed's hand-written IP restriction."""
+    policy = seed_policy(bucket)
+    policy["Statement"] += [
+        {
+            "Sid": "SecurityTeamDenyDelete",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": ["s3:DeleteBucket", "s3:DeleteBucketPolicy"],
+            "Resource": f"arn:aws:s3:::{bucket}",
+            "Condition": {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/security"}},
+        },
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    ]
+    return policy
+
+
+def test_operator_refuses_to_adopt_foreign_safeguards_and_deleting_keeps_them(env: Env) -> None:
+    bucket, role = unique("bw-grab"), unique("backup")
+    original = security_team_policy(bucket)
+    create_bucket(env, bucket, original)
+    create_role(env, role)
+    name = unique("grab")
+    spec = spec_for(bucket, role, adoptSids=SECURITY_SIDS)
+    create_protected_bucket(env, name, spec, namespace=env.other_namespace)
+
+    obj = wait_for_status(
+        env, name, lambda s: has_condition(s, "Ready", "False", "AdoptionRefused"), namespace=env.other_namespace
+    )
+    status = obj["status"]
+    refused = {f["sid"] for f in status["findings"] if f["code"] == "AdoptionRefused" and f["severity"] == "Error"}
+    assert refused == set(SECURITY_SIDS)
+    assert status.get("adoptedStatements", []) == []
+    event = wait_for_event(env, name, "AdoptionRefused", namespace=env.other_namespace)
+    assert event["type"] == "Warning"
+    assert_same_meaning(read_policy(env, bucket), original)
+
+    assert env.kube.delete_object(PROTECTED_BUCKETS, name, namespace=env.other_namespace)
+    env.kube.wait_until_gone(PROTECTED_BUCKETS, name, namespace=env.other_namespace, timeout=DEADLINE)
+    assert_same_meaning(read_policy(env, bucket), original)
+
+
+def test_operator_adopts_an_ip_restriction_with_an_event_and_its_hash_in_status(env: Env) -> None:
+    bucket, role = unique("bw-adopt"), unique("backup")
+    original = security_team_policy(bucket)
+    create_bucket(env, bucket, original)
+    create_role(env, role)
+    name = unique("adopt")
+    create_protected_bucket(env, name, spec_for(bucket, role, adoptSids=[SEED_SID]))
+
+    obj = wait_for_status(env, name, protected)
+    [adopted] = PolicyDocument.from_obj(original).find(SEED_SID)
+    assert obj["status"]["adoptedStatements"] == [{"sid": SEED_SID, "hash": statement_hash(adopted)}]
+    event = wait_for_event(env, name, "StatementAdopted")
+    assert event["type"] == "Normal" and SEED_SID in event["message"]
+    after = read_policy(env, bucket)
+    assert after is not None and after.find(SEED_SID) == []
+    assert all(len(after.find(sid)) == 1 for sid in SECURITY_SIDS)
+
+    # Deleting the resource removes only our statement: the safeguards stay.
+    assert env.kube.delete_object(PROTECTED_BUCKETS, name, namespace=env.namespace)
+    env.kube.wait_until_gone(PROTECTED_BUCKETS, name, namespace=env.namespace, timeout=DEADLINE)
+    remaining = read_policy(env, bucket)
+    assert remaining is not None and remaining.find(OUR_SID) == []
+    assert all(len(remaining.find(sid)) == 1 for sid in SECURITY_SIDS)

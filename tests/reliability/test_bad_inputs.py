@@ -22,7 +22,7 @@ from bucketwarden import cli
 from bucketwarden.aws import AwsGateway, AwsSettings, map_client_error
 from bucketwarden.errors import AwsUnavailableError
 from bucketwarden.k8s._events import events_for
-from bucketwarden.policy import PolicyDocument
+from bucketwarden.policy import PolicyDocument, statement_hash
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ManagementPolicy, ProtectedBucketSpec, ProtectedBucketStatus
 from bucketwarden.testing import AwsFaultProxy, ErrorReply, KubeEmulator, MotoServer
@@ -177,6 +177,15 @@ def with_policy(*statements: dict[str, Any], version: str | None = "2012-10-17")
     return setup
 
 
+def adopting(sids: list[str], *statements: dict[str, Any]) -> Callable[..., dict[str, Any]]:
+    """Setup: the bucket holds these statements (plus the usual foreign ones); the spec adopts ``sids``."""
+
+    def setup(aws: RecordingAws, bucket: str) -> dict[str, Any]:
+        return {**with_policy(*statements)(aws, bucket), "adoptSids": sids}
+
+    return setup
+
+
 def with_raw_policy(text: str) -> Callable[..., dict[str, Any]]:
     def setup(aws: RecordingAws, bucket: str) -> dict[str, Any]:
         aws.create_bucket(bucket, policy=text.replace("BUCKET", bucket))
@@ -315,6 +324,39 @@ def policy_deleted(reconciler: Reconciler, aws: RecordingAws, spec: ProtectedBuc
     aws.put_foreign(spec.bucket_name, None)
     result = reconciler.reconcile(spec, PreviousState(first.statement_hash))
     assert result.applied and result.drift_corrected
+    return result
+
+
+SECURITY_TEAM_DENY_DELETE = {
+    "Sid": "SecurityTeamDenyDelete",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:DeleteBucket",
+    "Resource": "arn:aws:s3:::BUCKET",
+    "Condition": {"ArnNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/security"}},
+}
+DENY_INSECURE_TRANSPORT = {
+    "Sid": "DenyInsecureTransport",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Resource": ["arn:aws:s3:::BUCKET", "arn:aws:s3:::BUCKET/*"],
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
+OTHER_BUCKETS_RESTRICTION = hand_written_deny("some-other-bucket", sid="OtherBucketIpRestriction")
+
+
+def adopt_then_delete(reconciler: Reconciler, aws: RecordingAws, spec: ProtectedBucketSpec) -> ReconcileResult:
+    """P19: the IP restriction is adopted (an Event, its hash in the result), and cleanup keeps the safeguards."""
+    before = PolicyDocument.parse(aws.policy_of(spec.bucket_name) or "")
+    [adopted] = before.find(ADOPT_SID)
+    result = reconciler.reconcile(spec)
+    assert [(a.sid, a.hash) for a in result.adopted] == [(ADOPT_SID, statement_hash(adopted))]
+    assert "StatementAdopted" in {e.reason for e in events_for(result, ProtectedBucketStatus())}
+    greedy = spec.model_copy(update={"adopt_sids": [ADOPT_SID, "SecurityTeamDenyDelete"]})
+    reconciler.cleanup(greedy)
+    after = PolicyDocument.parse(aws.policy_of(spec.bucket_name) or "")
+    assert after.find(OUR_SID) == [] and len(after.find("SecurityTeamDenyDelete")) == 1
     return result
 
 
@@ -491,6 +533,30 @@ STATUS_CASES = [
     StatusCase("P15", with_policy(LOCKS_OUT_OPERATOR), "VerificationFailed", message="operator-PutBucketPolicy"),
     StatusCase("P16", with_raw_policy('[{"Effect": "Allow"}]'), "MalformedPolicy", message="JSON object"),
     StatusCase(
+        "P17",
+        adopting(
+            ["SecurityTeamDenyDelete", "DenyInsecureTransport"], SECURITY_TEAM_DENY_DELETE, DENY_INSECURE_TRANSPORT
+        ),
+        "AdoptionRefused",
+        findings=("AdoptionRefused",),
+        message="refusing to adopt 'SecurityTeamDenyDelete': its conditions name no network key",
+    ),
+    StatusCase(
+        "P18",
+        adopting(["OtherBucketIpRestriction"], OTHER_BUCKETS_RESTRICTION),
+        "AdoptionRefused",
+        findings=("AdoptionRefused",),
+        message="resources other than this bucket",
+    ),
+    StatusCase(
+        "P19",
+        adopting([ADOPT_SID], hand_written_deny("BUCKET"), SECURITY_TEAM_DENY_DELETE),
+        "Protected",
+        ready=True,
+        policy="merged",
+        run=adopt_then_delete,
+    ),
+    StatusCase(
         "E01",
         failing_identity(map_client_error(NoCredentialsError(), api="GetCallerIdentity")),
         "NoCredentials",
@@ -654,8 +720,9 @@ spec:
 ROLE_ID = "AWSBackupDefaultServiceRole=AROAEXAMPLEEXAMPLE123"
 
 
-def cli_case(case_id: str, files: dict[str, str], argv: list[str], expect: str) -> Any:
-    return pytest.param(files, argv, expect, id=case_id)
+def cli_case(case_id: str, files: dict[str, str], argv: list[str], expect: str, code: int = cli.ExitCode.USAGE) -> Any:
+    """A bad command line or input file is a usage error (64) unless ``code`` says it is a refused run."""
+    return pytest.param(files, argv, expect, code, id=case_id)
 
 
 CLI_CASES = [
@@ -705,21 +772,36 @@ CLI_CASES = [
         ],
         "expected KEY=VALUE",
     ),
+    *(
+        cli_case(
+            case_id,
+            {"m.yaml": GOOD_MANIFEST + "---" + GOOD_MANIFEST.replace("name: good", "name: twin")},
+            [command, "-f", "{dir}/m.yaml"],
+            "a bucket has at most one owner: nothing was written for it",
+            cli.ExitCode.FAILED,
+        )
+        for case_id, command in (("C10", "apply"), ("C11", "plan"))
+    ),
 ]
 
 
-@pytest.mark.parametrize(("files", "argv", "expect"), CLI_CASES)
+@pytest.mark.parametrize(("files", "argv", "expect", "expected_code"), CLI_CASES)
 def test_bad_cli_input_is_a_clear_error_not_a_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], files: dict[str, str], argv: list[str], expect: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, str],
+    argv: list[str],
+    expect: str,
+    expected_code: int,
 ) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
 
     code = cli.main([arg.replace("{dir}", str(tmp_path)) for arg in argv])
 
-    err = capsys.readouterr().err
-    assert code == cli.ExitCode.USAGE
-    assert expect in err and "Traceback" not in err
+    out, err = capsys.readouterr()
+    assert code == expected_code
+    assert expect in err + out and "Traceback" not in err
 
 
 # --- all at once, against the operator on the Kubernetes emulator ----------------------------------------------

@@ -21,6 +21,7 @@ from bucketwarden.k8s import Metrics, OperatorSettings, Runtime, reconcile_objec
 from bucketwarden.reconciler import Reconciler
 from bucketwarden.testing import PROTECTED_BUCKETS, AwsFaultProxy, ErrorReply, KubeEmulator, MotoServer
 from tests.reliability._kit import (
+    OUR_SID,
     ROLE,
     TRUST_POLICY,
     RecordingAws,
@@ -93,15 +94,6 @@ def exercise(kube: KubeEmulator, namespace: str, aws: RecordingAws) -> None:
             client.wait_until_gone(PROTECTED_BUCKETS, name, namespace=namespace)
 
 
-# A namespaced install cannot be granted these (they are cluster-scoped): kopf lists and watches namespaces and
-# CRDs anyway, and on 403 falls back to the namespaces it was given and the resources it discovered at start-up.
-CLUSTER_SCOPED_FALLBACKS = {
-    (group, resource, verb)
-    for group, resource in (("", "namespaces"), ("apiextensions.k8s.io", "customresourcedefinitions"))
-    for verb in ("list", "watch")
-}
-
-
 @pytest.mark.parametrize("mode", ["clusterwide", "namespaced"])
 def test_every_kubernetes_request_the_operator_makes_is_granted_by_the_minimal_rbac(
     kube: KubeEmulator, mode: str, figures: dict[str, Any]
@@ -110,11 +102,15 @@ def test_every_kubernetes_request_the_operator_makes_is_granted_by_the_minimal_r
     namespace = unique("bw-rbac")
     with kube.client() as client:
         client.create_namespace(namespace)
-    if mode == "namespaced":  # what the namespaced Role does not grant is refused, as a real API server would
+    if mode == "namespaced":  # what the namespaced Role cannot grant is refused, as a real API server would
         kube.script_faults(forbidden_plurals=["namespaces", "customresourcedefinitions"])
     kube.clear_requests()
+    watched = [namespace] if mode == "namespaced" else []
+    settings = OperatorSettings(
+        namespaces=watched, resync_interval_seconds=1.0, resync_jitter_seconds=0.2, metrics_port=0, health_port=0
+    )
     try:
-        with operator_on(kube, aws, [namespace] if mode == "namespaced" else []):
+        with operator_on(kube, aws, watched, settings=settings):
             exercise(kube, namespace, aws)
         forbidden = kube.fault_state()["injected"].get("forbidden", 0)
     finally:
@@ -123,9 +119,9 @@ def test_every_kubernetes_request_the_operator_makes_is_granted_by_the_minimal_r
 
     used = {t for r in requests if (t := rbac_triple(r["method"], r["path"], r["watch"])) is not None}
     missing = used - granted(mode)
-    if mode == "namespaced":  # refused all along, and the operator did its whole job without them
-        assert forbidden > 0
-        missing -= CLUSTER_SCOPED_FALLBACKS
+    # Namespaced: kopf's cluster scanning is off, so it never even asks for namespaces or CRDs (which the
+    # namespaced Role could not grant); tests/reliability/test_rbac_enforced.py enforces the chart's rules.
+    assert forbidden == 0
     assert requests, "no request from kopf was recorded"
     assert missing == set()
     assert {("bucketwarden.io", "protectedbuckets/status", "patch"), ("", "events", "create")} <= used
@@ -183,6 +179,58 @@ def test_bucket_claims_confine_each_namespace_to_its_buckets(kube: KubeEmulator)
     for key in ("foreign", "unlisted"):  # not one AWS call about them, and nothing written
         assert buckets[key] not in aws.subjects()
         assert aws.policy_of(buckets[key]) == before[buckets[key]]
+
+
+def test_bucket_claims_a_namespace_cannot_hold_a_bucket_outside_its_patterns(kube: KubeEmulator) -> None:
+    """A claim checked only at creation would let a namespace keep a bucket: re-pointing the resource at
+    another bucket (where admission's immutability rule is missing) or narrowing the claims afterwards must
+    both stop every write; the narrowed resource's deletion then removes nothing either."""
+    aws = RecordingAws()
+    team = unique("team-a")
+    own, other, later = "team-a-held", "team-b-held", "team-a-narrowed"
+    for bucket in (own, other, later):
+        aws.create_bucket(bucket, policy=policy_text(*foreign_statements(bucket)))
+    before_other = aws.policy_of(other)
+
+    def settings(patterns: list[str]) -> OperatorSettings:
+        return OperatorSettings(
+            namespaces=[team],
+            resync_interval_seconds=1.0,
+            resync_jitter_seconds=0.2,
+            metrics_port=0,
+            health_port=0,
+            bucket_claims={team: patterns},
+        )
+
+    spec = {"allowedSourceIps": ["192.0.2.0/24"]}
+    with kube.client() as client:
+        client.create_namespace(team)
+        try:
+            with operator_on(kube, aws, [team], settings=settings(["team-a-*"])):
+                create_pb(client, team, "moves", {"bucketName": own, **spec})
+                create_pb(client, team, "stays", {"bucketName": later, **spec})
+                wait_for_reason(client, team, "moves", "Protected", status="True")
+                wait_for_reason(client, team, "stays", "Protected", status="True")
+                # Re-point at a bucket outside the claim (no CEL on the emulator, as on a cluster without it).
+                client.patch_object(PROTECTED_BUCKETS, "moves", {"spec": {"bucketName": other}}, namespace=team)
+                wait_for_reason(client, team, "moves", "NotAuthorized", status="False")
+            written = aws.policy_of(later)
+            # The claims narrow while the resources exist: "stays" may no longer hold team-a-narrowed.
+            with operator_on(kube, aws, [team], settings=settings(["team-a-held"])):
+                held = wait_for_reason(client, team, "stays", "NotAuthorized", status="False")
+                assert "bucketClaims" in held["status"]["conditions"][0]["message"]
+                aws.put(later, policy_text(*foreign_statements(later)))  # someone edits it: nothing undoes that
+                calls = aws.calls(bucket=later)
+                client.delete_object(PROTECTED_BUCKETS, "stays", namespace=team)
+                client.wait_until_gone(PROTECTED_BUCKETS, "stays", namespace=team)
+                assert aws.calls(bucket=later) == calls  # not a single AWS call about it, cleanup included
+        finally:
+            delete_all(client, team)
+
+    assert written is not None and OUR_SID in written
+    assert aws.policy_of(other) == before_other
+    assert other not in aws.subjects()
+    assert aws.policy_of(later) == policy_text(*foreign_statements(later))
 
 
 # --- credentials never in logs, Events or status ----------------------------------------------------------------

@@ -63,6 +63,8 @@ def configure_logging(settings: OperatorSettings) -> None:
 def run_operator(namespaces: list[str] | None = None, settings: OperatorSettings | None = None) -> int:
     """``bucketwarden run``: the operator in the foreground until SIGTERM."""
     settings = settings or OperatorSettings()
+    if namespaces:  # --namespace: the handlers must know too (kopf's cluster scanning is off when namespaced)
+        settings = settings.model_copy(update={"namespaces": namespaces})
     configure_logging(settings)
     registry = build_registry(settings)
     kopf.run(registry=registry, memo=kopf.Memo(), **operator_kwargs(settings, namespaces))

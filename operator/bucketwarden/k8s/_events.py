@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bucketwarden.errors import AccessDeniedError
-from bucketwarden.policy import OPERATOR_NOT_EXEMPT
+from bucketwarden.policy import OPERATOR_NOT_EXEMPT, STATEMENT_ADOPTED
 from bucketwarden.reconciler import R_INCONCLUSIVE, READY, VERIFIED, ReconcileResult
 from bucketwarden.spec import ProtectedBucketStatus
 
@@ -39,6 +39,14 @@ def events_for(result: ReconcileResult, previous: ProtectedBucketStatus) -> list
         else:
             out.append(
                 Event("Normal", POLICY_UPDATED, f"bucket policy of {result.bucket} updated ({result.policy_hash})")
+            )
+        for adopted in result.adopted:  # a statement someone else wrote is gone: say which, and what it was
+            out.append(
+                Event(
+                    "Normal",
+                    STATEMENT_ADOPTED,
+                    f"statement {adopted.sid!r} ({adopted.hash}) of {result.bucket} was adopted and replaced by ours",
+                )
             )
     elif result.applied and result.action == "delete":
         out.append(Event("Normal", POLICY_UPDATED, f"bucket policy of {result.bucket} deleted (nothing else remained)"))

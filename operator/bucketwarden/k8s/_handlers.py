@@ -165,6 +165,11 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         settings.persistence.finalizer = FINALIZER
         settings.posting.level = logging.WARNING  # our own kopf.event() calls are always posted
         settings.execution.max_workers = operator_settings.max_concurrent_reconciles
+        if operator_settings.namespaces:
+            # Namespaced installs hold Roles only: kopf must not list or watch namespaces and CRDs cluster-wide
+            # (each would be 403 nine times at start-up). It watches exactly the named namespaces instead, and
+            # picks up CRD changes on restart (docs/multi-tenant.md, "Namespaced mode and RBAC").
+            settings.scanning.disabled = True
         if getattr(memo, "runtime", None) is None:
             metrics = Metrics()
             memo.runtime = Runtime(operator_settings, factory(operator_settings, metrics), metrics, _now)

@@ -82,6 +82,7 @@ def build_status(
         "statementHash": result.statement_hash or previous.statement_hash,
         "driftCorrections": previous.drift_corrections + (1 if result.drift_corrected else 0),
         "findings": [f.to_k8s() for f in result.findings],
+        "adoptedStatements": _adopted(result, previous),
     }
     old = previous.to_k8s()
     old.pop("lastSyncTime", None)
@@ -91,6 +92,12 @@ def build_status(
     touched = result.applied or changed or sync_due
     status["lastSyncTime"] = stamp if touched else previous.last_sync_time
     return StatusUpdate(status=status, changed=changed, due=changed or sync_due or result.applied)
+
+
+def _adopted(result: ReconcileResult, previous: ProtectedBucketStatus) -> list[dict[str, Any]]:
+    """Every statement ever adopted (it is gone from the policy afterwards, so only status remembers it)."""
+    seen = {(a.sid, a.hash): a for a in [*previous.adopted_statements, *result.adopted]}
+    return [a.to_k8s() for a in seen.values()]
 
 
 def blocked_result(bucket: str, reason: str, message: str) -> ReconcileResult:

@@ -1,5 +1,13 @@
 """The pure policy core: document model, render, merge, plan, evaluate, verify and lint. No I/O."""
 
+from bucketwarden.policy._adopt import (
+    ADOPTION_REFUSED,
+    STATEMENT_ADOPTED,
+    AdoptionCheck,
+    check_adoption,
+    statement_hash,
+    supersede_problems,
+)
 from bucketwarden.policy._callers import (
     ADDRESS_KEYS,
     AWS_BACKUP_ACTIONS,
@@ -61,6 +69,7 @@ from bucketwarden.policy._verify import (
 
 __all__ = [
     "ADDRESS_KEYS",
+    "ADOPTION_REFUSED",
     "ALLOWS_ALL_ADDRESSES",
     "AWS_BACKUP_ACTIONS",
     "CONDITION_OPERATORS",
@@ -78,9 +87,11 @@ __all__ = [
     "POLICY_VERSION",
     "PRIVATE_SOURCE_IP",
     "RANGES_COLLAPSED",
+    "STATEMENT_ADOPTED",
     "VERIFICATION_INCONCLUSIVE",
     "VERSION_KEPT",
     "VERSION_UPGRADED",
+    "AdoptionCheck",
     "Caller",
     "CidrReport",
     "Counterexample",
@@ -100,6 +111,7 @@ __all__ = [
     "analyse_cidrs",
     "bucket_arns",
     "build_scenarios",
+    "check_adoption",
     "describe_exemptions",
     "diff_policies",
     "evaluate",
@@ -117,6 +129,8 @@ __all__ = [
     "remove_statements",
     "render_statement",
     "statement_applies",
+    "statement_hash",
+    "supersede_problems",
     "user_id_patterns",
     "verify_policy",
 ]

@@ -21,6 +21,7 @@ from ._kube import (
 from ._moto import MotoServer
 from ._operator import OperatorHandle, login_via_harness, run_operator_in_thread
 from ._process import HarnessError, scrubbed_environ
+from ._rbac import rbac_grants
 
 __all__ = [
     "PROTECTED_BUCKETS",
@@ -45,6 +46,7 @@ __all__ = [
     "kubeconfig_for",
     "load_crds",
     "login_via_harness",
+    "rbac_grants",
     "run_operator_in_thread",
     "scrubbed_environ",
     "wait_until",

@@ -259,6 +259,108 @@ class FaultScript:
         return data
 
 
+# --- RBAC --------------------------------------------------------------------------------------------------
+# Off until scripted (POST /_emulator/rbac). Then a request bearing one of the scripted tokens is authorised as
+# its user against that user's grants, as a real API server's RBAC authoriser would (403 Forbidden otherwise).
+# Any other request is the harness itself (creating namespaces, CRDs, test objects: no token, or the
+# kubeconfig's placeholder) and is not checked. Non-resource URLs (discovery, /version) are allowed, as
+# system:discovery grants them to every authenticated user.
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """One flattened RBAC rule: ``namespace`` None for a ClusterRoleBinding, else the RoleBinding's namespace."""
+
+    namespace: str | None
+    api_groups: tuple[str, ...]
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    resource_names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Grant:
+        return cls(
+            namespace=data.get("namespace"),
+            api_groups=tuple(data.get("apiGroups", ())),
+            resources=tuple(data.get("resources", ())),
+            verbs=tuple(data.get("verbs", ())),
+            resource_names=tuple(data.get("resourceNames", ())),
+        )
+
+    def allows(self, group: str, resource: str, verb: str, namespace: str | None, name: str | None) -> bool:
+        if self.namespace is not None and self.namespace != namespace:
+            return False  # a RoleBinding grants only inside its namespace, never cluster-scoped or all-namespace
+        return (
+            any(g in ("*", group) for g in self.api_groups)
+            and any(r in ("*", resource) for r in self.resources)
+            and any(v in ("*", verb) for v in self.verbs)
+            and (not self.resource_names or (name is not None and name in self.resource_names))
+        )
+
+
+@dataclasses.dataclass
+class RbacPolicy:
+    enabled: bool = False
+    tokens: dict[str, str] = dataclasses.field(default_factory=dict)  # bearer token -> user name
+    grants: dict[str, list[Grant]] = dataclasses.field(default_factory=dict)  # user -> grants
+    allowed: int = 0
+    denied: list[JsonDict] = dataclasses.field(default_factory=list)
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        self.enabled = bool(changes.get("enabled", True))
+        self.tokens = {str(k): str(v) for k, v in (changes.get("tokens") or {}).items()}
+        self.grants = {
+            str(user): [Grant.from_json(g) for g in grants] for user, grants in (changes.get("grants") or {}).items()
+        }
+        self.allowed, self.denied = 0, []
+
+    def as_json(self) -> JsonDict:
+        return {
+            "enabled": self.enabled,
+            "users": sorted(set(self.tokens.values())),
+            "allowed": self.allowed,
+            "denied": list(self.denied),
+        }
+
+    def check(self, raw_request: aiohttp.web.BaseRequest, route: Route | None) -> str | None:
+        """Raise 403 unless the request may go on; return the user it was authorised as (None: the harness)."""
+        if not self.enabled:
+            return None
+        header = raw_request.headers.get("Authorization", "")
+        user = self.tokens.get(header[7:].strip()) if header.lower().startswith("bearer ") else None
+        if user is None:
+            return None  # the harness
+        if route is None:
+            return user  # a non-resource URL: discovery, /version
+        attrs_ = request_attributes(raw_request.method, raw_request.query, route)
+        group, resource, verb, namespace, name = attrs_
+        if any(g.allows(group, resource, verb, namespace, name) for g in self.grants.get(user, [])):
+            self.allowed += 1
+            return user
+        where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+        api_group = f'"{group}"' if group else '""'
+        message = (
+            f'{resource} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
+            f"in API group {api_group}{where}"
+        )
+        self.denied.append({"user": user, "method": raw_request.method, "path": raw_request.path, "message": message})
+        raise ApiError(403, "Forbidden", message)
+
+
+def request_attributes(
+    method: str, query: Mapping[str, str], route: Route
+) -> tuple[str, str, str, str | None, str | None]:
+    """(apiGroup, resource[/subresource], verb, namespace, name), as the RBAC authoriser sees a request."""
+    resource = route.kind.plural + (f"/{route.subresource}" if route.subresource else "")
+    if method == "GET":
+        verb = "get" if route.name else ("watch" if query.get("watch") in ("true", "1") else "list")
+    else:
+        verbs = {"POST": "create", "PATCH": "patch", "PUT": "update"}
+        verb = verbs.get(method) or ("delete" if route.name else "deletecollection")
+    namespace = route.namespace if route.kind.namespaced else None
+    return route.kind.group, resource, verb, namespace, route.name
+
+
 _CORE_PATH = re.compile(r"^/api/(?P<version>v1)(?P<rest>/.*)?$")
 _GROUP_PATH = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)(?P<rest>/.*)?$")
 
@@ -275,6 +377,7 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
     )
     _watchers: set[Watcher] = attrs.field(factory=set, init=False)
     _faults: FaultScript = attrs.field(factory=FaultScript, init=False)
+    _rbac: RbacPolicy = attrs.field(factory=RbacPolicy, init=False)
     _request_log: collections.deque[JsonDict] = attrs.field(
         factory=lambda: collections.deque(maxlen=REQUEST_LOG_LENGTH), init=False
     )
@@ -302,10 +405,15 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         if raw_request.path.startswith(ADMIN_PREFIX):
             return await self._admin(raw_request)
-        self._log_request(raw_request)
+        route = self._route(raw_request.path)
+        try:
+            user = self._rbac.check(raw_request, route)
+        except ApiError as exc:
+            self._log_request(raw_request, status=exc.code)
+            return exc.response()
+        self._log_request(raw_request, user=user)
         if raw_request.method == "GET" and raw_request.path.rstrip("/") == "/api/v1":
             return aiohttp.web.json_response(self._core_resources())  # kmock says "groupVersion": "/v1"
-        route = self._route(raw_request.path)
         if route is None:  # discovery, /version, unknown endpoints: kmock answers those
             response: aiohttp.web.StreamResponse = await super().__call__(raw_request)
             return response
@@ -473,19 +581,25 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
                 return aiohttp.web.json_response(list(self._request_log))
             elif what == "requests" and raw_request.method == "DELETE":
                 self._request_log.clear()
+            elif what == "rbac":
+                if raw_request.method == "POST":
+                    self._rbac.update(await _json_body(raw_request) or {})
+                return aiohttp.web.json_response(self._rbac.as_json())
             elif not (what == "faults" and raw_request.method == "GET"):
                 raise ApiError(404, "NotFound", f"no emulator endpoint {raw_request.method} {raw_request.path}")
         except ApiError as exc:
             return exc.response()
         return aiohttp.web.json_response(self._faults.as_json())
 
-    def _log_request(self, raw_request: aiohttp.web.BaseRequest) -> None:
+    def _log_request(self, raw_request: aiohttp.web.BaseRequest, *, user: str | None = None, status: int = 0) -> None:
         self._request_log.append(
             {
                 "method": raw_request.method,
                 "path": raw_request.path,
                 "watch": raw_request.query.get("watch") in ("true", "1"),
                 "userAgent": raw_request.headers.get("User-Agent", ""),
+                "user": user,
+                "status": status,  # 0: served (whatever it answered); 403: refused by RBAC
             }
         )
 

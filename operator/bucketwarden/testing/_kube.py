@@ -300,6 +300,22 @@ class KubeEmulator(KubeTarget):
     def clear_requests(self) -> None:
         self._admin("DELETE", "requests")
 
+    def enforce_rbac(self, tokens: Mapping[str, str], grants: Mapping[str, Sequence[Mapping[str, Any]]]) -> JsonDict:
+        """Authorise every request bearing one of ``tokens`` (token -> user) against ``grants`` (user -> rules).
+
+        A rule is an RBAC PolicyRule plus ``namespace`` (None: cluster-wide, from a ClusterRoleBinding); see
+        ``bucketwarden.testing.rbac_grants`` to derive them from rendered Roles and bindings. A request no rule
+        grants is answered 403 Forbidden; requests with no scripted token (the harness's own) are not checked.
+        """
+        return cast(JsonDict, self._admin("POST", "rbac", {"enabled": True, "tokens": tokens, "grants": grants}))
+
+    def stop_enforcing_rbac(self) -> JsonDict:
+        return cast(JsonDict, self._admin("POST", "rbac", {"enabled": False}))
+
+    def rbac_state(self) -> JsonDict:
+        """``allowed``: requests authorised by a grant; ``denied``: every refused request (user, path, message)."""
+        return cast(JsonDict, self._admin("GET", "rbac"))
+
     def _admin(self, method: str, what: str, payload: Mapping[str, Any] | None = None) -> Any:
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(

