@@ -137,7 +137,7 @@ def test_cli_two_manifests_for_one_bucket_are_both_conflicts_and_nothing_is_writ
         assert rows[name]["awsCalls"] == {}
     assert world.policy_of(contested) == before
     alone_row = rows["team-a/alone"]
-    assert alone_row["outcome"] == ("Updated" if command == "apply" else "Observed")
+    assert alone_row["outcome"] == ("Updated" if command == "apply" else "WouldUpdate")
 
 
 def test_cli_plan_table_names_the_conflict(world: MotoWorld, moto: MotoServer, tmp_path: Path) -> None:

@@ -112,8 +112,11 @@ AWS_BACKUP_ACTIONS: tuple[ModelledAction, ...] = _dedupe((*AWS_BACKUP_BACKUP_ACT
 
 # The operator's own calls (its reconcile loop: GetBucketPolicy, PutBucketPolicy, DeleteBucketPolicy; the IAM
 # policy in charts/bucketwarden documents them). Being denied these is a lockout (AWS-SEMANTICS fact 15).
+# DeleteBucketPolicy is not among them: the operator calls it only when no foreign statement remains, and then no
+# foreign Deny exists to deny it (ours exempts the operator). A foreign Deny on it (a security team's "nobody
+# deletes this policy") is never a lockout, since that very statement keeps the document from ever being empty.
 OPERATOR_ACTIONS: tuple[ModelledAction, ...] = _actions(
-    "bucketwarden's reconcile loop", "bucket", ("GetBucketPolicy", "PutBucketPolicy", "DeleteBucketPolicy")
+    "bucketwarden's reconcile loop", "bucket", ("GetBucketPolicy", "PutBucketPolicy")
 )
 
 # What an ordinary user on an allowed network does with the bucket.
