@@ -134,11 +134,14 @@ def _offline_inputs(
 def cmd_render(args: argparse.Namespace) -> int:
     spec, roles, operator = _offline_inputs(args)
     existing = _read_policy(args.existing_policy)
-    desired = merge_policy(existing, render_statement(spec, roles, operator), spec.owned_sids)
+    ours = render_statement(spec, roles, operator)
+    desired = merge_policy(existing, ours, spec.owned_sids)
     findings = lint_spec(spec) + lint_policy(existing, desired, spec.owned_sids)
     for f in findings:
         print(f"{f.severity.lower()}: {f.code}: {f.message}", file=sys.stderr)
-    print(desired.to_json(pretty=True))
+    from bucketwarden.formats import render_format
+
+    print(render_format(args.format, desired, ours, spec))
     return EXIT_ERROR if any(f.severity == "Error" for f in findings) else EXIT_OK
 
 
@@ -259,9 +262,9 @@ def _live(args: argparse.Namespace, *, plan_only: bool) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from bucketwarden.crd import render_crd_yaml
+    from bucketwarden.crd import CRD_RENDERERS
 
-    print(render_crd_yaml(), end="")
+    print(CRD_RENDERERS[args.kind](), end="")
     return EXIT_OK
 
 
@@ -330,6 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="print the bucket policy a ProtectedBucket produces (offline)")
     _offline_flags(p, policy_flag="existing")
+    p.add_argument(
+        "--format",
+        choices=("policy", "statement", "terraform-json", "crossplane"),
+        default="policy",
+        help="policy: the merged document; statement: ours alone; terraform-json: an aws_iam_policy_document "
+        "data source; crossplane: a BucketPolicy (default %(default)s)",
+    )
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser(
@@ -369,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("crd", help="print the ProtectedBucket CustomResourceDefinition")
+    p.add_argument("--kind", choices=("ProtectedBucket", "SourceAllowList"), default="ProtectedBucket")
     p.set_defaults(func=cmd_crd)
 
     p = sub.add_parser("demo", help="replay the AWS Backup story on embedded AWS and Kubernetes emulators")

@@ -17,6 +17,8 @@ import kopf
 from pydantic import ValidationError
 
 from bucketwarden.errors import BucketNotFoundError
+from bucketwarden.k8s._allowlists import ALLOW_LISTS_INDEX, register_allow_lists
+from bucketwarden.k8s._effective import allow_lists_from_index, reconcile_effective
 from bucketwarden.k8s._events import CONFLICT, events_for
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._settings import OperatorSettings
@@ -83,9 +85,11 @@ def reconcile_object(
     name: str,
     patch: kopf.Patch,
     index: Any,
+    allow_lists: Any = None,
 ) -> ReconcileResult:
     """One reconcile of one object, from the raw kopf arguments to the status patch and the events."""
     previous = read_status(status)
+    extra: dict[str, Any] | None = None
     bucket = str(spec.get("bucketName", ""))
     try:
         parsed = ProtectedBucketSpec.model_validate(dict(spec))
@@ -105,7 +109,8 @@ def reconcile_object(
                 policy_hash=previous.policy_hash,
                 verified=any(c.type == "Verified" and c.status == "True" for c in previous.conditions),
             )
-            result = runtime.reconciler.reconcile(parsed, prev)
+            lists = allow_lists_from_index(allow_lists)
+            result, extra = reconcile_effective(runtime.reconciler, parsed, prev, previous, lists)
     runtime.metrics.observe(f"{namespace}/{name}", result)
     update = build_status(
         result,
@@ -113,6 +118,7 @@ def reconcile_object(
         generation=meta.get("generation"),
         now=runtime.clock(),
         refresh_seconds=runtime.settings.status_refresh_seconds,
+        extra=extra,
     )
     if update.due:
         for key, value in update.status.items():
@@ -166,6 +172,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             metrics.serve(operator_settings.metrics_port)
 
     operator_settings = settings
+    register_allow_lists(registry, settings)
 
     @kopf.index(*resource, id="claims_by_bucket", registry=registry)
     def claims_by_bucket(**kwargs: Any) -> Any:
@@ -178,7 +185,12 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
     @kopf.on.create(*resource, id="reconcile", registry=registry)
     @kopf.on.update(*resource, id="reconcile", registry=registry)
     def reconcile_on_change(**kwargs: Any) -> None:
-        result = reconcile_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
+        result = reconcile_object(
+            kwargs["memo"].runtime,
+            index=kwargs["claims_by_bucket"],
+            allow_lists=kwargs.get(ALLOW_LISTS_INDEX),
+            **_object_args(kwargs),
+        )
         if result.retryable:
             message = result.error.message if result.error else "retry"
             raise kopf.TemporaryError(message, delay=_backoff(kwargs["retry"]))
@@ -196,7 +208,12 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
     )
     def resync(**kwargs: Any) -> None:
         # Level-based: the timer never raises; a failure is in status and the next tick tries again.
-        reconcile_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
+        reconcile_object(
+            kwargs["memo"].runtime,
+            index=kwargs["claims_by_bucket"],
+            allow_lists=kwargs.get(ALLOW_LISTS_INDEX),
+            **_object_args(kwargs),
+        )
 
     @kopf.on.delete(*resource, id="cleanup", registry=registry)
     def finalize(**kwargs: Any) -> None:

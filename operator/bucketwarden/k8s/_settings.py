@@ -43,6 +43,9 @@ class OperatorSettings(BaseSettings):
         description="Namespace -> bucket-name glob patterns it may claim (JSON). Empty: unrestricted. "
         "When set, a namespace not listed may claim nothing.",
     )
+    allow_list_status_seconds: float = Field(
+        default=30.0, gt=0, description="How often each SourceAllowList's usedBy/inSync status is recounted."
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod
