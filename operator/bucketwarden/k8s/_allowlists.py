@@ -34,7 +34,7 @@ USERS_INDEX = "allow_list_users"
 # Outside kopf's own prefix (bucketwarden.io/), whose annotations kopf leaves out of the essence it diffs.
 CHANGE_ANNOTATION = "sources.bucketwarden.io/allow-list"
 ALLOW_LIST_IN_USE = "AllowListInUse"
-IN_USE_RETRY_SECONDS = 30.0
+
 MAX_USERS_SHOWN = 50
 
 logger = logging.getLogger("bucketwarden")
@@ -165,4 +165,4 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
             "deletion waits until none references it (remove it from their allowedSourcesFrom)"
         )
         kopf.event(body, type="Warning", reason=ALLOW_LIST_IN_USE, message=message)
-        raise kopf.TemporaryError(message, delay=IN_USE_RETRY_SECONDS)
+        raise kopf.TemporaryError(message, delay=settings.allow_list_status_seconds)
