@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from bucketwarden.spec import (
+    ACK_NEEDS_BUCKET_REF,
     ALLOW_LIST_KIND,
     ALLOW_LIST_PLURAL,
     ALLOW_LIST_SHORT_NAMES,
@@ -157,6 +158,12 @@ def _spec_schema() -> JsonSchema:
             "set acknowledgeLockoutRisk: true to confirm",
             reason="FieldValueRequired",
             field_path=".acknowledgeLockoutRisk",
+        ),
+        _rule(
+            "self.policyWriter != 'ACK' || has(self.bucketRef)",
+            ACK_NEEDS_BUCKET_REF,
+            reason="FieldValueRequired",
+            field_path=".bucketRef",
         ),
         _rule(
             "!has(self.adoptSids) || !(self.statementSid in self.adoptSids)",

@@ -79,6 +79,7 @@ RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", "--x-s3")
 
 
 AT_LEAST_ONE_SOURCE = "give at least one of allowedSourceIps, allowedVpcEndpoints, allowedVpcs and allowedSourcesFrom"
+ACK_NEEDS_BUCKET_REF = "policyWriter: ACK needs bucketRef: {name: <the ACK Bucket>}"
 AT_LEAST_ONE_LIST_SOURCE = "give at least one of cidrs, vpcEndpoints and vpcs"
 
 
@@ -188,6 +189,21 @@ class ManagementPolicy(StrEnum):
 class DeletionPolicy(StrEnum):
     DELETE = "Delete"
     RETAIN = "Retain"
+
+
+class PolicyWriter(StrEnum):
+    """Who writes the bucket policy to S3: bucketwarden itself, or an ACK Bucket it merges our statement into."""
+
+    DIRECT = "Direct"
+    ACK = "ACK"
+
+
+class BucketRef(_Model):
+    """An ACK Bucket (s3.services.k8s.aws/v1alpha1) in the ProtectedBucket's namespace."""
+
+    name: Annotated[str, _pattern(OBJECT_NAME_RE, "ACK Bucket name")] = Field(
+        min_length=1, max_length=MAX_OBJECT_NAME_LENGTH, description="metadata.name of the ACK Bucket."
+    )
 
 
 class ExemptRole(_Model):
@@ -300,6 +316,13 @@ class ProtectedBucketSpec(_Model):
         max_length=MAX_ALLOW_LIST_REFS,
         description="SourceAllowLists whose CIDRs, VPC endpoints and VPCs are allowed too; the union is written.",
     )
+    policy_writer: PolicyWriter = Field(
+        default=PolicyWriter.DIRECT,
+        description="Direct writes the bucket policy; ACK merges our statement into the ACK Bucket's spec.policy "
+        "(bucketRef) and lets ACK write it.",
+        json_schema_extra={"maxLength": 16},  # a CEL rule reads it: bounded for the cost estimate
+    )
+    bucket_ref: BucketRef | None = Field(default=None, description="The ACK Bucket, with policyWriter: ACK.")
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ProtectedBucketSpec:
@@ -319,6 +342,8 @@ class ProtectedBucketSpec(_Model):
         refs = [r.ref for r in self.exempt_roles]
         if len(set(refs)) != len(refs):
             raise ValueError("exemptRoles lists the same role twice")
+        if self.policy_writer is PolicyWriter.ACK and self.bucket_ref is None:
+            raise ValueError(ACK_NEEDS_BUCKET_REF)
         lists = [r.name for r in self.allowed_sources_from]
         if len(set(lists)) != len(lists):
             raise ValueError("allowedSourcesFrom names the same SourceAllowList twice")

@@ -7,7 +7,8 @@ verifies and reports the live policy without writing. The status fields this add
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,12 +22,16 @@ from bucketwarden.contention import (
     is_contended,
     should_write,
 )
+from bucketwarden.errors import PolicyParseError
+from bucketwarden.k8s._ack import ACK_INDEX, AckBucket, ack_by_ref, ack_owner, patch_ack_policy
 from bucketwarden.k8s._status import blocked_result
+from bucketwarden.policy import PolicyDocument, merge_policy
 from bucketwarden.reconciler import R_PROTECTED, READY, SYNCED, PreviousState, Reconciler, ReconcileResult
 from bucketwarden.sources import SOURCE_LIST_NOT_FOUND, resolve_sources
 from bucketwarden.spec import (
     Condition,
     ManagementPolicy,
+    PolicyWriter,
     ProtectedBucketSpec,
     ProtectedBucketStatus,
     SourceAllowListSpec,
@@ -45,8 +50,122 @@ def allow_lists_from_index(index: Mapping[str, Iterable[Any]] | None) -> dict[st
     return out
 
 
+MANAGED_BY_ACK = "ManagedByACK"
+ACK_BUCKET_NOT_FOUND = "ACKBucketNotFound"
+ACK_BUCKET_MISMATCH = "ACKBucketMismatch"
+ACK_PATCH_FAILED = "ACKPatchFailed"
+ACK_PENDING = "ACKPending"
+WRITTEN_THROUGH_ACK = "WrittenThroughACK"
+CHANGES_PENDING = "ChangesPending"
+
+AckPatcher = Callable[[AckBucket, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Surroundings:
+    """What a ProtectedBucket's reconcile sees of the cluster beyond itself (from kopf's indices)."""
+
+    namespace: str = ""
+    allow_lists: Mapping[str, SourceAllowListSpec] = field(default_factory=dict)
+    ack_index: Mapping[Any, Iterable[AckBucket]] = field(default_factory=dict)
+    patch_ack: AckPatcher | None = None
+
+
+def surroundings_from(kwargs: Mapping[str, Any], allow_lists_index: str) -> Surroundings:
+    """From a kopf handler's kwargs: the indices, and the ACK patcher bound to the operator's loop."""
+    memo = kwargs.get("memo")
+
+    def patch(entry: AckBucket, text: str) -> None:
+        patch_ack_policy(memo, entry, text)
+
+    return Surroundings(
+        namespace=str(kwargs.get("namespace") or ""),
+        allow_lists=allow_lists_from_index(kwargs.get(allow_lists_index)),
+        ack_index=kwargs.get(ACK_INDEX) or {},
+        patch_ack=patch,
+    )
+
+
 def _replace(conditions: list[Condition], new: Condition) -> list[Condition]:
     return [new if c.type == new.type else c for c in conditions]
+
+
+def _observe_only(spec: ProtectedBucketSpec) -> ProtectedBucketSpec:
+    return spec.model_copy(update={"management_policy": ManagementPolicy.OBSERVE})
+
+
+def _in_force(result: ReconcileResult) -> bool:
+    """An Observe pass found the policy in force as Enforce would write it."""
+    return result.outcome == "Observed" and not any(f.code == CHANGES_PENDING for f in result.findings)
+
+
+def _beside_ack(
+    reconciler: Reconciler, spec: ProtectedBucketSpec, prev: PreviousState, owner: AckBucket
+) -> ReconcileResult:
+    """An ACK Bucket owns this bucket's policy and the user did not choose to write through it: verify only."""
+    result = reconciler.reconcile(_observe_only(spec), prev)
+    if result.outcome not in ("Observed",):
+        return result
+    message = (
+        f"ACK Bucket {owner.ref} manages the whole policy of bucket {spec.bucket_name} (its spec.policy): "
+        "bucketwarden writes nothing here, it only verifies. Set policyWriter: ACK and bucketRef: "
+        f"{{name: {owner.name}}} to merge our statement through it"
+    )
+    result.conditions = _replace(
+        result.conditions, Condition(type=SYNCED, status="False", reason=MANAGED_BY_ACK, message=message)
+    )
+    ready = (
+        Condition(
+            type=READY, status="True", reason=R_PROTECTED, message="bucket policy protected and verified; " + message
+        )
+        if _in_force(result)
+        else Condition(type=READY, status="False", reason=MANAGED_BY_ACK, message=message)
+    )
+    result.conditions = _replace(result.conditions, ready)
+    return result
+
+
+def _through_ack(
+    reconciler: Reconciler, spec: ProtectedBucketSpec, prev: PreviousState, around: Surroundings
+) -> ReconcileResult:
+    """policyWriter: ACK: merge our statement into the ACK Bucket's spec.policy; ACK writes it; verify the live one."""
+    ref = spec.bucket_ref.name if spec.bucket_ref else ""
+    entry = ack_by_ref(around.ack_index, around.namespace, ref)
+    if entry is None:
+        msg = f"ACK Bucket {around.namespace}/{ref} (bucketRef) not found; nothing was written"
+        return blocked_result(spec.bucket_name, ACK_BUCKET_NOT_FOUND, msg)
+    if entry.bucket != spec.bucket_name:
+        msg = f"ACK Bucket {entry.ref} manages bucket {entry.bucket}, not {spec.bucket_name}; nothing was written"
+        return blocked_result(spec.bucket_name, ACK_BUCKET_MISMATCH, msg)
+    result = reconciler.reconcile(_observe_only(spec), prev)
+    mine = result.desired.find(spec.statement_sid) if result.desired is not None else []
+    if result.outcome != "Observed" or not mine:
+        return result  # a failure or a refusal (e.g. it would lock someone out): nothing goes to ACK either
+    try:
+        base = PolicyDocument.parse(entry.policy) if entry.policy else None
+    except PolicyParseError as exc:
+        msg = f"the ACK Bucket {entry.ref} spec.policy cannot be parsed and is left untouched: {exc.message}"
+        return blocked_result(spec.bucket_name, exc.reason, msg)
+    merged = merge_policy(base, mine[0], spec.owned_sids)
+    patched = base is None or not merged.same_meaning(base)
+    try:
+        if patched and around.patch_ack is not None:
+            around.patch_ack(entry, merged.to_json())
+    except Exception as exc:  # kopf's API errors, a timeout, a lost connection: report, never crash the reconcile
+        msg = f"could not patch ACK Bucket {entry.ref} spec.policy: {exc}"
+        return blocked_result(spec.bucket_name, ACK_PATCH_FAILED, msg)
+    result.findings = [f for f in result.findings if f.code != CHANGES_PENDING]
+    done = "merged our statement into" if patched else "our statement is in"
+    synced = f"{done} ACK Bucket {entry.ref} spec.policy (every other statement kept); ACK writes it to S3"
+    result.conditions = _replace(
+        result.conditions, Condition(type=SYNCED, status="True", reason=WRITTEN_THROUGH_ACK, message=synced)
+    )
+    if _in_force(result):
+        ready = Condition(type=READY, status="True", reason=R_PROTECTED, message="bucket policy protected and verified")
+    else:
+        ready = Condition(type=READY, status="False", reason=ACK_PENDING, message=f"waiting for ACK to write: {synced}")
+    result.conditions = _replace(result.conditions, ready)
+    return result
 
 
 def reconcile_effective(
@@ -54,13 +173,18 @@ def reconcile_effective(
     spec: ProtectedBucketSpec,
     prev: PreviousState,
     previous: ProtectedBucketStatus,
-    allow_lists: Mapping[str, SourceAllowListSpec],
+    around: Surroundings | Mapping[str, SourceAllowListSpec],
     policy: ContentionPolicy = DEFAULT_POLICY,
 ) -> tuple[ReconcileResult, dict[str, Any]]:
-    """One reconcile of the effective spec, and the status fields it adds (resolvedSourcesHash, contention)."""
+    """One reconcile of the effective spec, and the status fields it adds (resolvedSourcesHash, contention).
+
+    ``around`` is what the cluster holds beyond this resource; a plain mapping means allow-lists only.
+    """
+    if not isinstance(around, Surroundings):
+        around = Surroundings(allow_lists=around)
     extra: dict[str, Any] = {"resolvedSourcesHash": None}
     if spec.allowed_sources_from:
-        resolved = resolve_sources(spec, allow_lists)
+        resolved = resolve_sources(spec, around.allow_lists)
         if not resolved.complete:
             # Keep the last good policy: nothing is written, and the last resolved hash stays on the status.
             result = blocked_result(spec.bucket_name, SOURCE_LIST_NOT_FOUND, resolved.missing_message)
@@ -69,6 +193,11 @@ def reconcile_effective(
         extra["resolvedSourcesHash"] = resolved.sources_hash
 
     enforce = spec.management_policy is ManagementPolicy.ENFORCE
+    if enforce and spec.policy_writer is PolicyWriter.ACK:
+        return _through_ack(reconciler, spec, prev, around), {**extra, "contention": None}
+    owner = ack_owner(around.ack_index, spec.bucket_name)
+    if enforce and owner is not None:
+        return _beside_ack(reconciler, spec, prev, owner), {**extra, "contention": None}
     state = previous.contention
     writing = should_write(state)
     run = spec if writing or not enforce else spec.model_copy(update={"management_policy": ManagementPolicy.OBSERVE})

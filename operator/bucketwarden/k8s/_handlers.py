@@ -17,8 +17,9 @@ import kopf
 from pydantic import ValidationError
 
 from bucketwarden.errors import BucketNotFoundError
+from bucketwarden.k8s._ack import register_ack
 from bucketwarden.k8s._allowlists import ALLOW_LISTS_INDEX, register_allow_lists
-from bucketwarden.k8s._effective import allow_lists_from_index, reconcile_effective
+from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surroundings_from
 from bucketwarden.k8s._events import CONFLICT, events_for
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._settings import OperatorSettings
@@ -85,7 +86,7 @@ def reconcile_object(
     name: str,
     patch: kopf.Patch,
     index: Any,
-    allow_lists: Any = None,
+    surroundings: Surroundings | None = None,
 ) -> ReconcileResult:
     """One reconcile of one object, from the raw kopf arguments to the status patch and the events."""
     previous = read_status(status)
@@ -109,8 +110,8 @@ def reconcile_object(
                 policy_hash=previous.policy_hash,
                 verified=any(c.type == "Verified" and c.status == "True" for c in previous.conditions),
             )
-            lists = allow_lists_from_index(allow_lists)
-            result, extra = reconcile_effective(runtime.reconciler, parsed, prev, previous, lists)
+            around = surroundings or Surroundings(namespace=namespace)
+            result, extra = reconcile_effective(runtime.reconciler, parsed, prev, previous, around)
     runtime.metrics.observe(f"{namespace}/{name}", result)
     update = build_status(
         result,
@@ -173,6 +174,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
 
     operator_settings = settings
     register_allow_lists(registry, settings)
+    register_ack(registry)
 
     @kopf.index(*resource, id="claims_by_bucket", registry=registry)
     def claims_by_bucket(**kwargs: Any) -> Any:
@@ -188,7 +190,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         result = reconcile_object(
             kwargs["memo"].runtime,
             index=kwargs["claims_by_bucket"],
-            allow_lists=kwargs.get(ALLOW_LISTS_INDEX),
+            surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
             **_object_args(kwargs),
         )
         if result.retryable:
@@ -211,7 +213,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         reconcile_object(
             kwargs["memo"].runtime,
             index=kwargs["claims_by_bucket"],
-            allow_lists=kwargs.get(ALLOW_LISTS_INDEX),
+            surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
             **_object_args(kwargs),
         )
 

@@ -1,0 +1,79 @@
+"""Living beside ACK: an index of ACK Buckets (s3.services.k8s.aws/v1alpha1) and the patch of their spec.policy.
+
+An ACK Bucket owns its bucket's whole policy document. The index tells a ProtectedBucket that one exists for
+its bucket (it then writes nothing unless policyWriter: ACK), and finds the one its bucketRef names. The
+patch touches spec.policy alone (a merge patch), so Argo CD needs to ignore only that field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+import kopf
+from kopf._cogs.clients import api as kopf_api  # kopf's own authenticated client: the operator's credentials
+
+ACK_GROUP, ACK_VERSION, ACK_PLURAL = "s3.services.k8s.aws", "v1alpha1", "buckets"
+ACK_INDEX = "ack_buckets"
+PATCH_TIMEOUT_SECONDS = 30.0
+
+logger = logging.getLogger("bucketwarden")
+
+
+class AckBucket(NamedTuple):
+    namespace: str
+    name: str
+    bucket: str
+    policy: str | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def ack_owner(index: Mapping[Any, Iterable[AckBucket]] | None, bucket: str) -> AckBucket | None:
+    """The ACK Bucket that manages ``bucket``, if any (the first by namespace/name when several claim it)."""
+    found = sorted((index or {}).get(("bucket", bucket), []))
+    return found[0] if found else None
+
+
+def ack_by_ref(index: Mapping[Any, Iterable[AckBucket]] | None, namespace: str, name: str) -> AckBucket | None:
+    found = list((index or {}).get(("ref", namespace, name), []))
+    return found[0] if found else None
+
+
+def ack_policy_patch(policy_text: str) -> dict[str, Any]:
+    """The merge patch bucketwarden sends to an ACK Bucket: spec.policy and nothing else."""
+    return {"spec": {"policy": policy_text}}
+
+
+def patch_ack_policy(memo: Any, entry: AckBucket, policy_text: str) -> None:
+    """Patch spec.policy of an ACK Bucket from a (sync) handler thread, through kopf's client on its loop."""
+    url = f"/apis/{ACK_GROUP}/{ACK_VERSION}/namespaces/{entry.namespace}/{ACK_PLURAL}/{entry.name}"
+    call = kopf_api.patch(
+        url,
+        settings=memo.kopf_settings,
+        payload=ack_policy_patch(policy_text),
+        headers={"Content-Type": "application/merge-patch+json"},
+        logger=logger,
+    )
+    asyncio.run_coroutine_threadsafe(call, memo.kopf_loop).result(timeout=PATCH_TIMEOUT_SECONDS)
+
+
+def register_ack(registry: kopf.OperatorRegistry) -> None:
+    """The ACK Bucket index; inert (nothing is watched) where the ACK CRD is not installed."""
+
+    @kopf.on.startup(id="ack-loop", registry=registry)
+    async def keep_loop(memo: kopf.Memo, **_: Any) -> None:
+        memo.kopf_loop = asyncio.get_running_loop()  # sync handlers hand their API calls to it
+
+    @kopf.index(ACK_GROUP, ACK_VERSION, ACK_PLURAL, id=ACK_INDEX, registry=registry)
+    def ack_buckets(namespace: str | None, name: str, spec: Any, **_: Any) -> Any:
+        bucket = spec.get("name")
+        if not isinstance(bucket, str) or not bucket:
+            return None
+        policy = spec.get("policy")
+        entry = AckBucket(namespace or "", name, bucket, policy if isinstance(policy, str) else None)
+        return {("bucket", bucket): entry, ("ref", entry.namespace, name): entry}
