@@ -26,7 +26,7 @@ from bucketwarden.errors import PolicyParseError
 from bucketwarden.k8s._ack import ACK_INDEX, AckBucket, ack_by_ref, ack_owner, patch_ack_policy
 from bucketwarden.k8s._status import blocked_result
 from bucketwarden.policy import PolicyDocument, merge_policy
-from bucketwarden.reconciler import R_PROTECTED, READY, SYNCED, PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import R_PROTECTED, READY, SYNCED, VERIFIED, PreviousState, Reconciler, ReconcileResult
 from bucketwarden.sources import SOURCE_LIST_NOT_FOUND, resolve_sources
 from bucketwarden.spec import (
     Condition,
@@ -99,6 +99,11 @@ def _in_force(result: ReconcileResult) -> bool:
     return result.outcome == "Observed" and not any(f.code == CHANGES_PENDING for f in result.findings)
 
 
+def _verified(result: ReconcileResult) -> bool:
+    verified = result.condition(VERIFIED)
+    return verified is not None and verified.status == "True"
+
+
 def _beside_ack(
     reconciler: Reconciler, spec: ProtectedBucketSpec, prev: PreviousState, owner: AckBucket
 ) -> ReconcileResult:
@@ -118,7 +123,7 @@ def _beside_ack(
         Condition(
             type=READY, status="True", reason=R_PROTECTED, message="bucket policy protected and verified; " + message
         )
-        if _in_force(result)
+        if _in_force(result) and _verified(result)
         else Condition(type=READY, status="False", reason=MANAGED_BY_ACK, message=message)
     )
     result.conditions = _replace(result.conditions, ready)
@@ -154,13 +159,14 @@ def _through_ack(
     except Exception as exc:  # kopf's API errors, a timeout, a lost connection: report, never crash the reconcile
         msg = f"could not patch ACK Bucket {entry.ref} spec.policy: {exc}"
         return blocked_result(spec.bucket_name, ACK_PATCH_FAILED, msg)
+    in_force = _in_force(result) and _verified(result)
     result.findings = [f for f in result.findings if f.code != CHANGES_PENDING]
     done = "merged our statement into" if patched else "our statement is in"
     synced = f"{done} ACK Bucket {entry.ref} spec.policy (every other statement kept); ACK writes it to S3"
     result.conditions = _replace(
         result.conditions, Condition(type=SYNCED, status="True", reason=WRITTEN_THROUGH_ACK, message=synced)
     )
-    if _in_force(result):
+    if in_force:
         ready = Condition(type=READY, status="True", reason=R_PROTECTED, message="bucket policy protected and verified")
     else:
         ready = Condition(type=READY, status="False", reason=ACK_PENDING, message=f"waiting for ACK to write: {synced}")

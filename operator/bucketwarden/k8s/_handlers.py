@@ -17,7 +17,7 @@ import kopf
 from pydantic import ValidationError
 
 from bucketwarden.errors import BucketNotFoundError
-from bucketwarden.k8s._ack import register_ack
+from bucketwarden.k8s._ack import cleanup_beside_ack, register_ack
 from bucketwarden.k8s._allowlists import ALLOW_LISTS_INDEX, register_allow_lists
 from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surroundings_from
 from bucketwarden.k8s._events import CONFLICT, events_for
@@ -231,6 +231,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             namespace, parsed.bucket_name
         ):
             return  # we never wrote for a resource that lost the claim
+        if cleanup_beside_ack(kwargs, parsed):
+            return  # ACK owns the policy: our statement left its spec.policy, or we never wrote
         result = runtime.reconciler.cleanup(parsed)
         if result.outcome != "Failed" or isinstance(result.error, BucketNotFoundError):
             return
