@@ -24,7 +24,8 @@ from bucketwarden.contention import is_contended
 from bucketwarden.crd import build_allow_list_crd
 from bucketwarden.errors import AwsUnavailableError
 from bucketwarden.k8s import OperatorSettings
-from bucketwarden.k8s._effective import reconcile_effective
+from bucketwarden.k8s._ack import AckBucket
+from bucketwarden.k8s._effective import Surroundings, reconcile_effective
 from bucketwarden.k8s._events import events_for
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
@@ -153,6 +154,11 @@ ADMISSION_CASES = [
         "S34",
         spec=base_spec("bw-bad-s34", allowedSourcesFrom=[{"name": "corp"}, {"name": "corp"}]),
         expect="spec.allowedSourcesFrom[1]: Duplicate value",
+    ),
+    AdmissionCase(
+        "S38",
+        spec=base_spec("bw-bad-s38", policyWriter="ACK"),
+        expect="spec.bucketRef: policyWriter: ACK needs bucketRef",
     ),
     AdmissionCase(
         "S36",
@@ -365,6 +371,23 @@ def missing_list(reconciler: Reconciler, aws: RecordingAws, spec: ProtectedBucke
     assert aws.policy_of(spec.bucket_name) == before and aws.calls("PutBucketPolicy") == 0
     assert extra == {"resolvedSourcesHash": None}
     return result
+
+
+def through_ack(entries: list[AckBucket]) -> Callable[[Reconciler, RecordingAws, ProtectedBucketSpec], ReconcileResult]:
+    """S39/S40: policyWriter: ACK with a bucketRef that finds no ACK Bucket, or one for another bucket."""
+
+    def run(reconciler: Reconciler, aws: RecordingAws, spec: ProtectedBucketSpec) -> ReconcileResult:
+        before = aws.policy_of(spec.bucket_name)
+        index: dict[Any, list[AckBucket]] = {}
+        for e in entries:
+            index.setdefault(("ref", e.namespace, e.name), []).append(e)
+        patched: list[str] = []
+        around = Surroundings(namespace="team", ack_index=index, patch_ack=lambda _e, text: patched.append(text))
+        result, _ = reconcile_effective(reconciler, spec, PreviousState(), ProtectedBucketStatus(), around)
+        assert aws.policy_of(spec.bucket_name) == before and patched == [] and aws.calls("PutBucketPolicy") == 0
+        return result
+
+    return run
 
 
 FIGHT_RECONCILES = 13
@@ -623,6 +646,22 @@ STATUS_CASES = [
         "SourceListNotFound",
         message="SourceAllowList no-such-list not found",
         run=missing_list,
+    ),
+    StatusCase(
+        "S39",
+        with_spec(policyWriter="ACK", bucketRef={"name": "data-bucket"}),
+        "ACKBucketNotFound",
+        message="ACK Bucket team/data-bucket (bucketRef) not found",
+        shared=False,
+        run=through_ack([]),
+    ),
+    StatusCase(
+        "S40",
+        with_spec(policyWriter="ACK", bucketRef={"name": "data-bucket"}),
+        "ACKBucketMismatch",
+        message="manages bucket someone-elses-bucket",
+        shared=False,
+        run=through_ack([AckBucket("team", "data-bucket", "someone-elses-bucket", None)]),
     ),
     StatusCase("E13", with_spec(), "Contended", shared=False, run=writer_fight, message="another writer"),
 ]

@@ -18,7 +18,7 @@ import yaml
 import bucketwarden.aws._errors as aws_errors
 from bucketwarden import contention, errors, reconciler, sources
 from bucketwarden.exitcodes import exit_code_table
-from bucketwarden.k8s import _allowlists, _events, _handlers
+from bucketwarden.k8s import _allowlists, _effective, _events, _handlers
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.spec import ProtectedBucketSpec, ProtectedBucketStatus
@@ -74,6 +74,8 @@ def code_ready_reasons() -> set[str]:
     from_aws = set(re.findall(r'reason="(\w+)"', inspect.getsource(aws_errors)))
     from_k8s = {_handlers.NOT_AUTHORIZED, _handlers.INVALID_SPEC, _events.CONFLICT}
     from_k8s |= {sources.SOURCE_LIST_NOT_FOUND, contention.CONTENDED}
+    from_k8s |= {_effective.MANAGED_BY_ACK, _effective.ACK_BUCKET_NOT_FOUND, _effective.ACK_BUCKET_MISMATCH}
+    from_k8s |= {_effective.ACK_PATCH_FAILED, _effective.ACK_PENDING}
     return from_reconciler | from_errors | from_aws | from_k8s
 
 
