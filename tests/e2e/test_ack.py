@@ -84,7 +84,7 @@ class Env:
 @pytest.fixture(scope="module")
 def warden(kube: KubeTarget, kube_client: KubeClient, namespace: str, moto: MotoServer) -> Iterator[Env]:
     kube_client.apply_crd(ACK_CRD)
-    settings = OperatorSettings(resync_interval_seconds=1.0, metrics_port=0, health_port=0)
+    settings = OperatorSettings(resync_interval_seconds=1.0, metrics_port=0, health_port=0, ack_coexistence=True)
 
     def factory(operator_settings: OperatorSettings, metrics: Metrics) -> Reconciler:
         gateway = AwsGateway(

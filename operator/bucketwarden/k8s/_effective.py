@@ -69,6 +69,7 @@ class Surroundings:
     allow_lists: Mapping[str, SourceAllowListSpec] = field(default_factory=dict)
     ack_index: Mapping[Any, Iterable[AckBucket]] = field(default_factory=dict)
     patch_ack: AckPatcher | None = None
+    ack_watched: bool = True  # False: the operator does not watch ACK Buckets (BUCKETWARDEN_ACK_COEXISTENCE off)
 
 
 def surroundings_from(kwargs: Mapping[str, Any], allow_lists_index: str) -> Surroundings:
@@ -83,6 +84,7 @@ def surroundings_from(kwargs: Mapping[str, Any], allow_lists_index: str) -> Surr
         allow_lists=allow_lists_from_index(kwargs.get(allow_lists_index)),
         ack_index=kwargs.get(ACK_INDEX) or {},
         patch_ack=patch,
+        ack_watched=ACK_INDEX in kwargs,
     )
 
 
@@ -136,6 +138,9 @@ def _through_ack(
     """policyWriter: ACK: merge our statement into the ACK Bucket's spec.policy; ACK writes it; verify the live one."""
     ref = spec.bucket_ref.name if spec.bucket_ref else ""
     entry = ack_by_ref(around.ack_index, around.namespace, ref)
+    if not around.ack_watched:
+        msg = "policyWriter: ACK needs the operator setting BUCKETWARDEN_ACK_COEXISTENCE=true; nothing was written"
+        return blocked_result(spec.bucket_name, ACK_BUCKET_NOT_FOUND, msg)
     if entry is None:
         msg = f"ACK Bucket {around.namespace}/{ref} (bucketRef) not found; nothing was written"
         return blocked_result(spec.bucket_name, ACK_BUCKET_NOT_FOUND, msg)

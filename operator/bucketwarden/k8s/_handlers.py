@@ -174,7 +174,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
 
     operator_settings = settings
     register_allow_lists(registry, settings)
-    register_ack(registry)
+    if settings.ack_coexistence:  # opt-in: it needs RBAC on ACK's Buckets, which the chart does not grant
+        register_ack(registry)
 
     @kopf.index(*resource, id="claims_by_bucket", registry=registry)
     def claims_by_bucket(**kwargs: Any) -> Any:

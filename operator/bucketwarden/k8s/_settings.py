@@ -46,6 +46,11 @@ class OperatorSettings(BaseSettings):
     allow_list_status_seconds: float = Field(
         default=30.0, gt=0, description="How often each SourceAllowList's usedBy/inSync status is recounted."
     )
+    ack_coexistence: bool = Field(
+        default=False,
+        description="Watch ACK S3 Buckets (s3.services.k8s.aws): detect them and allow policyWriter: ACK. Needs "
+        "list, watch and patch on buckets.s3.services.k8s.aws.",
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod
