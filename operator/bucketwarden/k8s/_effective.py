@@ -38,10 +38,16 @@ from bucketwarden.spec import (
 )
 
 
-def allow_lists_from_index(index: Mapping[str, Iterable[Any]] | None) -> dict[str, SourceAllowListSpec]:
-    """name -> spec of every SourceAllowList in kopf's index; a list admission should have refused is absent."""
+def allow_lists_from_index(
+    index: Mapping[str, Iterable[Any]] | None, names: Iterable[str] | None = None
+) -> dict[str, SourceAllowListSpec]:
+    """name -> spec of the SourceAllowLists in kopf's index (only ``names``, when given: parsing every list on
+    every reconcile of every bucket would cost more than the reconcile); one admission should refuse is absent."""
     out: dict[str, SourceAllowListSpec] = {}
-    for name, entries in (index or {}).items():
+    index = index or {}
+    wanted = list(index) if names is None else [n for n in names if n in index]
+    for name in wanted:
+        entries = index[name]
         for raw in entries:
             try:
                 out[name] = SourceAllowListSpec.model_validate(dict(raw))
@@ -75,13 +81,15 @@ class Surroundings:
 def surroundings_from(kwargs: Mapping[str, Any], allow_lists_index: str) -> Surroundings:
     """From a kopf handler's kwargs: the indices, and the ACK patcher bound to the operator's loop."""
     memo = kwargs.get("memo")
+    refs = (kwargs.get("spec") or {}).get("allowedSourcesFrom") or []
+    names = [r["name"] for r in refs if isinstance(r, Mapping) and isinstance(r.get("name"), str)]
 
     def patch(entry: AckBucket, text: str) -> None:
         patch_ack_policy(memo, entry, text)
 
     return Surroundings(
         namespace=str(kwargs.get("namespace") or ""),
-        allow_lists=allow_lists_from_index(kwargs.get(allow_lists_index)),
+        allow_lists=allow_lists_from_index(kwargs.get(allow_lists_index), names),
         ack_index=kwargs.get(ACK_INDEX) or {},
         patch_ack=patch,
         ack_watched=ACK_INDEX in kwargs,
