@@ -132,3 +132,16 @@ def test_allow_list_status_counts_users_and_those_in_sync() -> None:
     status = allow_list_status("corp", CORP, users, lists, 3)
     assert (status["usedBy"], status["inSync"], status["observedGeneration"]) == (3, 1, 3)
     assert status["users"] == ["a/synced", "b/stale", "c/failing"]
+
+
+def test_reconcile_effective_a_spec_change_ends_the_back_off(aws: InMemoryAws) -> None:
+    from bucketwarden.spec import Contention
+
+    pb = spec(allowedSourceIps=["192.0.2.0/24"])
+    backing_off = ProtectedBucketStatus(observed_generation=1, contention=Contention(repairs=5, skipped=4, backoff=4))
+    same = Surroundings(generation=1)
+    result, extra = reconcile_effective(Reconciler(aws), pb, PreviousState(), backing_off, same)
+    assert not result.applied and extra["contention"]["skipped"] == 3  # still backing off: observed only
+    changed = Surroundings(generation=2)
+    result, extra = reconcile_effective(Reconciler(aws), pb, PreviousState(), backing_off, changed)
+    assert result.applied and extra["contention"] is None

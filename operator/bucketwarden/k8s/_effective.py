@@ -76,6 +76,7 @@ class Surroundings:
     ack_index: Mapping[Any, Iterable[AckBucket]] = field(default_factory=dict)
     patch_ack: AckPatcher | None = None
     ack_watched: bool = True  # False: the operator does not watch ACK Buckets (BUCKETWARDEN_ACK_COEXISTENCE off)
+    generation: int | None = None  # metadata.generation of the ProtectedBucket being reconciled
 
 
 def surroundings_from(kwargs: Mapping[str, Any], allow_lists_index: str) -> Surroundings:
@@ -93,6 +94,7 @@ def surroundings_from(kwargs: Mapping[str, Any], allow_lists_index: str) -> Surr
         ack_index=kwargs.get(ACK_INDEX) or {},
         patch_ack=patch,
         ack_watched=ACK_INDEX in kwargs,
+        generation=(kwargs.get("meta") or {}).get("generation"),
     )
 
 
@@ -218,6 +220,8 @@ def reconcile_effective(
     if enforce and owner is not None:
         return _beside_ack(reconciler, spec, prev, owner), {**extra, "contention": None}
     state = previous.contention
+    if state is not None and around.generation is not None and around.generation != previous.observed_generation:
+        state = None  # the spec changed: the user asked for a write now, and the fight's count starts over
     writing = should_write(state)
     run = spec if writing or not enforce else spec.model_copy(update={"management_policy": ManagementPolicy.OBSERVE})
     result = reconciler.reconcile(run, prev)
