@@ -23,6 +23,12 @@ local terminalReasons = {
   UnsupportedCondition = true,
   InvalidRequest = true,
   AwsError = true,
+  SourceListNotFound = true,
+  Contended = true,
+  ManagedByACK = true,
+  ACKBucketNotFound = true,
+  ACKBucketMismatch = true,
+  ACKPatchFailed = true,
 }
 
 local hs = { status = "Progressing", message = "Waiting for bucketwarden to reconcile the bucket policy" }

@@ -15,6 +15,7 @@ from bucketwarden import __version__
 from bucketwarden._table import format_table
 from bucketwarden.errors import BucketWardenError, InvalidSpecError, PolicyParseError
 from bucketwarden.exitcodes import ExitCode, exit_code_help
+from bucketwarden.formats import render_format
 from bucketwarden.manifests import STDIN, Manifest, load_manifests
 from bucketwarden.policy import (
     ADDRESS_KEYS,
@@ -169,7 +170,8 @@ def _offline_inputs(
 def cmd_render(args: argparse.Namespace) -> int:
     spec, roles, operator = _offline_inputs(args)
     existing = _read_policy(args.existing_policy)
-    desired = merge_policy(existing, render_statement(spec, roles, operator), spec.owned_sids)
+    ours = render_statement(spec, roles, operator)
+    desired = merge_policy(existing, ours, spec.owned_sids)
     findings = lint_spec(spec) + lint_policy(existing, desired, spec.owned_sids)
     verification = verify_policy(spec, roles, operator, desired)
     findings += [f for f in verification.findings if f not in findings]
@@ -181,7 +183,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         print("bucketwarden render: error: the rendered policy fails verification; nothing printed", file=sys.stderr)
         return EXIT_ERROR
-    print(desired.to_json(pretty=True))
+    print(render_format(args.format, desired, ours, spec))
     return EXIT_ERROR if any(f.severity == "Error" for f in findings) else EXIT_OK
 
 
@@ -404,9 +406,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from bucketwarden.crd import render_crd_yaml
+    from bucketwarden.crd import CRD_RENDERERS
 
-    print(render_crd_yaml(), end="")
+    print(CRD_RENDERERS[args.kind](), end="")
     return EXIT_OK
 
 
@@ -482,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="print the bucket policy a ProtectedBucket produces (offline)")
     _offline_flags(p, policy_flag="existing")
+    p.add_argument(
+        "--format",
+        choices=("policy", "statement", "terraform-json", "crossplane"),
+        default="policy",
+        help="policy: the merged document; statement: ours alone; terraform-json: an aws_iam_policy_document "
+        "data source; crossplane: a BucketPolicy (default %(default)s)",
+    )
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser(
@@ -540,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("crd", help="print the ProtectedBucket CustomResourceDefinition")
+    p.add_argument("--kind", choices=("ProtectedBucket", "SourceAllowList"), default="ProtectedBucket")
     p.set_defaults(func=cmd_crd)
 
     p = sub.add_parser("demo", help="replay the AWS Backup story on embedded AWS and Kubernetes emulators")

@@ -13,7 +13,8 @@ import yaml
 from pydantic import ValidationError
 
 from bucketwarden.errors import InvalidSpecError
-from bucketwarden.spec import API_VERSION, KIND, ProtectedBucket
+from bucketwarden.sources import resolve_sources
+from bucketwarden.spec import ALLOW_LIST_KIND, API_VERSION, KIND, ProtectedBucket, SourceAllowListSpec
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -107,14 +108,49 @@ def _manifests_in(name: str, text: str) -> list[Manifest]:
     return out
 
 
+def _allow_lists_in(texts: list[tuple[str, str]]) -> dict[str, SourceAllowListSpec]:
+    """The SourceAllowLists among the documents, by name; an invalid one is an error naming its source."""
+    out: dict[str, SourceAllowListSpec] = {}
+    for name, text in texts:
+        for source, doc in _expand_lists(_documents(name, text), name):
+            if not isinstance(doc, dict) or doc.get("kind") != ALLOW_LIST_KIND or doc.get("apiVersion") != API_VERSION:
+                continue
+            try:
+                out[str((doc.get("metadata") or {}).get("name", ""))] = SourceAllowListSpec.model_validate(
+                    doc.get("spec") or {}
+                )
+            except ValidationError as exc:
+                raise InvalidSpecError(f"{source}: {format_validation_error(exc)}") from None
+    return out
+
+
+def _resolve_sources(manifests: list[Manifest], texts: list[tuple[str, str]]) -> list[Manifest]:
+    """allowedSourcesFrom, offline: the SourceAllowLists must be among the same files (or on stdin)."""
+    if not any(m.resource.spec.allowed_sources_from for m in manifests):
+        return manifests
+    lists = _allow_lists_in(texts)
+    out = []
+    for m in manifests:
+        resolved = resolve_sources(m.resource.spec, lists)
+        if resolved.missing:
+            raise InvalidSpecError(
+                f"{m.source}: SourceAllowList {', '.join(resolved.missing)} not found: put it (kind: "
+                f"{ALLOW_LIST_KIND}) in the files given with -f"
+            )
+        out.append(Manifest(m.source, m.resource.model_copy(update={"spec": resolved.spec})))
+    return out
+
+
 def load_manifests(path: str | Path, *, stdin: TextIO | None = None) -> list[Manifest]:
-    """Every ProtectedBucket in a file, a folder or, for ``-``, standard input; other kinds are skipped."""
-    out: list[Manifest] = []
+    """Every ProtectedBucket in a file, a folder or, for ``-``, standard input; other kinds are skipped.
+
+    A ProtectedBucket's allowedSourcesFrom is resolved from the SourceAllowLists among the same documents.
+    """
     if str(path) == STDIN:
-        out = _manifests_in(STDIN_NAME, (stdin or sys.stdin).read())
+        texts = [(STDIN_NAME, (stdin or sys.stdin).read())]
     else:
-        for file in _files(Path(path)):
-            out += _manifests_in(str(file), file.read_text(encoding="utf-8"))
+        texts = [(str(file), file.read_text(encoding="utf-8")) for file in _files(Path(path))]
+    out = [m for name, text in texts for m in _manifests_in(name, text)]
     if not out:
         raise InvalidSpecError(f"{STDIN_NAME if str(path) == STDIN else path}: no ProtectedBucket manifests found")
-    return out
+    return _resolve_sources(out, texts)

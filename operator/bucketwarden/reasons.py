@@ -33,7 +33,14 @@ READY_REASONS: dict[str, ReasonKind] = {
     "UnsupportedCondition": "terminal",
     "InvalidRequest": "terminal",
     "AwsError": "terminal",
+    "SourceListNotFound": "terminal",
+    "Contended": "terminal",
+    "ManagedByACK": "terminal",
+    "ACKBucketNotFound": "terminal",
+    "ACKBucketMismatch": "terminal",
+    "ACKPatchFailed": "terminal",
     "AwsUnavailable": "progressing",
+    "ACKPending": "progressing",
 }
 
 # Verified=Unknown with this reason never blocks Ready: the check stays Healthy and says so in its message.

@@ -35,6 +35,16 @@ SINGULAR = "protectedbucket"
 SHORT_NAMES = ("pb",)
 CATEGORIES = ("bucketwarden",)
 
+# SourceAllowList: a cluster-scoped, shared list of allowed sources that ProtectedBuckets reference by name.
+ALLOW_LIST_KIND = "SourceAllowList"
+ALLOW_LIST_PLURAL = "sourceallowlists"
+ALLOW_LIST_SINGULAR = "sourceallowlist"
+ALLOW_LIST_SHORT_NAMES = ("sal",)
+MAX_ALLOW_LIST_REFS = 20
+MAX_DESCRIPTION_LENGTH = 1024
+MAX_OWNER_LENGTH = 256
+MAX_OBJECT_NAME_LENGTH = 253
+
 DEFAULT_STATEMENT_SID = "BucketWardenIpRestriction"
 
 # Bounds keep CEL rule costs inside a real API server's budget (see shared TOOLING notes).
@@ -62,8 +72,15 @@ ADOPT_SID_RE = re.compile(r"^[^\"\\]{1,128}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$")
 IPV4_ADDRESS_RE = re.compile(r"^[0-9]{1,3}([.][0-9]{1,3}){3}$")
 CIDR_PREFIX_LENGTH_RE = re.compile(r"0|[1-9][0-9]{0,2}")
+# A Kubernetes object name (RFC 1123 subdomain): what a SourceAllowList may be called.
+OBJECT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", "--x-s3")
+
+
+AT_LEAST_ONE_SOURCE = "give at least one of allowedSourceIps, allowedVpcEndpoints, allowedVpcs and allowedSourcesFrom"
+ACK_NEEDS_BUCKET_REF = "policyWriter: ACK needs bucketRef: {name: <the ACK Bucket>}"
+AT_LEAST_ONE_LIST_SOURCE = "give at least one of cidrs, vpcEndpoints and vpcs"
 
 
 def validate_bucket_name(name: str) -> str:
@@ -174,6 +191,21 @@ class DeletionPolicy(StrEnum):
     RETAIN = "Retain"
 
 
+class PolicyWriter(StrEnum):
+    """Who writes the bucket policy to S3: bucketwarden itself, or an ACK Bucket it merges our statement into."""
+
+    DIRECT = "Direct"
+    ACK = "ACK"
+
+
+class BucketRef(_Model):
+    """An ACK Bucket (s3.services.k8s.aws/v1alpha1) in the ProtectedBucket's namespace."""
+
+    name: Annotated[str, _pattern(OBJECT_NAME_RE, "ACK Bucket name")] = Field(
+        min_length=1, max_length=MAX_OBJECT_NAME_LENGTH, description="metadata.name of the ACK Bucket."
+    )
+
+
 class ExemptRole(_Model):
     """A role whose sessions bypass the IP restriction. Exactly one of name and arn."""
 
@@ -236,6 +268,14 @@ class VerificationContext(_Model):
     )
     principal_tags: list[PrincipalTag] = Field(
         default_factory=list, max_length=MAX_TAGS, description="Tags of the exempt roles (aws:PrincipalTag/...)."
+    )
+
+
+class AllowListRef(_Model):
+    """A reference to a cluster-scoped SourceAllowList by name."""
+
+    name: Annotated[str, _pattern(OBJECT_NAME_RE, "SourceAllowList name")] = Field(
+        min_length=1, max_length=MAX_OBJECT_NAME_LENGTH, description="metadata.name of the SourceAllowList."
     )
 
 
@@ -311,11 +351,25 @@ class ProtectedBucketSpec(_Model):
         default=None,
         description="Facts verification cannot look up (organization, principal tags); see docs/verification.md.",
     )
+    allowed_sources_from: list[AllowListRef] = Field(
+        default_factory=list,
+        max_length=MAX_ALLOW_LIST_REFS,
+        description="SourceAllowLists whose CIDRs, VPC endpoints and VPCs are allowed too; the union is written.",
+    )
+    policy_writer: PolicyWriter = Field(
+        default=PolicyWriter.DIRECT,
+        description="Direct writes the bucket policy; ACK merges our statement into the ACK Bucket's spec.policy "
+        "(bucketRef) and lets ACK write it.",
+        json_schema_extra={"maxLength": 16},  # a CEL rule reads it: bounded for the cost estimate
+    )
+    bucket_ref: BucketRef | None = Field(default=None, description="The ACK Bucket, with policyWriter: ACK.")
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ProtectedBucketSpec:
-        if not (self.allowed_source_ips or self.allowed_vpc_endpoints or self.allowed_vpcs):
-            raise ValueError("give at least one of allowedSourceIps, allowedVpcEndpoints and allowedVpcs")
+        if not (
+            self.allowed_source_ips or self.allowed_vpc_endpoints or self.allowed_vpcs or self.allowed_sources_from
+        ):
+            raise ValueError(AT_LEAST_ONE_SOURCE)
         if not self.exempt_operator and not self.acknowledge_lockout_risk:
             raise ValueError(
                 "exemptOperator: false can lock the operator out of the bucket policy; "
@@ -328,6 +382,11 @@ class ProtectedBucketSpec(_Model):
         refs = [r.ref for r in self.exempt_roles]
         if len(set(refs)) != len(refs):
             raise ValueError("exemptRoles lists the same role twice")
+        if self.policy_writer is PolicyWriter.ACK and self.bucket_ref is None:
+            raise ValueError(ACK_NEEDS_BUCKET_REF)
+        lists = [r.name for r in self.allowed_sources_from]
+        if len(set(lists)) != len(lists):
+            raise ValueError("allowedSourcesFrom names the same SourceAllowList twice")
         return self
 
     @property
@@ -377,6 +436,15 @@ class AdoptedStatement(_Model):
     hash: str
 
 
+class Contention(_Model):
+    """Writer-fight bookkeeping, kept in status so a restarted operator keeps backing off (see contention.py)."""
+
+    repairs: int = Field(default=0, description="Repairs in a row, each undone again within the window.")
+    resyncs_since_repair: int = Field(default=0, description="Reconciles since our last repair.")
+    skipped: int = Field(default=0, description="Reconciles left to skip before the next repair.")
+    backoff: int = Field(default=0, description="Reconciles skipped after the last repair (doubles, capped).")
+
+
 class ProtectedBucketStatus(_Model):
     """What the operator last observed and did."""
 
@@ -393,6 +461,8 @@ class ProtectedBucketStatus(_Model):
     drift_corrections: int = 0
     findings: list[Finding] = Field(default_factory=list)
     adopted_statements: list[AdoptedStatement] = Field(default_factory=list)
+    resolved_sources_hash: str | None = None
+    contention: Contention | None = None
 
 
 class ProtectedBucket(_Model):
@@ -413,3 +483,43 @@ class ProtectedBucket(_Model):
     @property
     def namespace(self) -> str:
         return str(self.metadata.get("namespace", "default"))
+
+
+class SourceAllowListSpec(_Model):
+    """A shared list of allowed sources (cluster-scoped), referenced by ProtectedBuckets' allowedSourcesFrom."""
+
+    cidrs: list[Cidr] = Field(
+        default_factory=list,
+        max_length=MAX_CIDRS,
+        description="IPv4/IPv6 CIDRs (or bare addresses) allowed through aws:SourceIp.",
+    )
+    vpc_endpoints: list[VpcEndpointId] = Field(
+        default_factory=list, max_length=MAX_VPCS, description="VPC endpoints (vpce-...) whose traffic is allowed."
+    )
+    vpcs: list[VpcId] = Field(
+        default_factory=list, max_length=MAX_VPCS, description="VPCs (vpc-...) whose endpoint traffic is allowed."
+    )
+    description: str | None = Field(
+        default=None, max_length=MAX_DESCRIPTION_LENGTH, description="What these sources are (e.g. office egress)."
+    )
+    owner: str | None = Field(
+        default=None, max_length=MAX_OWNER_LENGTH, description="Who to ask before changing the list (team, email)."
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SourceAllowListSpec:
+        if not (self.cidrs or self.vpc_endpoints or self.vpcs):
+            raise ValueError(AT_LEAST_ONE_LIST_SOURCE)
+        return self
+
+
+class SourceAllowListStatus(_Model):
+    """Who uses the list, and whether they have written its current content."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    observed_generation: int | None = None
+    sources_hash: str | None = Field(default=None, description="Hash of the list's current sources.")
+    used_by: int = Field(default=0, description="ProtectedBuckets that reference this list.")
+    in_sync: int = Field(default=0, description="Of those, how many are Synced with its current content.")
+    users: list[str] = Field(default_factory=list, description="namespace/name of each (at most 50 shown).")

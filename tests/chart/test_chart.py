@@ -152,24 +152,32 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
     [
         pytest.param(
             "defaults",
-            {"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Deployment": 1, "Service": 1},
+            {"ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 1, "Deployment": 1, "Service": 1},
             id="defaults",
         ),
         pytest.param(
             "namespaced",
-            {"ServiceAccount": 1, "Role": 2, "RoleBinding": 2, "Deployment": 1, "Service": 1},
+            {
+                "ServiceAccount": 1,
+                "Role": 2,
+                "RoleBinding": 2,
+                "ClusterRole": 2,
+                "ClusterRoleBinding": 1,
+                "Deployment": 1,
+                "Service": 1,
+            },
             id="namespaced",
         ),
         pytest.param(
             "metrics-off",
-            {"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Deployment": 1},
+            {"ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 1, "Deployment": 1},
             id="metrics-off",
         ),
         pytest.param(
             "ha-clusterwide",
             {
                 "ServiceAccount": 1,
-                "ClusterRole": 1,
+                "ClusterRole": 2,
                 "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "Service": 1,
@@ -184,6 +192,8 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
                 "ServiceAccount": 1,
                 "Role": 2,
                 "RoleBinding": 2,
+                "ClusterRole": 2,
+                "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "Service": 1,
                 "CustomResourceDefinition": 2,
@@ -195,7 +205,7 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
             "peering-shared-crds",
             {
                 "ServiceAccount": 1,
-                "ClusterRole": 1,
+                "ClusterRole": 2,
                 "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "Service": 1,
@@ -207,7 +217,7 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
             "extras-on",
             {
                 "ServiceAccount": 1,
-                "ClusterRole": 1,
+                "ClusterRole": 2,
                 "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "Service": 1,
@@ -221,7 +231,7 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
             "netpol-metrics-off",
             {
                 "ServiceAccount": 1,
-                "ClusterRole": 1,
+                "ClusterRole": 2,
                 "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "NetworkPolicy": 1,
@@ -423,7 +433,7 @@ def test_deployment_env_bucket_claims_is_json(helm: str, render: Render) -> None
 @pytest.mark.parametrize("helm", HELMS)
 def test_rbac_rules_match_minimal_doc(helm: str, scenario: str, render: Render, rbac_minimal: dict[str, Any]) -> None:
     values = SCENARIOS[scenario]
-    docs = render(helm, values)
+    docs = [d for d in render(helm, values) if not _is_allow_list_rbac(d)]  # tested below
     namespaces = values.get("watchNamespaces", [])
     mode = "namespaced" if namespaces else "clusterwide"
     expected = rbac_minimal[mode]["rules"]
@@ -450,6 +460,34 @@ def test_rbac_rules_match_minimal_doc(helm: str, scenario: str, render: Render, 
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": service_account["name"], "namespace": "bucketwarden"}
         ]
+
+
+def _is_allow_list_rbac(doc: Manifest) -> bool:
+    return doc["kind"].startswith("ClusterRole") and doc["metadata"]["name"].endswith(
+        ("-allowlists", "-allowlists-view")
+    )
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("helm", HELMS)
+def test_rbac_allow_lists_readable_by_every_namespace_writable_by_none(
+    helm: str, scenario: str, render: Render, rbac_minimal: dict[str, Any]
+) -> None:
+    values = SCENARIOS[scenario]
+    docs = render(helm, values)
+    (view,) = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-allowlists-view")]
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert _rule_triples(view["rules"]) == {
+        ("bucketwarden.io", "sourceallowlists", v) for v in ("get", "list", "watch")
+    }
+    operator_grants = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-allowlists")]
+    if values.get("watchNamespaces"):
+        (role,) = operator_grants
+        assert _rule_triples(role["rules"]) == _rule_triples(rbac_minimal["namespaced"]["clusterRules"])
+        (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    else:
+        assert operator_grants == []  # in the operator's own ClusterRole
 
 
 @pytest.mark.parametrize(

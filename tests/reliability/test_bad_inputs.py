@@ -20,12 +20,26 @@ from botocore.exceptions import ClientError, NoCredentialsError
 
 from bucketwarden import cli
 from bucketwarden.aws import AwsGateway, AwsSettings, map_client_error
+from bucketwarden.contention import is_contended
+from bucketwarden.crd import build_allow_list_crd
 from bucketwarden.errors import AwsUnavailableError
+from bucketwarden.k8s import OperatorSettings
+from bucketwarden.k8s._ack import AckBucket
+from bucketwarden.k8s._effective import Surroundings, reconcile_effective
 from bucketwarden.k8s._events import events_for
 from bucketwarden.policy import PolicyDocument, statement_hash
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
-from bucketwarden.spec import ManagementPolicy, ProtectedBucketSpec, ProtectedBucketStatus
-from bucketwarden.testing import AwsFaultProxy, ErrorReply, KubeEmulator, MotoServer
+from bucketwarden.spec import ManagementPolicy, ProtectedBucketSpec, ProtectedBucketStatus, SourceAllowListSpec
+from bucketwarden.testing import (
+    PROTECTED_BUCKETS,
+    AwsFaultProxy,
+    ErrorReply,
+    KubeEmulator,
+    MotoServer,
+    ResourceSpec,
+    load_crds,
+    wait_until,
+)
 from tests.reliability._kit import (
     ACCOUNT,
     ADOPT_SID,
@@ -45,6 +59,7 @@ from tests.reliability._kit import (
     wait_for_reason,
 )
 from tests.unit.test_crd import INVALID_FILES, InvalidFixture, admit, pydantic_errors
+from tests.unit.test_crd import OPENAPI as ADMISSION_OPENAPI
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,6 +87,7 @@ class AdmissionCase:
     fixture: str | None = None
     expect: str | None = None  # a fixture carries its own
     old: dict[str, Any] | None = None  # an update: the stored object's spec
+    kind: str = "ProtectedBucket"  # or SourceAllowList
 
     def docs(self) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
         """(the object, the stored object for an update or None, the admission error expected)."""
@@ -80,13 +96,18 @@ class AdmissionCase:
             old = loaded.docs[0] if loaded.is_update else None
             return loaded.docs[-1], old, loaded.expect
         assert self.spec is not None and self.expect is not None
-        doc = {"apiVersion": "bucketwarden.io/v1alpha1", "kind": "ProtectedBucket", "metadata": {"name": "x"}}
+        doc = {"apiVersion": "bucketwarden.io/v1alpha1", "kind": self.kind, "metadata": {"name": "x"}}
         old = None if self.old is None else {**doc, "spec": self.old}
         return {**doc, "spec": self.spec}, old, self.expect
 
     @property
     def update_only(self) -> bool:
         return self.old is not None or self.fixture == "bucket-name-change"
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        crd = build_allow_list_crd() if self.kind == "SourceAllowList" else None
+        return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] if crd else ADMISSION_OPENAPI
 
 
 ADMISSION_CASES = [
@@ -129,15 +150,40 @@ ADMISSION_CASES = [
         spec=base_spec("bw-bad-s33", statementSid="Bucket Warden"),
         expect="spec.statementSid in body should match",
     ),
+    AdmissionCase(
+        "S34",
+        spec=base_spec("bw-bad-s34", allowedSourcesFrom=[{"name": "corp"}, {"name": "corp"}]),
+        expect="spec.allowedSourcesFrom[1]: Duplicate value",
+    ),
+    AdmissionCase(
+        "S38",
+        spec=base_spec("bw-bad-s38", policyWriter="ACK"),
+        expect="spec.bucketRef: policyWriter: ACK needs bucketRef",
+    ),
+    AdmissionCase(
+        "S36",
+        kind="SourceAllowList",
+        spec={"cidrs": ["192.0.2.0/24", "198.51.100.0/33"]},
+        expect="spec.cidrs[1]: must be an IPv4 or IPv6 CIDR",
+    ),
+    AdmissionCase(
+        "S37",
+        kind="SourceAllowList",
+        spec={"cidrs": [], "owner": "network-team"},
+        expect="spec: give at least one of cidrs, vpcEndpoints and vpcs",
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", ADMISSION_CASES, ids=lambda c: c.id)
 def test_bad_spec_is_refused_at_admission(case: AdmissionCase) -> None:
     doc, old, expect = case.docs()
-    result = admit(doc, old=old)
+    result = admit(doc, old=old, schema=case.schema)
     assert any(expect in error for error in result.errors), result.errors
-    if not case.update_only:  # the operator refuses it too, if admission is missing (emulator, no CEL)
+    if case.kind == "SourceAllowList":  # the operator skips such a list; its users report it missing
+        with pytest.raises(ValueError, match=r"CIDR|give at least one"):
+            SourceAllowListSpec.model_validate(doc["spec"])
+    elif not case.update_only:  # the operator refuses it too, if admission is missing (emulator, no CEL)
         assert pydantic_errors(doc) != []
 
 
@@ -357,6 +403,63 @@ def adopt_then_delete(reconciler: Reconciler, aws: RecordingAws, spec: Protected
     reconciler.cleanup(greedy)
     after = PolicyDocument.parse(aws.policy_of(spec.bucket_name) or "")
     assert after.find(OUR_SID) == [] and len(after.find("SecurityTeamDenyDelete")) == 1
+
+
+def missing_list(reconciler: Reconciler, aws: RecordingAws, spec: ProtectedBucketSpec) -> ReconcileResult:
+    """S35: a referenced SourceAllowList does not exist: reported, nothing written (the operator does the same)."""
+    before = aws.policy_of(spec.bucket_name)
+    result, extra = reconcile_effective(reconciler, spec, PreviousState(), ProtectedBucketStatus(), {})
+    assert aws.policy_of(spec.bucket_name) == before and aws.calls("PutBucketPolicy") == 0
+    assert extra == {"resolvedSourcesHash": None}
+    return result
+
+
+def through_ack(entries: list[AckBucket]) -> Callable[[Reconciler, RecordingAws, ProtectedBucketSpec], ReconcileResult]:
+    """S39/S40: policyWriter: ACK with a bucketRef that finds no ACK Bucket, or one for another bucket."""
+
+    def run(reconciler: Reconciler, aws: RecordingAws, spec: ProtectedBucketSpec) -> ReconcileResult:
+        before = aws.policy_of(spec.bucket_name)
+        index: dict[Any, list[AckBucket]] = {}
+        for e in entries:
+            index.setdefault(("ref", e.namespace, e.name), []).append(e)
+        patched: list[str] = []
+        around = Surroundings(namespace="team", ack_index=index, patch_ack=lambda _e, text: patched.append(text))
+        result, _ = reconcile_effective(reconciler, spec, PreviousState(), ProtectedBucketStatus(), around)
+        assert aws.policy_of(spec.bucket_name) == before and patched == [] and aws.calls("PutBucketPolicy") == 0
+        return result
+
+    return run
+
+
+FIGHT_RECONCILES = 13
+
+
+def writer_fight(reconciler: Reconciler, aws: RecordingAws, spec: ProtectedBucketSpec) -> ReconcileResult:
+    """E13: another writer puts the old policy back after every repair: Contended, and the repairs back off."""
+    foreign = aws.policy_of(spec.bucket_name)
+    status, result = ProtectedBucketStatus(), None
+    for _ in range(FIGHT_RECONCILES):
+        prev = PreviousState(status.statement_hash)
+        result, extra = reconcile_effective(reconciler, spec, prev, status, {})
+        contention = extra["contention"]
+        status = status.model_copy(
+            update={
+                "statement_hash": result.statement_hash,
+                "contention": None
+                if contention is None
+                else status.model_validate({"contention": contention}).contention,
+            }
+        )
+        if result.applied:
+            aws.put_foreign(spec.bucket_name, foreign)  # the other writer wins again at once
+    assert is_contended(status.contention)
+    # The first write, repairs at reconciles 1, 2, 3, then after 1 and 2 skipped (4 more pending): 6 writes where
+    # an endless fight makes 13.
+    assert aws.calls("PutBucketPolicy", spec.bucket_name) == 6
+    assert aws.policy_of(spec.bucket_name) == foreign
+    assert result is not None and result.condition("Synced") is not None
+    synced = result.condition("Synced")
+    assert synced is not None and synced.reason == "Contended" and "last 5 repairs" in synced.message
     return result
 
 
@@ -602,6 +705,30 @@ STATUS_CASES = [
     ),
     StatusCase("E11", with_spec(), "RoleNotFound", shared=False, run=role_deleted),
     StatusCase("E12", with_spec(), "Protected", ready=True, policy="merged", shared=False, run=policy_deleted),
+    StatusCase(
+        "S35",
+        with_spec(allowedSourcesFrom=[{"name": "no-such-list"}]),
+        "SourceListNotFound",
+        message="SourceAllowList no-such-list not found",
+        run=missing_list,
+    ),
+    StatusCase(
+        "S39",
+        with_spec(policyWriter="ACK", bucketRef={"name": "data-bucket"}),
+        "ACKBucketNotFound",
+        message="ACK Bucket team/data-bucket (bucketRef) not found",
+        shared=False,
+        run=through_ack([]),
+    ),
+    StatusCase(
+        "S40",
+        with_spec(policyWriter="ACK", bucketRef={"name": "data-bucket"}),
+        "ACKBucketMismatch",
+        message="manages bucket someone-elses-bucket",
+        shared=False,
+        run=through_ack([AckBucket("team", "data-bucket", "someone-elses-bucket", None)]),
+    ),
+    StatusCase("E13", with_spec(), "Contended", shared=False, run=writer_fight, message="another writer"),
 ]
 
 
@@ -864,10 +991,56 @@ def catalogue_ids() -> list[str]:
     return re.findall(r"^\| ([SPEC][0-9]{2}) \|", CATALOGUE.read_text(encoding="utf-8"), flags=re.MULTILINE)
 
 
+ROOT = Path(__file__).resolve().parents[2]
+(ALLOW_LISTS,) = [
+    r
+    for crd in load_crds(sorted((ROOT / "crds").glob("*.yaml")))
+    for r in ResourceSpec.from_crd(crd)
+    if r.plural == "sourceallowlists"
+]
+OPERATOR_ROWS = {"E14"}  # rows only a running operator shows, each with its own test below
+
+
+def test_e14_deleting_a_list_in_use_waits_and_says_who_uses_it(kube: KubeEmulator, aws: RecordingAws) -> None:
+    namespace, shared, bucket = unique("bw-bad"), unique("bw-bad-list"), unique("bw-bad-e14")
+    aws.create_bucket(bucket, policy=policy_text(*foreign_statements(bucket)))
+    with kube.client() as client:
+        client.create_namespace(namespace)
+        try:
+            fast = OperatorSettings(
+                resync_interval_seconds=1.0, metrics_port=0, health_port=0, allow_list_status_seconds=1.0
+            )
+            with operator_on(kube, aws, [namespace], settings=fast):
+                client.create_object(ALLOW_LISTS, {"metadata": {"name": shared}, "spec": {"cidrs": list(CIDRS)}})
+                create_pb(client, namespace, "e14", {"bucketName": bucket, "allowedSourcesFrom": [{"name": shared}]})
+                wait_for_reason(client, namespace, "e14", "Protected", status="True")
+                kept = aws.policy_of(bucket)
+                client.delete_object(ALLOW_LISTS, shared)
+                events = wait_until(
+                    lambda: [
+                        e
+                        for e in client.list_events("default", involved_name=shared)
+                        if e["reason"] == "AllowListInUse"
+                    ],
+                    timeout=30,
+                    what="an AllowListInUse event",
+                )
+                assert events[0]["type"] == "Warning" and f"{namespace}/e14" in events[0]["message"]
+                held = client.get_object(ALLOW_LISTS, shared)
+                assert held is not None and held["metadata"].get("deletionTimestamp")
+                assert aws.policy_of(bucket) == kept
+                client.delete_object(PROTECTED_BUCKETS, "e14", namespace=namespace)
+                client.wait_until_gone(PROTECTED_BUCKETS, "e14", namespace=namespace)
+                client.wait_until_gone(ALLOW_LISTS, shared, timeout=30)  # released once nothing references it
+        finally:
+            delete_all(client, namespace)
+
+
 def test_catalogue_rows_and_tests_match() -> None:
     """Every row of docs/bad-inputs.md has a test here, and every test a row."""
     rows = catalogue_ids()
     tested = {c.id for c in ADMISSION_CASES} | {c.id for c in STATUS_CASES} | {p.id for p in CLI_CASES}
+    tested |= OPERATOR_ROWS
     assert len(rows) == len(set(rows)), "a row id is used twice"
     assert set(rows) == tested
     assert len(rows) >= 30

@@ -19,7 +19,15 @@ import bucketwarden.k8s as k8s_module
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, Runtime, reconcile_object
 from bucketwarden.reconciler import Reconciler
-from bucketwarden.testing import PROTECTED_BUCKETS, AwsFaultProxy, ErrorReply, KubeEmulator, MotoServer
+from bucketwarden.testing import (
+    PROTECTED_BUCKETS,
+    AwsFaultProxy,
+    ErrorReply,
+    KubeEmulator,
+    MotoServer,
+    ResourceSpec,
+    load_crds,
+)
 from tests.reliability._kit import (
     OUR_SID,
     ROLE,
@@ -38,6 +46,12 @@ pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC_DOC = ROOT / "docs" / "rbac-minimal.yaml"
+(ALLOW_LISTS,) = [
+    r
+    for crd in load_crds(sorted((ROOT / "crds").glob("*.yaml")))
+    for r in ResourceSpec.from_crd(crd)
+    if r.plural == "sourceallowlists"
+]
 
 Triple = tuple[str, str, str]  # (apiGroup, resource, verb)
 
@@ -67,7 +81,8 @@ def rbac_triple(method: str, path: str, watch: bool) -> Triple | None:
 
 
 def granted(mode: str) -> set[Triple]:
-    rules = yaml.safe_load(RBAC_DOC.read_text(encoding="utf-8"))[mode]["rules"]
+    doc = yaml.safe_load(RBAC_DOC.read_text(encoding="utf-8"))[mode]
+    rules = doc["rules"] + doc.get("clusterRules", [])
     return {
         (group, resource, verb)
         for rule in rules
@@ -89,9 +104,19 @@ def exercise(kube: KubeEmulator, namespace: str, aws: RecordingAws) -> None:
         wait_for_reason(client, namespace, "used", "Protected", status="True")
         create_pb(client, namespace, "refused", {"bucketName": "Not_A_Bucket", "allowedSourceIps": ["192.0.2.0/24"]})
         wait_for_reason(client, namespace, "refused", "InvalidSpec", status="False")
+        # A shared allow-list: watched, its finalizer held and released, its status written, its user signalled.
+        shared = unique("bw-rbac-list")
+        client.create_object(ALLOW_LISTS, {"metadata": {"name": shared}, "spec": {"cidrs": ["203.0.113.0/24"]}})
+        listed = {"bucketName": bucket, "allowedSourcesFrom": [{"name": shared}]}
+        client.patch_object(PROTECTED_BUCKETS, "used", {"spec": listed}, namespace=namespace)
+        wait_for_reason(client, namespace, "used", "Protected", status="True")
+        client.patch_object(ALLOW_LISTS, shared, {"spec": {"cidrs": ["198.51.100.0/24"]}})
+        client.wait_for_status(ALLOW_LISTS, shared, lambda s: s.get("usedBy") == 1, timeout=30)
         for name in ("used", "refused"):
             client.delete_object(PROTECTED_BUCKETS, name, namespace=namespace)
             client.wait_until_gone(PROTECTED_BUCKETS, name, namespace=namespace)
+        client.delete_object(ALLOW_LISTS, shared)
+        client.wait_until_gone(ALLOW_LISTS, shared)
 
 
 @pytest.mark.parametrize("mode", ["clusterwide", "namespaced"])

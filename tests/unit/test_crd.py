@@ -196,6 +196,11 @@ def _set_duplicates(value: Any, node: Schema, path: list[str | int]) -> Iterator
             for index, item in enumerate(value):
                 if item in value[:index]:
                     yield f"{_path([*path, index])}: Duplicate value: {json.dumps(item)}"
+        if node.get("x-kubernetes-list-type") == "map":
+            keys = [tuple(item.get(k) for k in node["x-kubernetes-list-map-keys"]) for item in value]
+            for index, key in enumerate(keys):
+                if key in keys[:index]:
+                    yield f"{_path([*path, index])}: Duplicate value: {json.dumps(value[index])}"
         for index, item in enumerate(value):
             yield from _set_duplicates(item, node["items"], [*path, index])
 

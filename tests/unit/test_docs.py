@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 import bucketwarden.aws._errors as aws_errors
-from bucketwarden import errors, reconciler
+from bucketwarden import contention, errors, reconciler, sources
 from bucketwarden.exitcodes import exit_code_table
-from bucketwarden.k8s import _events, _handlers
+from bucketwarden.k8s import _allowlists, _effective, _events, _handlers
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.reasons import READY_REASONS, VERIFIED_INCONCLUSIVE
@@ -74,6 +74,9 @@ def code_ready_reasons() -> set[str]:
     from_errors = {c.reason for c in _subclasses(errors.BucketWardenError) if c.__module__ == errors.__name__}
     from_aws = set(re.findall(r'reason="(\w+)"', inspect.getsource(aws_errors)))
     from_k8s = {_handlers.NOT_AUTHORIZED, _handlers.INVALID_SPEC, _events.CONFLICT}
+    from_k8s |= {sources.SOURCE_LIST_NOT_FOUND, contention.CONTENDED}
+    from_k8s |= {_effective.MANAGED_BY_ACK, _effective.ACK_BUCKET_NOT_FOUND, _effective.ACK_BUCKET_MISMATCH}
+    from_k8s |= {_effective.ACK_PATCH_FAILED, _effective.ACK_PENDING}
     return from_reconciler | from_errors | from_aws | from_k8s
 
 
@@ -81,6 +84,7 @@ def code_event_reasons() -> set[str]:
     """Event reasons named in code: the constants of k8s/_events.py and the literals the handlers post."""
     named = {v for k, v in vars(_events).items() if k.isupper() and isinstance(v, str) and v not in CONDITION_TYPES}
     posted = set(re.findall(r'reason="(\w+)"', inspect.getsource(_handlers)))
+    posted.add(_allowlists.ALLOW_LIST_IN_USE)
     return named | posted
 
 

@@ -82,6 +82,7 @@ Argument: a dict with "ctx" (the root context) and "scope" ("cluster" or "namesp
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
+{{ include "bucketwarden.allowListRules" . }}
 {{- end }}
 {{- if $ctx.Values.peering.enabled }}
 # kopf peering: every replica keeps itself alive in the peering object's status.
@@ -100,4 +101,19 @@ helm.sh/hook: post-install,post-upgrade
 helm.sh/hook-weight: "0"
 helm.sh/hook-delete-policy: before-hook-creation
 argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true
+{{- end }}
+
+{{/*
+SourceAllowLists are cluster-scoped: the operator watches them, keeps kopf's finalizer (deletion waits while a
+list is in use) and annotations on them, and writes their status. In a namespaced install these rules go into
+their own small ClusterRole (allowlists-rbac.yaml).
+*/}}
+{{- define "bucketwarden.allowListRules" -}}
+# SourceAllowLists (cluster-scoped): watch them, hold deletion with kopf's finalizer, write their status.
+- apiGroups: ["bucketwarden.io"]
+  resources: ["sourceallowlists"]
+  verbs: ["list", "watch", "patch"]
+- apiGroups: ["bucketwarden.io"]
+  resources: ["sourceallowlists/status"]
+  verbs: ["patch"]
 {{- end }}

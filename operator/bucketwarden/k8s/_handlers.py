@@ -17,6 +17,9 @@ import kopf
 from pydantic import ValidationError
 
 from bucketwarden.errors import BucketNotFoundError
+from bucketwarden.k8s._ack import cleanup_beside_ack, register_ack
+from bucketwarden.k8s._allowlists import ALLOW_LISTS_INDEX, register_allow_lists
+from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surroundings_from
 from bucketwarden.k8s._events import CONFLICT, events_for
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._settings import OperatorSettings
@@ -88,9 +91,11 @@ def reconcile_object(
     name: str,
     patch: kopf.Patch,
     index: Any,
+    surroundings: Surroundings | None = None,
 ) -> ReconcileResult:
     """One reconcile of one object, from the raw kopf arguments to the status patch and the events."""
     previous = read_status(status)
+    extra: dict[str, Any] | None = None
     bucket = str(spec.get("bucketName", ""))
     try:
         parsed = ProtectedBucketSpec.model_validate(dict(spec))
@@ -110,7 +115,8 @@ def reconcile_object(
                 policy_hash=previous.policy_hash,
                 verified=any(c.type == "Verified" and c.status == "True" for c in previous.conditions),
             )
-            result = runtime.reconciler.reconcile(parsed, prev)
+            around = surroundings or Surroundings(namespace=namespace)
+            result, extra = reconcile_effective(runtime.reconciler, parsed, prev, previous, around)
     runtime.metrics.observe(f"{namespace}/{name}", result)
     update = build_status(
         result,
@@ -118,6 +124,7 @@ def reconcile_object(
         generation=meta.get("generation"),
         now=runtime.clock(),
         refresh_seconds=runtime.settings.status_refresh_seconds,
+        extra=extra,
     )
     if update.due:
         for key, value in update.status.items():
@@ -176,6 +183,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             metrics.serve(operator_settings.metrics_port)
 
     operator_settings = settings
+    register_allow_lists(registry, settings)
+    if settings.ack_coexistence:  # opt-in: it needs RBAC on ACK's Buckets, which the chart does not grant
+        register_ack(registry)
 
     @kopf.index(*resource, id="claims_by_bucket", registry=registry)
     def claims_by_bucket(**kwargs: Any) -> Any:
@@ -188,7 +198,12 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
     @kopf.on.create(*resource, id="reconcile", registry=registry)
     @kopf.on.update(*resource, id="reconcile", registry=registry)
     def reconcile_on_change(**kwargs: Any) -> None:
-        result = reconcile_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
+        result = reconcile_object(
+            kwargs["memo"].runtime,
+            index=kwargs["claims_by_bucket"],
+            surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
+            **_object_args(kwargs),
+        )
         if result.retryable:
             message = result.error.message if result.error else "retry"
             raise kopf.TemporaryError(message, delay=_backoff(kwargs["retry"]))
@@ -206,7 +221,12 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
     )
     def resync(**kwargs: Any) -> None:
         # Level-based: the timer never raises; a failure is in status and the next tick tries again.
-        reconcile_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
+        reconcile_object(
+            kwargs["memo"].runtime,
+            index=kwargs["claims_by_bucket"],
+            surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
+            **_object_args(kwargs),
+        )
 
     @kopf.on.delete(*resource, id="cleanup", registry=registry)
     def finalize(**kwargs: Any) -> None:
@@ -222,6 +242,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             namespace, parsed.bucket_name
         ):
             return  # we never wrote for a resource that lost the claim
+        if cleanup_beside_ack(kwargs, parsed):
+            return  # ACK owns the policy: our statement left its spec.policy, or we never wrote
         result = runtime.reconciler.cleanup(parsed)
         if result.outcome != "Failed" or isinstance(result.error, BucketNotFoundError):
             return

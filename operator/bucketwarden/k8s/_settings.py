@@ -52,6 +52,14 @@ class OperatorSettings(BaseSettings):
         description="Namespace -> bucket-name glob patterns it may claim (JSON). Empty: unrestricted. "
         "When set, a namespace not listed may claim nothing.",
     )
+    allow_list_status_seconds: float = Field(
+        default=30.0, gt=0, description="How often each SourceAllowList's usedBy/inSync status is recounted."
+    )
+    ack_coexistence: bool = Field(
+        default=False,
+        description="Watch ACK S3 Buckets (s3.services.k8s.aws): detect them and allow policyWriter: ACK. Needs "
+        "list, watch and patch on buckets.s3.services.k8s.aws.",
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -68,6 +68,7 @@ def build_status(
     generation: int | None,
     now: datetime,
     refresh_seconds: float,
+    extra: Mapping[str, Any] | None = None,
 ) -> StatusUpdate:
     stamp = format_time(now)
     keep_hash = result.policy_hash if result.policy_hash is not None else previous.policy_hash
@@ -83,6 +84,10 @@ def build_status(
         "driftCorrections": previous.drift_corrections + (1 if result.drift_corrected else 0),
         "findings": [f.to_k8s() for f in result.findings],
         "adoptedStatements": _adopted(result, previous),
+        # Set by k8s/_effective.py (allowedSourcesFrom, writer fights); kept as they were when not given.
+        "resolvedSourcesHash": previous.resolved_sources_hash,
+        "contention": previous.contention.to_k8s() if previous.contention else None,
+        **(extra or {}),
     }
     old = previous.to_k8s()
     old.pop("lastSyncTime", None)

@@ -1,0 +1,168 @@
+"""kopf handlers for SourceAllowList: indices, propagation to the ProtectedBuckets using a list, its status, deletion.
+
+Propagation: a change to a list touches one annotation on every ProtectedBucket that references it (found
+through the `allow_list_users` index). kopf sees a changed essence and runs that bucket's ordinary update
+handler at once, which resolves the list from the `allow_lists_by_name` index: one reconcile per bucket,
+no waiting for a resync, and nothing but `patch` on protectedbuckets, which the operator already holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+import kopf
+from kopf._cogs.clients import api as kopf_api  # kopf's own authenticated client: the operator's credentials
+from pydantic import ValidationError
+
+from bucketwarden.k8s._effective import allow_lists_from_index
+from bucketwarden.k8s._settings import OperatorSettings
+from bucketwarden.sources import allow_list_hash, resolve_sources
+from bucketwarden.spec import (
+    ALLOW_LIST_PLURAL,
+    GROUP,
+    PLURAL,
+    VERSION,
+    ProtectedBucketSpec,
+    SourceAllowListSpec,
+    SourceAllowListStatus,
+)
+
+ALLOW_LISTS_INDEX = "allow_lists_by_name"
+USERS_INDEX = "allow_list_users"
+# Outside kopf's own prefix (bucketwarden.io/), whose annotations kopf leaves out of the essence it diffs.
+CHANGE_ANNOTATION = "sources.bucketwarden.io/allow-list"
+ALLOW_LIST_IN_USE = "AllowListInUse"
+
+MAX_USERS_SHOWN = 50
+
+logger = logging.getLogger("bucketwarden")
+
+
+class Usage(NamedTuple):
+    """One ProtectedBucket's use of a list, as the `allow_list_users` index keeps it."""
+
+    namespace: str
+    name: str
+    spec: Mapping[str, Any]
+    resolved_sources_hash: str | None
+    synced: bool
+
+
+def users_of(index: Mapping[str, Iterable[Usage]] | None, name: str) -> list[Usage]:
+    return sorted((index or {}).get(name, []), key=lambda u: (u.namespace, u.name))
+
+
+def _in_sync(usage: Usage, lists: Mapping[str, SourceAllowListSpec]) -> bool:
+    """Synced, and what it last wrote is the union of the lists as they are now."""
+    try:
+        spec = ProtectedBucketSpec.model_validate(dict(usage.spec))
+    except ValidationError:
+        return False
+    resolved = resolve_sources(spec, lists)
+    return usage.synced and resolved.complete and resolved.sources_hash == usage.resolved_sources_hash
+
+
+def allow_list_status(
+    name: str,
+    allow_list: SourceAllowListSpec,
+    users: list[Usage],
+    lists: Mapping[str, SourceAllowListSpec],
+    generation: int | None,
+) -> dict[str, Any]:
+    status = SourceAllowListStatus(
+        observed_generation=generation,
+        sources_hash=allow_list_hash(allow_list),
+        used_by=len(users),
+        in_sync=sum(1 for u in users if _in_sync(u, lists)),
+        users=[f"{u.namespace}/{u.name}" for u in users[:MAX_USERS_SHOWN]],
+    )
+    return status.model_dump(mode="json", by_alias=True)
+
+
+def _parse(spec: Mapping[str, Any]) -> SourceAllowListSpec | None:
+    try:
+        return SourceAllowListSpec.model_validate(dict(spec))
+    except ValidationError:
+        return None
+
+
+async def _touch(kopf_settings: kopf.OperatorSettings, usage: Usage, value: str) -> None:
+    url = f"/apis/{GROUP}/{VERSION}/namespaces/{usage.namespace}/{PLURAL}/{usage.name}"
+    payload = {"metadata": {"annotations": {CHANGE_ANNOTATION: value}}}
+    try:
+        await kopf_api.patch(
+            url,
+            settings=kopf_settings,
+            payload=payload,
+            headers={"Content-Type": "application/merge-patch+json"},
+            logger=logger,
+        )
+    except Exception as exc:  # gone meanwhile, or the API hiccuped: its next resync resolves the list anyway
+        logger.warning("could not signal %s/%s of an allow-list change: %s", usage.namespace, usage.name, exc)
+
+
+def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """Attach the SourceAllowList handlers and indices to ``registry``."""
+    lists_resource = (GROUP, VERSION, ALLOW_LIST_PLURAL)
+    buckets_resource = (GROUP, VERSION, PLURAL)
+
+    @kopf.on.startup(id="allow-lists-settings", registry=registry)
+    def keep_settings(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        memo.kopf_settings = settings  # the API client needs them to patch other objects
+
+    @kopf.index(*lists_resource, id=ALLOW_LISTS_INDEX, registry=registry)
+    def allow_lists_by_name(name: str, spec: Mapping[str, Any], **_: Any) -> Any:
+        return {name: dict(spec)}
+
+    @kopf.index(*buckets_resource, id=USERS_INDEX, registry=registry)
+    def allow_list_users(namespace: str | None, name: str, spec: Any, status: Any, **_: Any) -> Any:
+        refs = [r.get("name") for r in spec.get("allowedSourcesFrom") or [] if isinstance(r, Mapping)]
+        if not refs:
+            return None
+        conditions = status.get("conditions") or []
+        synced = any(c.get("type") == "Synced" and c.get("status") == "True" for c in conditions)
+        usage = Usage(namespace or "", name, dict(spec), status.get("resolvedSourcesHash"), synced)
+        return {ref: usage for ref in refs if isinstance(ref, str)}
+
+    def _lists(kwargs: Mapping[str, Any]) -> dict[str, SourceAllowListSpec]:
+        return allow_lists_from_index(kwargs[ALLOW_LISTS_INDEX])
+
+    @kopf.on.resume(*lists_resource, id="propagate", registry=registry)
+    @kopf.on.create(*lists_resource, id="propagate", registry=registry)
+    @kopf.on.update(*lists_resource, id="propagate", registry=registry)
+    async def propagate(name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **kwargs: Any) -> None:
+        allow_list = _parse(spec)
+        if allow_list is None:
+            return  # admission refuses it; the users report it missing rather than writing a partial union
+        users = users_of(kwargs[USERS_INDEX], name)
+        value = f"{name}@{allow_list_hash(allow_list)}"
+        for usage in users:
+            await _touch(kwargs["memo"].kopf_settings, usage, value)
+        lists = _lists(kwargs)
+        kwargs["patch"].status.update(allow_list_status(name, allow_list, users, lists, meta.get("generation")))
+
+    @kopf.timer(*lists_resource, id="usage", interval=settings.allow_list_status_seconds, registry=registry)
+    def usage(name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **kwargs: Any) -> None:
+        allow_list = _parse(spec)
+        if allow_list is None:
+            return
+        users = users_of(kwargs[USERS_INDEX], name)
+        new = allow_list_status(name, allow_list, users, _lists(kwargs), meta.get("generation"))
+        if {k: v for k, v in dict(kwargs["status"]).items() if k in new} != new:
+            kwargs["patch"].status.update(new)
+
+    @kopf.on.delete(*lists_resource, id="in-use", registry=registry)
+    def refuse_in_use(name: str, body: kopf.Body, **kwargs: Any) -> None:
+        users = users_of(kwargs[USERS_INDEX], name)
+        if not users:
+            return
+        shown = ", ".join(f"{u.namespace}/{u.name}" for u in users[:10])
+        more = f" and {len(users) - 10} more" if len(users) > 10 else ""
+        message = (
+            f"SourceAllowList {name} is still referenced by {len(users)} ProtectedBucket(s) ({shown}{more}): "
+            "deletion waits until none references it (remove it from their allowedSourcesFrom)"
+        )
+        kopf.event(body, type="Warning", reason=ALLOW_LIST_IN_USE, message=message)
+        raise kopf.TemporaryError(message, delay=settings.allow_list_status_seconds)
