@@ -8,6 +8,7 @@ every write passes the front and its policy cache stays true. ``endpoint(network
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import urllib.request
@@ -16,12 +17,27 @@ from typing import Any
 
 import boto3
 import botocore.config
+import botocore.loaders
+import botocore.session
 
 from ._front import DEFAULT_NETWORKS, ROOT_ACCESS_KEY_ID, Network, S3Front
-from ._moto import DEFAULT_REGION, MotoServer
+from ._moto import DEFAULT_REGION, DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, MotoServer
 
 # Set to 0 to run the suites against bare moto (no bucket-policy enforcement), e.g. to tell a front bug apart.
 FRONT_VARIABLE = "BUCKETWARDEN_S3_FRONT"
+
+
+@functools.cache
+def _loader() -> botocore.loaders.Loader:
+    return botocore.loaders.create_loader()
+
+
+def _session(region: str, access_key: str, secret: str, token: str | None = None) -> boto3.session.Session:
+    """A boto3 session sharing one model loader: each new session would parse the service models again."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", _loader())
+    core.set_credentials(access_key, secret, token)
+    return boto3.session.Session(botocore_session=core, region_name=region)
 
 
 def front_enabled() -> bool:
@@ -39,10 +55,11 @@ class EnforcedMoto(MotoServer):
         subject_network: str = "nat",
         startup_timeout: float = 30.0,
     ) -> None:
-        super().__init__(region=region, startup_timeout=startup_timeout)
+        super().__init__(region=region, startup_timeout=startup_timeout, bucket_policy_checks=False)
         self._networks = tuple(networks)
         self.subject_network = subject_network
         self.front: S3Front | None = None
+        self._dummy: boto3.session.Session | None = None
 
     def start(self) -> None:
         super().start()
@@ -83,14 +100,17 @@ class EnforcedMoto(MotoServer):
     def client_on(self, network: str, service: str, session: boto3.session.Session | None = None) -> Any:
         """A client on ``network`` with ``session``'s credentials (default: moto's dummy key)."""
         config = botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2})
-        chosen = session or self.session()
+        chosen = session or self._default_session()
         return chosen.client(service, endpoint_url=self.endpoint(network), config=config)  # type: ignore[call-overload]
+
+    def _default_session(self) -> boto3.session.Session:
+        if self._dummy is None:
+            self._dummy = _session(self.region, DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY)
+        return self._dummy
 
     def root_session(self) -> boto3.session.Session:
         """The account root's credentials: the only ones the root exception of the front honours."""
-        return boto3.session.Session(
-            aws_access_key_id=ROOT_ACCESS_KEY_ID, aws_secret_access_key="root-secret", region_name=self.region
-        )
+        return _session(self.region, ROOT_ACCESS_KEY_ID, "root-secret")
 
     def user_session(self, name: str) -> boto3.session.Session:
         """An IAM user (created if absent) and a new access key of it."""
@@ -98,20 +118,13 @@ class EnforcedMoto(MotoServer):
         with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
             iam.create_user(UserName=name)
         key = iam.create_access_key(UserName=name)["AccessKey"]
-        return boto3.session.Session(
-            aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=self.region
-        )
+        return _session(self.region, key["AccessKeyId"], key["SecretAccessKey"])
 
     def role_session(self, role_arn: str, session_name: str) -> boto3.session.Session:
         """Credentials of one session of ``role_arn``, from moto's STS through the front (which learns the session)."""
         sts = self.client("sts")
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
-        return boto3.session.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=self.region,
-        )
+        return _session(self.region, creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
 
     def create_operator_role(self, name: str = "bucketwarden-operator") -> str:
         """The in-cluster operator's role (IRSA's), returning its ARN."""

@@ -112,6 +112,7 @@ class FrontDecision:
     decision: str  # Allow, NoMatch, ExplicitDeny, RootPolicyAccess, NotEnforced, Unevaluable
     sid: str | None
     status: int | None = None
+    context: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)  # as evaluated
 
     @property
     def denied(self) -> bool:
@@ -122,25 +123,37 @@ _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 _STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 
 
-def access_key_of(headers: Mapping[str, str], query: Mapping[str, str]) -> tuple[str | None, str]:
-    """(access key id, s3:authType) of a request: SigV4 header auth, presigned query auth, or anonymous."""
-    match = _CREDENTIAL.search(headers.get("authorization", ""))
+def access_key_of(headers: Mapping[str, str], query: Mapping[str, str]) -> tuple[str | None, str, str]:
+    """(access key id, s3:authType, s3:signatureversion): header or presigned query auth, SigV4 or SigV2."""
+    authorization = headers.get("authorization", "")
+    match = _CREDENTIAL.search(authorization)
     if match:
-        return match.group(1), "REST-HEADER"
+        return match.group(1), "REST-HEADER", "AWS4-HMAC-SHA256"
+    if authorization.startswith("AWS "):
+        return authorization[4:].split(":", 1)[0], "REST-HEADER", "AWS"
     credential = query.get("X-Amz-Credential")
     if credential:
-        return credential.split("/", 1)[0], "REST-QUERY-STRING"
-    return None, "REST-HEADER"
+        return credential.split("/", 1)[0], "REST-QUERY-STRING", "AWS4-HMAC-SHA256"
+    if "AWSAccessKeyId" in query:
+        return query["AWSAccessKeyId"], "REST-QUERY-STRING", "AWS"
+    return None, "REST-HEADER", "AWS4-HMAC-SHA256"
 
 
 def request_context(
-    principal: Principal, network: Network, call: S3Call, auth_type: str, now: float, *, secure: bool = True
+    principal: Principal,
+    network: Network,
+    call: S3Call,
+    auth_type: str,
+    now: float,
+    *,
+    secure: bool = True,
+    signature_version: str = "AWS4-HMAC-SHA256",
 ) -> dict[str, str]:
     """The request context AWS would evaluate the bucket policy with."""
     context = {**principal.context(), **network.context()}
     context["aws:SecureTransport"] = "true" if secure else "false"
     context["s3:authType"] = auth_type
-    context["s3:signatureversion"] = "AWS4-HMAC-SHA256"
+    context["s3:signatureversion"] = signature_version
     stamp = datetime.datetime.fromtimestamp(now, datetime.UTC)
     context["aws:CurrentTime"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
     context["aws:EpochTime"] = str(int(now))
@@ -379,9 +392,18 @@ class S3Front:
 
     # --- the decision ------------------------------------------------------------------------------------
 
-    def decide(self, network: Network, principal: Principal, call: S3Call, auth_type: str) -> FrontDecision:
+    def decide(
+        self,
+        network: Network,
+        principal: Principal,
+        call: S3Call,
+        auth_type: str = "REST-HEADER",
+        signature_version: str = "AWS4-HMAC-SHA256",
+    ) -> FrontDecision:
         """Authorize one S3 call as AWS would, from the bucket policy alone (identity policies are not modelled)."""
         now = time.time()
+
+        context: dict[str, str] = {}
 
         def verdict(decision: str, sid: str | None = None) -> FrontDecision:
             return FrontDecision(
@@ -396,6 +418,7 @@ class S3Front:
                 principal.arn,
                 decision,
                 sid,
+                context=context,
             )
 
         if not network.enforced:
@@ -405,7 +428,17 @@ class S3Front:
         _text, doc = self._policy(call.bucket)
         if doc is None:
             return verdict("NoMatch")
-        context = request_context(principal, network, call, auth_type, now, secure=self.secure_transport)
+        context.update(
+            request_context(
+                principal,
+                network,
+                call,
+                auth_type,
+                now,
+                secure=self.secure_transport,
+                signature_version=signature_version,
+            )
+        )
         try:
             evaluation = evaluate(doc, Request.of(call.action, call.resource, context))
         except BucketWardenError:
@@ -422,9 +455,9 @@ class S3Front:
             self._pass_through(handler, body, service)
             return
         call = resolve_s3_call(handler.command, handler.path)
-        key, auth_type = access_key_of(headers, call.query)
+        key, auth_type, signature_version = access_key_of(headers, call.query)
         principal = self.principal_for(key)
-        decision = self.decide(network, principal, call, auth_type)
+        decision = self.decide(network, principal, call, auth_type, signature_version)
         if decision.denied:
             self._deny(handler, decision, principal)
             return

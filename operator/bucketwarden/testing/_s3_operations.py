@@ -83,6 +83,20 @@ for _o in S3_OPERATIONS:
     if _o.subresource is not None:
         _SUBRESOURCES[_o.scope].add(_o.subresource)
 
+# Query keys that are parameters, not subresources: any other key names an operation the table lacks.
+_PARAMETERS = frozenset(
+    {
+        "prefix", "delimiter", "max-keys", "marker", "list-type", "continuation-token", "encoding-type",
+        "start-after", "fetch-owner", "key-marker", "version-id-marker", "upload-id-marker", "max-uploads",
+        "max-parts", "part-number-marker", "versionId", "partNumber", "id", "x-id",
+    }
+)  # fmt: skip
+
+
+def _is_parameter(key: str) -> bool:
+    return key in _PARAMETERS or key.startswith(("response-", "X-Amz-", "x-amz-"))
+
+
 # Anything the table lacks is still judged: an `s3:*` Deny matches it, as it would match the real action.
 UNMAPPED_ACTION = "s3:UnmappedOperation"
 
@@ -108,7 +122,8 @@ def resolve_s3_call(method: str, target: str, partition: str = "aws") -> S3Call:
     query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
     scope: Scope = "service" if bucket is None else ("object" if key is not None else "bucket")
     subresource = next((k for k in query if k in _SUBRESOURCES.get(scope, ())), None)
-    operation = _BY_KEY.get((method, scope, subresource))
+    unknown = subresource is None and any(not _is_parameter(k) for k in query)
+    operation = None if unknown else _BY_KEY.get((method, scope, subresource))
     if bucket is None:
         resource = "*"
     elif key is None:
@@ -116,7 +131,8 @@ def resolve_s3_call(method: str, target: str, partition: str = "aws") -> S3Call:
     else:
         resource = f"arn:{partition}:s3:::{bucket}/{key}"
     if operation is None:
-        api = f"{method}:{scope}{'?' + subresource if subresource else ''}"
+        named = subresource or next((k for k in query if not _is_parameter(k)), None)
+        api = f"{method}:{scope}{'?' + named if named else ''}"
         return S3Call(api, UNMAPPED_ACTION, resource, bucket, key, query)
     action = operation.versioned if operation.versioned and "versionId" in query else operation.action
     api = "ListObjectsV2" if operation.api == "ListObjects" and query.get("list-type") == "2" else operation.api
