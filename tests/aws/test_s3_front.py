@@ -19,7 +19,7 @@ from bucketwarden.testing import DENIED_SID_HEADER, EnforcedMoto, run_backup_job
 BUCKET = "front-test-bucket"
 ROLE = "AWSBackupDefaultServiceRole"
 RESOURCES = [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]
-SEED_DENY = {
+SEED_DENY: dict[str, Any] = {
     "Sid": "SourceIPRestriction001",
     "Effect": "Deny",
     "Principal": "*",
@@ -169,7 +169,10 @@ def test_s3_front_decision_agrees_with_bucketwarden_evaluate(
     enforced: EnforcedMoto, world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     exempt = {"StringNotLike": {"aws:userId": f"{world['role_id']}:*"}}
-    policy = {"Version": "2012-10-17", "Statement": [{**SEED_DENY, "Condition": {**SEED_DENY["Condition"], **exempt}}]}
+    policy: dict[str, Any] = {
+        "Version": "2012-10-17",
+        "Statement": [{**SEED_DENY, "Condition": {**SEED_DENY["Condition"], **exempt}}],
+    }
     put_policy(world, *policy["Statement"])
     (tmp_path / "policy.json").write_text(json.dumps(policy), encoding="utf-8")
     assert enforced.front is not None
