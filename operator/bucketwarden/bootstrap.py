@@ -75,7 +75,8 @@ def run_bootstrap(
         rows.append(
             (r.bucket, r.action, "yes" if r.applied else "no", ready.reason if ready else "-", exempted(r), verdict)
         )
-    out(format_table(("BUCKET", "ACTION", "WRITTEN", "REASON", "EXEMPT", "VERIFIED"), rows))
+    for line in format_table(("BUCKET", "ACTION", "WRITTEN", "REASON", "EXEMPT", "VERIFIED"), rows).splitlines():
+        out(line)
     if failures:
         return EXIT_ERROR
     out("done: the operator can now read and write these bucket policies; apply the ProtectedBuckets in the cluster")

@@ -5,7 +5,7 @@ The demo, the e2e tests and the benchmarks share them; `AwsFaultProxy` injects A
 moto and kmock come with the `demo` extra. See docs/testing.md and docs/reliability.md.
 """
 
-from ._backup_job import BackupJobResult, run_backup_job
+from ._backup_job import BackupJob, BackupJobResult, run_backup_job
 from ._enforced import FRONT_VARIABLE, EnforcedMoto, front_enabled, moto_for_tests
 from ._faults import TRANSIENT_FAULTS, AwsFaultProxy, AwsRequest, ErrorReply, Fault, ProxyRecord, Reply, Rule
 from ._front import (
@@ -56,6 +56,7 @@ __all__ = [
     "VPC_ENDPOINT",
     "AwsFaultProxy",
     "AwsRequest",
+    "BackupJob",
     "BackupJobResult",
     "EnforcedMoto",
     "ErrorReply",

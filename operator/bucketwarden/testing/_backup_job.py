@@ -78,15 +78,44 @@ def _call(client: Any, method: str, action: str, key: str | None = None, **kwarg
         raise
 
 
+class BackupJob:
+    """One on-demand S3 backup of ``bucket`` by ``role_arn``'s session, from ``network``.
+
+    `prepare` assumes the role and builds the clients, as AWS Backup does when the job starts; `run` makes the
+    reads. A test can prepare first, so the reads follow a policy change within milliseconds.
+    """
+
+    def __init__(self, moto: EnforcedMoto, bucket: str, role_arn: str, *, network: str = "aws") -> None:
+        self.moto, self.bucket, self.role_arn, self.network = moto, bucket, role_arn, network
+        self._s3: Any = None
+        self.user_id: str | None = None
+        self._failure: str | None = None
+
+    def prepare(self) -> BackupJob:
+        role_name = self.role_arn.rsplit("/", 1)[-1]
+        try:
+            session = self.moto.role_session(self.role_arn, f"AWSBackup-{role_name}")
+        except ClientError as exc:
+            self._failure = f"could not assume the backup role: {exc}"
+            return self
+        self._s3 = self.moto.client_on(self.network, "s3", session)
+        self.user_id = str(self.moto.client_on(self.network, "sts", session).get_caller_identity()["UserId"])
+        return self
+
+    def run(self) -> BackupJobResult:
+        if self._s3 is None and self._failure is None:
+            self.prepare()
+        if self._failure is not None:
+            return BackupJobResult("FAILED", self.role_arn, message=self._failure)
+        return _read_bucket(self._s3, self.bucket, self.role_arn, self.user_id)
+
+
 def run_backup_job(moto: EnforcedMoto, bucket: str, role_arn: str, *, network: str = "aws") -> BackupJobResult:
     """One on-demand S3 backup of ``bucket`` by ``role_arn``'s session, from ``network``."""
-    role_name = role_arn.rsplit("/", 1)[-1]
-    try:
-        session = moto.role_session(role_arn, f"AWSBackup-{role_name}")
-    except ClientError as exc:
-        return BackupJobResult("FAILED", role_arn, message=f"could not assume the backup role: {exc}")
-    s3 = moto.client_on(network, "s3", session)
-    user_id = str(moto.client_on(network, "sts", session).get_caller_identity()["UserId"])
+    return BackupJob(moto, bucket, role_arn, network=network).run()
+
+
+def _read_bucket(s3: Any, bucket: str, role_arn: str, user_id: str | None) -> BackupJobResult:
     read = 0
     try:
         for method, action in BUCKET_READS:
