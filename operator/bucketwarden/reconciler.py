@@ -171,7 +171,7 @@ _SESSION_ARN = re.compile(r"^arn:([^:]+):sts::(\d{12}):assumed-role/([^/]+)/")
 def _role_arn_of(principal_arn: str | None) -> str | None:
     """A session's role: arn:aws:sts::A:assumed-role/NAME/S -> arn:aws:iam::A:role/NAME (a session ARN has no path)."""
     m = _SESSION_ARN.match(principal_arn or "")
-    return f"arn:{m[1]}:iam::{m[2]}:role/{m[3]}" if m else principal_arn
+    return f"arn:{m[1]}:iam::{m[2]}:role/{m[3]}" if m else None
 
 
 def _summarise_failures(verification: Verification) -> str:
