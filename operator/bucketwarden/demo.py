@@ -426,6 +426,9 @@ def run_demo(*, kubernetes: bool = True) -> int:
                     driver.close()
         else:
             _play(story, world, ReconcilerDriver(world), role_id, "the reconciler (no Kubernetes)")
+        assert aws.front is not None
+        requests, seconds = aws.front.cost()
+        print(f"\nthe enforcing S3 front decided {requests} requests in {seconds:.2f} s of its own time")
     return story.finish()
 
 

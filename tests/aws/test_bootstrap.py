@@ -15,6 +15,7 @@ import yaml
 
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.bootstrap import run_bootstrap
+from bucketwarden.cli import main
 from bucketwarden.filemode import run_file_mode
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import Reconciler
@@ -157,3 +158,19 @@ def test_file_mode_apply_exempts_the_principal_the_runner_chose(
     assert "EXEMPT" in table.splitlines()[0]
     assert (caller_id in text) == (exempted == "caller") == (f"operator {caller_id}" in table)
     assert (operator_id in text) == (exempted == "operator") == (f"operator {operator_id}:*" in table)
+
+
+def test_cli_apply_takes_the_exemption_flags(
+    enforced: EnforcedMoto, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    creds = enforced.user_session("admin").get_credentials()
+    assert creds is not None
+    monkeypatch.setenv("AWS_ENDPOINT_URL", enforced.endpoint("office"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds.secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    argv = ["apply", "-f", world["manifest"], "--exempt-operator-role", world["operator_arn"]]
+    assert main(argv) == 0
+    operator_id = enforced.client("iam").get_role(RoleName="bucketwarden-operator")["Role"]["RoleId"]
+    assert f"operator {operator_id}:*" in capsys.readouterr().out
+    assert f"{operator_id}:*" in json.dumps(policy(enforced).to_json())

@@ -94,12 +94,11 @@ class BackupJob:
     def prepare(self) -> BackupJob:
         role_name = self.role_arn.rsplit("/", 1)[-1]
         try:
-            session = self.moto.role_session(self.role_arn, f"AWSBackup-{role_name}")
+            session, self.user_id = self.moto.assume_role(self.role_arn, f"AWSBackup-{role_name}")
         except ClientError as exc:
             self._failure = f"could not assume the backup role: {exc}"
             return self
         self._s3 = self.moto.client_on(self.network, "s3", session)
-        self.user_id = str(self.moto.client_on(self.network, "sts", session).get_caller_identity()["UserId"])
         return self
 
     def run(self) -> BackupJobResult:

@@ -122,9 +122,14 @@ class EnforcedMoto(MotoServer):
 
     def role_session(self, role_arn: str, session_name: str) -> boto3.session.Session:
         """Credentials of one session of ``role_arn``, from moto's STS through the front (which learns the session)."""
-        sts = self.client("sts")
-        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
-        return _session(self.region, creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+        return self.assume_role(role_arn, session_name)[0]
+
+    def assume_role(self, role_arn: str, session_name: str) -> tuple[boto3.session.Session, str]:
+        """(a boto3 session of ``role_arn``, its aws:userid ``<RoleId>:<session_name>``)."""
+        answer = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)
+        creds = answer["Credentials"]
+        session = _session(self.region, creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+        return session, str(answer["AssumedRoleUser"]["AssumedRoleId"])
 
     def create_operator_role(self, name: str = "bucketwarden-operator") -> str:
         """The in-cluster operator's role (IRSA's), returning its ARN."""

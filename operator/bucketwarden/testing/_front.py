@@ -227,6 +227,8 @@ class S3Front:
         self._policies: dict[str, tuple[str | None, PolicyDocument | None]] = {}
         self._generation: dict[str, int] = {}
         self._decisions: deque[FrontDecision] = deque(maxlen=log_size)
+        self._requests = 0
+        self._own_seconds = 0.0  # handling time minus the time waiting for moto: what the front adds
         self._servers: dict[str, _FrontServer] = {}
         self._threads: list[threading.Thread] = []
         self._local = threading.local()
@@ -447,20 +449,33 @@ class S3Front:
             return verdict("RootPolicyAccess", evaluation.label)
         return verdict(evaluation.decision, evaluation.label)
 
+    def cost(self) -> tuple[int, float]:
+        """(requests handled, seconds the front itself spent on them: handling minus waiting for moto)."""
+        with self._lock:
+            return self._requests, self._own_seconds
+
     def _handle(self, handler: _Handler, network: Network) -> None:
+        started = time.perf_counter()
+        waited = self._handle_request(handler, network)
+        with self._lock:
+            self._requests += 1
+            self._own_seconds += time.perf_counter() - started - waited
+
+    def _handle_request(self, handler: _Handler, network: Network) -> float:
+        """Answer one request; returns the seconds spent waiting for moto's answer."""
         body = handler.read_body()
         headers = {name.lower(): value for name, value in handler.headers.items()}
         service = _service_of(headers, body)
         if service != "s3":
-            self._pass_through(handler, body, service)
-            return
+            return self._pass_through(handler, body, service)
         call = resolve_s3_call(handler.command, handler.path)
         key, auth_type, signature_version = access_key_of(headers, call.query)
         principal = self.principal_for(key)
         decision = self.decide(network, principal, call, auth_type, signature_version)
         if decision.denied:
             self._deny(handler, decision, principal)
-            return
+            return 0.0
+        forwarding = time.perf_counter()
         try:
             status, response_headers, payload = forward_request(
                 handler, self._upstream, body, timeout=self.upstream_timeout
@@ -468,20 +483,24 @@ class S3Front:
         except (OSError, http.client.HTTPException):
             self._log(decision, None)
             handler.reset()
-            return
+            return time.perf_counter() - forwarding
+        waited = time.perf_counter() - forwarding
         if call.api in ("PutBucketPolicy", "DeleteBucketPolicy", "DeleteBucket", "CreateBucket"):
             self._forget_policy(call.bucket)
         self._log(decision, status)
         handler.reply(status, response_headers, payload)
+        return waited
 
-    def _pass_through(self, handler: _Handler, body: bytes, service: str) -> None:
+    def _pass_through(self, handler: _Handler, body: bytes, service: str) -> float:
+        forwarding = time.perf_counter()
         try:
             status, response_headers, payload = forward_request(
                 handler, self._upstream, body, timeout=self.upstream_timeout
             )
         except (OSError, http.client.HTTPException):
             handler.reset()
-            return
+            return time.perf_counter() - forwarding
+        waited = time.perf_counter() - forwarding
         if service == "sts" and status == 200:
             form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
             if form.get("Action") == "AssumeRole":
@@ -489,6 +508,7 @@ class S3Front:
         elif handler.path.startswith("/moto-api/reset"):
             self.reset()
         handler.reply(status, response_headers, payload)
+        return waited
 
     def _deny(self, handler: _Handler, decision: FrontDecision, principal: Principal) -> None:
         who = principal.session_arn or principal.arn or "anonymous"
