@@ -393,7 +393,29 @@ def _live(args: argparse.Namespace, *, plan_only: bool) -> int:
         plan_only=plan_only,
         output=getattr(args, "output", "table"),
         show_unchanged=getattr(args, "show_unchanged", False),
+        exempt_operator_role=getattr(args, "exempt_operator_role", None),
+        exempt_caller=not getattr(args, "no_exempt_caller", False),
     )
+
+
+def _exemption_flags(p: argparse.ArgumentParser) -> None:
+    """Who file mode exempts as "the operator"; by default whoever runs it (sts:GetCallerIdentity)."""
+    p.add_argument(
+        "--exempt-operator-role",
+        metavar="ARN",
+        help="exempt every session of this role (the in-cluster operator's) instead of the caller",
+    )
+    p.add_argument(
+        "--no-exempt-caller",
+        action="store_true",
+        help="do not exempt the caller's own principal (it may then be locked out by the policy it writes)",
+    )
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from bucketwarden.bootstrap import run_bootstrap
+
+    return run_bootstrap(args.file, args.operator_role)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -509,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", default=DEFAULT_ACCOUNT)
     p.add_argument("--output", choices=("table", "json"), default="table")
     p.add_argument("--show-unchanged", action="store_true", help="also list the buckets already in sync")
+    _exemption_flags(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser(
@@ -535,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="reconcile manifests once against AWS; exit 0 when every bucket is Ready")
     p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder; - reads stdin")
     p.add_argument("--output", choices=("table", "json"), default="table")
+    _exemption_flags(p)
     p.set_defaults(func=cmd_apply)
 
     from bucketwarden.audit import add_arguments as add_audit_arguments
@@ -547,6 +571,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_audit_arguments(p)
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "bootstrap",
+        help="write the policy once so the in-cluster operator is let in (for a bucket that locks it out)",
+        description="Run once, by someone the bucket's current policy allows (an admin on an allowed network, or "
+        "the account root): writes the policy with every session of the operator's role exempted, verifies it, "
+        "and prints what it did. Uses AWS (or AWS_ENDPOINT_URL) with your own credentials.",
+    )
+    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder")
+    p.add_argument("--operator-role", required=True, metavar="ARN", help="the in-cluster operator's IAM role ARN")
+    p.set_defaults(func=cmd_bootstrap)
 
     p = sub.add_parser("crd", help="print the ProtectedBucket CustomResourceDefinition")
     p.add_argument("--kind", choices=("ProtectedBucket", "SourceAllowList"), default="ProtectedBucket")

@@ -1,35 +1,43 @@
 """``bucketwarden demo``: the AWS Backup outage and its fix, replayed on embedded emulators with real calls.
 
-moto serves S3, IAM and STS on loopback, so every boto3 call goes over HTTP; an emulated Kubernetes API
-serves ProtectedBuckets, and the real operator runs in-process against it. Whether a request is denied
-is judged by bucketwarden's own IAM evaluator, never by moto (which does not enforce conditions).
+moto serves S3, IAM and STS on loopback behind the enforcing S3 front (`bucketwarden.testing.S3Front`), so every
+boto3 call goes over HTTP and every S3 request is authorized against the bucket policy from the network it
+comes from. An emulated Kubernetes API serves ProtectedBuckets, and the real operator runs in-process against
+it. The story is the seed's: the backup job fails, the operator is locked out, `bootstrap` lets it in.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from bucketwarden._table import format_table
 from bucketwarden.aws import AwsGateway, AwsSettings
-from bucketwarden.policy import PolicyDocument, Request, evaluate, verify_policy
+from bucketwarden.bootstrap import run_bootstrap
+from bucketwarden.policy import PolicyDocument, verify_policy
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ExemptRole, ProtectedBucketSpec
+from bucketwarden.testing import DENIED_SID_HEADER, BackupJob, BackupJobResult, run_backup_job
 
 BUCKET = "awsbackup-test-001"
 ROLE = "AWSBackupDefaultServiceRole"
 ROLE_PATH = "/service-role/"
 CIDRS = ["192.0.2.0/24", "203.0.113.0/24"]
-AWS_ADDRESS = "3.5.140.2"  # an AWS-owned address, where AWS Backup's requests come from
-OUTSIDE_ADDRESS = "198.51.100.7"
-INSIDE_ADDRESS = "192.0.2.10"
+ACCOUNT = "123456789012"
+OPERATOR_ROLE = "bucketwarden-operator"
+NAT_ADDRESS = "198.51.100.7"  # the front's "nat" network: the cluster's NAT gateway
+OFFICE_ADDRESS = "192.0.2.10"  # the front's "office" network, inside the allowed CIDRs
 NAMESPACE = "demo"
 NAME = "awsbackup-test-001"
 RESYNC_SECONDS = 2.0
@@ -101,62 +109,46 @@ class Story:
         return 0 if not failed else 1
 
 
-def backup_request(role_id: str, *, action: str = "s3:GetObject", address: str = AWS_ADDRESS) -> Request:
-    """A request of AWS Backup's S3 session, as IAM sees it."""
-    return Request.of(
-        action,
-        f"arn:aws:s3:::{BUCKET}/data/object-1",
-        {
-            "aws:SourceIp": address,
-            "aws:userid": f"{role_id}:AWSBackup-{ROLE}",
-            "aws:PrincipalArn": f"arn:aws:iam::123456789012:role{ROLE_PATH}{ROLE}",
-            "aws:PrincipalAccount": "123456789012",
-        },
-    )
-
-
-def user_request(address: str) -> Request:
-    return Request.of(
-        "s3:GetObject",
-        f"arn:aws:s3:::{BUCKET}/data/object-1",
-        {
-            "aws:SourceIp": address,
-            "aws:userid": "AIDAEXAMPLEUSER000001",
-            "aws:PrincipalArn": "arn:aws:iam::123456789012:user/analyst",
-            "aws:PrincipalAccount": "123456789012",
-        },
-    )
-
-
-def decide(policy_text: str | None, request: Request) -> tuple[str, str | None]:
-    if policy_text is None:
-        return "NoMatch", None
-    evaluation = evaluate(PolicyDocument.parse(policy_text), request)
-    return evaluation.decision, evaluation.sid
-
-
 def describe(decision: tuple[str, str | None]) -> str:
     word = "DENIED" if decision[0] == "ExplicitDeny" else "not denied"
     return f"{word} ({decision[0]}{', Sid ' + decision[1] if decision[1] else ''})"
 
 
 class DemoWorld:
-    """The emulated AWS account: one bucket, the backup role, and the operator's gateway."""
+    """The emulated AWS account behind the enforcing front: the bucket, the backup role, the operator's role.
 
-    def __init__(self, moto: Any) -> None:
-        self.moto = moto
-        self.s3 = moto.client("s3")
-        self.iam = moto.client("iam")
-        self.gateway = AwsGateway(
-            AwsSettings(endpoint_url=moto.endpoint_url, region=moto.region),
-            session=moto.session(),
-            ttl_seconds=ROLE_TTL_SECONDS,
-        )
+    ``s3``/``iam`` are the console (the front's unenforced harness port); the operator's gateway talks from the
+    cluster's NAT address as a session of its own IAM role, as it would with IRSA.
+    """
+
+    def __init__(self, aws: Any) -> None:
+        self.aws = aws
+        self.s3 = aws.client("s3")
+        self.iam = aws.client("iam")
+        self.backup_role_arn = f"arn:aws:iam::{ACCOUNT}:role{ROLE_PATH}{ROLE}"
+        self.operator_role_arn = ""
+        self._gateway: AwsGateway | None = None
+
+    @property
+    def gateway(self) -> AwsGateway:
+        assert self._gateway is not None, "set_up() first"
+        return self._gateway
 
     def set_up(self) -> str:
         self.s3.create_bucket(Bucket=BUCKET)
+        self.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        for i in range(1, 4):
+            self.s3.put_object(Bucket=BUCKET, Key=f"data/object-{i}", Body=f"payload {i}".encode())
         self.put_policy({"Version": "2012-10-17", "Statement": [HAND_WRITTEN, FOREIGN]})
-        return self.create_role()
+        role_id = self.create_role()
+        self.operator_role_arn = self.aws.create_operator_role(OPERATOR_ROLE)
+        session = self.aws.role_session(self.operator_role_arn, "botocore-session-1767225600")
+        self._gateway = AwsGateway(
+            AwsSettings(endpoint_url=self.aws.endpoint("nat"), region=self.aws.region, max_attempts=2),
+            session=session,
+            ttl_seconds=ROLE_TTL_SECONDS,
+        )
+        return role_id
 
     def create_role(self) -> str:
         role = self.iam.create_role(RoleName=ROLE, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(TRUST))
@@ -177,18 +169,55 @@ class DemoWorld:
                 return None
             raise
 
+    def backup(self) -> BackupJobResult:
+        """An on-demand AWS Backup job of the bucket, through the front from AWS's network."""
+        return run_backup_job(self.aws, BUCKET, self.backup_role_arn)
+
+    def prepare_backup(self) -> BackupJob:
+        return BackupJob(self.aws, BUCKET, self.backup_role_arn).prepare()
+
+    def user_read(self, network: str) -> tuple[str, str | None]:
+        """An ordinary IAM user's GetObject from ``network``, through the front: (decision, deciding Sid)."""
+        s3 = self.aws.client_on(network, "s3", self._analyst())
+        try:
+            s3.get_object(Bucket=BUCKET, Key="data/object-1")["Body"].read()
+        except s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "AccessDenied":
+                raise
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            return "ExplicitDeny", headers.get(DENIED_SID_HEADER)
+        return "Allow", None
+
+    def _analyst(self) -> Any:
+        if not hasattr(self, "_analyst_session"):
+            self._analyst_session = self.aws.user_session("analyst")
+        return self._analyst_session
+
+    def admin_gateway(self) -> AwsGateway:
+        """An administrator's credentials on the office network: someone the hand-written policy allows."""
+        return AwsGateway(
+            AwsSettings(endpoint_url=self.aws.endpoint("office"), region=self.aws.region, max_attempts=2),
+            session=self.aws.user_session("admin"),
+        )
+
     def verify_inputs(self, spec: ProtectedBucketSpec) -> tuple[list[ResolvedRole], CallerIdentity]:
         self.gateway.invalidate()
         role = self.gateway.resolve_role(ExemptRole(name=ROLE))
         return [role], self.gateway.caller_identity()
 
 
-def remove_exemption_by_hand(policy_text: str) -> dict[str, Any]:
-    """What a well-meaning colleague does in the console: drops the StringNotLike from our Deny."""
+def remove_exemption_by_hand(policy_text: str, role_id: str) -> dict[str, Any]:
+    """What a well-meaning colleague does in the console: drops the backup role's RoleId from our Deny.
+
+    Had they dropped the whole StringNotLike, the operator's own exemption would go too, and the front would
+    lock the operator out, as AWS would: only bootstrap (or the root) could repair that.
+    """
     doc = json.loads(policy_text)
     for statement in doc["Statement"]:
         if statement.get("Sid") == "BucketWardenIpRestriction":
-            statement["Condition"].pop("StringNotLike", None)
+            patterns = statement["Condition"]["StringNotLike"]["aws:userId"]
+            kept = [p for p in ([patterns] if isinstance(patterns, str) else patterns) if p != f"{role_id}:*"]
+            statement["Condition"]["StringNotLike"]["aws:userId"] = kept
     return dict(doc)
 
 
@@ -365,43 +394,88 @@ def _quiet_logs() -> Iterator[None]:
 
 
 def run_demo(*, kubernetes: bool = True) -> int:
-    from bucketwarden.testing import KubeEmulator, MotoServer
+    from bucketwarden.testing import EnforcedMoto, KubeEmulator
 
     story = Story()
     print("bucketwarden demo: IP-restricted bucket policies that do not break AWS Backup")
-    print("AWS is moto on loopback (real HTTP); decisions come from bucketwarden's own IAM evaluator.")
-    with _quiet_logs(), MotoServer() as moto:
-        world = DemoWorld(moto)
+    print("AWS is moto on loopback behind an enforcing S3 front: every S3 request is authorized against the bucket")
+    print("policy by bucketwarden's IAM evaluator, from the network it comes from (office, AWS, the cluster's NAT).")
+    with _quiet_logs(), EnforcedMoto() as aws:
+        world = DemoWorld(aws)
         role_id = world.set_up()
         story.chapter("1. The bucket carries a hand-written IP allow-list; AWS Backup's role exists")
-        story.say(f"bucket {BUCKET}, role {ROLE_PATH}{ROLE} with RoleId {role_id}")
+        story.say(f"bucket {BUCKET} (versioned, 3 objects), role {ROLE_PATH}{ROLE} with RoleId {role_id}")
         story.show_policy("bucket policy", world.policy())
 
-        story.chapter("2. The outage: AWS Backup's session, from an AWS address")
-        decision = decide(world.policy(), backup_request(role_id))
-        story.say(f"{ROLE} session {role_id}:AWSBackup-{ROLE} from {AWS_ADDRESS}: {describe(decision)}")
-        story.check("AWS Backup is denied by the hand-written policy (the outage)", decision[0] == "ExplicitDeny")
+        story.chapter("2. Tried it: an on-demand AWS Backup job, from AWS's network")
+        job = world.backup()
+        story.say(f"backup job as {job.user_id}: {job.describe()}")
+        story.check(
+            "the backup job FAILS with Access Denied by SourceIPRestriction001 (the outage)",
+            not job.completed and job.action is not None and job.sid == "SourceIPRestriction001",
+        )
+        story.say(f"AWS Backup's session: {describe(('ExplicitDeny', job.sid))}")
 
         if kubernetes:
             with KubeEmulator() as kube:
                 driver: Driver = OperatorDriver(world, kube)
                 try:
-                    _play(story, world, driver, role_id, "through the operator on an emulated Kubernetes API")
+                    _play(story, world, driver, role_id, "the operator on an emulated Kubernetes API")
                 finally:
                     assert isinstance(driver, OperatorDriver)
                     driver.close()
         else:
-            _play(story, world, ReconcilerDriver(world), role_id, "with the reconciler (no Kubernetes)")
+            _play(story, world, ReconcilerDriver(world), role_id, "the reconciler (no Kubernetes)")
+        assert aws.front is not None
+        requests, seconds = aws.front.cost()
+        print(f"\nthe enforcing S3 front decided {requests} requests in {seconds:.2f} s of its own time")
     return story.finish()
 
 
+def _backup_matches_policy(
+    story: Story, world: DemoWorld, prepared: BackupJob, what: str, role_id: str
+) -> BackupJobResult:
+    """Run a prepared backup job and check it FAILS while the policy lacks ``role_id``'s exemption.
+
+    The operator resyncs on its own timer and may repair the policy during the job: the policy is read before and
+    after, and only a job that ran entirely under the broken policy must fail; otherwise it must not fail later.
+    """
+    before = world.policy()
+    job = prepared.run()
+    after = world.policy()
+    story.say(f"backup job: {job.describe()}")
+    if before == after and not role_id_in(before, role_id):
+        story.check(what, not job.completed and job.sid == "BucketWardenIpRestriction")
+    else:  # the operator repaired the policy while the job ran: it must have completed
+        story.say("(the operator repaired the policy while the job ran)")
+        story.check(what + " (or completes, once repaired)", job.completed or not role_id_in(before, role_id))
+    return job
+
+
 def _play(story: Story, world: DemoWorld, driver: Driver, role_id: str, how: str) -> None:
-    story.chapter(f"3. A ProtectedBucket is applied, {how}")
+    story.chapter(f"3. bucketwarden is installed ({how}); its requests come from the cluster's NAT address")
+    story.say(f"the operator acts as role {world.operator_role_arn}, from {NAT_ADDRESS}")
     for line in json.dumps(MANIFEST["spec"], indent=2).splitlines():
         story.say(line)
     driver.apply(MANIFEST)
+    locked = driver.wait(world, lambda: _condition(driver.status(), "Ready", "reason") == "AccessDenied")
+    message = _condition(driver.status(), "Ready", "message")
+    story.say(f"Ready=False {_condition(driver.status(), 'Ready', 'reason')}: {message}")
+    story.check("bucketwarden is locked out at first: Ready=False, reason AccessDenied", locked)
+    story.check(
+        f"the status message names the way in: bucketwarden bootstrap ... {BUCKET} --operator-role",
+        "bucketwarden bootstrap -f" in message and BUCKET in message and world.operator_role_arn in message,
+    )
+
+    story.chapter("4. The way in: an admin on the office network runs bucketwarden bootstrap, once")
+    with tempfile.TemporaryDirectory(prefix="bucketwarden-demo-") as folder:
+        manifest = Path(folder) / "pb.yaml"
+        manifest.write_text(yaml.safe_dump(dict(MANIFEST)), encoding="utf-8")
+        story.say(f"$ bucketwarden bootstrap -f pb.yaml --operator-role {world.operator_role_arn}")
+        code = run_bootstrap(str(manifest), world.operator_role_arn, aws=world.admin_gateway(), out=story.say)
+    story.check("bootstrap wrote and verified the policy (exit 0)", code == 0)
     fixed = driver.wait(world, lambda: _condition(driver.status(), "Ready") == "True")
-    story.check("the ProtectedBucket becomes Ready", fixed)
+    story.check("the ProtectedBucket becomes Ready at the operator's next reconcile", fixed)
     after = world.policy()
     story.show_policy("bucket policy after", after)
     doc = PolicyDocument.parse(after) if after else None
@@ -411,9 +485,16 @@ def _play(story: Story, world: DemoWorld, driver: Driver, role_id: str, how: str
         and [s.sid for s in doc.statements] == ["BucketWardenIpRestriction", "AllowCloudFrontRead"]
         and doc.find("AllowCloudFrontRead")[0].to_json() == FOREIGN,
     )
-    story.check(f"the exemption names the RoleId looked up with iam:GetRole ({role_id})", role_id_in(after, role_id))
+    operator_id = world.iam.get_role(RoleName=OPERATOR_ROLE)["Role"]["RoleId"]
+    story.check(
+        f"the exemption names the backup RoleId ({role_id}) and every session of the operator's role ({operator_id})",
+        role_id_in(after, role_id) and role_id_in(after, operator_id),
+    )
 
-    story.chapter("4. Verification by bucketwarden's evaluator")
+    story.chapter("5. Through the front: the backup job, and ordinary users from outside and inside")
+    job = world.backup()
+    story.say(f"backup job as {job.user_id}: {job.describe()}")
+    story.check("the backup job COMPLETES", job.completed and job.versions_read == 3)
     spec = ProtectedBucketSpec.model_validate(MANIFEST["spec"])
     roles, operator = world.verify_inputs(spec)
     verification = verify_policy(spec, roles, operator, doc)
@@ -430,38 +511,41 @@ def _play(story: Story, world: DemoWorld, driver: Driver, role_id: str, how: str
     for line in format_table(("SCENARIO", "EXPECT", "DECISION", "SID", "RESULT"), rows).splitlines():
         story.say(line)
     story.check("every verification scenario came out as expected", verification.ok)
-    for label, request, denied in (
-        (f"AWS Backup's session from {AWS_ADDRESS}", backup_request(role_id), False),
-        (f"an ordinary user from outside ({OUTSIDE_ADDRESS})", user_request(OUTSIDE_ADDRESS), True),
-        (f"an ordinary user from an allowed address ({INSIDE_ADDRESS})", user_request(INSIDE_ADDRESS), False),
+    for label, network, denied in (
+        (f"an ordinary user from outside ({NAT_ADDRESS})", "nat", True),
+        (f"an ordinary user from an allowed address ({OFFICE_ADDRESS})", "office", False),
     ):
-        decision = decide(after, request)
-        ok = (decision[0] == "ExplicitDeny") == denied
-        story.check(f"{label}: {describe(decision)}", ok)
+        decision = world.user_read(network)
+        story.check(f"{label}: {describe(decision)}", (decision[0] == "ExplicitDeny") == denied)
 
-    story.chapter("5. Someone removes the exemption by hand; the next reconcile restores it")
+    story.chapter(
+        "6. Someone removes the backup role's exemption by hand in the console; the next reconcile restores it"
+    )
     assert after is not None
-    world.put_policy(remove_exemption_by_hand(after))
-    broken = decide(world.policy(), backup_request(role_id))
-    story.say(f"after the hand edit, AWS Backup is {describe(broken)}")
+    prepared = world.prepare_backup()  # the job's session exists before the edit: its reads follow it at once
+    world.put_policy(remove_exemption_by_hand(after, role_id))
+    _backup_matches_policy(story, world, prepared, "right after the hand edit, the backup job FAILS", role_id)
     restored = driver.wait(world, lambda: role_id_in(world.policy(), role_id))
     story.check("the exemption is restored by the next reconcile", restored)
-    story.check("AWS Backup is not denied again", decide(world.policy(), backup_request(role_id))[0] != "ExplicitDeny")
+    job = world.backup()
+    story.say(f"backup job: {job.describe()}")
+    story.check("the backup job COMPLETES again", job.completed)
     story.check(
         "status counts the drift correction",
         driver.wait(world, lambda: int(driver.status().get("driftCorrections", 0)) >= 1),
     )
 
-    story.chapter("6. The role is deleted and recreated: it gets a NEW RoleId")
+    story.chapter("7. The role is deleted and recreated: it gets a NEW RoleId")
     new_id = world.recreate_role()
+    prepared = world.prepare_backup()
     story.say(f"old RoleId {role_id}, new RoleId {new_id}")
-    stale = decide(world.policy(), backup_request(new_id))
-    story.say(f"with the old RoleId still in the policy, the new role's session is {describe(stale)}")
+    stale = "with the old RoleId still in the policy, the new role's backup job FAILS"
+    _backup_matches_policy(story, world, prepared, stale, new_id)
     picked_up = driver.wait(world, lambda: role_id_in(world.policy(), new_id))
     story.check(f"the new RoleId is picked up within the cache TTL ({ROLE_TTL_SECONDS:.0f} s) and written", picked_up)
-    story.check(
-        "AWS Backup's new session is not denied", decide(world.policy(), backup_request(new_id))[0] != "ExplicitDeny"
-    )
+    job = world.backup()
+    story.say(f"backup job: {job.describe()}")
+    story.check("the backup job with the new role COMPLETES", job.completed)
     story.check(
         "status shows the new RoleId",
         driver.wait(

@@ -16,6 +16,7 @@ from bucketwarden.aws import ReadinessReader
 from bucketwarden.dryrun import DryRunAws
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.manifests import Manifest, load_manifests
+from bucketwarden.operator_exemption import OperatorExemptionPort, resolve_operator_role
 from bucketwarden.readiness import ReadinessPort
 from bucketwarden.reconciler import READY, SYNCED, VERIFIED, AwsPort, Reconciler, ReconcileResult
 from bucketwarden.spec import Condition, ManagementPolicy
@@ -73,17 +74,21 @@ def reconcile_all(
     plan_only: bool = False,
     concurrency: int | None = None,
     on_done: Callable[[ReconcileResult], None] | None = None,
+    exempt_operator: bool = True,
 ) -> list[ReconcileResult]:
     """Reconcile every manifest with a bounded pool; results come back in manifest order.
 
     ``plan_only`` reconciles in Observe mode. The ``plan`` command does not use it: it runs apply's
     Enforce path against a DryRunAws, so it reaches apply's verdicts. ``on_done`` sees each result as it ends.
+    ``exempt_operator=False`` exempts no operator principal at all (``--no-exempt-caller``).
     """
 
     def one(m: Manifest) -> ReconcileResult:
         spec = m.resource.spec
         if plan_only:
             spec = spec.model_copy(update={"management_policy": ManagementPolicy.OBSERVE})
+        if not exempt_operator:
+            spec = spec.model_copy(update={"exempt_operator": False})
         result = reconciler.reconcile(spec)
         if on_done is not None:
             on_done(result)
@@ -101,7 +106,8 @@ def reconcile_all(
     return [r if r is not None else next(done) for r in results]
 
 
-TABLE_HEADERS = ("RESOURCE", "BUCKET", "OUTCOME", "ACTION", "READY", "REASON", "AWS CALLS")  # the columns of _row
+# The columns of _row, by name: an added column cannot shift the others.
+TABLE_HEADERS = ("RESOURCE", "BUCKET", "OUTCOME", "ACTION", "READY", "REASON", "EXEMPT", "AWS CALLS")
 
 
 def _row(m: Manifest, r: ReconcileResult) -> tuple[str, ...]:
@@ -113,8 +119,15 @@ def _row(m: Manifest, r: ReconcileResult) -> tuple[str, ...]:
         r.action,
         ready.status if ready else "-",
         ready.reason if ready else "-",
+        exempted(r),
         str(sum(r.aws_calls.values())),
     )
+
+
+def exempted(r: ReconcileResult) -> str:
+    """The principals the policy exempts, as written: each role's pattern, and the operator's (marked)."""
+    parts = [e.pattern if e.kind == "Role" else f"operator {e.pattern}" for e in r.exempt_principals if e.pattern]
+    return ", ".join(parts) or "-"
 
 
 def explain(r: ReconcileResult) -> str:
@@ -198,14 +211,28 @@ def run_file_mode(
     output: str = "table",
     aws: AwsPort | None = None,
     show_unchanged: bool = False,
+    exempt_operator_role: str | None = None,
+    exempt_caller: bool = True,
 ) -> int:
+    """Reconcile once. The operator exemption goes to ``exempt_operator_role``'s sessions if given, else to the
+    caller unless ``exempt_caller`` is False (then no operator principal is exempted)."""
     manifests = load_manifests(path)
     if aws is None:
         from bucketwarden.aws import AwsGateway
 
         aws = AwsGateway()
-    reconciler = Reconciler(DryRunAws(aws) if plan_only else aws, readiness=readiness_of(aws))
-    return run_manifests(reconciler, manifests, plan=plan_only, output=output, show_unchanged=show_unchanged)
+    readiness = readiness_of(aws)
+    if exempt_operator_role is not None:
+        aws = OperatorExemptionPort(aws, resolve_operator_role(aws, exempt_operator_role))
+    reconciler = Reconciler(DryRunAws(aws) if plan_only else aws, readiness=readiness)
+    return run_manifests(
+        reconciler,
+        manifests,
+        plan=plan_only,
+        output=output,
+        show_unchanged=show_unchanged,
+        exempt_operator=exempt_caller or exempt_operator_role is not None,
+    )
 
 
 def run_manifests(
@@ -216,12 +243,19 @@ def run_manifests(
     output: str = "table",
     show_unchanged: bool = False,
     offline: bool = False,
+    exempt_operator: bool = True,
 ) -> ExitCode:
     """Reconcile (for a plan: against a port that does not write), print the table or JSON, return the exit code."""
     started = time.perf_counter()
     concurrency = int(os.environ.get("BUCKETWARDEN_MAX_CONCURRENT_RECONCILES", DEFAULT_CONCURRENCY))
     with progress_bar(sys.stderr, total=len(manifests), label="planning" if plan else "applying") as advance:
-        results = reconcile_all(reconciler, manifests, concurrency=concurrency, on_done=lambda _: advance())
+        results = reconcile_all(
+            reconciler,
+            manifests,
+            concurrency=concurrency,
+            on_done=lambda _: advance(),
+            exempt_operator=exempt_operator,
+        )
     pairs = list(zip(manifests, results, strict=True))
     summary = summary_line(results, plan=plan, seconds=time.perf_counter() - started, offline=offline)
     if output == "json":

@@ -6,6 +6,7 @@ operator (bucketwarden.k8s), the file-mode CLI and the demo all drive this same 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import defaultdict
@@ -61,6 +62,11 @@ READY, SYNCED, VERIFIED = "Ready", "Synced", "Verified"
 R_PROTECTED = "Protected"
 R_IN_SYNC = "InSync"
 MSG_IN_SYNC = "the bucket policy carries the desired statement"
+MSG_BOOTSTRAP = (
+    "if the bucket policy locks the operator out (a hand-written IP Deny denies its NAT or VPC endpoint "
+    "address), let it in once from an allowed network or as the account root: "
+    "bucketwarden bootstrap -f <manifest of bucket {bucket}> --operator-role {role}"
+)
 MSG_VERIFIED = "every scenario of the verification matrix came out as expected"
 R_DELETED = "PolicyDeleted"
 R_VERIFIED = "Verified"
@@ -169,6 +175,15 @@ def _failed_conditions(reason: str, message: str, *, verified: Condition | None 
 
 def _error_message(exc: BucketWardenError) -> str:
     return exc.message
+
+
+_SESSION_ARN = re.compile(r"^arn:([^:]+):sts::(\d{12}):assumed-role/([^/]+)/")
+
+
+def _role_arn_of(principal_arn: str | None) -> str | None:
+    """A session's role: arn:aws:sts::A:assumed-role/NAME/S -> arn:aws:iam::A:role/NAME (a session ARN has no path)."""
+    m = _SESSION_ARN.match(principal_arn or "")
+    return f"arn:{m[1]}:iam::{m[2]}:role/{m[3]}" if m else None
 
 
 def _summarise_failures(verification: Verification) -> str:
@@ -452,6 +467,9 @@ class Reconciler:
         message = exc.message
         if isinstance(exc, AccessDeniedError) and AccessDeniedError.HINT not in message:
             message = f"{message}; {AccessDeniedError.HINT}"
+        if isinstance(exc, AccessDeniedError) and exc.api in ("GetBucketPolicy", "PutBucketPolicy", None):
+            role = _role_arn_of(base.operator_principal) or "<the operator's role ARN>"
+            message = f"{message}; {MSG_BOOTSTRAP.format(bucket=base.bucket, role=role)}"
         base.outcome = "Failed"
         base.error = exc
         base.conditions = _failed_conditions(exc.reason, message)

@@ -26,6 +26,7 @@ from bucketwarden.testing import (
     OperatorHandle,
     ResourceSpec,
     load_crds,
+    moto_for_tests,
     run_operator_in_thread,
 )
 
@@ -100,7 +101,10 @@ def namespace(kube: KubeTarget, kube_client: KubeClient) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
-    with MotoServer() as server:
+    """moto behind the enforcing S3 front (BUCKETWARDEN_S3_FRONT=0: bare moto): ``endpoint_url`` is the cluster's
+    NAT network, so a bucket policy that locks out the operator or the backup role fails the test, as on AWS;
+    ``client()`` is the test's own unenforced view."""
+    with moto_for_tests() as server:
         yield server
 
 

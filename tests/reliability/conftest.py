@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.testing import KubeEmulator, MotoServer, load_crds
+from bucketwarden.testing import KubeEmulator, MotoServer, load_crds, moto_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
@@ -42,7 +42,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
-    with MotoServer() as server:
+    """moto behind the enforcing S3 front (BUCKETWARDEN_S3_FRONT=0: bare moto): ``endpoint_url`` is the cluster's
+    NAT network, so a bucket policy that locks out the operator or the backup role fails the test, as on AWS;
+    ``client()`` is the test's own unenforced view."""
+    with moto_for_tests() as server:
         yield server
 
 

@@ -298,6 +298,40 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
 
 
+def forward_request(
+    handler: _Handler, upstream: tuple[str, int], body: bytes, *, timeout: float
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Send the handler's request to ``upstream`` unchanged; (status, headers to pass on, body)."""
+    host, port = upstream
+    headers = {name: value for name, value in handler.headers.items() if name.lower() not in _HOP_BY_HOP}
+    headers["Host"] = f"{host}:{port}"
+    if body or handler.command in ("PUT", "POST", "PATCH"):
+        headers["Content-Length"] = str(len(body))
+    # One kept-alive upstream connection per client connection: a new TCP connection per request would
+    # cost moto a thread each. A kept-alive connection the upstream closed meanwhile is opened again, once.
+    for fresh in (False, True):
+        kept_alive = None if fresh else handler.upstream
+        reused = kept_alive is not None
+        connection = kept_alive or http.client.HTTPConnection(host, port, timeout=timeout)
+        handler.upstream = connection
+        try:
+            connection.request(handler.command, handler.path, body=body or None, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            break
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            connection.close()
+            handler.upstream = None
+            if not reused:
+                raise
+    if response.will_close:
+        connection.close()
+        handler.upstream = None
+    skip = _HOP_BY_HOP | {"server", "date"} | ({"content-length"} if handler.command != "HEAD" else set())
+    kept = [(name, value) for name, value in response.getheaders() if name.lower() not in skip]
+    return response.status, kept, payload
+
+
 class AwsFaultProxy:
     """A threaded loopback proxy to ``upstream`` (moto) that fails a share of requests, reproducibly.
 
@@ -494,34 +528,7 @@ class AwsFaultProxy:
             self._records.append(record)
 
     def _forward(self, handler: _Handler, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        host, port = self._upstream_address
-        headers = {name: value for name, value in handler.headers.items() if name.lower() not in _HOP_BY_HOP}
-        headers["Host"] = f"{host}:{port}"
-        if body or handler.command in ("PUT", "POST", "PATCH"):
-            headers["Content-Length"] = str(len(body))
-        # One kept-alive upstream connection per client connection: a new TCP connection per request would
-        # cost moto a thread each. A kept-alive connection the upstream closed meanwhile is opened again, once.
-        for fresh in (False, True):
-            kept_alive = None if fresh else handler.upstream
-            reused = kept_alive is not None
-            connection = kept_alive or http.client.HTTPConnection(host, port, timeout=self.upstream_timeout)
-            handler.upstream = connection
-            try:
-                connection.request(handler.command, handler.path, body=body or None, headers=headers)
-                response = connection.getresponse()
-                payload = response.read()
-                break
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                connection.close()
-                handler.upstream = None
-                if not reused:
-                    raise
-        if response.will_close:
-            connection.close()
-            handler.upstream = None
-        skip = _HOP_BY_HOP | {"server", "date"} | ({"content-length"} if handler.command != "HEAD" else set())
-        kept = [(name, value) for name, value in response.getheaders() if name.lower() not in skip]
-        return response.status, kept, payload
+        return forward_request(handler, self._upstream_address, body, timeout=self.upstream_timeout)
 
     def _handle(self, handler: _Handler) -> None:
         at = time.monotonic()

@@ -37,12 +37,14 @@ class MotoServer:
     the child's environment has AWS_PROFILE and friends removed.
     """
 
-    def __init__(self, *, region: str = DEFAULT_REGION, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self, *, region: str = DEFAULT_REGION, startup_timeout: float = 30.0, bucket_policy_checks: bool = True
+    ) -> None:
         self.region = region
         script = Path(__file__).with_name("_moto_server.py")
         self._process = ServerProcess(
             "moto",
-            [str(script)],
+            [str(script), *(() if bucket_policy_checks else ("--no-bucket-policy-checks",))],
             env=scrubbed_environ(self._credentials()),
             probe_path="/moto-api/data.json",
             startup_timeout=startup_timeout,

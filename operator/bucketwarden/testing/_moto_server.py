@@ -15,7 +15,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument(
+        "--no-bucket-policy-checks",
+        action="store_true",
+        help="switch off moto's partial bucket-policy checks on object calls (an enforcing front decides instead)",
+    )
     args = parser.parse_args(argv)
+    if args.no_bucket_policy_checks:
+        _switch_off_bucket_policy_checks()
 
     from moto.server import ThreadedMotoServer
 
@@ -29,6 +36,18 @@ def main(argv: list[str] | None = None) -> None:
     # Serve until killed: the parent stops it with SIGTERM. An orphan (the parent was killed) exits by itself.
     while args.parent_pid is None or os.getppid() == args.parent_pid:
         time.sleep(1.0)
+
+
+def _switch_off_bucket_policy_checks() -> None:
+    """moto answers a bare 403 to object calls its own evaluator denies, which knows StringEquals only; in front
+    of `S3Front` that would deny what AWS allows, so every bucket reports "no opinion"."""
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def neutral(self: object, action: str, resource: str) -> PermissionResult:
+        return PermissionResult.NEUTRAL
+
+    FakeBucket.get_permission = neutral  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
