@@ -26,3 +26,19 @@ def run_helm(helm: Path, *args: str) -> str:
     if result.returncode != 0:
         raise HelmError(result.stderr.strip() or result.stdout.strip())
     return result.stdout
+
+
+def cluster_scoped_grants(docs: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(apiGroup, resource) of every rule in the rendered ClusterRoles."""
+    return {
+        (group, resource)
+        for d in docs
+        if d.get("kind") == "ClusterRole"
+        for rule in d.get("rules") or []
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+    }
+
+
+# A namespaced install's only cluster-scoped grants: the SourceAllowLists, which are cluster-scoped themselves.
+ALLOW_LIST_GRANTS = {("bucketwarden.io", "sourceallowlists"), ("bucketwarden.io", "sourceallowlists/status")}

@@ -752,9 +752,13 @@ def test_operator_status_does_not_churn_after_convergence(env: Env) -> None:
 SECURITY_SIDS = ["SecurityTeamDenyDelete", "DenyInsecureTransport"]
 
 
-def security_team_policy(bucket: str) -> dict[str, Any]:
-    """The issue's bucket: a security team's two safeguards next to the seed's hand-written IP restriction."""
-    policy = seed_policy(bucket)
+def security_team_policy(moto: MotoServer, bucket: str) -> dict[str, Any]:
+    """The issue's bucket: a security team's two safeguards next to the seed's hand-written IP restriction.
+
+    The restriction already admits the operator: these cases are about adoption and cleanup, which must read
+    the policy (through the enforcing front, a locked-out operator could not, as on AWS).
+    """
+    policy = seed_policy_admitting_operator(moto, bucket)
     policy["Statement"] += [
         {
             "Sid": "SecurityTeamDenyDelete",
@@ -776,9 +780,9 @@ def security_team_policy(bucket: str) -> dict[str, Any]:
     return policy
 
 
-def test_operator_refuses_to_adopt_foreign_safeguards_and_deleting_keeps_them(env: Env) -> None:
+def test_operator_refuses_to_adopt_foreign_safeguards_and_deleting_keeps_them(env: Env, moto: MotoServer) -> None:
     bucket, role = unique("bw-grab"), unique("backup")
-    original = security_team_policy(bucket)
+    original = security_team_policy(moto, bucket)
     create_bucket(env, bucket, original)
     create_role(env, role)
     name = unique("grab")
@@ -801,9 +805,9 @@ def test_operator_refuses_to_adopt_foreign_safeguards_and_deleting_keeps_them(en
     assert_same_meaning(read_policy(env, bucket), original)
 
 
-def test_operator_adopts_an_ip_restriction_with_an_event_and_its_hash_in_status(env: Env) -> None:
+def test_operator_adopts_an_ip_restriction_with_an_event_and_its_hash_in_status(env: Env, moto: MotoServer) -> None:
     bucket, role = unique("bw-adopt"), unique("backup")
-    original = security_team_policy(bucket)
+    original = security_team_policy(moto, bucket)
     create_bucket(env, bucket, original)
     create_role(env, role)
     name = unique("adopt")

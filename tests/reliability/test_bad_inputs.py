@@ -403,6 +403,7 @@ def adopt_then_delete(reconciler: Reconciler, aws: RecordingAws, spec: Protected
     reconciler.cleanup(greedy)
     after = PolicyDocument.parse(aws.policy_of(spec.bucket_name) or "")
     assert after.find(OUR_SID) == [] and len(after.find("SecurityTeamDenyDelete")) == 1
+    return result
 
 
 def missing_list(reconciler: Reconciler, aws: RecordingAws, spec: ProtectedBucketSpec) -> ReconcileResult:

@@ -127,8 +127,17 @@ def test_operator_runs_its_whole_life_under_the_charts_rbac_with_zero_403(
 
     assert state["denied"] == [], "\n".join(d["message"] for d in state["denied"])
     assert state["allowed"] > 0 and as_operator, "the operator's requests were not authorised as its ServiceAccount"
-    kinds = {d["kind"] for d in docs}
-    assert ({"ClusterRole", "ClusterRoleBinding"} <= kinds) == (mode == "clusterwide")
+    cluster_scoped = {
+        resource
+        for d in docs
+        if d["kind"] == "ClusterRole"
+        for rule in d.get("rules") or []
+        for resource in rule.get("resources", [])
+    }
+    if mode == "namespaced":  # only the SourceAllowLists, which are cluster-scoped themselves
+        assert cluster_scoped <= {"sourceallowlists", "sourceallowlists/status"}
+    else:
+        assert "protectedbuckets" in cluster_scoped
     figures[f"rbac_enforced_{mode}"] = {"authorised": state["allowed"], "forbidden": len(state["denied"])}
 
 
