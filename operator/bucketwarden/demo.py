@@ -3,7 +3,9 @@
 moto serves S3, IAM and STS on loopback behind the enforcing S3 front (`bucketwarden.testing.S3Front`), so every
 boto3 call goes over HTTP and every S3 request is authorized against the bucket policy from the network it
 comes from. An emulated Kubernetes API serves ProtectedBuckets, and the real operator runs in-process against
-it. The story is the seed's: the backup job fails, the operator is locked out, `bootstrap` lets it in.
+it. The story is the seed's: the backup job fails, the operator is locked out, `bootstrap` lets it in. Two
+short chapters follow: an AWS Backup readiness finding (versioning suspended) and its fix, and, with Kubernetes,
+one SourceAllowList shared by two buckets whose CIDR changes once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,11 +28,20 @@ import yaml
 from bucketwarden._table import format_table
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.bootstrap import run_bootstrap
+from bucketwarden.crd import build_allow_list_crd
 from bucketwarden.policy import PolicyDocument, verify_policy
 from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.readiness import S3_BACKUP_ACTIONS, S3_RESTORE_ACTIONS, VERSIONING_NOT_ENABLED
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ExemptRole, ProtectedBucketSpec
-from bucketwarden.testing import DENIED_SID_HEADER, BackupJob, BackupJobResult, run_backup_job
+from bucketwarden.testing import (
+    DENIED_SID_HEADER,
+    BackupJob,
+    BackupJobResult,
+    FrontDecision,
+    ResourceSpec,
+    run_backup_job,
+)
 
 BUCKET = "awsbackup-test-001"
 ROLE = "AWSBackupDefaultServiceRole"
@@ -42,7 +55,16 @@ NAMESPACE = "demo"
 NAME = "awsbackup-test-001"
 RESYNC_SECONDS = 2.0
 ROLE_TTL_SECONDS = 2.0
+READINESS_TTL_SECONDS = 1.0  # the operator's default is 600 s; the demo's fix must show within a resync or two
+LIST_STATUS_SECONDS = 1.0  # how soon the SourceAllowList's USED BY / IN SYNC columns follow
+ALLOW_LIST = "corp-egress"
+LIST_CIDR_BEFORE = "192.0.2.0/24"
+LIST_CIDR_AFTER = "203.0.113.0/24"
+LIST_BUCKETS = ("corp-reports-a", "corp-reports-b")
+OUR_SID = "BucketWardenIpRestriction"
 WAIT_SECONDS = 45.0
+
+(ALLOW_LISTS,) = ResourceSpec.from_crd(build_allow_list_crd())
 
 HAND_WRITTEN = {
     "Sid": "SourceIPRestriction001",
@@ -62,6 +84,14 @@ FOREIGN = {
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+# The backup role's S3 permissions (inline: moto does not load AWS managed policies), so that the readiness
+# checks find nothing to say about the role and the one finding the demo shows is the bucket's versioning.
+BACKUP_PERMISSIONS = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": sorted(set(S3_BACKUP_ACTIONS + S3_RESTORE_ACTIONS)), "Resource": "*"},
+    ],
 }
 MANIFEST: dict[str, Any] = {
     "apiVersion": "bucketwarden.io/v1alpha1",
@@ -143,31 +173,67 @@ class DemoWorld:
         role_id = self.create_role()
         self.operator_role_arn = self.aws.create_operator_role(OPERATOR_ROLE)
         session = self.aws.role_session(self.operator_role_arn, "botocore-session-1767225600")
-        self._gateway = AwsGateway(
+        self._gateway = AwsGateway(  # its readiness reads (GetBucketVersioning) go through the front too
             AwsSettings(endpoint_url=self.aws.endpoint("nat"), region=self.aws.region, max_attempts=2),
             session=session,
             ttl_seconds=ROLE_TTL_SECONDS,
+            readiness_ttl_seconds=READINESS_TTL_SECONDS,
         )
         return role_id
 
+    def reconciler(self) -> Reconciler:
+        """The operator's reconciler, with the AWS Backup readiness checks on (the operator's default)."""
+        return Reconciler(self.gateway, readiness=self.gateway.readiness)
+
     def create_role(self) -> str:
         role = self.iam.create_role(RoleName=ROLE, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(TRUST))
+        self.iam.put_role_policy(
+            RoleName=ROLE, PolicyName="S3BackupAndRestore", PolicyDocument=json.dumps(BACKUP_PERMISSIONS)
+        )
         return str(role["Role"]["RoleId"])
 
     def recreate_role(self) -> str:
+        self.iam.delete_role_policy(RoleName=ROLE, PolicyName="S3BackupAndRestore")
         self.iam.delete_role(RoleName=ROLE)
         return self.create_role()
+
+    def set_versioning(self, status: str, bucket: str = BUCKET) -> None:
+        """The console (the front's harness port) turns versioning on or suspends it."""
+        self.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status})
+
+    def policy_of(self, bucket: str) -> str | None:
+        try:
+            return str(self.s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        except self.s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchBucketPolicy":
+                return None
+            raise
+
+    def operator_reads(self, action: str, *, since: float) -> list[FrontDecision]:
+        """What the front decided for the operator's ``action`` requests on the demo bucket since ``since``."""
+        operator_id = self.iam.get_role(RoleName=OPERATOR_ROLE)["Role"]["RoleId"]
+        assert self.aws.front is not None
+        return [
+            d
+            for d in self.aws.front.decisions()
+            if d.at >= since
+            and d.action == action
+            and d.bucket == BUCKET
+            and d.network == "nat"
+            and d.user_id.startswith(f"{operator_id}:")
+        ]
+
+    def written_cidrs(self, bucket: str) -> set[str]:
+        """The CIDRs of our Deny in ``bucket``'s policy (empty without one)."""
+        text = self.policy_of(bucket)
+        found = PolicyDocument.parse(text).find(OUR_SID) if text else []
+        return set(found[0].conditions.get("NotIpAddress", {}).get("aws:sourceip", [])) if found else set()
 
     def put_policy(self, doc: Mapping[str, Any]) -> None:
         self.s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(doc))
 
     def policy(self) -> str | None:
-        try:
-            return str(self.s3.get_bucket_policy(Bucket=BUCKET)["Policy"])
-        except self.s3.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchBucketPolicy":
-                return None
-            raise
+        return self.policy_of(BUCKET)
 
     def backup(self) -> BackupJobResult:
         """An on-demand AWS Backup job of the bucket, through the front from AWS's network."""
@@ -244,11 +310,30 @@ class Driver:
         raise NotImplementedError
 
 
+class CountingReconciler(Reconciler):
+    """The operator's reconciler, recording per bucket what each reconcile rendered: (CIDRs, whether it wrote)."""
+
+    def __init__(self, world: DemoWorld) -> None:
+        super().__init__(world.gateway, readiness=world.gateway.readiness)
+        self._lock = threading.Lock()
+        self._log: defaultdict[str, list[tuple[tuple[str, ...], bool]]] = defaultdict(list)
+
+    def reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState | None = None) -> ReconcileResult:
+        result = super().reconcile(spec, previous)
+        with self._lock:
+            self._log[spec.bucket_name].append((tuple(spec.allowed_source_ips), result.applied))
+        return result
+
+    def log(self, bucket: str) -> list[tuple[tuple[str, ...], bool]]:
+        with self._lock:
+            return list(self._log[bucket])
+
+
 class ReconcilerDriver(Driver):
     """No Kubernetes: call the reconciler directly, as `bucketwarden apply` does."""
 
     def __init__(self, world: DemoWorld) -> None:
-        self.reconciler = Reconciler(world.gateway)
+        self.reconciler = world.reconciler()
         self.spec: ProtectedBucketSpec | None = None
         self.last: ReconcileResult | None = None
         self.drift = 0
@@ -280,12 +365,17 @@ class ReconcilerDriver(Driver):
         return {
             "conditions": [c.to_k8s() for c in self.last.conditions],
             "exemptPrincipals": [e.to_k8s() for e in self.last.exempt_principals],
+            "findings": [f.to_k8s() for f in self.last.findings],
             "driftCorrections": self.drift,
         }
 
     def table(self) -> str:
         status = self.status()
         return protectedbuckets_table([{"metadata": MANIFEST["metadata"], "spec": MANIFEST["spec"], "status": status}])
+
+
+def _finding(status: Mapping[str, Any], code: str) -> Mapping[str, Any] | None:
+    return next((f for f in status.get("findings") or [] if f.get("code") == code), None)
 
 
 def _condition(status: Mapping[str, Any], kind: str, field_name: str = "status") -> str:
@@ -342,16 +432,21 @@ class OperatorDriver(Driver):
         self.kube = kube
         self.client = kube.client()
         self.resource = PROTECTED_BUCKETS
+        self.allow_lists = ALLOW_LISTS
         settings = OperatorSettings(
             resync_interval_seconds=RESYNC_SECONDS,
             resync_jitter_seconds=0.2,
             role_cache_ttl_seconds=ROLE_TTL_SECONDS,
+            backup_readiness_ttl_seconds=READINESS_TTL_SECONDS,
+            allow_list_status_seconds=LIST_STATUS_SECONDS,
             metrics_port=0,
             health_port=0,
             status_refresh_seconds=600,
         )
         self.client.create_namespace(NAMESPACE)
-        registry = build_registry(settings, lambda _settings, _metrics: Reconciler(world.gateway))
+        # The readiness checks are on, as the operator's default settings have them (default_reconciler).
+        self.reconciler = CountingReconciler(world)
+        registry = build_registry(settings, lambda _settings, _metrics: self.reconciler)
         self.handle = run_operator_in_thread(registry, server_or_kubeconfig=kube)
 
     def apply(self, manifest: Mapping[str, Any]) -> None:
@@ -365,11 +460,14 @@ class OperatorDriver(Driver):
             time.sleep(0.25)
         return ready()
 
-    def object(self) -> Mapping[str, Any]:
-        return self.client.get_object(self.resource, NAME, namespace=NAMESPACE) or {}
+    def object(self, name: str = NAME) -> Mapping[str, Any]:
+        return self.client.get_object(self.resource, name, namespace=NAMESPACE) or {}
 
-    def status(self) -> Mapping[str, Any]:
-        return dict(self.object().get("status") or {})
+    def status(self, name: str = NAME) -> Mapping[str, Any]:
+        return dict(self.object(name).get("status") or {})
+
+    def allow_list(self, name: str = ALLOW_LIST) -> Mapping[str, Any]:
+        return self.client.get_object(self.allow_lists, name) or {}
 
     def table(self) -> str:
         return protectedbuckets_table(self.client.list_objects(self.resource, namespace=NAMESPACE))
@@ -394,7 +492,7 @@ def _quiet_logs() -> Iterator[None]:
 
 
 def run_demo(*, kubernetes: bool = True) -> int:
-    from bucketwarden.testing import EnforcedMoto, KubeEmulator
+    from bucketwarden.testing import PROTECTED_BUCKETS, EnforcedMoto, KubeEmulator
 
     story = Story()
     print("bucketwarden demo: IP-restricted bucket policies that do not break AWS Backup")
@@ -417,15 +515,21 @@ def run_demo(*, kubernetes: bool = True) -> int:
         story.say(f"AWS Backup's session: {describe(('ExplicitDeny', job.sid))}")
 
         if kubernetes:
-            with KubeEmulator() as kube:
+            with KubeEmulator(resources=(PROTECTED_BUCKETS, ALLOW_LISTS)) as kube:
                 driver: Driver = OperatorDriver(world, kube)
                 try:
                     _play(story, world, driver, role_id, "the operator on an emulated Kubernetes API")
+                    assert isinstance(driver, OperatorDriver)
+                    _allow_list_chapter(story, world, driver)
+                    _table(story, driver)
                 finally:
                     assert isinstance(driver, OperatorDriver)
                     driver.close()
         else:
-            _play(story, world, ReconcilerDriver(world), role_id, "the reconciler (no Kubernetes)")
+            plain = ReconcilerDriver(world)
+            _play(story, world, plain, role_id, "the reconciler (no Kubernetes)")
+            story.chapter("9. A SourceAllowList shared by two buckets: needs Kubernetes (run without --no-kubernetes)")
+            _table(story, plain)
         assert aws.front is not None
         requests, seconds = aws.front.cost()
         print(f"\nthe enforcing S3 front decided {requests} requests in {seconds:.2f} s of its own time")
@@ -554,6 +658,113 @@ def _play(story: Story, world: DemoWorld, driver: Driver, role_id: str, how: str
         ),
     )
 
+    _readiness_chapter(story, world, driver)
+
+
+def _readiness_chapter(story: Story, world: DemoWorld, driver: Driver) -> None:
+    story.chapter("8. Someone suspends the bucket's versioning: a readiness Warning in status, with its fix")
+    story.say("(every reconcile also checks AWS Backup readiness, read-only and cached; here for 1 s, default 600 s)")
+    started = time.monotonic()
+    world.set_versioning("Suspended")
+    warned = driver.wait(world, lambda: _finding(driver.status(), VERSIONING_NOT_ENABLED) is not None)
+    finding = _finding(driver.status(), VERSIONING_NOT_ENABLED) or {}
+    story.say(f"status.findings: {finding.get('severity')} {finding.get('code')}: {finding.get('message')}")
+    story.check(
+        f"status shows the Warning {VERSIONING_NOT_ENABLED}, naming the fix (put-bucket-versioning ... Enabled)",
+        warned
+        and finding.get("severity") == "Warning"
+        and f"put-bucket-versioning --bucket {BUCKET}" in str(finding.get("message"))
+        and "Status=Enabled" in str(finding.get("message")),
+    )
+    story.check(
+        "a Warning never blocks: the ProtectedBucket stays Ready", _condition(driver.status(), "Ready") == "True"
+    )
+    job = world.backup()
+    story.say(f"backup job: {job.describe()}")
+    story.check("the backup job FAILS while versioning is suspended (what the Warning foretold)", not job.completed)
+    story.say(f"$ aws s3api put-bucket-versioning --bucket {BUCKET} --versioning-configuration Status=Enabled")
+    world.set_versioning("Enabled")
+    cleared = driver.wait(world, lambda: _finding(driver.status(), VERSIONING_NOT_ENABLED) is None)
+    story.check(f"a later reconcile (after the readiness TTL) no longer reports {VERSIONING_NOT_ENABLED}", cleared)
+    job = world.backup()
+    story.say(f"backup job: {job.describe()}")
+    story.check("the backup job COMPLETES once versioning is enabled again", job.completed)
+    reads = world.operator_reads("s3:GetBucketVersioning", since=started)
+    story.check(
+        f"the readiness reads went through the front from the NAT address, allowed by the policy ({len(reads)} "
+        "GetBucketVersioning as the operator's role)",
+        bool(reads) and not any(d.denied for d in reads),
+    )
+
+
+def _allow_list_chapter(story: Story, world: DemoWorld, driver: OperatorDriver) -> None:
+    story.chapter(f"9. One SourceAllowList ({ALLOW_LIST}), two buckets, a CIDR changed once")
+    client = driver.client
+    client.create_object(
+        driver.allow_lists,
+        {"metadata": {"name": ALLOW_LIST}, "spec": {"cidrs": [LIST_CIDR_BEFORE], "owner": "network-team"}},
+    )
+    story.say(f"SourceAllowList {ALLOW_LIST} (cluster-scoped): cidrs [{LIST_CIDR_BEFORE}]")
+    for bucket in LIST_BUCKETS:
+        world.s3.create_bucket(Bucket=bucket)  # the console; no bucket policy yet, so the operator writes directly
+        world.set_versioning("Enabled", bucket)
+        spec = {"bucketName": bucket, "allowedSourcesFrom": [{"name": ALLOW_LIST}]}
+        client.create_object(driver.resource, {"metadata": {"name": bucket}, "spec": spec}, namespace=NAMESPACE)
+        story.say(f"ProtectedBucket {NAMESPACE}/{bucket}: allowedSourcesFrom [{{name: {ALLOW_LIST}}}]")
+    protected = driver.wait(
+        world,
+        lambda: all(
+            _condition(driver.status(b), "Ready", "reason") == "Protected"
+            and world.written_cidrs(b) == {LIST_CIDR_BEFORE}
+            for b in LIST_BUCKETS
+        ),
+    )
+    story.check(f"both buckets become Ready (Protected), their policies allowing {LIST_CIDR_BEFORE}", protected)
+    operator_id = world.iam.get_role(RoleName=OPERATOR_ROLE)["Role"]["RoleId"]
+    story.check(
+        "the operator exempted itself in both (no hand-written Deny there to lock it out)",
+        all(role_id_in(world.policy_of(b), operator_id) for b in LIST_BUCKETS),
+    )
+
+    before = {b: len(driver.reconciler.log(b)) for b in LIST_BUCKETS}
+    story.say(
+        f'$ kubectl patch sourceallowlist {ALLOW_LIST} --type merge -p \'{{"spec":{{"cidrs":["{LIST_CIDR_AFTER}"]}}}}\''
+    )
+    changed_at = time.monotonic()
+    client.patch_object(driver.allow_lists, ALLOW_LIST, {"spec": {"cidrs": [LIST_CIDR_AFTER]}})
+    arrived = driver.wait(world, lambda: all(world.written_cidrs(b) == {LIST_CIDR_AFTER} for b in LIST_BUCKETS))
+    took = time.monotonic() - changed_at
+    story.say(
+        f"both policies carry {LIST_CIDR_AFTER} {took:.1f} s after the change (resync interval {RESYNC_SECONDS:.0f} s)"
+    )
+    writes: dict[str, list[tuple[str, ...]]] = {}
+    for bucket in LIST_BUCKETS:
+        since = driver.reconciler.log(bucket)[before[bucket] :]
+        writes[bucket] = [cidrs for cidrs, wrote in since if wrote]
+        shown = "; ".join(", ".join(cidrs) for cidrs in writes[bucket]) or "none"
+        story.say(f"{bucket}: {len(since)} reconcile(s) since the change, {len(writes[bucket])} write(s): {shown}")
+    story.check(
+        f"both buckets' policies carry {LIST_CIDR_AFTER} after ONE reconcile each (one policy write per bucket)",
+        arrived and all(w == [(LIST_CIDR_AFTER,)] for w in writes.values()),
+    )
+    in_sync = driver.wait(
+        world,
+        lambda: (s := driver.allow_list().get("status") or {}).get("usedBy") == 2 and s.get("inSync") == 2,
+    )
+    listed = driver.allow_list()
+    status = listed.get("status") or {}
+    story.say("$ kubectl get sourceallowlists")
+    table = format_table(
+        ("NAME", "OWNER", "USED BY", "IN SYNC"),
+        [(ALLOW_LIST, (listed.get("spec") or {}).get("owner"), status.get("usedBy"), status.get("inSync"))],
+    )
+    for line in table.splitlines():
+        story.say(line)
+    story.say(f"status.users: {', '.join(status.get('users') or [])}")
+    story.check("the list's status: USED BY 2, IN SYNC 2", in_sync)
+
+
+def _table(story: Story, driver: Driver) -> None:
     story.chapter("kubectl get protectedbuckets -n demo")
     for line in driver.table().splitlines():
         story.say(line)
