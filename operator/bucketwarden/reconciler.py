@@ -119,6 +119,7 @@ class ReconcileResult:
     role_id_changes: list[RoleIdChange] = field(default_factory=list)
     aws_calls: dict[str, int] = field(default_factory=dict)
     observed: PolicyDocument | None = None
+    observed_text: str | None = None  # the policy exactly as GetBucketPolicy returned it (quiet resync ticks)
     desired: PolicyDocument | None = None
     verification: Verification | None = None
     error: BucketWardenError | None = None
@@ -176,6 +177,11 @@ class Reconciler:
         # create/update handler can fire together for one object, and both would otherwise PUT.
         self._bucket_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._bucket_locks_guard = threading.Lock()
+
+    @property
+    def aws(self) -> AwsPort:
+        """The port this reconciler calls (the operator's quiet resync ticks use it too)."""
+        return self._aws
 
     def _bucket_lock(self, bucket: str) -> threading.Lock:
         with self._bucket_locks_guard:
@@ -255,7 +261,7 @@ class Reconciler:
         # 2. Observe.
         target = BucketTarget.of(spec)
         try:
-            _text, observed = self._observe(target)
+            text, observed = self._observe(target)
         except PolicyParseError as exc:
             msg = f"the existing bucket policy cannot be parsed and is left untouched: {exc.message}"
             base.conditions = _failed_conditions(exc.reason, msg)
@@ -264,7 +270,7 @@ class Reconciler:
         except BucketWardenError as exc:
             return self._aws_failure(base, exc)
         got_at = time.perf_counter()
-        base.observed = observed
+        base.observed, base.observed_text = observed, text
 
         # 3. Render and merge; 4. verify; 5. plan. Pure and fast: this is the whole GET-to-PUT window.
         desired = merge_policy(observed, ours, spec.owned_sids)

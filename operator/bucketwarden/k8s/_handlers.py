@@ -9,18 +9,20 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from bucketwarden.errors import BucketNotFoundError
+from bucketwarden.errors import BucketNotFoundError, BucketWardenError
 from bucketwarden.k8s._events import CONFLICT, events_for
+from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
+from bucketwarden.k8s._quiet import SteadyStates, quiet_tick, spec_digest, steady_state_of
 from bucketwarden.k8s._settings import OperatorSettings
-from bucketwarden.k8s._status import blocked_result, build_status, read_status, role_ids_from_status
+from bucketwarden.k8s._status import blocked_result, build_status, parse_time, read_status, role_ids_from_status
 from bucketwarden.manifests import format_validation_error
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import GROUP, PLURAL, VERSION, ProtectedBucketSpec
@@ -42,6 +44,7 @@ class Runtime:
     reconciler: Reconciler
     metrics: Metrics
     clock: Callable[[], datetime]
+    steady: SteadyStates = field(default_factory=SteadyStates)
 
 
 ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciler]
@@ -87,6 +90,8 @@ def reconcile_object(
     """One reconcile of one object, from the raw kopf arguments to the status patch and the events."""
     previous = read_status(status)
     bucket = str(spec.get("bucketName", ""))
+    key = f"{namespace}/{name}"
+    parsed: ProtectedBucketSpec | None = None
     try:
         parsed = ProtectedBucketSpec.model_validate(dict(spec))
     except ValidationError as exc:
@@ -106,7 +111,7 @@ def reconcile_object(
                 verified=any(c.type == "Verified" and c.status == "True" for c in previous.conditions),
             )
             result = runtime.reconciler.reconcile(parsed, prev)
-    runtime.metrics.observe(f"{namespace}/{name}", result)
+    runtime.metrics.observe(key, result)
     update = build_status(
         result,
         previous,
@@ -115,23 +120,56 @@ def reconcile_object(
         refresh_seconds=runtime.settings.status_refresh_seconds,
     )
     if update.due:
-        for key, value in update.status.items():
-            patch.status[key] = value
-    for event in events_for(result, previous):
+        for field_name, value in update.status.items():
+            patch.status[field_name] = value
+    events = events_for(result, previous)
+    for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-    ready = result.condition("Ready")
-    logger.info(
-        "reconciled %s/%s bucket=%s outcome=%s action=%s ready=%s reason=%s calls=%s",
-        namespace,
-        name,
-        result.bucket,
-        result.outcome,
-        result.action,
-        ready.status if ready else "-",
-        ready.reason if ready else "-",
-        sum(result.aws_calls.values()),
-    )
+    synced_at = parse_time(update.status.get("lastSyncTime")) or runtime.clock()
+    refresh_due = synced_at + timedelta(seconds=runtime.settings.status_refresh_seconds)
+    steady = None
+    if parsed is not None:
+        steady = steady_state_of(
+            result, parsed, uid=str(meta.get("uid") or ""), digest=spec_digest(spec), refresh_due=refresh_due
+        )
+    runtime.steady.remember(key, steady)
+    # INFO is for changes and failures; a resync that found everything as it was is DEBUG.
+    noteworthy = result.applied or update.changed or bool(events) or result.outcome in ("Failed", "Blocked")
+    log_reconcile(result, namespace, name, level=logging.INFO if noteworthy else logging.DEBUG)
     return result
+
+
+def resync_object(runtime: Runtime, *, index: Any, **kwargs: Any) -> None:
+    """A resync tick: answered by the quiet path when nothing changed, otherwise the full reconcile."""
+    namespace, name, meta, spec = kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"]
+    key = f"{namespace}/{name}"
+    state = runtime.steady.get(key)
+    quiet = None
+    if state is not None and _conflict(index, state.target.bucket, namespace, name) is None:
+        quiet = quiet_tick(
+            runtime.reconciler.aws,
+            state,
+            uid=str(meta.get("uid") or ""),
+            digest=spec_digest(spec),
+            status_policy_hash=kwargs["status"].get("policyHash"),
+            now=runtime.clock(),
+        )
+    if quiet is None:
+        reconcile_object(runtime, index=index, **kwargs)
+        return
+    runtime.metrics.observe_quiet(quiet.duration_seconds)
+    if logger.isEnabledFor(logging.DEBUG):
+        fields = log_fields(
+            bucket=quiet.bucket,
+            namespace=namespace,
+            name=name,
+            outcome="InSync",
+            reason="Unchanged",
+            action="none",
+            calls=sum(quiet.aws_calls.values()),
+            duration=quiet.duration_seconds,
+        )
+        logger.debug("resync %s/%s: bucket %s unchanged", namespace, name, quiet.bucket, extra=fields)
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factory: ReconcilerFactory) -> None:
@@ -164,6 +202,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             metrics = Metrics()
             memo.runtime = Runtime(operator_settings, factory(operator_settings, metrics), metrics, _now)
             metrics.serve(operator_settings.metrics_port)
+            identity, region = _whoami(memo.runtime.reconciler.aws)
+            log_startup(startup_fields(operator_settings, identity=identity, region=region))
 
     operator_settings = settings
 
@@ -196,7 +236,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
     )
     def resync(**kwargs: Any) -> None:
         # Level-based: the timer never raises; a failure is in status and the next tick tries again.
-        reconcile_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
+        resync_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
 
     @kopf.on.delete(*resource, id="cleanup", registry=registry)
     def finalize(**kwargs: Any) -> None:
@@ -204,6 +244,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         retry, claims_by_bucket = kwargs["retry"], kwargs["claims_by_bucket"]
         runtime: Runtime = kwargs["memo"].runtime
         runtime.metrics.forget(f"{namespace}/{name}")
+        runtime.steady.forget(f"{namespace}/{name}")
         try:
             parsed = ProtectedBucketSpec.model_validate(dict(spec))
         except ValidationError:
@@ -225,6 +266,19 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             reason="CleanupFailed",
             message=f"gave up removing our statement from {parsed.bucket_name} after {retry} retries: {message}",
         )
+
+
+def _whoami(aws: Any) -> tuple[str, str]:
+    """The operator's AWS principal and region for the start-up line; a failure is reported, not raised."""
+    from bucketwarden.aws import AwsSettings
+
+    settings = getattr(aws, "settings", None)
+    region = settings.region if isinstance(settings, AwsSettings) else AwsSettings().region
+    try:
+        identity = aws.caller_identity().arn
+    except BucketWardenError as exc:
+        identity = f"unknown ({exc.reason}: {exc.message})"
+    return str(identity), region
 
 
 def _object_args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
