@@ -6,6 +6,7 @@ object the operator builds at startup; ``InMemoryAws`` is its in-memory test dou
 
 from bucketwarden.aws._cache import CacheStats, TtlCache
 from bucketwarden.aws._calls import AwsCallCounter, CallHook, Outcome
+from bucketwarden.aws._drift_queue import DriftQueue, PolicyEvent, QueueMessage, parse_policy_event
 from bucketwarden.aws._errors import describe, map_client_error, redact
 from bucketwarden.aws._fake import FakeBucket, FakeRole, InMemoryAws, ManualClock
 from bucketwarden.aws._gateway import AwsGateway
@@ -26,6 +27,7 @@ __all__ = [
     "CacheStats",
     "CallHook",
     "ClientFactory",
+    "DriftQueue",
     "FakeBucket",
     "FakeRole",
     "IdentityPort",
@@ -33,10 +35,13 @@ __all__ = [
     "InMemoryAws",
     "ManualClock",
     "Outcome",
+    "PolicyEvent",
+    "QueueMessage",
     "RoleRecord",
     "TtlCache",
     "describe",
     "map_client_error",
+    "parse_policy_event",
     "redact",
     "resolve_role_with",
     "validate_policy_text",

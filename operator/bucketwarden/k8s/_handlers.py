@@ -6,17 +6,20 @@ delete handler (kopf adds the finalizer) honours deletionPolicy.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
 
 from bucketwarden.errors import BucketNotFoundError, BucketWardenError
+from bucketwarden.k8s._drift import DRIFT_ANNOTATION, DriftPoller, claimant_from_index
 from bucketwarden.k8s._events import CONFLICT, events_for
 from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
@@ -207,6 +210,23 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
 
     operator_settings = settings
 
+    @kopf.on.startup(id="drift-queue", registry=registry)
+    async def start_drift_queue(memo: kopf.Memo, settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        # async: the poller is a task of kopf's own loop
+        if operator_settings.drift_queue_url and getattr(memo, "drift_task", None) is None:
+            memo.drift_task = start_drift_poller(
+                memo.runtime, operator_settings.drift_queue_url, kwargs["claims_by_bucket"], settings
+            )
+
+    @kopf.on.cleanup(id="drift-queue", registry=registry)
+    async def stop_drift_queue(memo: kopf.Memo, **_: Any) -> None:
+        task = getattr(memo, "drift_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            memo.drift_task = None
+
     @kopf.index(*resource, id="claims_by_bucket", registry=registry)
     def claims_by_bucket(**kwargs: Any) -> Any:
         bucket = kwargs["spec"].get("bucketName")
@@ -266,6 +286,42 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             reason="CleanupFailed",
             message=f"gave up removing our statement from {parsed.bucket_name} after {retry} retries: {message}",
         )
+
+
+def start_drift_poller(
+    runtime: Runtime, url: str, index: Any, kopf_settings: kopf.OperatorSettings
+) -> asyncio.Task[None]:
+    """The SQS poller as a task of kopf's loop (so it patches with kopf's credentials); needs an AwsGateway."""
+    from bucketwarden.aws import AwsGateway, DriftQueue
+
+    aws = runtime.reconciler.aws
+    if not isinstance(aws, AwsGateway):
+        raise kopf.PermanentError("BUCKETWARDEN_DRIFT_QUEUE_URL needs the AWS gateway (not a test double)")
+    queue = DriftQueue(aws.factory, url, wait_seconds=runtime.settings.drift_queue_wait_seconds)
+    resource = kopf.Resource(GROUP, VERSION, PLURAL, namespaced=True)
+
+    async def nudge(namespace: str, name: str, event_id: str) -> None:
+        # kopf's own patch call: same connection and credentials as kopf, and no second API client to configure.
+        from kopf._cogs.clients.patching import patch_obj
+
+        patch = kopf.Patch({"metadata": {"annotations": {DRIFT_ANNOTATION: event_id or "unknown"}}})
+        await patch_obj(
+            settings=kopf_settings,
+            resource=resource,
+            namespace=cast(Any, namespace),
+            name=name,
+            patch=patch,
+            logger=logger,
+        )
+
+    poller = DriftPoller(
+        queue,
+        claimant=claimant_from_index(index),
+        whoami=aws.caller_identity,
+        nudge=nudge,
+        on_verdict=runtime.metrics.count_drift_event,
+    )
+    return asyncio.create_task(poller.run(), name="bucketwarden-drift-queue")
 
 
 def _whoami(aws: Any) -> tuple[str, str]:

@@ -37,6 +37,12 @@ class Metrics:
             ["condition", "status"],
             registry=r,
         )
+        self.drift_events = Counter(
+            "bucketwarden_drift_events",
+            "Bucket policy events from the drift queue, by what was done with them.",
+            ["verdict"],
+            registry=r,
+        )
         self._lock = threading.Lock()
         self._states: dict[str, dict[str, str]] = {}
         self._counts: _Counter[tuple[str, str]] = _Counter()
@@ -57,6 +63,9 @@ class Metrics:
         """A resync the quiet path answered: InSync, and no condition moved."""
         self.reconciles.labels(result="InSync").inc()
         self.duration.observe(duration_seconds)
+
+    def count_drift_event(self, verdict: str) -> None:
+        self.drift_events.labels(verdict=verdict).inc()
 
     def count_aws_call(self, api: str, outcome: str) -> None:
         self.aws_calls.labels(api=api, outcome=outcome).inc()

@@ -44,6 +44,15 @@ class OperatorSettings(BaseSettings):
         "When set, a namespace not listed may claim nothing.",
     )
 
+    drift_queue_url: str | None = Field(
+        default=None,
+        description="SQS queue of CloudTrail PutBucketPolicy/DeleteBucketPolicy events (via EventBridge) to "
+        "long-poll: a drifted bucket is reconciled within seconds. Unset: drift is found by the resync only.",
+    )
+    drift_queue_wait_seconds: int = Field(
+        default=20, ge=1, le=20, description="SQS long-poll wait per ReceiveMessage call (at most 20)."
+    )
+
     @field_validator("namespaces", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
