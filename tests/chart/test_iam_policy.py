@@ -16,6 +16,9 @@ REQUIRED_ACTIONS = {
     "iam:GetRole",
     "sts:GetCallerIdentity",
     "sts:AssumeRole",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
 }
 
 
@@ -51,6 +54,7 @@ def test_iam_policy_grants_exactly_the_needed_actions(policy: dict[str, Any]) ->
         pytest.param("iam:GetRole", ["arn:aws:iam::*:role/*"], id="iam-get-role"),
         pytest.param("sts:GetCallerIdentity", ["*"], id="sts-whoami"),
         pytest.param("sts:AssumeRole", ["arn:aws:iam::*:role/*"], id="sts-assume-role"),
+        pytest.param("sqs:ReceiveMessage", ["arn:aws:sqs:*:*:bucketwarden-drift*"], id="sqs-receive"),
     ],
 )
 def test_iam_policy_scopes_each_action(action: str, resources: list[str], policy: dict[str, Any]) -> None:
