@@ -25,6 +25,7 @@ from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, start
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._quiet import SteadyStates, quiet_tick, spec_digest, steady_state_of
 from bucketwarden.k8s._settings import OperatorSettings
+from bucketwarden.k8s._shards import shard_filter
 from bucketwarden.k8s._status import blocked_result, build_status, parse_time, read_status, role_ids_from_status
 from bucketwarden.manifests import format_validation_error
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
@@ -234,9 +235,12 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             return None
         return {bucket: (str(kwargs["meta"].get("creationTimestamp") or ""), kwargs["namespace"], kwargs["name"])}
 
-    @kopf.on.resume(*resource, id="reconcile", registry=registry)
-    @kopf.on.create(*resource, id="reconcile", registry=registry)
-    @kopf.on.update(*resource, id="reconcile", registry=registry)
+    # The claims index stays unfiltered: every shard must see every claim to decide conflicts alike.
+    mine = shard_filter(settings.shard_count, settings.shard_index)
+
+    @kopf.on.resume(*resource, id="reconcile", when=mine, registry=registry)
+    @kopf.on.create(*resource, id="reconcile", when=mine, registry=registry)
+    @kopf.on.update(*resource, id="reconcile", when=mine, registry=registry)
     def reconcile_on_change(**kwargs: Any) -> None:
         result = reconcile_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
         if result.retryable:
@@ -252,13 +256,14 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         id="resync",
         interval=settings.resync_interval_seconds,
         initial_delay=_initial_delay,
+        when=mine,
         registry=registry,
     )
     def resync(**kwargs: Any) -> None:
         # Level-based: the timer never raises; a failure is in status and the next tick tries again.
         resync_object(kwargs["memo"].runtime, index=kwargs["claims_by_bucket"], **_object_args(kwargs))
 
-    @kopf.on.delete(*resource, id="cleanup", registry=registry)
+    @kopf.on.delete(*resource, id="cleanup", when=mine, registry=registry)
     def finalize(**kwargs: Any) -> None:
         spec, namespace, name, body = kwargs["spec"], kwargs["namespace"], kwargs["name"], kwargs["body"]
         retry, claims_by_bucket = kwargs["retry"], kwargs["claims_by_bucket"]
