@@ -27,7 +27,7 @@ OUR_SID = "BucketWardenIpRestriction"
 
 
 class ShardLog:
-    """Which shard ran a full reconcile of which bucket (a quiet tick needs a full reconcile by the same shard first)."""
+    """Which shard ran a full reconcile of which bucket (a quiet tick needs a full one by the same shard first)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
