@@ -6,6 +6,7 @@ operator (bucketwarden.k8s), the file-mode CLI and the demo all drive this same 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -62,6 +63,8 @@ R_INVALID_SPEC = "InvalidSpec"
 R_VERIFICATION_FAILED = "VerificationFailed"
 R_FOREIGN_DENY = "ForeignDenyBlocksExemptRole"
 R_NOT_CHECKED = "NotChecked"
+
+logger = logging.getLogger(__name__)
 
 Outcome = Literal["InSync", "Updated", "Deleted", "Observed", "Blocked", "Failed", "Retained"]
 
@@ -196,6 +199,13 @@ class Reconciler:
                 result = self._reconcile(spec, previous or PreviousState())
         result.aws_calls = dict(calls)
         result.duration_seconds = time.perf_counter() - started
+        logger.debug(
+            "reconcile %s: %s, action %s, AWS calls %s",
+            spec.bucket_name,
+            result.outcome,
+            result.action,
+            result.aws_calls,
+        )
         return result
 
     def cleanup(self, spec: ProtectedBucketSpec) -> ReconcileResult:
