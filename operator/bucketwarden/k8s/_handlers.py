@@ -155,7 +155,6 @@ def resync_object(runtime: Runtime, *, index: Any, **kwargs: Any) -> None:
             state,
             uid=str(meta.get("uid") or ""),
             digest=spec_digest(spec),
-            status_policy_hash=kwargs["status"].get("policyHash"),
             now=runtime.clock(),
         )
     if quiet is None:

@@ -3,11 +3,13 @@
 A resync of a bucket nobody touched is by far the most common thing the operator does (10,000 buckets at a 60 s
 resync are 167 ticks a second). The full reconcile answers it correctly but parses, renders, merges, plans and
 rebuilds the status every time. Here a tick whose inputs are all as they were when a full reconcile last said
-InSync is answered from what that reconcile remembered: the same spec (by digest), the same RoleIds and operator
-identity (from the identity cache, so a recreated role still falls through at the cache's TTL), the same status
-policyHash, and byte-for-byte the same policy text from GetBucketPolicy. Anything else, including any AWS error,
-falls through to the full reconcile, which decides exactly as before. lastSyncTime keeps its refresh rate: a tick
-that is due to rewrite it also falls through.
+InSync is answered from what that reconcile remembered: the same object (uid) and spec (by digest), the same
+RoleIds and operator identity (from the identity cache, so a recreated role still falls through at the cache's
+TTL), and byte-for-byte the same policy text from GetBucketPolicy. Anything else, including any AWS error, falls
+through to the full reconcile, which decides exactly as before. The status the last full reconcile wrote is not
+re-read: kopf's copy of the body can lag behind the API under load, and a stale status must not turn every tick
+into a full one. lastSyncTime keeps its refresh rate: a tick due to rewrite it takes the full path, which also
+repairs a status someone else changed.
 """
 
 from __future__ import annotations
@@ -126,17 +128,10 @@ def quiet_tick(
     *,
     uid: str,
     digest: str,
-    status_policy_hash: Any,
     now: datetime,
 ) -> QuietTick | None:
     """Answer a resync from ``state`` if nothing changed: one GetBucketPolicy, no parse. None: reconcile fully."""
-    if (
-        state is None
-        or state.uid != uid
-        or state.spec_digest != digest
-        or state.policy_hash != status_policy_hash
-        or now >= state.refresh_due
-    ):
+    if state is None or state.uid != uid or state.spec_digest != digest or now >= state.refresh_due:
         return None
     started = time.perf_counter()
     target = state.target
