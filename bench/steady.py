@@ -178,6 +178,9 @@ def measure(
     extra_env: Mapping[str, str] | None = None,
     command: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
+    # A whole number of intervals: every object then ticks the same number of times in the window whatever its
+    # phase (objects created in one burst share a phase, and a window of 2.5 intervals would count them 2 or 3 times).
+    window_s = max(1, round(window_s / resync_s)) * resync_s
     rows: list[dict[str, Any]] = []
     with MotoServer() as moto, KubeEmulator() as kube, tempfile.TemporaryDirectory(prefix="bench-steady-") as tmp:
         began = time.monotonic()
@@ -282,7 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.steady", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 and 60 objects at a 5 s resync: checks it runs")
     parser.add_argument("--scales", type=lambda t: [int(n) for n in t.split(",")], help="e.g. 1000,5000,10000")
-    parser.add_argument("--window", type=float, help="seconds of steady state measured per scale (default 180)")
+    parser.add_argument(
+        "--window", type=float, help="seconds of steady state per scale, rounded to whole intervals (default 180)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     results = run(args.quick, scales=args.scales, window_s=args.window)
