@@ -15,13 +15,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import _report, convergence, core, drift, scale
+from bench import _report, convergence, core, drift, drift_queue, scale, steady
 
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "core": core.run,
     "convergence": convergence.run,
     "drift": drift.run,
     "scale": scale.run,
+    "steady": steady.run,
+    "drift_queue": drift_queue.run,
 }
 DEFAULT_JSON = Path(__file__).with_name("results.json")
 HEADLINE_KEY = re.compile(r"^b[0-9]+_")
