@@ -200,9 +200,11 @@ def measure(
                 create_objects(client, range(created, scale))
                 created = scale
                 converge_s = wait_converged(operator, client, scale, timeout_s=max(600.0, scale * 0.12))
-                # The create's reconcile wrote; the first resync after it reconciles fully and remembers the steady
-                # state; only the ticks after that are steady state. Wait out that first round.
-                time.sleep(resync_s * 1.15 + 2.0)
+                # The create's reconcile wrote; the first resync after it reconciles fully (and may write status once)
+                # and remembers the steady state; only the ticks after that are steady state. kopf starts an
+                # object's timer when it first handles the object, which under load lags the create: wait out two
+                # rounds, not one.
+                time.sleep(resync_s * 2.2 + 2.0)
                 _log(f"  {scale}: Ready {converge_s:.0f} s after the creates began; measuring {window_s:.0f} s")
                 row = measure_window(operator, moto, scale, window_s, resync_s, edits)
                 row["converge_s"] = round(time.monotonic() - began - row["window_s"], 1)
