@@ -1,5 +1,5 @@
 variable "queue_name" {
-  description = "The queue's name. The operator's IAM policy (ReadDriftQueue) expects the prefix bucketwarden-drift; with sharding, one module per shard."
+  description = "The queue's name. The operator's IAM policy (ReadDriftQueue) expects the prefix bucketwarden-drift. One queue serves every shard."
   type        = string
   default     = "bucketwarden-drift"
 
