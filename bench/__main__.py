@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import _report, audit, convergence, core, drift, scale
+from bench import _report, audit, convergence, core, drift, drift_queue, scale, steady
 
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "core": core.run,
@@ -23,6 +23,8 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "drift": drift.run,
     "scale": scale.run,
     "audit": audit.run,
+    "steady": steady.run,
+    "drift_queue": drift_queue.run,
 }
 DEFAULT_JSON = Path(__file__).with_name("results.json")
 HEADLINE_KEY = re.compile(r"^b[0-9]+_")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -597,9 +599,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_cli_logging() -> None:
+    """BUCKETWARDEN_LOG_LEVEL=DEBUG shows every AWS call and each reconcile's decision on stderr (not for `run`,
+    which configures kopf's logging itself)."""
+    level = os.environ.get("BUCKETWARDEN_LOG_LEVEL", "").upper()
+    if level in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+        for noisy in ("botocore", "boto3", "urllib3"):  # request dumps (and credentials) stay out
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "run":
+        _configure_cli_logging()
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -6,6 +6,7 @@ operator (bucketwarden.k8s), the file-mode CLI and the demo all drive this same 
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -80,6 +81,8 @@ R_NOT_CHECKED = "NotChecked"
 R_INCONCLUSIVE = "Inconclusive"
 R_ADOPTION_REFUSED = ADOPTION_REFUSED
 
+logger = logging.getLogger(__name__)
+
 Outcome = Literal["InSync", "Updated", "Deleted", "Observed", "Blocked", "Failed", "Retained"]
 
 
@@ -136,6 +139,7 @@ class ReconcileResult:
     role_id_changes: list[RoleIdChange] = field(default_factory=list)
     aws_calls: dict[str, int] = field(default_factory=dict)
     observed: PolicyDocument | None = None
+    observed_text: str | None = None  # the policy exactly as GetBucketPolicy returned it (quiet resync ticks)
     desired: PolicyDocument | None = None
     verification: Verification | None = None
     error: BucketWardenError | None = None
@@ -222,6 +226,11 @@ class Reconciler:
         """Whether every reconcile also runs the AWS Backup readiness checks."""
         return self._readiness is not None
 
+    @property
+    def aws(self) -> AwsPort:
+        """The port this reconciler calls (the operator's quiet resync ticks use it too)."""
+        return self._aws
+
     def _bucket_lock(self, bucket: str) -> threading.Lock:
         with self._bucket_locks_guard:
             return self._bucket_locks[bucket]
@@ -236,6 +245,13 @@ class Reconciler:
                 result.findings += self._readiness_findings(spec, result)
         result.aws_calls = dict(calls)
         result.duration_seconds = time.perf_counter() - started
+        logger.debug(
+            "reconcile %s: %s, action %s, AWS calls %s",
+            spec.bucket_name,
+            result.outcome,
+            result.action,
+            result.aws_calls,
+        )
         return result
 
     def cleanup(self, spec: ProtectedBucketSpec) -> ReconcileResult:
@@ -311,7 +327,7 @@ class Reconciler:
         # 2. Observe.
         target = BucketTarget.of(spec)
         try:
-            _text, observed = self._observe(target)
+            text, observed = self._observe(target)
         except PolicyParseError as exc:
             msg = f"the existing bucket policy cannot be parsed and is left untouched: {exc.message}"
             base.conditions = _failed_conditions(exc.reason, msg)
@@ -320,7 +336,7 @@ class Reconciler:
         except BucketWardenError as exc:
             return self._aws_failure(base, exc)
         got_at = time.perf_counter()
-        base.observed = observed
+        base.observed, base.observed_text = observed, text
         partition = partition_for_region(spec.region)
         adoption = check_adoption(observed, spec.adopt_sids, bucket_arns_of(bucket, partition))
         if not adoption.ok:

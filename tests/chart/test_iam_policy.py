@@ -22,6 +22,10 @@ REQUIRED_ACTIONS = {
     "iam:ListAttachedRolePolicies",
     "iam:ListRolePolicies",
     "iam:GetRolePolicy",
+    # event-driven drift (BUCKETWARDEN_DRIFT_QUEUE_URL)
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
 }  # sts:GetCallerIdentity is called too, but STS answers it without any permission
 
 
@@ -71,6 +75,7 @@ def test_iam_policy_grants_exactly_the_needed_actions(any_policy: dict[str, Any]
         pytest.param("iam:ListAttachedRolePolicies", ["arn:aws:iam::*:role/*"], id="iam-attached"),
         pytest.param("iam:ListRolePolicies", ["arn:aws:iam::*:role/*"], id="iam-inline-list"),
         pytest.param("iam:GetRolePolicy", ["arn:aws:iam::*:role/*"], id="iam-inline-get"),
+        pytest.param("sqs:ReceiveMessage", ["arn:aws:sqs:*:*:bucketwarden-drift*"], id="sqs-receive"),
     ],
 )
 def test_iam_policy_scopes_each_action(action: str, resources: list[str], policy: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings
+from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings, DriftQueue
 from bucketwarden.filemode import run_file_mode
 from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
@@ -64,6 +64,9 @@ def test_every_aws_call_is_an_action_the_iam_policy_grants(
     for bucket in ("bw-iam-foreign", "bw-iam-assumed"):
         s3.put_bucket_policy(Bucket=bucket, Policy=policy_text(*foreign_statements(bucket)))
 
+    queue_url = moto.client("sqs").create_queue(QueueName="bucketwarden-drift")["QueueUrl"]
+    moto.client("sqs").send_message(QueueUrl=queue_url, MessageBody="{}")
+
     with AwsFaultProxy(moto.endpoint_url) as proxy:
         counter = AwsCallCounter()
         settings = AwsSettings(region=moto.region, endpoint_url=proxy.endpoint_url, max_attempts=2)
@@ -82,6 +85,11 @@ def test_every_aws_call_is_an_action_the_iam_policy_grants(
             reconciler.cleanup(spec("bw-iam-alone")).outcome,  # nothing remains: DELETE
             reconciler.cleanup(spec("bw-iam-assumed", assumeRoleArn=target)).outcome,
         ]
+        # Event-driven drift (BUCKETWARDEN_DRIFT_QUEUE_URL): check the queue once, long-poll, delete what was handled.
+        queue = DriftQueue(aws.factory, queue_url, wait_seconds=1)
+        queue.check()
+        for message in queue.receive():
+            queue.delete(message)
         # File mode runs the AWS Backup readiness checks (versioning, the exempt role's policies), as the operator does.
         manifest = tmp_path / "m.yaml"
         manifest.write_text(MANIFEST.format(bucket="bw-iam-file", role=ROLE), encoding="utf-8")

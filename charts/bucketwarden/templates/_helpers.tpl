@@ -48,6 +48,9 @@ app.kubernetes.io/component: operator
 
 {{/* Fail early on combinations the schema cannot express. */}}
 {{- define "bucketwarden.validate" -}}
+{{- if and (gt (int .Values.sharding.shards) 1) (or .Values.peering.enabled (gt (int .Values.replicaCount) 1)) }}
+{{- fail "sharding.shards > 1 runs one replica per shard: set replicaCount=1 and peering.enabled=false (a dead shard's pod is restarted by its Deployment; only its own objects wait)." }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
 {{- fail (printf "replicaCount is %d but peering.enabled is false: more than one replica needs kopf peering, or the replicas reconcile the same buckets at once. Set peering.enabled=true or replicaCount=1." (int .Values.replicaCount)) }}
 {{- end }}

@@ -7,6 +7,7 @@ object the operator builds at startup; ``InMemoryAws`` is its in-memory test dou
 from bucketwarden.aws._buckets import BucketReader
 from bucketwarden.aws._cache import CacheStats, TtlCache
 from bucketwarden.aws._calls import AwsCallCounter, CallHook, Outcome
+from bucketwarden.aws._drift_queue import DriftQueue, PolicyEvent, QueueMessage, parse_policy_event
 from bucketwarden.aws._errors import describe, map_client_error, redact
 from bucketwarden.aws._fake import FakeBucket, FakeRole, InMemoryAws, ManualClock
 from bucketwarden.aws._gateway import AwsGateway
@@ -36,6 +37,7 @@ __all__ = [
     "CacheStats",
     "CallHook",
     "ClientFactory",
+    "DriftQueue",
     "FakeBucket",
     "FakeRole",
     "IdentityPort",
@@ -43,12 +45,15 @@ __all__ = [
     "InMemoryAws",
     "ManualClock",
     "Outcome",
+    "PolicyEvent",
+    "QueueMessage",
     "ReadinessReader",
     "RolePermissions",
     "RoleRecord",
     "TtlCache",
     "describe",
     "map_client_error",
+    "parse_policy_event",
     "redact",
     "resolve_role_with",
     "validate_policy_text",

@@ -97,6 +97,7 @@ class AwsCallCounter:
             self._attempts.clear()
 
     def _record_call(self, api: str, outcome: Outcome) -> None:
+        logger.debug("AWS call %s: %s", api, outcome)
         with self._lock:
             (self._ok if outcome == "ok" else self._errors)[api] += 1
         for calls in self._scopes.__dict__.get("stack", ()):

@@ -22,6 +22,7 @@ from bucketwarden.errors import AccessDeniedError, AwsError, CredentialsError
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sts import STSClient
 
 DEFAULT_REGION = "us-east-1"
@@ -148,6 +149,13 @@ class ClientFactory:
         return self._cached(
             ("sts", region, assume_role_arn),
             lambda s: s.client("sts", region_name=region, endpoint_url=self._endpoint, config=self._config),
+        )
+
+    def sqs(self, region: str | None = None) -> SQSClient:
+        region = region or self.settings.region
+        return self._cached(
+            ("sqs", region, None),
+            lambda s: s.client("sqs", region_name=region, endpoint_url=self._endpoint, config=self._config),
         )
 
     @property

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import random
 from typing import Any
 
 import kopf
 
 from bucketwarden.k8s._handlers import ReconcilerFactory, Runtime, default_reconciler, reconcile_object, register
+from bucketwarden.k8s._logs import configure_logging
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._settings import OperatorSettings
 
@@ -18,6 +18,7 @@ __all__ = [
     "ReconcilerFactory",
     "Runtime",
     "build_registry",
+    "configure_logging",
     "default_reconciler",
     "operator_kwargs",
     "reconcile_object",
@@ -51,19 +52,11 @@ def operator_kwargs(settings: OperatorSettings, namespaces: list[str] | None = N
     return kwargs
 
 
-def configure_logging(settings: OperatorSettings) -> None:
-    fmt = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN
-    kopf.configure(verbose=settings.log_level == "DEBUG", log_format=fmt)
-    logging.getLogger().setLevel(settings.log_level)
-    # botocore logs request details at DEBUG; keep it (and any credential material) out of the logs.
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    logging.getLogger("boto3").setLevel(logging.WARNING)
-
-
 def run_operator(namespaces: list[str] | None = None, settings: OperatorSettings | None = None) -> int:
     """``bucketwarden run``: the operator in the foreground until SIGTERM."""
     settings = settings or OperatorSettings()
-    if namespaces:  # --namespace: the handlers must know too (kopf's cluster scanning is off when namespaced)
+    if namespaces:  # --namespace wins over BUCKETWARDEN_NAMESPACES (the handlers must know: kopf's cluster
+        # scanning is off when namespaced), and the start-up line says so
         settings = settings.model_copy(update={"namespaces": namespaces})
     configure_logging(settings)
     registry = build_registry(settings)

@@ -6,24 +6,30 @@ delete handler (kopf adds the finalizer) honours deletionPolicy.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
 
-from bucketwarden.errors import BucketNotFoundError
+from bucketwarden.errors import BucketNotFoundError, BucketWardenError
 from bucketwarden.k8s._ack import cleanup_beside_ack, register_ack
 from bucketwarden.k8s._allowlists import ALLOW_LISTS_INDEX, register_allow_lists
+from bucketwarden.k8s._drift import DRIFT_ANNOTATION, DriftPoller, claimant_from_index
 from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surroundings_from
 from bucketwarden.k8s._events import CONFLICT, events_for
+from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
+from bucketwarden.k8s._quiet import SteadyStates, quiet_tick, spec_digest, steady_state_of
 from bucketwarden.k8s._settings import OperatorSettings
-from bucketwarden.k8s._status import blocked_result, build_status, read_status, role_ids_from_status
+from bucketwarden.k8s._shards import shard_filter
+from bucketwarden.k8s._status import blocked_result, build_status, parse_time, read_status, role_ids_from_status
 from bucketwarden.manifests import format_validation_error
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import GROUP, PLURAL, VERSION, ProtectedBucketSpec
@@ -45,6 +51,7 @@ class Runtime:
     reconciler: Reconciler
     metrics: Metrics
     clock: Callable[[], datetime]
+    steady: SteadyStates = field(default_factory=SteadyStates)
 
 
 ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciler]
@@ -97,6 +104,8 @@ def reconcile_object(
     previous = read_status(status)
     extra: dict[str, Any] | None = None
     bucket = str(spec.get("bucketName", ""))
+    key = f"{namespace}/{name}"
+    parsed: ProtectedBucketSpec | None = None
     try:
         parsed = ProtectedBucketSpec.model_validate(dict(spec))
     except ValidationError as exc:
@@ -117,7 +126,7 @@ def reconcile_object(
             )
             around = surroundings or Surroundings(namespace=namespace)
             result, extra = reconcile_effective(runtime.reconciler, parsed, prev, previous, around)
-    runtime.metrics.observe(f"{namespace}/{name}", result)
+    runtime.metrics.observe(key, result)
     update = build_status(
         result,
         previous,
@@ -127,23 +136,56 @@ def reconcile_object(
         extra=extra,
     )
     if update.due:
-        for key, value in update.status.items():
-            patch.status[key] = value
-    for event in events_for(result, previous):
+        for field_name, value in update.status.items():
+            patch.status[field_name] = value
+    events = events_for(result, previous)
+    for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-    ready = result.condition("Ready")
-    logger.info(
-        "reconciled %s/%s bucket=%s outcome=%s action=%s ready=%s reason=%s calls=%s",
-        namespace,
-        name,
-        result.bucket,
-        result.outcome,
-        result.action,
-        ready.status if ready else "-",
-        ready.reason if ready else "-",
-        sum(result.aws_calls.values()),
-    )
+    synced_at = parse_time(update.status.get("lastSyncTime")) or runtime.clock()
+    refresh_due = synced_at + timedelta(seconds=runtime.settings.status_refresh_seconds)
+    steady = None
+    # A writer fight in progress is counted by full reconciles only (contention.py): no quiet ticks until it ends.
+    if parsed is not None and not (extra or {}).get("contention"):
+        steady = steady_state_of(
+            result, parsed, uid=str(meta.get("uid") or ""), digest=spec_digest(spec), refresh_due=refresh_due
+        )
+    runtime.steady.remember(key, steady)
+    # INFO is for changes and failures; a resync that found everything as it was is DEBUG.
+    noteworthy = result.applied or update.changed or bool(events) or result.outcome in ("Failed", "Blocked")
+    log_reconcile(result, namespace, name, level=logging.INFO if noteworthy else logging.DEBUG)
     return result
+
+
+def resync_object(runtime: Runtime, *, index: Any, **kwargs: Any) -> None:
+    """A resync tick: answered by the quiet path when nothing changed, otherwise the full reconcile."""
+    namespace, name, meta, spec = kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"]
+    key = f"{namespace}/{name}"
+    state = runtime.steady.get(key)
+    quiet = None
+    if state is not None and _conflict(index, state.target.bucket, namespace, name) is None:
+        quiet = quiet_tick(
+            runtime.reconciler.aws,
+            state,
+            uid=str(meta.get("uid") or ""),
+            digest=spec_digest(spec),
+            now=runtime.clock(),
+        )
+    if quiet is None:
+        reconcile_object(runtime, index=index, **kwargs)
+        return
+    runtime.metrics.observe_quiet(quiet.duration_seconds)
+    if logger.isEnabledFor(logging.DEBUG):
+        fields = log_fields(
+            bucket=quiet.bucket,
+            namespace=namespace,
+            name=name,
+            outcome="InSync",
+            reason="Unchanged",
+            action="none",
+            calls=sum(quiet.aws_calls.values()),
+            duration=quiet.duration_seconds,
+        )
+        logger.debug("resync %s/%s: bucket %s unchanged", namespace, name, quiet.bucket, extra=fields)
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factory: ReconcilerFactory) -> None:
@@ -181,11 +223,30 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             metrics = Metrics()
             memo.runtime = Runtime(operator_settings, factory(operator_settings, metrics), metrics, _now)
             metrics.serve(operator_settings.metrics_port)
+            identity, region = _whoami(memo.runtime.reconciler.aws)
+            log_startup(startup_fields(operator_settings, identity=identity, region=region))
 
     operator_settings = settings
     register_allow_lists(registry, settings)
     if settings.ack_coexistence:  # opt-in: it needs RBAC on ACK's Buckets, which the chart does not grant
         register_ack(registry)
+
+    @kopf.on.startup(id="drift-queue", registry=registry)
+    async def start_drift_queue(memo: kopf.Memo, settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        # async: the poller is a task of kopf's own loop
+        if operator_settings.drift_queue_url and getattr(memo, "drift_task", None) is None:
+            memo.drift_task = start_drift_poller(
+                memo.runtime, operator_settings.drift_queue_url, kwargs["claims_by_bucket"], settings
+            )
+
+    @kopf.on.cleanup(id="drift-queue", registry=registry)
+    async def stop_drift_queue(memo: kopf.Memo, **_: Any) -> None:
+        task = getattr(memo, "drift_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            memo.drift_task = None
 
     @kopf.index(*resource, id="claims_by_bucket", registry=registry)
     def claims_by_bucket(**kwargs: Any) -> Any:
@@ -194,9 +255,12 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             return None
         return {bucket: (str(kwargs["meta"].get("creationTimestamp") or ""), kwargs["namespace"], kwargs["name"])}
 
-    @kopf.on.resume(*resource, id="reconcile", registry=registry)
-    @kopf.on.create(*resource, id="reconcile", registry=registry)
-    @kopf.on.update(*resource, id="reconcile", registry=registry)
+    # The claims index stays unfiltered: every shard must see every claim to decide conflicts alike.
+    mine = shard_filter(settings.shard_count, settings.shard_index)
+
+    @kopf.on.resume(*resource, id="reconcile", when=mine, registry=registry)
+    @kopf.on.create(*resource, id="reconcile", when=mine, registry=registry)
+    @kopf.on.update(*resource, id="reconcile", when=mine, registry=registry)
     def reconcile_on_change(**kwargs: Any) -> None:
         result = reconcile_object(
             kwargs["memo"].runtime,
@@ -217,23 +281,25 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         id="resync",
         interval=settings.resync_interval_seconds,
         initial_delay=_initial_delay,
+        when=mine,
         registry=registry,
     )
     def resync(**kwargs: Any) -> None:
         # Level-based: the timer never raises; a failure is in status and the next tick tries again.
-        reconcile_object(
+        resync_object(
             kwargs["memo"].runtime,
             index=kwargs["claims_by_bucket"],
             surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
             **_object_args(kwargs),
         )
 
-    @kopf.on.delete(*resource, id="cleanup", registry=registry)
+    @kopf.on.delete(*resource, id="cleanup", when=mine, registry=registry)
     def finalize(**kwargs: Any) -> None:
         spec, namespace, name, body = kwargs["spec"], kwargs["namespace"], kwargs["name"], kwargs["body"]
         retry, claims_by_bucket = kwargs["retry"], kwargs["claims_by_bucket"]
         runtime: Runtime = kwargs["memo"].runtime
         runtime.metrics.forget(f"{namespace}/{name}")
+        runtime.steady.forget(f"{namespace}/{name}")
         try:
             parsed = ProtectedBucketSpec.model_validate(dict(spec))
         except ValidationError:
@@ -257,6 +323,55 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             reason="CleanupFailed",
             message=f"gave up removing our statement from {parsed.bucket_name} after {retry} retries: {message}",
         )
+
+
+def start_drift_poller(
+    runtime: Runtime, url: str, index: Any, kopf_settings: kopf.OperatorSettings
+) -> asyncio.Task[None]:
+    """The SQS poller as a task of kopf's loop (so it patches with kopf's credentials); needs an AwsGateway."""
+    from bucketwarden.aws import AwsGateway, DriftQueue
+
+    aws = runtime.reconciler.aws
+    if not isinstance(aws, AwsGateway):
+        raise kopf.PermanentError("BUCKETWARDEN_DRIFT_QUEUE_URL needs the AWS gateway (not a test double)")
+    queue = DriftQueue(aws.factory, url, wait_seconds=runtime.settings.drift_queue_wait_seconds)
+    resource = kopf.Resource(GROUP, VERSION, PLURAL, namespaced=True)
+
+    async def nudge(namespace: str, name: str, event_id: str) -> None:
+        # kopf's own patch call: same connection and credentials as kopf, and no second API client to configure.
+        from kopf._cogs.clients.patching import patch_obj
+
+        patch = kopf.Patch({"metadata": {"annotations": {DRIFT_ANNOTATION: event_id or "unknown"}}})
+        await patch_obj(
+            settings=kopf_settings,
+            resource=resource,
+            namespace=cast(Any, namespace),
+            name=name,
+            patch=patch,
+            logger=logger,
+        )
+
+    poller = DriftPoller(
+        queue,
+        claimant=claimant_from_index(index),
+        whoami=aws.caller_identity,
+        nudge=nudge,
+        on_verdict=runtime.metrics.count_drift_event,
+    )
+    return asyncio.create_task(poller.run(), name="bucketwarden-drift-queue")
+
+
+def _whoami(aws: Any) -> tuple[str, str]:
+    """The operator's AWS principal and region for the start-up line; a failure is reported, not raised."""
+    from bucketwarden.aws import AwsSettings
+
+    settings = getattr(aws, "settings", None)
+    region = settings.region if isinstance(settings, AwsSettings) else AwsSettings().region
+    try:
+        identity = aws.caller_identity().arn
+    except BucketWardenError as exc:
+        identity = f"unknown ({exc.reason}: {exc.message})"
+    return str(identity), region
 
 
 def _object_args(kwargs: Mapping[str, Any]) -> dict[str, Any]:

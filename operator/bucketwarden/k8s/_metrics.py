@@ -9,6 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from bucketwarden.reconciler import ReconcileResult
 
+_TRACKED = ("Ready", "Synced", "Verified")
+_STATUSES = ("True", "False", "Unknown")
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -34,8 +37,18 @@ class Metrics:
             ["condition", "status"],
             registry=r,
         )
+        self.drift_events = Counter(
+            "bucketwarden_drift_events",
+            "Bucket policy events from the drift queue, by what was done with them.",
+            ["verdict"],
+            registry=r,
+        )
         self._lock = threading.Lock()
         self._states: dict[str, dict[str, str]] = {}
+        self._counts: _Counter[tuple[str, str]] = _Counter()
+        for kind in _TRACKED:
+            for status in _STATUSES:
+                self.buckets.labels(condition=kind, status=status).set(0)
 
     def observe(self, key: str, result: ReconcileResult) -> None:
         self.reconciles.labels(result=result.outcome).inc()
@@ -46,27 +59,37 @@ class Metrics:
             self.role_id_changes.inc(len(result.role_id_changes))
         self.set_state(key, {c.type: c.status for c in result.conditions})
 
+    def observe_quiet(self, duration_seconds: float) -> None:
+        """A resync the quiet path answered: InSync, and no condition moved."""
+        self.reconciles.labels(result="InSync").inc()
+        self.duration.observe(duration_seconds)
+
+    def count_drift_event(self, verdict: str) -> None:
+        self.drift_events.labels(verdict=verdict).inc()
+
     def count_aws_call(self, api: str, outcome: str) -> None:
         self.aws_calls.labels(api=api, outcome=outcome).inc()
 
     def set_state(self, key: str, conditions: dict[str, str]) -> None:
+        # Incremental: only the labels this object leaves and enters move, so a reconcile costs the same at
+        # 10 objects and at 10,000 (recounting every object on every reconcile made each tick O(N)).
         with self._lock:
+            before = self._states.get(key)
+            if before == conditions:
+                return
             self._states[key] = conditions
-            self._publish()
+            self._shift(before, -1)
+            self._shift(conditions, +1)
 
     def forget(self, key: str) -> None:
         with self._lock:
-            self._states.pop(key, None)
-            self._publish()
+            self._shift(self._states.pop(key, None), -1)
 
-    def _publish(self) -> None:
-        counts: _Counter[tuple[str, str]] = _Counter()
-        for conditions in self._states.values():
-            for kind, status in conditions.items():
-                counts[(kind, status)] += 1
-        for kind in ("Ready", "Synced", "Verified"):
-            for status in ("True", "False", "Unknown"):
-                self.buckets.labels(condition=kind, status=status).set(counts[(kind, status)])
+    def _shift(self, conditions: dict[str, str] | None, delta: int) -> None:
+        for kind, status in (conditions or {}).items():
+            if kind in _TRACKED and status in _STATUSES:
+                self._counts[(kind, status)] += delta
+                self.buckets.labels(condition=kind, status=status).set(self._counts[(kind, status)])
 
     def serve(self, port: int) -> None:
         if port:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -60,6 +60,26 @@ class OperatorSettings(BaseSettings):
         description="Watch ACK S3 Buckets (s3.services.k8s.aws): detect them and allow policyWriter: ACK. Needs "
         "list, watch and patch on buckets.s3.services.k8s.aws.",
     )
+
+    drift_queue_url: str | None = Field(
+        default=None,
+        description="SQS queue of CloudTrail PutBucketPolicy/DeleteBucketPolicy events (via EventBridge) to "
+        "long-poll: a drifted bucket is reconciled within seconds. Unset: drift is found by the resync only.",
+    )
+    drift_queue_wait_seconds: int = Field(
+        default=20, ge=1, le=20, description="SQS long-poll wait per ReceiveMessage call (at most 20)."
+    )
+
+    shard_count: int = Field(
+        default=1, ge=1, le=256, description="Shards the ProtectedBuckets are split into (one process each)."
+    )
+    shard_index: int = Field(default=0, ge=0, description="The shard this process owns: 0 .. shard_count - 1.")
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> OperatorSettings:
+        if self.shard_index >= self.shard_count:
+            raise ValueError(f"shard_index {self.shard_index} must be below shard_count {self.shard_count}")
+        return self
 
     @field_validator("namespaces", mode="before")
     @classmethod

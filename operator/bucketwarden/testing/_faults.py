@@ -174,7 +174,9 @@ def parse_request(method: str, target: str, headers: Mapping[str, str], body: by
     else:
         form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"))) if body else {}
         query = dict(urllib.parse.parse_qsl(split.query))
-        api = form.get("Action") or query.get("Action") or f"{method}:{split.path}"
+        # Query protocol (IAM, STS) names the operation in Action; JSON protocol (SQS) in X-Amz-Target.
+        target_api = headers.get("x-amz-target", "").rpartition(".")[2]
+        api = form.get("Action") or query.get("Action") or target_api or f"{method}:{split.path}"
     sdk = _SDK_REQUEST.search(headers.get("amz-sdk-request", ""))
     return AwsRequest(
         service=service,

@@ -1,0 +1,127 @@
+"""The quiet resync tick: one GetBucketPolicy and a digest compare when nothing changed; anything else falls through
+to the full reconcile. Also the managed-buckets gauge, now kept incrementally."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bucketwarden.aws import InMemoryAws
+from bucketwarden.errors import AwsUnavailableError
+from bucketwarden.k8s import Metrics
+from bucketwarden.k8s._quiet import SteadyState, quiet_tick, spec_digest, steady_state_of
+from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
+from bucketwarden.spec import ProtectedBucketSpec
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+RAW_SPEC: dict[str, Any] = {
+    "bucketName": "quiet-bucket",
+    "allowedSourceIps": ["192.0.2.0/24"],
+    "exemptRoles": [{"name": "backup"}],
+}
+
+
+def converged() -> tuple[InMemoryAws, Reconciler, SteadyState]:
+    """A bucket reconciled twice (write, then InSync), and the steady state the second reconcile leaves."""
+    aws = InMemoryAws()
+    aws.create_role("backup", path="/service-role/")
+    aws.create_bucket("quiet-bucket")
+    reconciler = Reconciler(aws)
+    spec = ProtectedBucketSpec.model_validate(RAW_SPEC)
+    first = reconciler.reconcile(spec)
+    second = reconciler.reconcile(spec, previous_of(first))
+    state = steady_state_of(
+        second, spec, uid="u1", digest=spec_digest(RAW_SPEC), refresh_due=NOW + timedelta(seconds=600)
+    )
+    assert state is not None
+    return aws, reconciler, state
+
+
+def previous_of(result: ReconcileResult) -> PreviousState:
+    role_ids = {e.name or "": e.role_id for e in result.exempt_principals if e.kind == "Role"}
+    return PreviousState(result.statement_hash, role_ids, policy_hash=result.policy_hash, verified=True)
+
+
+def test_quiet_tick_is_one_get_when_nothing_changed() -> None:
+    aws, _, state = converged()
+    tick = quiet_tick(aws, state, uid="u1", digest=spec_digest(RAW_SPEC), now=NOW)
+    assert tick is not None
+    assert tick.aws_calls == {"GetBucketPolicy": 1}
+
+
+Change = Callable[[InMemoryAws], dict[str, Any]]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda aws: aws.put_foreign("quiet-bucket", aws.policy_of("quiet-bucket").replace("192.0.2.0", "10.0.0.0")),
+        lambda aws: aws.put_foreign("quiet-bucket", None),
+        lambda aws: {"digest": spec_digest({**RAW_SPEC, "allowedSourceIps": ["198.51.100.0/24"]})},
+        lambda aws: {"uid": "recreated-object"},
+        lambda aws: {"now": NOW + timedelta(seconds=600)},
+        lambda aws: (aws.recreate_role("backup"), aws.advance(301), {})[2],
+        lambda aws: aws.fail_next("GetBucketPolicy", AwsUnavailableError("SlowDown", api="GetBucketPolicy")),
+    ],
+    ids=[
+        "policy-edited",
+        "policy-deleted",
+        "spec-changed",
+        "object-recreated",
+        "status-refresh-due",
+        "role-recreated",
+        "aws-error",
+    ],
+)
+def test_quiet_tick_falls_through_on_any_change(change: Change) -> None:
+    aws, _, state = converged()
+    overrides = change(aws) or {}
+    kwargs: dict[str, Any] = {"uid": "u1", "digest": spec_digest(RAW_SPEC), "now": NOW, **overrides}
+    assert quiet_tick(aws, state, **kwargs) is None
+
+
+def test_steady_state_of_only_a_clean_insync_without_write() -> None:
+    aws = InMemoryAws()
+    aws.create_role("backup", path="/service-role/")
+    aws.create_bucket("quiet-bucket")
+    spec = ProtectedBucketSpec.model_validate(RAW_SPEC)
+    wrote = Reconciler(aws).reconcile(spec)
+    assert wrote.outcome == "Updated"
+    assert steady_state_of(wrote, spec, uid="u", digest="d", refresh_due=NOW) is None
+
+
+def test_spec_digest_ignores_key_order() -> None:
+    reordered = dict(reversed(list(RAW_SPEC.items())))
+    assert spec_digest(reordered) == spec_digest(RAW_SPEC)
+    assert spec_digest({**RAW_SPEC, "bucketName": "other"}) != spec_digest(RAW_SPEC)
+
+
+STATES = st.fixed_dictionaries(
+    {kind: st.sampled_from(["True", "False", "Unknown"]) for kind in ("Ready", "Synced", "Verified")}
+)
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.one_of(st.none(), STATES)), max_size=40))
+def test_metrics_managed_buckets_gauge_equals_a_recount(steps: list[tuple[int, dict[str, str] | None]]) -> None:
+    metrics = Metrics()
+    truth: dict[str, dict[str, str]] = {}
+    for key, conditions in steps:
+        if conditions is None:
+            metrics.forget(f"o{key}")
+            truth.pop(f"o{key}", None)
+        else:
+            metrics.set_state(f"o{key}", conditions)
+            truth[f"o{key}"] = conditions
+    expected = Counter((k, s) for c in truth.values() for k, s in c.items())
+    for kind in ("Ready", "Synced", "Verified"):
+        for status in ("True", "False", "Unknown"):
+            value = metrics.registry.get_sample_value(
+                "bucketwarden_managed_buckets", {"condition": kind, "status": status}
+            )
+            assert value == expected[(kind, status)]
