@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ def has_our_statement(moto: MotoServer, bucket: str) -> bool:
 class Setup:
     def __init__(self, moto: MotoServer, kube: KubeClient, namespace: str, memo: Any, queue_url: str) -> None:
         self.moto, self.kube, self.namespace, self.memo, self.queue_url = moto, kube, namespace, memo, queue_url
+        self.created: list[str] = []
 
     def verdicts(self, verdict: str) -> float:
         metrics: Metrics = self.memo.runtime.metrics
@@ -80,7 +82,10 @@ class Setup:
 
 
 @pytest.fixture
-def drift_setup(moto: MotoServer, kube_client: KubeClient, namespace: str, operator: OperatorFactory) -> Setup:
+def drift_setup(
+    moto: MotoServer, kube_client: KubeClient, namespace: str, operator: OperatorFactory
+) -> Iterator[Setup]:
+    """The operator with the drift queue on; this test's ProtectedBuckets are deleted (finalizers released) after."""
     queue_url = moto.client("sqs").create_queue(QueueName=f"bw-drift-{secrets.token_hex(3)}")["QueueUrl"]
     settings = OperatorSettings(
         resync_interval_seconds=600,
@@ -96,7 +101,12 @@ def drift_setup(moto: MotoServer, kube_client: KubeClient, namespace: str, opera
 
     memo = kopf.Memo()
     operator(build_registry(settings, factory), memo=memo)
-    return Setup(moto, kube_client, namespace, memo, queue_url)
+    setup = Setup(moto, kube_client, namespace, memo, queue_url)
+    yield setup
+    for name in setup.created:
+        kube_client.delete_object(PROTECTED_BUCKETS, name, namespace=namespace)
+    for name in setup.created:
+        kube_client.wait_until_gone(PROTECTED_BUCKETS, name, namespace=namespace)
 
 
 def protect(setup: Setup, bucket: str) -> str:
@@ -107,6 +117,7 @@ def protect(setup: Setup, bucket: str) -> str:
     name = f"drift-{secrets.token_hex(3)}"
     spec = {"bucketName": bucket, "allowedSourceIps": ["192.0.2.0/24"], "exemptRoles": [{"name": role}]}
     setup.kube.create_object(PROTECTED_BUCKETS, {"metadata": {"name": name}, "spec": spec}, namespace=setup.namespace)
+    setup.created.append(name)
     setup.kube.wait_for_status(
         PROTECTED_BUCKETS,
         name,
