@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import kopf
 from kopf._cogs.clients import api as kopf_api  # kopf's own authenticated client: the operator's credentials
+from kopf._cogs.clients.errors import APINotFoundError
 
 from bucketwarden.errors import PolicyParseError
 from bucketwarden.policy import PolicyDocument, remove_policy
@@ -85,7 +86,10 @@ def cleanup_beside_ack(kwargs: Mapping[str, Any], spec: ProtectedBucketSpec) -> 
     if not current.find(spec.statement_sid):
         return True
     remaining = remove_policy(current, spec.owned_sids)
-    patch_ack_policy(kwargs["memo"], entry, remaining.to_json() if remaining is not None else None)
+    try:
+        patch_ack_policy(kwargs["memo"], entry, remaining.to_json() if remaining is not None else None)
+    except APINotFoundError:  # deleted since the index saw it: its policy (and our statement) went with it
+        logger.info("ACK Bucket %s/%s is gone; nothing to clean up", entry.namespace, entry.name)
     return True
 
 
