@@ -23,7 +23,14 @@ from bucketwarden.audit._model import (
 )
 from bucketwarden.audit._verdict import verdict_for
 from bucketwarden.errors import BucketWardenError
-from bucketwarden.policy import PolicyDocument, Statement, Verification, bucket_arns, verify_policy
+from bucketwarden.policy import (
+    PolicyDocument,
+    Statement,
+    Verification,
+    bucket_arns,
+    supersede_problems,
+    verify_policy,
+)
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import DEFAULT_STATEMENT_SID, Finding, ProtectedBucketSpec
 
@@ -32,7 +39,6 @@ from bucketwarden.spec import DEFAULT_STATEMENT_SID, Finding, ProtectedBucketSpe
 PLACEHOLDER_CIDR = "192.0.2.0/24"
 VERSIONING_UNKNOWN = "Unknown"
 
-_NETWORK_KEYS = frozenset({"aws:sourceip", "aws:sourcevpce", "aws:sourcevpc"})
 _EXEMPTION_KEYS = frozenset({"aws:userid", "aws:principalarn"})
 _NEGATED_STRING = frozenset({"StringNotEquals", "StringNotEqualsIfExists", "StringNotLike", "StringNotLikeIfExists"})
 _NEGATED_ARN = frozenset({"ArnNotEquals", "ArnNotEqualsIfExists", "ArnNotLike", "ArnNotLikeIfExists"})
@@ -59,11 +65,6 @@ class AuditContext:
     missing_roles: tuple[str, ...] = ()  # requested backup roles that do not exist
 
 
-def _is_wildcard_principal(statement: Statement) -> bool:
-    p = statement.principal
-    return statement.not_principal is None and p is not None and (p.wildcard or p.entries.get("AWS") == ("*",))
-
-
 def source_ips_of(statement: Statement) -> tuple[str, ...]:
     return statement.conditions.get("NotIpAddress", {}).get("aws:sourceip", ())
 
@@ -77,34 +78,12 @@ def has_principal_exemption(statement: Statement) -> bool:
 
 
 def is_supersedable(statement: Statement, bucket: str, partition: str = "aws") -> bool:
-    """Can bucketwarden's statement replace this hand-written Deny without loosening it?
+    """Can bucketwarden's statement replace this hand-written IP Deny without loosening it?
 
-    A Deny for Principal * on this bucket's ARNs, of s3:* or a subset, whose conditions are only the network keys
-    (aws:SourceIp, aws:SourceVpce, aws:SourceVpc) plus optional principal exemptions. The canonical check is being
-    written in policy/_adopt.py (helper ``tenant``); this is the audit's copy until the two are merged.
+    The operator's own rule (policy._adopt.supersede_problems), so an emitted adoptSids is never refused later;
+    the audit also asks for an aws:SourceIp restriction, since it takes allowedSourceIps from it.
     """
-    if statement.effect != "Deny" or not _is_wildcard_principal(statement):
-        return False
-    if statement.not_actions is not None or not statement.actions:
-        return False
-    if not all(a.lower().startswith("s3:") for a in statement.actions):
-        return False
-    if statement.not_resources is not None or not statement.resources:
-        return False
-    if not set(statement.resources) <= set(bucket_arns(bucket, partition)):
-        return False
-    if not source_ips_of(statement):
-        return False
-    for op, keys in statement.conditions.items():
-        for key in keys:
-            if key == "aws:sourceip" and op == "NotIpAddress":
-                continue
-            if key in ("aws:sourcevpce", "aws:sourcevpc") and op in ("StringNotEquals", "StringNotEqualsIfExists"):
-                continue
-            if key in _EXEMPTION_KEYS and (op in _NEGATED_STRING or op in _NEGATED_ARN):
-                continue
-            return False
-    return True
+    return bool(source_ips_of(statement)) and not supersede_problems(statement, bucket_arns(bucket, partition))
 
 
 def _label(statement: Statement, index: int) -> str:
