@@ -9,13 +9,12 @@ reconciler's own lint, verify, size and lockout checks decide, so every verdict 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from bucketwarden.aws import AwsPort, FakeRole, InMemoryAws
+from bucketwarden.aws import AwsPort, AwsPortWrapper, FakeRole, InMemoryAws
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.reconciler import Reconciler
-from bucketwarden.spec import ExemptRole, Finding, ProtectedBucketSpec
+from bucketwarden.spec import Finding, ProtectedBucketSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,22 +24,12 @@ class SkippedWrite:
     policy_text: str | None = None
 
 
-class DryRunAws:
+class DryRunAws(AwsPortWrapper):
     """An AwsPort that reads through ``inner`` and records writes instead of sending them."""
 
     def __init__(self, inner: AwsPort) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.skipped: list[SkippedWrite] = []
-
-    def get(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
-    ) -> str | None:
-        return self._inner.get(bucket, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn)
 
     def put(
         self,
@@ -62,18 +51,6 @@ class DryRunAws:
         assume_role_arn: str | None = None,
     ) -> None:
         self.skipped.append(SkippedWrite("DeleteBucketPolicy", bucket))
-
-    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity:
-        return self._inner.caller_identity(assume_role_arn)
-
-    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole:
-        return self._inner.resolve_role(role, assume_role_arn=assume_role_arn)
-
-    def invalidate(self, ref: str | None = None) -> None:
-        self._inner.invalidate(ref)
-
-    def count_calls(self) -> AbstractContextManager[Mapping[str, int]]:
-        return self._inner.count_calls()
 
 
 OFFLINE_ROLE_ID = "AROA" + "OFFLINE" + "0" * 10  # the RoleId form, 21 characters; offline, never written

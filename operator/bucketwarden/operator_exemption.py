@@ -8,11 +8,7 @@ with the RoleId resolved through iam:GetRole, so a role created again is followe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
-from typing import Any
-
-from bucketwarden.aws import AwsPort
+from bucketwarden.aws import AwsPort, AwsPortWrapper
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ExemptRole
 
@@ -34,7 +30,7 @@ def resolve_operator_role(aws: AwsPort, role_arn: str) -> CallerIdentity:
     return role_session_identity(aws.resolve_role(ExemptRole(arn=role_arn)))
 
 
-class OperatorExemptionPort:
+class OperatorExemptionPort(AwsPortWrapper):
     """An AwsPort whose "operator" is ``operator`` (a role's sessions) instead of the caller.
 
     Everything else, every AWS call included, goes to ``inner`` and is made with the runner's own credentials.
@@ -42,28 +38,10 @@ class OperatorExemptionPort:
     """
 
     def __init__(self, inner: AwsPort, operator: CallerIdentity | None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.operator = operator
 
     def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity:
         if self.operator is None:
             return self._inner.caller_identity(assume_role_arn)
         return self.operator
-
-    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole:
-        return self._inner.resolve_role(role, assume_role_arn=assume_role_arn)
-
-    def invalidate(self, ref: str | None = None) -> None:
-        self._inner.invalidate(ref)
-
-    def count_calls(self) -> AbstractContextManager[Mapping[str, int]]:
-        return self._inner.count_calls()
-
-    def get(self, bucket: str, **options: Any) -> str | None:
-        return self._inner.get(bucket, **options)
-
-    def put(self, bucket: str, policy_text: str, **options: Any) -> None:
-        self._inner.put(bucket, policy_text, **options)
-
-    def delete(self, bucket: str, **options: Any) -> None:
-        self._inner.delete(bucket, **options)

@@ -12,7 +12,7 @@ from bucketwarden.aws._errors import describe, map_client_error, redact
 from bucketwarden.aws._fake import FakeBucket, FakeRole, InMemoryAws, ManualClock
 from bucketwarden.aws._gateway import AwsGateway
 from bucketwarden.aws._identity import IdentityResolver, RoleRecord, resolve_role_with
-from bucketwarden.aws._port import AwsPort, BucketPolicyPort, IdentityPort
+from bucketwarden.aws._port import AwsPort, AwsPortWrapper, BucketPolicyPort, IdentityPort
 from bucketwarden.aws._readiness import (
     DEFAULT_READINESS_TTL_SECONDS,
     S3_BACKUP_MANAGED_POLICIES,
@@ -30,6 +30,7 @@ __all__ = [
     "AwsCallCounter",
     "AwsGateway",
     "AwsPort",
+    "AwsPortWrapper",
     "AwsSettings",
     "BucketPolicyPort",
     "BucketPolicyStore",

@@ -61,3 +61,58 @@ class AwsPort(BucketPolicyPort, IdentityPort, Protocol):
     def count_calls(self) -> AbstractContextManager[Mapping[str, int]]:
         """Within the block, count the AWS API calls this thread makes (cache hits make none)."""
         ...
+
+
+class AwsPortWrapper:
+    """An AwsPort that hands every call to ``inner``: subclasses override only what they change.
+
+    DryRunAws records writes instead of sending them; OperatorExemptionPort answers "who is the operator".
+    """
+
+    def __init__(self, inner: AwsPort) -> None:
+        self._inner = inner
+
+    def get(
+        self,
+        bucket: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role_arn: str | None = None,
+    ) -> str | None:
+        return self._inner.get(bucket, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn)
+
+    def put(
+        self,
+        bucket: str,
+        policy_text: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role_arn: str | None = None,
+    ) -> None:
+        self._inner.put(
+            bucket, policy_text, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn
+        )
+
+    def delete(
+        self,
+        bucket: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role_arn: str | None = None,
+    ) -> None:
+        self._inner.delete(bucket, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn)
+
+    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity:
+        return self._inner.caller_identity(assume_role_arn)
+
+    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole:
+        return self._inner.resolve_role(role, assume_role_arn=assume_role_arn)
+
+    def invalidate(self, ref: str | None = None) -> None:
+        self._inner.invalidate(ref)
+
+    def count_calls(self) -> AbstractContextManager[Mapping[str, int]]:
+        return self._inner.count_calls()
