@@ -3,6 +3,7 @@ to the full reconcile. Also the managed-buckets gauge, now kept incrementally.""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -125,3 +126,85 @@ def test_metrics_managed_buckets_gauge_equals_a_recount(steps: list[tuple[int, d
                 "bucketwarden_managed_buckets", {"condition": kind, "status": status}
             )
             assert value == expected[(kind, status)]
+
+
+def test_quiet_tick_with_the_status_remembered_answers_a_due_refresh_with_one_get() -> None:
+    aws, _, state = converged()
+    remembered = dataclasses.replace(state, status={"lastSyncTime": "2026-12-01T11:50:00Z"})
+    tick = quiet_tick(aws, remembered, uid="u1", digest=spec_digest(RAW_SPEC), now=NOW + timedelta(seconds=600))
+    assert tick is not None and tick.refresh
+    assert tick.aws_calls == {"GetBucketPolicy": 1}
+    early = quiet_tick(aws, remembered, uid="u1", digest=spec_digest(RAW_SPEC), now=NOW)
+    assert early is not None and not early.refresh
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_resync_rewrites_the_remembered_status_when_only_last_sync_time_is_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the handler code: write, settle, quiet ticks that write nothing, then a due refresh that writes the
+    same status with a new lastSyncTime and no reconcile; an edit afterwards still takes the full path."""
+    import kopf
+
+    from bucketwarden.k8s import OperatorSettings, Runtime
+    from bucketwarden.k8s._handlers import resync_object
+
+    monkeypatch.setattr(kopf, "event", lambda *a, **k: None)
+    aws = InMemoryAws()
+    aws.create_role("backup", path="/service-role/")
+    aws.create_bucket("quiet-bucket")
+    clock = _Clock()
+    metrics = Metrics()
+    runtime = Runtime(OperatorSettings(metrics_port=0, health_port=0), Reconciler(aws), metrics, clock)
+    status: dict[str, Any] = {}
+
+    def tick() -> dict[str, Any]:
+        patch = kopf.Patch()
+        resync_object(
+            runtime,
+            index={},
+            body=kopf.Body({}),
+            spec=RAW_SPEC,
+            meta={"generation": 1, "uid": "u1"},
+            status=status,
+            namespace="ns",
+            name="pb",
+            patch=patch,
+        )
+        written = dict(patch.get("status") or {})
+        status.update(written)
+        return written
+
+    def paths() -> dict[str, float]:
+        text = metrics.registry.get_sample_value
+        return {p: text("bucketwarden_resync_ticks_total", {"path": p}) or 0.0 for p in ("quiet", "full")}
+
+    assert tick()  # the write
+    clock.now += timedelta(seconds=60)
+    tick()  # InSync: remembers the steady state
+    settled = dict(status)
+    for _ in range(3):
+        clock.now += timedelta(seconds=60)
+        assert tick() == {}
+    assert paths() == {"quiet": 3.0, "full": 2.0}
+    clock.now += timedelta(seconds=600)
+    refreshed = tick()
+    assert paths() == {"quiet": 4.0, "full": 2.0}
+    assert refreshed["lastSyncTime"] != settled["lastSyncTime"]
+    assert {k: v for k, v in refreshed.items() if k != "lastSyncTime"} == {
+        k: v for k, v in settled.items() if k != "lastSyncTime"
+    }
+    clock.now += timedelta(seconds=60)
+    assert tick() == {}  # the refresh moved the next due time
+    aws.put_foreign("quiet-bucket", None)
+    clock.now += timedelta(seconds=60)
+    tick()
+    assert paths()["full"] == 3.0
+    assert "BucketWardenIpRestriction" in (aws.policy_of("quiet-bucket") or "")

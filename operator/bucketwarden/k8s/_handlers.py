@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -27,9 +29,18 @@ from bucketwarden.k8s._events import CONFLICT, events_for
 from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._quiet import SteadyStates, quiet_tick, spec_digest, steady_state_of
+from bucketwarden.k8s._resync import TARGETS_INDEX, QueueTicker, target_key
+from bucketwarden.k8s._scheduler import ResyncQueue
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.k8s._shards import shard_filter
-from bucketwarden.k8s._status import blocked_result, build_status, parse_time, read_status, role_ids_from_status
+from bucketwarden.k8s._status import (
+    blocked_result,
+    build_status,
+    format_time,
+    parse_time,
+    read_status,
+    role_ids_from_status,
+)
 from bucketwarden.manifests import format_validation_error
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import GROUP, PLURAL, VERSION, ProtectedBucketSpec
@@ -52,6 +63,7 @@ class Runtime:
     metrics: Metrics
     clock: Callable[[], datetime]
     steady: SteadyStates = field(default_factory=SteadyStates)
+    ticker: QueueTicker | None = None  # the resync queue, when it replaces kopf's timers (no peering)
 
 
 ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciler]
@@ -147,7 +159,12 @@ def reconcile_object(
     # A writer fight in progress is counted by full reconciles only (contention.py): no quiet ticks until it ends.
     if parsed is not None and not (extra or {}).get("contention"):
         steady = steady_state_of(
-            result, parsed, uid=str(meta.get("uid") or ""), digest=spec_digest(spec), refresh_due=refresh_due
+            result,
+            parsed,
+            uid=str(meta.get("uid") or ""),
+            digest=spec_digest(spec),
+            refresh_due=refresh_due,
+            status=update.status,
         )
     runtime.steady.remember(key, steady)
     # INFO is for changes and failures; a resync that found everything as it was is DEBUG.
@@ -171,9 +188,19 @@ def resync_object(runtime: Runtime, *, index: Any, **kwargs: Any) -> None:
             now=runtime.clock(),
         )
     if quiet is None:
+        runtime.metrics.count_resync("full")
         reconcile_object(runtime, index=index, **kwargs)
         return
+    runtime.metrics.count_resync("quiet")
     runtime.metrics.observe_quiet(quiet.duration_seconds)
+    if quiet.refresh and state is not None and state.status is not None:
+        now = runtime.clock()
+        refreshed = {**state.status, "lastSyncTime": format_time(now)}
+        patch = kwargs["patch"]
+        for field_name, value in refreshed.items():
+            patch.status[field_name] = value
+        due = now + timedelta(seconds=runtime.settings.status_refresh_seconds)
+        runtime.steady.remember(key, dataclasses.replace(state, refresh_due=due, status=refreshed))
     if logger.isEnabledFor(logging.DEBUG):
         fields = log_fields(
             bucket=quiet.bucket,
@@ -272,26 +299,11 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             message = result.error.message if result.error else "retry"
             raise kopf.TemporaryError(message, delay=_backoff(kwargs["retry"]))
 
-    def _initial_delay(**_: Any) -> float:
-        # create/resume reconcile at once; the first drift check comes one interval later, spread by jitter.
-        return operator_settings.resync_interval_seconds + random.uniform(0, operator_settings.jitter_seconds)
-
-    @kopf.timer(
-        *resource,
-        id="resync",
-        interval=settings.resync_interval_seconds,
-        initial_delay=_initial_delay,
-        when=mine,
-        registry=registry,
-    )
-    def resync(**kwargs: Any) -> None:
-        # Level-based: the timer never raises; a failure is in status and the next tick tries again.
-        resync_object(
-            kwargs["memo"].runtime,
-            index=kwargs["claims_by_bucket"],
-            surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
-            **_object_args(kwargs),
-        )
+    if settings.peering:
+        # A standby replica must stop ticking, and only kopf knows when: with peering, kopf's own per-object timers.
+        _register_kopf_timers(registry, settings, mine)
+    else:
+        _register_resync_queue(registry, settings, mine)
 
     @kopf.on.delete(*resource, id="cleanup", when=mine, registry=registry)
     def finalize(**kwargs: Any) -> None:
@@ -300,6 +312,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         runtime: Runtime = kwargs["memo"].runtime
         runtime.metrics.forget(f"{namespace}/{name}")
         runtime.steady.forget(f"{namespace}/{name}")
+        if runtime.ticker is not None:
+            runtime.ticker.queue.forget(target_key(namespace, name))
         try:
             parsed = ProtectedBucketSpec.model_validate(dict(spec))
         except ValidationError:
@@ -323,6 +337,79 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             reason="CleanupFailed",
             message=f"gave up removing our statement from {parsed.bucket_name} after {retry} retries: {message}",
         )
+
+
+def _resync_from_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """A resync tick from kopf handler kwargs (a kopf timer's, or the resync queue's built from kopf's index)."""
+    # Level-based: a tick never raises; a failure is in status and the next tick tries again.
+    resync_object(
+        kwargs["memo"].runtime,
+        index=kwargs["claims_by_bucket"],
+        surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
+        **_object_args(kwargs),
+    )
+
+
+def _register_kopf_timers(registry: kopf.OperatorRegistry, settings: OperatorSettings, mine: Any) -> None:
+    def _initial_delay(**_: Any) -> float:
+        # create/resume reconcile at once; the first drift check comes one interval later, spread by jitter.
+        return settings.resync_interval_seconds + random.uniform(0, settings.jitter_seconds)
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id="resync",
+        interval=settings.resync_interval_seconds,
+        initial_delay=_initial_delay,
+        when=mine,
+        registry=registry,
+    )
+    def resync(**kwargs: Any) -> None:
+        _resync_from_kwargs(kwargs)
+
+
+def _register_resync_queue(registry: kopf.OperatorRegistry, settings: OperatorSettings, mine: Any) -> None:
+    """One queue of resync deadlines for all objects (``_scheduler``), fed by an index of kopf's latest bodies."""
+
+    @kopf.on.startup(id="resync-queue", registry=registry)
+    async def start_resync_queue(memo: kopf.Memo, settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        runtime: Runtime = memo.runtime
+        if runtime.ticker is not None:
+            return
+        queue = ResyncQueue(
+            interval=operator_settings.resync_interval_seconds,
+            jitter=operator_settings.jitter_seconds,
+            concurrency=operator_settings.max_concurrent_reconciles,
+        )
+        executor = ThreadPoolExecutor(operator_settings.max_concurrent_reconciles, thread_name_prefix="bw-resync")
+        indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
+        runtime.ticker = QueueTicker(queue, _resync_from_kwargs, executor, settings, memo, indices)
+        runtime.metrics.watch_resync_queue(lambda: queue.lag_seconds, lambda: len(queue))
+        memo.resync_task = asyncio.create_task(queue.run(runtime.ticker), name="bucketwarden-resync-queue")
+
+    @kopf.on.cleanup(id="resync-queue", registry=registry)
+    async def stop_resync_queue(memo: kopf.Memo, **_: Any) -> None:
+        task = getattr(memo, "resync_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            memo.resync_task = None
+        ticker = memo.runtime.ticker
+        if ticker is not None:
+            ticker.executor.shutdown(wait=False, cancel_futures=True)
+
+    @kopf.index(GROUP, VERSION, PLURAL, id=TARGETS_INDEX, when=mine, registry=registry)
+    async def resync_targets(body: kopf.Body, memo: kopf.Memo, resource: kopf.Resource, **kwargs: Any) -> Any:
+        # async: runs in kopf's loop, next to the queue; O(1) per watch event.
+        key = target_key(kwargs.get("namespace"), kwargs.get("name"))
+        ticker = memo.runtime.ticker
+        if ticker is not None:
+            ticker.observed(key, resource)
+        return {key: dict(body)}
+
+    operator_settings = settings
 
 
 def start_drift_poller(

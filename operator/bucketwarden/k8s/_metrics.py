@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter as _Counter
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -43,6 +44,20 @@ class Metrics:
             ["verdict"],
             registry=r,
         )
+        self.resync_ticks = Counter(
+            "bucketwarden_resync_ticks",
+            "Resync ticks by path: quiet (one GetBucketPolicy, nothing changed) or full (a whole reconcile).",
+            ["path"],
+            registry=r,
+        )
+        self.resync_lag = Gauge(
+            "bucketwarden_resync_lag_seconds",
+            "How late the resync queue started its latest tick (grows when one replica has too many objects).",
+            registry=r,
+        )
+        self.resync_queued = Gauge(
+            "bucketwarden_resync_queue_objects", "Objects in this replica's resync queue.", registry=r
+        )
         self._lock = threading.Lock()
         self._states: dict[str, dict[str, str]] = {}
         self._counts: _Counter[tuple[str, str]] = _Counter()
@@ -63,6 +78,14 @@ class Metrics:
         """A resync the quiet path answered: InSync, and no condition moved."""
         self.reconciles.labels(result="InSync").inc()
         self.duration.observe(duration_seconds)
+
+    def count_resync(self, path: str) -> None:
+        self.resync_ticks.labels(path=path).inc()
+
+    def watch_resync_queue(self, lag: Callable[[], float], objects: Callable[[], int]) -> None:
+        """Read the queue's lag and size at scrape time (no work per tick)."""
+        self.resync_lag.set_function(lag)
+        self.resync_queued.set_function(lambda: float(objects()))
 
     def count_drift_event(self, verdict: str) -> None:
         self.drift_events.labels(verdict=verdict).inc()

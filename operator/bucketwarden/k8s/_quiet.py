@@ -8,8 +8,8 @@ RoleIds and operator identity (from the identity cache, so a recreated role stil
 TTL), and byte-for-byte the same policy text from GetBucketPolicy. Anything else, including any AWS error, falls
 through to the full reconcile, which decides exactly as before. The status the last full reconcile wrote is not
 re-read: kopf's copy of the body can lag behind the API under load, and a stale status must not turn every tick
-into a full one. lastSyncTime keeps its refresh rate: a tick due to rewrite it takes the full path, which also
-repairs a status someone else changed.
+into a full one. lastSyncTime keeps its refresh rate: a quiet tick due to rewrite it writes the status that reconcile
+left once more, with a new lastSyncTime, which also repairs a status someone else changed.
 """
 
 from __future__ import annotations
@@ -51,7 +51,11 @@ class SteadyState:
     operator_arn: str | None
     policy_digest: bytes
     policy_hash: str | None
-    refresh_due: datetime  # when lastSyncTime must be rewritten: the tick then takes the full path
+    refresh_due: datetime  # when lastSyncTime must be rewritten
+    # The whole status that reconcile left in the API. With it, a tick that finds lastSyncTime due but nothing else
+    # changed rewrites this status with a new lastSyncTime (which also repairs a status someone else edited)
+    # instead of reconciling fully; without it, that tick takes the full path.
+    status: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class QuietTick:
     bucket: str
     aws_calls: dict[str, int]
     duration_seconds: float
+    refresh: bool = False  # lastSyncTime is due: write ``SteadyState.status`` again with a new lastSyncTime
 
 
 def steady_state_of(
@@ -70,6 +75,7 @@ def steady_state_of(
     uid: str,
     digest: str,
     refresh_due: datetime,
+    status: Mapping[str, Any] | None = None,
 ) -> SteadyState | None:
     """The state to answer quiet ticks from, if ``result`` is a clean, verified InSync with nothing written."""
     if (
@@ -95,6 +101,7 @@ def steady_state_of(
         policy_digest=text_digest(result.observed_text),
         policy_hash=result.policy_hash,
         refresh_due=refresh_due,
+        status=dict(status) if status is not None else None,
     )
 
 
@@ -131,7 +138,10 @@ def quiet_tick(
     now: datetime,
 ) -> QuietTick | None:
     """Answer a resync from ``state`` if nothing changed: one GetBucketPolicy, no parse. None: reconcile fully."""
-    if state is None or state.uid != uid or state.spec_digest != digest or now >= state.refresh_due:
+    if state is None or state.uid != uid or state.spec_digest != digest:
+        return None
+    refresh = now >= state.refresh_due
+    if refresh and state.status is None:
         return None
     started = time.perf_counter()
     target = state.target
@@ -148,4 +158,4 @@ def quiet_tick(
         return None  # the full reconcile reports it, with its conditions and events
     if text is None or text_digest(text) != state.policy_digest:
         return None
-    return QuietTick(target.bucket, dict(calls), time.perf_counter() - started)
+    return QuietTick(target.bucket, dict(calls), time.perf_counter() - started, refresh=refresh)

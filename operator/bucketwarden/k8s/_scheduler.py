@@ -1,0 +1,166 @@
+"""One resync queue for every ProtectedBucket a replica owns, instead of one kopf timer per object.
+
+A kopf timer is an asyncio task per object that, on every tick, builds kopf's whole handler invocation (causes,
+kwargs, a per-object logger) and hops to a thread. At 10,000 objects and a 60 s resync that machinery runs 167
+times a second for ticks that, in steady state, do one GetBucketPolicy and find nothing to do. Here, as in
+controller-runtime's work queue, there is one heap of deadlines and a bounded pool of workers:
+
+- ``track(key)`` schedules a new key one interval from now, plus a random share of the jitter (objects created in
+  one burst do not tick in one burst); a key already tracked keeps its deadline. O(log n).
+- ``poke(key)`` makes a key due now (an event says it changed); a key in flight runs again when it finishes.
+- The runner starts due keys, at most ``concurrency`` at once, never the same key twice at once. The next deadline
+  of a key is one interval after its tick started; when the workers fall behind, keys wait in deadline order (the
+  oldest first), so the lag is shared evenly and is visible as ``lag_seconds``.
+- A tick returns False when its object is gone: the key is dropped.
+
+Nothing here walks every key: each operation touches the heap's head or one key. The heap holds stale entries
+(after a poke) that are skipped when they surface; it is rebuilt when they outnumber the live ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+Tick = Callable[[str], Awaitable[bool]]
+
+logger = logging.getLogger("bucketwarden")
+
+
+class ResyncQueue:
+    """Deadlines for resync ticks; ``run`` drives them in the event loop that calls it."""
+
+    def __init__(
+        self,
+        *,
+        interval: float,
+        jitter: float,
+        concurrency: int,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        if interval <= 0 or concurrency < 1:
+            raise ValueError("interval must be > 0 and concurrency >= 1")
+        self.interval = interval
+        self.jitter = max(0.0, jitter)
+        self.concurrency = concurrency
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._heap: list[tuple[float, int, str]] = []
+        self._due: dict[str, float] = {}  # tracked keys not in flight -> deadline
+        self._in_flight: set[str] = set()
+        self._poked: set[str] = set()  # poked while in flight: due again as soon as it finishes
+        self._seq = itertools.count()
+        self._wake: asyncio.Event | None = None
+        self.ticks = 0
+        self.lag_seconds = 0.0  # how late the last started tick was
+
+    def __len__(self) -> int:
+        return len(self._due) + len(self._in_flight)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._due or key in self._in_flight
+
+    def track(self, key: str) -> None:
+        """Schedule ``key`` one interval (plus jitter) from now, unless it is already tracked."""
+        if key in self:
+            return
+        self._push(key, self._clock() + self.interval + self._rng.uniform(0.0, self.jitter))
+
+    def poke(self, key: str) -> None:
+        """Make ``key`` due now (tracking it if new)."""
+        if key in self._in_flight:
+            self._poked.add(key)
+            return
+        self._push(key, self._clock())
+
+    def forget(self, key: str) -> None:
+        """Stop ticking ``key`` (a tick in flight finishes, and is not rescheduled)."""
+        self._due.pop(key, None)
+        self._poked.discard(key)
+        self._in_flight.discard(key)
+
+    def _push(self, key: str, due: float) -> None:
+        self._due[key] = due
+        heapq.heappush(self._heap, (due, next(self._seq), key))
+        if len(self._heap) > 2 * len(self._due) + 64:
+            self._heap = [(d, next(self._seq), k) for k, d in self._due.items()]
+            heapq.heapify(self._heap)
+        if self._wake is not None and self._heap[0][2] == key:
+            self._wake.set()  # an earlier deadline than the one the runner sleeps towards
+
+    def _pop_due(self, now: float) -> tuple[str, float] | None:
+        """The next live key due at ``now``, removed from the deadlines; None if none is due."""
+        while self._heap:
+            due, _, key = self._heap[0]
+            if self._due.get(key) != due:
+                heapq.heappop(self._heap)  # stale: forgotten, poked or rescheduled since
+                continue
+            if due > now:
+                return None
+            heapq.heappop(self._heap)
+            del self._due[key]
+            return key, due
+        return None
+
+    def _next_deadline(self) -> float | None:
+        while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    async def run(self, tick: Tick) -> None:
+        """Run due ticks forever (until cancelled), ``concurrency`` at most at once."""
+        self._wake = asyncio.Event()
+        slots = asyncio.Semaphore(self.concurrency)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await slots.acquire()
+                popped = self._pop_due(self._clock())
+                if popped is None:
+                    slots.release()
+                    await self._sleep()
+                    continue
+                key, due = popped
+                started = self._clock()
+                self.lag_seconds = max(0.0, started - due)
+                self._in_flight.add(key)
+                task = asyncio.create_task(self._one(tick, key, started, slots))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        finally:
+            for task in running:
+                task.cancel()
+            self._wake = None
+
+    async def _sleep(self) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        deadline = self._next_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - self._clock())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _one(self, tick: Tick, key: str, started: float, slots: asyncio.Semaphore) -> None:
+        keep = True
+        try:
+            keep = await tick(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the key must keep ticking whatever one tick did
+            logger.exception("resync of %s failed; it is retried at its next deadline", key)
+        finally:
+            slots.release()
+            self.ticks += 1
+            tracked = key in self._in_flight
+            self._in_flight.discard(key)
+            poked = key in self._poked
+            self._poked.discard(key)
+            if keep and tracked and key not in self._due:
+                self._push(key, self._clock() if poked else started + self.interval)
