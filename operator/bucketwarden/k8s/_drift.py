@@ -2,10 +2,12 @@
 
 Each event's bucket is mapped to its ProtectedBucket through the ``claims_by_bucket`` index (the oldest claim, as
 for conflicts). Writes the operator made itself are skipped (the event's principal is the operator's own). For
-anything else the object gets the event's id in an annotation: that is a change kopf sees, so the update handler
-runs the same level-based reconcile as every other path, with its status, events and metrics. A duplicate event
-carries the same id, changes nothing, and triggers nothing; events out of order are harmless, because the
-reconcile reads the policy as it is now, not as the event describes it.
+anything else the object is nudged: made due now in this replica's resync queue, whose tick sees the new text and
+runs the same level-based reconcile as every other path, with its status, events and metrics; or, for an object
+the queue does not hold (kopf timers under peering, another shard's object), given the event's id in an
+annotation, a change kopf sees, so the owner's update handler runs it. A duplicate event finds the bucket in sync
+(or carries the same id, which changes nothing); events out of order are harmless, because the reconcile reads
+the policy as it is now, not as the event describes it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -26,6 +26,7 @@ from bucketwarden.k8s._allowlists import ALLOW_LISTS_INDEX, register_allow_lists
 from bucketwarden.k8s._drift import DRIFT_ANNOTATION, DriftPoller, claimant_from_index
 from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surroundings_from
 from bucketwarden.k8s._events import CONFLICT, events_for
+from bucketwarden.k8s._kopf_private import patch_object
 from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._quiet import SteadyStates, quiet_tick, spec_digest, steady_state_of
@@ -425,17 +426,16 @@ def start_drift_poller(
     resource = kopf.Resource(GROUP, VERSION, PLURAL, namespaced=True)
 
     async def nudge(namespace: str, name: str, event_id: str) -> None:
-        # kopf's own patch call: same connection and credentials as kopf, and no second API client to configure.
-        from kopf._cogs.clients.patching import patch_obj
-
+        # An object in this replica's resync queue is made due now: the tick finds the new text and reconciles
+        # fully. Anything else (kopf timers under peering, another shard's object) gets the event id in an
+        # annotation, a change kopf sees, so whichever replica owns the object reconciles it.
+        ticker, key = runtime.ticker, target_key(namespace, name)
+        if ticker is not None and key in ticker.queue:
+            ticker.queue.poke(key)
+            return
         patch = kopf.Patch({"metadata": {"annotations": {DRIFT_ANNOTATION: event_id or "unknown"}}})
-        await patch_obj(
-            settings=kopf_settings,
-            resource=resource,
-            namespace=cast(Any, namespace),
-            name=name,
-            patch=patch,
-            logger=logger,
+        await patch_object(
+            settings=kopf_settings, resource=resource, namespace=namespace, name=name, patch=patch, logger=logger
         )
 
     poller = DriftPoller(

@@ -1,4 +1,6 @@
-"""The few kopf internals bucketwarden relies on, in one place (kopf is pinned; re-check these on an upgrade).
+"""kopf internals the resync queue and the drift-queue poller rely on (kopf is pinned; re-check on an upgrade).
+
+(``_ack.py`` and ``_allowlists.py`` call kopf's API client, ``kopf._cogs.clients.api``, directly as well.)
 
 Work that runs outside a kopf handler (the resync queue, the drift-queue poller) still patches objects with kopf's
 own API client (same connection, credentials and retries as kopf) and posts Events through kopf's posting queue
