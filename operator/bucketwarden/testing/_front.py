@@ -174,6 +174,12 @@ class _FrontHandler(_Handler):
         server = cast(_FrontServer, self.server)
         server.front._handle(self, server.network)
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        finally:
+            cast(_FrontServer, self.server).front._close_upstream_connection()
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._serve()
 
@@ -370,6 +376,14 @@ class S3Front:
             else:
                 self._policies.pop(bucket, None)
                 self._generation[bucket] = self._generation.get(bucket, 0) + 1
+
+    def _close_upstream_connection(self) -> None:
+        """Close this thread's kept-alive connection for the front's own calls as its client connection ends: moto
+        keeps connections open, and one dropped with the thread would be closed only by the collector (a warning)."""
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
     def _upstream_call(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
         connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
