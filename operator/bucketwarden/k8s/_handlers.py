@@ -290,12 +290,17 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
     @kopf.on.create(*resource, id="reconcile", when=mine, registry=registry)
     @kopf.on.update(*resource, id="reconcile", when=mine, registry=registry)
     def reconcile_on_change(**kwargs: Any) -> None:
+        runtime: Runtime = kwargs["memo"].runtime
         result = reconcile_object(
-            kwargs["memo"].runtime,
+            runtime,
             index=kwargs["claims_by_bucket"],
             surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
             **_object_args(kwargs),
         )
+        if runtime.ticker is not None:
+            # The first resync is one interval after kopf first handled the object, not after it appeared: when
+            # thousands arrive at once, ticks must not race (and double) the creations kopf has not reached yet.
+            runtime.ticker.track_soon(target_key(kwargs["namespace"], kwargs["name"]))
         if result.retryable:
             message = result.error.message if result.error else "retry"
             raise kopf.TemporaryError(message, delay=_backoff(kwargs["retry"]))
@@ -385,7 +390,9 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, settings: OperatorSe
         )
         executor = ThreadPoolExecutor(operator_settings.max_concurrent_reconciles, thread_name_prefix="bw-resync")
         indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
-        runtime.ticker = QueueTicker(queue, _resync_from_kwargs, executor, settings, memo, indices)
+        runtime.ticker = QueueTicker(
+            queue, _resync_from_kwargs, executor, settings, memo, asyncio.get_running_loop(), indices
+        )
         runtime.metrics.watch_resync_queue(lambda: queue.lag_seconds, lambda: len(queue))
         memo.resync_task = asyncio.create_task(queue.run(runtime.ticker), name="bucketwarden-resync-queue")
 
@@ -403,11 +410,11 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, settings: OperatorSe
 
     @kopf.index(GROUP, VERSION, PLURAL, id=TARGETS_INDEX, when=mine, registry=registry)
     async def resync_targets(body: kopf.Body, memo: kopf.Memo, resource: kopf.Resource, **kwargs: Any) -> Any:
-        # async: runs in kopf's loop, next to the queue; O(1) per watch event.
+        # async: runs in kopf's loop; O(1) per watch event. The latest body of each object, for its resync ticks.
         key = target_key(kwargs.get("namespace"), kwargs.get("name"))
         ticker = memo.runtime.ticker
         if ticker is not None:
-            ticker.observed(key, resource)
+            ticker.observed(resource)
         return {key: dict(body)}
 
     operator_settings = settings

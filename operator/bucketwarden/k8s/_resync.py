@@ -1,10 +1,11 @@
 """The resync tick driven by the resync queue: kopf's view of one object, our resync, and kopf's patch.
 
-kopf keeps an index (``resync_targets``) of the latest body of every object this replica owns; its handler tracks
-each key in the queue (``_scheduler.ResyncQueue``). A due key is resynced here exactly as a kopf timer would have
-done it, from the indexed body: the quiet path answers most ticks with one GetBucketPolicy; anything else is the
-full reconcile, whose status patch is applied with kopf's client and whose Events go through kopf's posting queue.
-The body is as fresh as kopf's watch, which is what a kopf timer sees too.
+kopf keeps an index (``resync_targets``) of the latest body of every object this replica owns; kopf's create,
+update and resume handler tracks each key in the queue (``_scheduler.ResyncQueue``) once it has reconciled it. A
+due key is resynced here exactly as a kopf timer would have done it, from the indexed body: the quiet path answers
+most ticks with one GetBucketPolicy; anything else is the full reconcile, whose status patch is applied with
+kopf's client and whose Events go through kopf's posting queue. The body is as fresh as kopf's watch, which is
+what a kopf timer sees too.
 """
 
 from __future__ import annotations
@@ -41,17 +42,21 @@ class QueueTicker:
     executor: Executor
     kopf_settings: kopf.OperatorSettings
     memo: Any
+    loop: asyncio.AbstractEventLoop  # the queue's: kopf's own
     indices: Mapping[str, Any] = field(default_factory=dict)
     posting: PostingContext | None = None
     resource: kopf.Resource | None = None
 
-    def observed(self, key: str, resource: kopf.Resource) -> None:
-        """From the index handler (inside kopf's processing): learn kopf's context once, track ``key``."""
+    def observed(self, resource: kopf.Resource) -> None:
+        """From the index handler (inside kopf's processing): learn kopf's posting context and resource once."""
         if self.posting is None:
             self.posting = PostingContext.capture()
         if self.resource is None:
             self.resource = resource
-        self.queue.track(key)
+
+    def track_soon(self, key: str) -> None:
+        """From a kopf handler's thread: track ``key`` (its first tick one interval from now)."""
+        self.loop.call_soon_threadsafe(self.queue.track, key)
 
     async def __call__(self, key: str) -> bool:
         """One resync of ``key``; False when the object is gone (the queue drops it)."""

@@ -1,0 +1,118 @@
+"""The resync queue's tick: kopf's indexed body in, the timer-style resync, kopf's patch out; gone objects drop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+import kopf
+import pytest
+
+from bucketwarden.k8s import _resync
+from bucketwarden.k8s._kopf_private import PostingContext
+from bucketwarden.k8s._resync import TARGETS_INDEX, QueueTicker, target_key
+from bucketwarden.k8s._scheduler import ResyncQueue
+
+
+def body(name: str, **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "bucketwarden.io/v1alpha1",
+        "kind": "ProtectedBucket",
+        "metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}", **meta},
+        "spec": {"bucketName": f"b-{name}"},
+        "status": {"phase": "old"},
+    }
+
+
+EXECUTOR = ThreadPoolExecutor(1, thread_name_prefix="test-resync")
+
+
+def ticker(bodies: Mapping[str, dict[str, Any]], resync: Any) -> QueueTicker:
+    index = {target_key("ns", name): [b] for name, b in bodies.items()}
+    t = QueueTicker(
+        ResyncQueue(interval=60, jitter=0, concurrency=1),
+        resync,
+        EXECUTOR,
+        kopf.OperatorSettings(),
+        memo="the-memo",
+        loop=cast(asyncio.AbstractEventLoop, None),
+        indices={TARGETS_INDEX: index, "claims_by_bucket": {"b-x": [("t", "ns", "x")]}},
+    )
+    t.posting = PostingContext(queue=None, loop=cast(asyncio.AbstractEventLoop, None))  # these resyncs post nothing
+    t.resource = kopf.Resource("bucketwarden.io", "v1alpha1", "protectedbuckets")
+    return t
+
+
+@pytest.fixture
+def patched(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+
+    async def fake_patch(**kwargs: Any) -> bool:
+        calls.append(kwargs)
+        return bool(kwargs["name"] != "vanished")
+
+    monkeypatch.setattr(_resync, "patch_object", fake_patch)
+    return calls
+
+
+def test_a_tick_resyncs_from_the_indexed_body_and_applies_its_status_patch(patched: list[dict[str, Any]]) -> None:
+    seen: list[Mapping[str, Any]] = []
+
+    def resync(kwargs: Mapping[str, Any]) -> None:
+        seen.append(kwargs)
+        kwargs["patch"].status["phase"] = "new"
+
+    t = ticker({"x": body("x")}, resync)
+    assert asyncio.run(t(target_key("ns", "x"))) is True
+    [kwargs] = seen
+    assert kwargs["spec"] == {"bucketName": "b-x"} and kwargs["status"] == {"phase": "old"}
+    assert (kwargs["namespace"], kwargs["name"], kwargs["memo"]) == ("ns", "x", "the-memo")
+    assert kwargs["claims_by_bucket"] == {"b-x": [("t", "ns", "x")]}  # every kopf index, as a handler gets them
+    [call] = patched
+    assert (call["namespace"], call["name"]) == ("ns", "x")
+    assert call["patch"]["status"] == {"phase": "new"}
+
+
+def test_a_quiet_tick_patches_nothing(patched: list[dict[str, Any]]) -> None:
+    t = ticker({"x": body("x")}, lambda kwargs: None)
+    assert asyncio.run(t(target_key("ns", "x"))) is True
+    assert patched == []
+
+
+def test_an_object_gone_from_the_index_or_the_api_is_dropped(patched: list[dict[str, Any]]) -> None:
+    def resync(kwargs: Mapping[str, Any]) -> None:
+        kwargs["patch"].status["phase"] = "new"
+
+    t = ticker({"vanished": body("vanished")}, resync)
+    assert asyncio.run(t(target_key("ns", "never-indexed"))) is False
+    assert asyncio.run(t(target_key("ns", "vanished"))) is False  # the patch found it gone (404)
+
+
+def test_an_object_being_deleted_is_left_to_kopfs_delete_handler(patched: list[dict[str, Any]]) -> None:
+    seen: list[object] = []
+    t = ticker({"x": body("x", deletionTimestamp="2026-12-02T00:00:00Z")}, seen.append)
+    assert asyncio.run(t(target_key("ns", "x"))) is True
+    assert seen == [] and patched == []
+
+
+def test_posting_context_outside_kopf_is_none_and_events_post_to_the_captured_queue() -> None:
+    assert PostingContext.capture() is None
+
+    async def main() -> list[Any]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        posting = PostingContext(queue=queue, loop=asyncio.get_running_loop())
+        settings = kopf.OperatorSettings()
+        from kopf._core.engines import posting as kopf_posting
+
+        kopf_posting.settings_var.set(settings)
+        obj = kopf.Body(cast(Any, body("x")))
+        await asyncio.get_running_loop().run_in_executor(
+            None, posting.context().run, lambda: kopf.event(obj, type="Normal", reason="R", message="m")
+        )
+        await asyncio.sleep(0.01)
+        return [queue.get_nowait() for _ in range(queue.qsize())]
+
+    [event] = asyncio.run(main())
+    assert (event.reason, event.ref["name"]) == ("R", "x")
