@@ -10,7 +10,7 @@ random times); each is polled every second until our statement is back: the drif
 Derived: CPU per tick (ms), the effective interval (objects x window / ticks), the share of one core, and the
 per-tick ratio between the largest and smallest scale (goal: within 1.3x). A scale is "held" when the effective
 interval stays within 5 % of the resync and drift p95 within resync + 2 s.
-Run: ``python -m bench.steady [--quick] [--scales 1000,5000,10000] [--window 180] [--json FILE]``.
+Run: ``python -m bench.steady [--quick] [--scales 1000,5000,10000] [--window 180] [--long-window 660] [--json FILE]``.
 """
 
 from __future__ import annotations
@@ -201,7 +201,10 @@ def measure(
     edits: int,
     extra_env: Mapping[str, str] | None = None,
     command: Sequence[str] | None = None,
+    long_window_s: float = 0.0,
 ) -> list[dict[str, Any]]:
+    """One row per scale; with ``long_window_s`` a last row (``"long": True``) measures the largest scale again over
+    that long a window, long enough to include every object's lastSyncTime refresh (600 s by default)."""
     # A whole number of intervals: every object then ticks the same number of times in the window whatever its
     # phase (objects created in one burst share a phase, and a window of 2.5 intervals would count them 2 or 3 times).
     window_s = max(1, round(window_s / resync_s)) * resync_s
@@ -235,15 +238,24 @@ def measure(
                 row["converge_s"] = round(time.monotonic() - began - row["window_s"], 1)
                 _log(f"  {scale}: {row}")
                 rows.append(row)
+            if long_window_s:
+                long_s = max(1, round(long_window_s / resync_s)) * resync_s
+                _log(f"  {created}: measuring a long window of {long_s:.0f} s")
+                row = measure_window(operator, moto, created, long_s, resync_s, edits)
+                row["long"] = True
+                _log(f"  {created} (long): {row}")
+                rows.append(row)
     return rows
 
 
-def summarise(rows: Sequence[dict[str, Any]], resync_s: float) -> dict[str, Any]:
+def summarise(all_rows: Sequence[dict[str, Any]], resync_s: float) -> dict[str, Any]:
+    rows = [r for r in all_rows if not r.get("long")]
     ticks = [r["cpu_ms_per_tick"] for r in rows if r["cpu_ms_per_tick"]]
     largest = rows[-1] if rows else None
     return {
         "resync_s": resync_s,
         "rows": list(rows),
+        "long_run": next((r for r in all_rows if r.get("long")), None),
         "largest_held": max((r["objects"] for r in rows if r["held"]), default=0),
         "tick_ratio_largest_vs_smallest": round(ticks[-1] / ticks[0], 2) if len(ticks) >= 2 else None,
         "goals": {
@@ -258,7 +270,7 @@ def print_table(summary: Mapping[str, Any], *, quick: bool) -> None:
     note = ", quick mode: not a measurement" if quick else ""
     rows = [
         [
-            r["objects"],
+            f"{r['objects']} ({r['window_s']:.0f} s)" if r.get("long") else r["objects"],
             r["ticks"],
             r["cpu_ms_per_tick"],
             f"{r['core_share'] * 100:.0f}%",
@@ -270,7 +282,7 @@ def print_table(summary: Mapping[str, Any], *, quick: bool) -> None:
             r["info_lines_per_hour"],
             "yes" if r["held"] else "no",
         ]
-        for r in summary["rows"]
+        for r in [*summary["rows"], *([summary["long_run"]] if summary.get("long_run") else [])]
     ]
     _report.print_table(
         [
@@ -297,12 +309,18 @@ def print_table(summary: Mapping[str, Any], *, quick: bool) -> None:
         print(f"goal {name}: {'yes' if met else 'NO'}")
 
 
-def run(quick: bool, *, scales: Sequence[int] | None = None, window_s: float | None = None) -> dict[str, Any]:
+def run(
+    quick: bool,
+    *,
+    scales: Sequence[int] | None = None,
+    window_s: float | None = None,
+    long_window_s: float = 0.0,
+) -> dict[str, Any]:
     resync_s = QUICK_RESYNC_S if quick else RESYNC_S
     chosen = tuple(scales or (QUICK_SCALES if quick else FULL_SCALES))
     window = window_s or (QUICK_WINDOW_S if quick else FULL_WINDOW_S)
     edits = QUICK_DRIFT_EDITS if quick else DRIFT_EDITS
-    rows = measure(chosen, window_s=window, resync_s=resync_s, edits=edits)
+    rows = measure(chosen, window_s=window, resync_s=resync_s, edits=edits, long_window_s=long_window_s)
     summary = summarise(rows, resync_s)
     print_table(summary, quick=quick)
     return {"benchmark": "steady", "quick": quick, "b4_steady_state": summary}
@@ -315,9 +333,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--window", type=float, help="seconds of steady state per scale, rounded to whole intervals (default 180)"
     )
+    parser.add_argument(
+        "--long-window",
+        type=float,
+        default=0.0,
+        help="then measure the largest scale again over this many seconds (660 covers every lastSyncTime refresh)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
-    results = run(args.quick, scales=args.scales, window_s=args.window)
+    results = run(args.quick, scales=args.scales, window_s=args.window, long_window_s=args.long_window)
     if args.json:
         _report.write_json(args.json, {"steady": results})
     return 0
