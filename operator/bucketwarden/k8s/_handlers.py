@@ -269,12 +269,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
 
     @kopf.on.cleanup(id="drift-queue", registry=registry)
     async def stop_drift_queue(memo: kopf.Memo, **_: Any) -> None:
-        task = getattr(memo, "drift_task", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            memo.drift_task = None
+        await _stop_task(memo, "drift_task")
 
     @kopf.index(*resource, id="claims_by_bucket", registry=registry)
     def claims_by_bucket(**kwargs: Any) -> Any:
@@ -345,6 +340,16 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         )
 
 
+async def _stop_task(memo: kopf.Memo, attribute: str) -> None:
+    """Cancel a background task kept in kopf's memo (started by a startup handler) and wait for it to end."""
+    task = getattr(memo, attribute, None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        setattr(memo, attribute, None)
+
+
 def _resync_from_kwargs(kwargs: Mapping[str, Any]) -> None:
     """A resync tick from kopf handler kwargs (a kopf timer's, or the resync queue's built from kopf's index)."""
     # Level-based: a tick never raises; a failure is in status and the next tick tries again.
@@ -398,12 +403,7 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, settings: OperatorSe
 
     @kopf.on.cleanup(id="resync-queue", registry=registry)
     async def stop_resync_queue(memo: kopf.Memo, **_: Any) -> None:
-        task = getattr(memo, "resync_task", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            memo.resync_task = None
+        await _stop_task(memo, "resync_task")
         ticker = memo.runtime.ticker
         if ticker is not None:
             ticker.executor.shutdown(wait=False, cancel_futures=True)
