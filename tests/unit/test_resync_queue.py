@@ -187,3 +187,45 @@ def test_one_queue_replaces_kopf_timers_unless_kopf_peering_must_pause_a_standby
     assert "resync" not in timers and "resync_targets" in indices
     timers, indices = handlers(peering=True)
     assert "resync" in timers and "resync_targets" not in indices
+
+
+def test_a_key_forgotten_and_tracked_again_during_its_tick_never_runs_twice_at_once() -> None:
+    queue = ResyncQueue(interval=0.05, jitter=0.0, concurrency=4)
+    running: set[str] = set()
+    overlaps = 0
+    seen: Counter[str] = Counter()
+
+    async def tick(key: str) -> bool:
+        nonlocal overlaps
+        overlaps += key in running
+        running.add(key)
+        seen[key] += 1
+        if seen[key] == 1:
+            queue.forget(key)  # deleted ...
+            queue.track(key)  # ... and recreated under the same name while this tick runs
+            await asyncio.sleep(0.12)  # longer than the interval: a second run would start beside this one
+        else:
+            await asyncio.sleep(0.01)
+        running.discard(key)
+        return True
+
+    queue.track("a")
+    _run(queue, tick, 0.4)
+    assert overlaps == 0
+    assert seen["a"] >= 3  # still ticking after the recreate
+    assert "a" in queue
+
+
+def test_a_key_forgotten_during_its_tick_is_not_rescheduled() -> None:
+    queue = ResyncQueue(interval=0.05, jitter=0.0, concurrency=1)
+    seen: Counter[str] = Counter()
+
+    async def tick(key: str) -> bool:
+        seen[key] += 1
+        queue.forget(key)
+        assert key not in queue and len(queue) == 0
+        return True
+
+    queue.track("a")
+    _run(queue, tick, 0.3)
+    assert seen["a"] == 1 and "a" not in queue

@@ -56,26 +56,31 @@ class ResyncQueue:
         self._due: dict[str, float] = {}  # tracked keys not in flight -> deadline
         self._in_flight: set[str] = set()
         self._poked: set[str] = set()  # poked while in flight: due again as soon as it finishes
+        self._dropped: set[str] = set()  # forgotten while in flight: not rescheduled when it finishes
         self._seq = itertools.count()
         self._wake: asyncio.Event | None = None
         self.ticks = 0
         self.lag_seconds = 0.0  # how late the last started tick was
 
     def __len__(self) -> int:
-        return len(self._due) + len(self._in_flight)
+        return len(self._due) + len(self._in_flight - self._dropped)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._due or key in self._in_flight
+        return key in self._due or (key in self._in_flight and key not in self._dropped)
 
     def track(self, key: str) -> None:
         """Schedule ``key`` one interval (plus jitter) from now, unless it is already tracked."""
-        if key in self:
+        if key in self._in_flight:
+            self._dropped.discard(key)  # tracked again while its tick runs: rescheduled when it finishes
+            return
+        if key in self._due:
             return
         self._push(key, self._clock() + self.interval + self._rng.uniform(0.0, self.jitter))
 
     def poke(self, key: str) -> None:
         """Make ``key`` due now (tracking it if new)."""
         if key in self._in_flight:
+            self._dropped.discard(key)
             self._poked.add(key)
             return
         self._push(key, self._clock())
@@ -84,7 +89,8 @@ class ResyncQueue:
         """Stop ticking ``key`` (a tick in flight finishes, and is not rescheduled)."""
         self._due.pop(key, None)
         self._poked.discard(key)
-        self._in_flight.discard(key)
+        if key in self._in_flight:
+            self._dropped.add(key)
 
     def _push(self, key: str, due: float) -> None:
         self._due[key] = due
@@ -158,7 +164,8 @@ class ResyncQueue:
         finally:
             slots.release()
             self.ticks += 1
-            tracked = key in self._in_flight
+            tracked = key not in self._dropped
+            self._dropped.discard(key)
             self._in_flight.discard(key)
             poked = key in self._poked
             self._poked.discard(key)
