@@ -55,7 +55,8 @@ bench-smoke: $(STAMP) ## quick runs of every benchmark, checking shape only (B3/
 crd: $(STAMP) ## regenerate crds/ and the chart's CRDs from spec.py
 	$(BIN)/bucketwarden crd > crds/bucketwarden.io_protectedbuckets.yaml
 	$(BIN)/bucketwarden crd --kind SourceAllowList > crds/bucketwarden.io_sourceallowlists.yaml
-	cp crds/bucketwarden.io_protectedbuckets.yaml crds/bucketwarden.io_sourceallowlists.yaml charts/bucketwarden/crds/
+	$(BIN)/bucketwarden crd --kind TenantPolicy > crds/bucketwarden.io_tenantpolicies.yaml
+	cp crds/bucketwarden.io_*.yaml charts/bucketwarden/crds/
 
 lock: ## regenerate constraints.txt from a fresh resolve (slow)
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv

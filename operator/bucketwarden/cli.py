@@ -585,8 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--operator-role", required=True, metavar="ARN", help="the in-cluster operator's IAM role ARN")
     p.set_defaults(func=cmd_bootstrap)
 
-    p = sub.add_parser("crd", help="print the ProtectedBucket CustomResourceDefinition")
-    p.add_argument("--kind", choices=("ProtectedBucket", "SourceAllowList"), default="ProtectedBucket")
+    p = sub.add_parser("crd", help="print a CustomResourceDefinition (ProtectedBucket by default)")
+    p.add_argument("--kind", choices=("ProtectedBucket", "SourceAllowList", "TenantPolicy"), default="ProtectedBucket")
     p.set_defaults(func=cmd_crd)
 
     p = sub.add_parser("demo", help="replay the AWS Backup story on embedded AWS and Kubernetes emulators")
