@@ -17,6 +17,7 @@ from bucketwarden.spec import (
     ALLOW_LIST_SHORT_NAMES,
     ALLOW_LIST_SINGULAR,
     AT_LEAST_ONE_LIST_SOURCE,
+    AT_LEAST_ONE_NAMESPACE,
     AT_LEAST_ONE_SOURCE,
     CATEGORIES,
     GROUP,
@@ -24,9 +25,8 @@ from bucketwarden.spec import (
     PLURAL,
     RESERVED_BUCKET_PREFIXES,
     RESERVED_BUCKET_SUFFIXES,
-    SHORT_NAMES,
-    AT_LEAST_ONE_NAMESPACE,
     RESERVED_SID_PREFIX,
+    SHORT_NAMES,
     SID_PREFIX_MESSAGE,
     SINGULAR,
     SLASH_ZERO_MESSAGE,
@@ -531,9 +531,7 @@ def build_tenant_policy_crd() -> dict[str, Any]:
 
 def render_tenant_policy_crd_yaml() -> str:
     """The TenantPolicy CRD as YAML, as stable as render_crd_yaml()."""
-    body = yaml.dump(
-        build_tenant_policy_crd(), Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096
-    )
+    body = yaml.dump(build_tenant_policy_crd(), Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096)
     return HEADER + body
 
 

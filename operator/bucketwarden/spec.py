@@ -553,11 +553,15 @@ class SourceAllowListStatus(_Model):
 NAME_GLOB_RE = re.compile(r"^[a-z0-9*?]([-a-z0-9.*?]*[a-z0-9*?])?$")
 ARN_GLOB_RE = re.compile(r"^arn:[A-Za-z0-9*?-]*:iam::[0-9*?]{1,12}:role/[A-Za-z0-9_+=,.@/*?-]{1,1500}$")
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9+=,.@:/-]{2,1224}$")
-LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_KEY_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 AT_LEAST_ONE_NAMESPACE = "give at least one of namespaces and namespaceSelector"
 
-NameGlob = Annotated[str, Field(max_length=MAX_GLOB_LENGTH), _pattern(NAME_GLOB_RE, "name glob (a-z, 0-9, -, ., * and ?)")]
+NameGlob = Annotated[
+    str, Field(max_length=MAX_GLOB_LENGTH), _pattern(NAME_GLOB_RE, "name glob (a-z, 0-9, -, ., * and ?)")
+]
 ArnGlob = Annotated[
     str, Field(max_length=MAX_ARN_LENGTH), _pattern(ARN_GLOB_RE, "role ARN glob (arn:aws:iam::123456789012:role/...)")
 ]
@@ -633,7 +637,7 @@ class TenantPolicySpec(_Model):
     namespaces: list[NameGlob] = Field(
         default_factory=list,
         max_length=MAX_GRANTS,
-        description="Namespaces granted, by name or glob (* and ?); \"*\" grants every namespace.",
+        description='Namespaces granted, by name or glob (* and ?); "*" grants every namespace.',
     )
     namespace_selector: LabelSelector | None = Field(
         default=None, description="Namespaces granted by label, in addition to those named."

@@ -186,7 +186,10 @@ def test_bucket_claims_confine_each_namespace_to_its_buckets(kube: KubeEmulator)
                     client, team_a, "foreign", {"bucketName": buckets["foreign"], "allowedSourceIps": ["192.0.2.0/24"]}
                 )
                 create_pb(
-                    client, team_b, "unlisted", {"bucketName": buckets["unlisted"], "allowedSourceIps": ["192.0.2.0/24"]}
+                    client,
+                    team_b,
+                    "unlisted",
+                    {"bucketName": buckets["unlisted"], "allowedSourceIps": ["192.0.2.0/24"]},
                 )
 
                 wait_for_reason(client, team_a, "own", "Protected", status="True")
