@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument, Statement, statement_hash
-from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden.testing import (
     PROTECTED_BUCKETS,
@@ -101,9 +101,11 @@ class LoggingReconciler(Reconciler):
         super().__init__(aws)
         self.log = log
 
-    def reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState | None = None) -> ReconcileResult:
+    def reconcile(
+        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
+    ) -> ReconcileResult:
         try:
-            return super().reconcile(spec, previous)
+            return super().reconcile(spec, previous, claim)
         finally:
             self.log.record(spec.bucket_name)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.testing import KubeEmulator, MotoServer, load_crds, moto_for_tests
+from bucketwarden.testing import KubeEmulator, MotoServer, grant_namespaces, load_crds, moto_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
@@ -55,4 +55,5 @@ def kube() -> Iterator[KubeEmulator]:
     with KubeEmulator(resources=()) as emulator, emulator.client() as client:
         for crd in load_crds(CRD_FILES):
             client.apply_crd(crd)
+        grant_namespaces(client)  # a single-team cluster (tenancy.grantAll); tenancy tests run their own API
         yield emulator

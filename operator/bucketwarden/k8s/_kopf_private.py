@@ -77,3 +77,10 @@ async def patch_object(
         logger=logger,
     )
     return patched is not None
+
+
+async def get_json(url: str, *, settings: kopf.OperatorSettings, logger: logging.Logger) -> Any:
+    """GET an API path (relative to the server root) with kopf's authenticated client; the decoded JSON."""
+    from kopf._cogs.clients import api
+
+    return await api.get(url, settings=settings, logger=logger)
