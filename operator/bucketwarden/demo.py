@@ -577,7 +577,7 @@ def _default_deny(story: Story, world: DemoWorld, driver: OperatorDriver) -> Non
     command = f"bucketwarden grant --namespace {NAMESPACE} --bucket {BUCKET} | kubectl apply -f -"
     story.check("the message names the command that grants it", command in message)
     story.say(f"a cluster admin grants it: $ {command}")
-    grant = render_grant(f"team-{NAMESPACE}", [NAMESPACE], [BUCKET])
+    grant = render_grant(f"team-{NAMESPACE}", [NAMESPACE], [BUCKET, "corp-reports-*"])
     for line in yaml.safe_dump(grant, sort_keys=False).splitlines():
         story.say("  " + line)
     driver.grant(grant)

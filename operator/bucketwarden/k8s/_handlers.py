@@ -38,6 +38,7 @@ from bucketwarden.k8s._events import events_for
 from bucketwarden.k8s._kopf_private import patch_object
 from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
+from bucketwarden.k8s._nudge import nudge as _nudge
 from bucketwarden.k8s._quiet import SteadyStates, quiet_tick, spec_digest, steady_state_of
 from bucketwarden.k8s._resync import TARGETS_INDEX, QueueTicker, target_key
 from bucketwarden.k8s._scheduler import ResyncQueue
@@ -444,35 +445,6 @@ def _finalize_claim(runtime: Runtime, kwargs: Mapping[str, Any], parsed: Protect
     if cleanup_beside_ack(kwargs, parsed):
         return None  # ACK owns the policy: our statement left its spec.policy, or we never wrote
     return runtime.reconciler.cleanup(parsed, prev, claim)
-
-
-HANDOVER_ANNOTATION = "claims.bucketwarden.io/handover"
-
-
-def _nudge(runtime: Runtime, keys: list[str]) -> None:
-    """Reconcile other claimants (namespace/name) now: the owner after a loser released, the next after deletion.
-
-    One in this replica's resync queue is made due; any other gets an annotation, a change kopf sees wherever it
-    runs (another shard, kopf timers under peering).
-    """
-    for key in dict.fromkeys(keys):
-        ticker = runtime.ticker
-        if ticker is not None and key in ticker.queue:
-            ticker.loop.call_soon_threadsafe(ticker.queue.poke, key)
-            continue
-        if runtime.loop is None or runtime.kopf_settings is None:
-            continue
-        namespace, _, name = key.partition("/")
-        patch = kopf.Patch({"metadata": {"annotations": {HANDOVER_ANNOTATION: format_time(runtime.clock())}}})
-        coroutine = patch_object(
-            settings=runtime.kopf_settings,
-            resource=kopf.Resource(GROUP, VERSION, PLURAL, namespaced=True),
-            namespace=namespace,
-            name=name,
-            patch=patch,
-            logger=logger,
-        )
-        asyncio.run_coroutine_threadsafe(coroutine, runtime.loop)
 
 
 def _resync_from_kwargs(kwargs: Mapping[str, Any]) -> None:

@@ -22,6 +22,7 @@ from bucketwarden.k8s._claims import (
     tenant_policy_entry,
 )
 from bucketwarden.k8s._kopf_private import get_json
+from bucketwarden.k8s._nudge import nudge
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.spec import GROUP, TENANT_POLICY_PLURAL, VERSION, TenantPolicySpec, TenantPolicyStatus
 from bucketwarden.tenancy import Tenancy
@@ -119,7 +120,18 @@ def register_tenant_policies(registry: kopf.OperatorRegistry, settings: Operator
     @kopf.on.resume(*policies, id="announce", registry=registry)
     @kopf.on.create(*policies, id="announce", registry=registry)
     @kopf.on.update(*policies, id="announce", registry=registry)
-    def announce(name: str, **kwargs: Any) -> None:
-        # Every change of a grant is logged with the tenancy it leaves in force (at start-up: once per policy).
+    def announce(name: str, reason: str, **kwargs: Any) -> None:
+        # Every change of a grant is logged with the tenancy it leaves in force (at start-up: once per policy),
+        # and the ProtectedBuckets it now covers are reconciled at once: a grant takes effect without a resync wait.
         tenancy = tenancy_from(kwargs[TENANT_POLICIES_INDEX], kwargs[NAMESPACE_LABELS_INDEX])
         logger.info("TenantPolicy %s: %s", name, describe_tenancy(tenancy))
+        runtime = getattr(kwargs["memo"], "runtime", None)
+        if runtime is None or reason == "resume":
+            return  # at start-up every ProtectedBucket is reconciled by its own resume handler anyway
+        covered = [
+            entry.key
+            for entries in kwargs[CLAIMS_INDEX].values()
+            for entry in entries
+            if entry.request is not None and tenancy.authorize(entry.request).policy == name
+        ]
+        nudge(runtime, covered)
