@@ -55,5 +55,7 @@ def kube() -> Iterator[KubeEmulator]:
     with KubeEmulator(resources=()) as emulator, emulator.client() as client:
         for crd in load_crds(CRD_FILES):
             client.apply_crd(crd)
-        grant_namespaces(client)  # a single-team cluster (tenancy.grantAll); tenancy tests run their own API
+        # The suite's own namespaces (bw-*) are granted every bucket; the tenancy tests use team-* namespaces,
+        # which only their own TenantPolicies grant.
+        grant_namespaces(client, "reliability-suite", namespaces=["bw-*"])
         yield emulator
