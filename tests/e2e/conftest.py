@@ -93,7 +93,7 @@ def namespace(kube: KubeTarget, kube_client: KubeClient) -> Iterator[str]:
     kube_client.create_namespace(name, labels={"app.kubernetes.io/created-by": "bucketwarden-e2e"})
     # Default deny: the session's namespaces (this one and those named after it) get every bucket, as a cluster
     # admin would grant a tenant. Tenancy tests use namespaces outside the glob.
-    grant_namespaces(kube_client, name, namespaces=[name, f"{name}-*"])
+    grant_namespaces(kube_client, name, namespaces=[name, f"{name}-*"], assumeRoleArns=["arn:aws:iam::*:role/*"])
     yield name
     kube_client.delete_object(TENANT_POLICIES, name)
     # No operator runs any more: drop leftover finalizers, or the namespace would hang in Terminating.

@@ -57,5 +57,5 @@ def kube() -> Iterator[KubeEmulator]:
             client.apply_crd(crd)
         # The suite's own namespaces (bw-*) are granted every bucket; the tenancy tests use team-* namespaces,
         # which only their own TenantPolicies grant.
-        grant_namespaces(client, "reliability-suite", namespaces=["bw-*"])
+        grant_namespaces(client, "reliability-suite", namespaces=["bw-*"], assumeRoleArns=["arn:aws:iam::*:role/*"])
         yield emulator
