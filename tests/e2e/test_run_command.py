@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     KubeEmulator,
     MotoServer,

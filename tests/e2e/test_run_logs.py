@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bucketwarden import __version__
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     KubeEmulator,
     MotoServer,

@@ -22,7 +22,7 @@ from bucketwarden.policy import PolicyDocument, Statement
 from bucketwarden.principals import RoleAssumption
 from bucketwarden.reconciler import AwsPort, Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     KubeClient,
     KubeEmulator,

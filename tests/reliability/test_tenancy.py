@@ -16,7 +16,7 @@ import pytest
 
 from bucketwarden.k8s import OperatorSettings
 from bucketwarden.policy import PolicyDocument
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     KubeClient,
     KubeEmulator,

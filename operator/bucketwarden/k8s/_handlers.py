@@ -36,6 +36,7 @@ from bucketwarden.k8s._drift import DRIFT_ANNOTATION, DriftPoller, claimant_from
 from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surroundings_from
 from bucketwarden.k8s._events import events_for
 from bucketwarden.k8s._kopf_private import patch_object
+from bucketwarden.k8s._login import login_as_kubectl
 from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._nudge import nudge as _nudge
@@ -280,7 +281,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         # A fresh registry has none of kopf's default login handlers: log in as kubectl would, from the
         # in-cluster service account or the kubeconfig (KUBECONFIG, ~/.kube/config).
         try:
-            info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+            info = login_as_kubectl(**kwargs)
         except Exception as exc:  # no kubeconfig here: another login handler may still succeed
             logger.debug("kubeconfig/in-cluster login unavailable: %s", exc)
             return None
@@ -494,7 +495,7 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, settings: OperatorSe
         executor = ThreadPoolExecutor(operator_settings.max_concurrent_reconciles, thread_name_prefix="bw-resync")
         indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
         runtime.ticker = QueueTicker(
-            queue, _resync_from_kwargs, executor, settings, memo, asyncio.get_running_loop(), indices
+            queue, _resync_from_kwargs, executor, settings, memo, asyncio.get_running_loop(), runtime.metrics, indices
         )
         runtime.metrics.watch_resync_queue(lambda: queue.lag_seconds, lambda: len(queue))
         memo.resync_task = asyncio.create_task(queue.run(runtime.ticker), name="bucketwarden-resync-queue")
