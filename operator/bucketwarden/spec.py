@@ -551,8 +551,8 @@ class SourceAllowListStatus(_Model):
 # Globs (fnmatch: * and ?) over Kubernetes names, bucket names, ARNs and SourceAllowList names. ASCII only, no
 # brackets: a grant an admin reads must mean what it says, with no character classes to misread.
 NAME_GLOB_RE = re.compile(r"^[a-z0-9*?]([-a-z0-9.*?]*[a-z0-9*?])?$")
-ARN_GLOB_RE = re.compile(r"^arn:[A-Za-z0-9*?-]*:iam::[0-9*?]{1,12}:role/[A-Za-z0-9_+=,.@/*?-]{1,1500}$")
-EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9+=,.@:/-]{2,1224}$")
+ARN_GLOB_RE = re.compile(r"^arn:[A-Za-z0-9*?-]*:iam::[0-9*?]{1,12}:role/[A-Za-z0-9_+=,.@/*?-]+$")
+EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9+=,.@:/-]{2,}$")
 LABEL_KEY_RE = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
