@@ -543,7 +543,13 @@ class SourceAllowListStatus(_Model):
     sources_hash: str | None = Field(default=None, description="Hash of the list's current sources.")
     used_by: int = Field(default=0, description="ProtectedBuckets that reference this list.")
     in_sync: int = Field(default=0, description="Of those, how many are Synced with its current content.")
-    users: list[str] = Field(default_factory=list, description="namespace/name of each (at most 50 shown).")
+    users: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "How many of them each namespace holds (at most 50 namespaces shown). Counts, not names: every "
+            "namespace may read a list, and other tenants' resource names are not theirs to read."
+        ),
+    )
 
 
 # --- TenantPolicy ---------------------------------------------------------------------------------------------

@@ -1097,7 +1097,7 @@ def test_e14_deleting_a_list_in_use_waits_and_says_who_uses_it(kube: KubeEmulato
                     timeout=30,
                     what="an AllowListInUse event",
                 )
-                assert events[0]["type"] == "Warning" and f"{namespace}/e14" in events[0]["message"]
+                assert events[0]["type"] == "Warning" and f"per namespace: {namespace}: 1" in events[0]["message"]
                 held = client.get_object(ALLOW_LISTS, shared)
                 assert held is not None and held["metadata"].get("deletionTimestamp")
                 assert aws.policy_of(bucket) == kept
