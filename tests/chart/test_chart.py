@@ -114,6 +114,8 @@ def peering_crds(render: Render) -> dict[str, Manifest]:
         pytest.param(("--strict",), {}, id="strict"),
         pytest.param(("--strict",), SCENARIOS["ha-namespaced"], id="strict-ha-namespaced"),
         pytest.param(("--strict",), SCENARIOS["extras-on"], id="strict-extras-on"),
+        pytest.param(("--strict",), SCENARIOS["grant-all-namespaced"], id="strict-grant-all-namespaced"),
+        pytest.param(("--strict",), SCENARIOS["aggregated-off"], id="strict-aggregated-off"),
     ],
 )
 def test_chart_lints_clean(
