@@ -508,11 +508,16 @@ class Reconciler:
             except BucketWardenError as exc:
                 return self._aws_failure(base, exc)
             base.action, base.applied = plan.action, True
-        removed = ", ".join(narrowing.removed) or "none"
+        if base.applied:
+            done = (
+                "only the sources both the statement in force and the spec allow are written, so the removals took "
+                f"effect ({', '.join(narrowing.removed) or 'none'})"
+            )
+        else:
+            done = "the statement in force allows only sources the spec allows (every removal is in effect)"
         message = (
             f"the merged bucket policy would be {size} bytes, over S3's {MAX_POLICY_BYTES}-byte limit: fail closed, "
-            f"only the sources both the statement in force and the spec allow are written, so the removals took "
-            f"effect ({removed}) and the additions wait ({pending})"
+            f"{done}, and the additions wait ({pending})"
         )
         base.desired, base.policy_hash, base.verification = desired, desired.policy_hash, verification
         verified = self._verified_conditions(verification)[1]

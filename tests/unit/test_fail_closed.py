@@ -155,7 +155,7 @@ def test_reconciler_too_large_change_writes_the_removals_and_names_the_pending_a
     again = Reconciler(aws).reconcile(shrunk, PreviousState(result.statement_hash))  # already in force: no write
 
     assert not again.applied and ours_in_force(aws) == {KEEP, IPV6}
-    assert ready(again)[:2] == ("False", "PolicyTooLarge") and "the additions wait" in ready(again)[2]
+    assert ready(again)[:2] == ("False", "PolicyTooLarge") and "every removal is in effect" in ready(again)[2]
 
 
 @pytest.mark.parametrize(
