@@ -44,6 +44,7 @@ from bucketwarden.policy._lint import (
     lint_spec,
 )
 from bucketwarden.policy._merge import merge_policy, remove_policy, remove_statements
+from bucketwarden.policy._narrow import SOURCES_PENDING, Narrowing, narrow_to_live
 from bucketwarden.policy._plan import Plan, diff_policies, plan_change
 from bucketwarden.policy._render import (
     bucket_arns,
@@ -87,6 +88,7 @@ __all__ = [
     "POLICY_VERSION",
     "PRIVATE_SOURCE_IP",
     "RANGES_COLLAPSED",
+    "SOURCES_PENDING",
     "STATEMENT_ADOPTED",
     "VERIFICATION_INCONCLUSIVE",
     "VERSION_KEPT",
@@ -99,6 +101,7 @@ __all__ = [
     "Evaluation",
     "Inconclusive",
     "ModelledAction",
+    "Narrowing",
     "Plan",
     "PolicyDocument",
     "Principal",
@@ -121,6 +124,7 @@ __all__ = [
     "lint_spec",
     "merge_policy",
     "model_callers",
+    "narrow_to_live",
     "parse_address",
     "parse_date",
     "partition_for_region",
