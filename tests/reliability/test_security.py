@@ -19,6 +19,8 @@ import bucketwarden.k8s as k8s_module
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, Runtime, reconcile_object
 from bucketwarden.reconciler import Reconciler
+from bucketwarden.spec import TenantPolicySpec
+from bucketwarden.tenancy import Tenancy
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     TENANT_POLICIES,
@@ -392,6 +394,9 @@ def test_invalid_names_and_arns_make_no_aws_call(spec: dict[str, Any], monkeypat
         name="x",
         patch=patch,
         index={},
+        tenancy=Tenancy(
+            {"all": TenantPolicySpec(namespaces=["*"], buckets=["*"], assumeRoleArns=["arn:*:iam::*:role/*"])}
+        ),
     )
 
     assert aws.log == [] and aws.counter.total() == 0

@@ -139,8 +139,11 @@ async def _status_loop(settings: kopf.OperatorSettings, indices: Mapping[str, An
     """Every ``interval`` seconds, write each TenantPolicy's status where it changed (through /status only)."""
     resource = kopf.Resource(GROUP, VERSION, TENANT_POLICY_PLURAL, namespaced=False, subresources=frozenset({"status"}))
     written: dict[str, dict[str, Any]] = {}
+    delay = min(interval, 0.5)
     while True:
-        await asyncio.sleep(min(interval, 2.0) if not written else interval)
+        await asyncio.sleep(delay)
+        # Every second until the indices hold a grant (they fill after start-up), then at the status interval.
+        delay = interval if written else min(interval, 1.0)
         tenancy = tenancy_from(indices.get(TENANT_POLICIES_INDEX), indices.get(NAMESPACE_LABELS_INDEX))
         for name in sorted(tenancy.policies):
             new = tenant_policy_status(name, tenancy, indices.get(CLAIMS_INDEX) or {}, None)
