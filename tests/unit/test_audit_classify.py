@@ -155,9 +155,10 @@ def test_verdict_for_fail_names_the_request_and_the_statement() -> None:
     from bucketwarden.audit import verification_spec
 
     verification = verify_policy(verification_spec(BUCKET, None, "X"), [ROLE], OPERATOR, None)
-    assert verdict_for(verification, "role") == (Verdict.PASS, None)
-    assert verdict_for(None, "role") == (Verdict.UNKNOWN, None)
-    assert verdict_for(verification, "no-such-kind") == (Verdict.UNKNOWN, None)
+    assert verdict_for(verification, "backup") == (Verdict.PASS, None)
+    assert verdict_for(verification, "restore") == (Verdict.PASS, None)
+    assert verdict_for(None, "backup") == (Verdict.UNKNOWN, None)
+    assert verdict_for(verification, "operator") == (Verdict.PASS, None)
     failing = classify(BucketFacts(BUCKET, None, policy(deny()), "Enabled"), CTX)
     assert failing.counterexample is not None
     assert failing.counterexample.endswith("is denied by Office")
@@ -248,4 +249,4 @@ def test_classify_judges_any_policy_without_raising(policy_statements: list[dict
     if result.backup is Verdict.FAIL:
         assert "DeniesBackupRole" in result.codes and result.counterexample
     if result.backup is Verdict.UNKNOWN:
-        assert {"PolicyUnreadable", "PolicyNotJudgeable"} & set(result.codes)
+        assert {"PolicyUnreadable", "PolicyNotJudgeable", "BackupInconclusive"} & set(result.codes)

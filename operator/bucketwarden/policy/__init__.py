@@ -1,5 +1,6 @@
 """The pure policy core: document model, render, merge, plan, evaluate, verify and lint. No I/O."""
 
+from bucketwarden.policy._addresses import AddressSet, public_addresses, ranges_from_ip_ranges_json
 from bucketwarden.policy._adopt import (
     ADOPTION_REFUSED,
     STATEMENT_ADOPTED,
@@ -54,10 +55,13 @@ from bucketwarden.policy._render import (
 )
 from bucketwarden.policy._verify import (
     FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
+    FOREIGN_DENY_BLOCKS_OPERATOR,
     FOREIGN_DENY_STRICTER,
+    PROMISES,
     VERIFICATION_INCONCLUSIVE,
     Counterexample,
     Inconclusive,
+    PromiseName,
     Scenario,
     ScenarioResult,
     Verdict,
@@ -76,6 +80,7 @@ __all__ = [
     "DATE_KEYS",
     "DUPLICATE_SIDS",
     "FOREIGN_DENY_BLOCKS_EXEMPT_ROLE",
+    "FOREIGN_DENY_BLOCKS_OPERATOR",
     "FOREIGN_DENY_STRICTER",
     "HOST_BITS_NORMALISED",
     "IPV4_ONLY",
@@ -86,11 +91,13 @@ __all__ = [
     "POLICY_TOO_LARGE",
     "POLICY_VERSION",
     "PRIVATE_SOURCE_IP",
+    "PROMISES",
     "RANGES_COLLAPSED",
     "STATEMENT_ADOPTED",
     "VERIFICATION_INCONCLUSIVE",
     "VERSION_KEPT",
     "VERSION_UPGRADED",
+    "AddressSet",
     "AdoptionCheck",
     "Caller",
     "CidrReport",
@@ -102,6 +109,7 @@ __all__ = [
     "Plan",
     "PolicyDocument",
     "Principal",
+    "PromiseName",
     "Request",
     "Scenario",
     "ScenarioResult",
@@ -125,6 +133,8 @@ __all__ = [
     "parse_date",
     "partition_for_region",
     "plan_change",
+    "public_addresses",
+    "ranges_from_ip_ranges_json",
     "remove_policy",
     "remove_statements",
     "render_statement",

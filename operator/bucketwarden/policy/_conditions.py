@@ -135,6 +135,25 @@ def substitute_pattern(value: str, context: Context) -> str | None:
     return _substitute(value, context, wildcards=True)
 
 
+def widen_pattern(value: str) -> str:
+    """A wildcard pattern with every variable replaced by ``*``: it matches whatever values the variables take
+    (their default included), so a string it does not match is matched by no substitution."""
+    out: list[str] = []
+    for seg in _template(value):
+        if isinstance(seg, _Var):
+            out.append("*")
+        elif seg[0] == "pattern":
+            out.append(seg[1])
+        else:
+            out.append(seg[1].replace("*", _LITERAL_STAR).replace("?", _LITERAL_QUESTION))
+    return "".join(out)
+
+
+def unmark(pattern: str) -> str:
+    """A substituted pattern's literal ``*`` and ``?`` markers back as the characters themselves."""
+    return pattern.replace(_LITERAL_STAR, "*").replace(_LITERAL_QUESTION, "?")
+
+
 def _substitute(value: str, context: Context, *, wildcards: bool) -> str | None:
     out: list[str] = []
     for seg in _template(value):
