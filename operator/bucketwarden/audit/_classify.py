@@ -65,6 +65,8 @@ class AuditContext:
     operator: CallerIdentity | None
     statement_sid: str = DEFAULT_STATEMENT_SID
     missing_roles: tuple[str, ...] = ()  # requested backup roles that do not exist
+    aws_ranges: tuple[str, ...] = ()  # --aws-ip-ranges: where AWS Backup's requests may come from
+    prove: bool = False  # --prove: also run the symbolic prover on every bucket
 
 
 def source_ips_of(statement: Statement) -> tuple[str, ...]:
@@ -133,7 +135,7 @@ def _verify(
     spec: ProtectedBucketSpec, ctx: AuditContext, policy: PolicyDocument | None
 ) -> tuple[Verification | None, str | None]:
     try:
-        return verify_policy(spec, ctx.roles, ctx.operator, policy), None
+        return verify_policy(spec, ctx.roles, ctx.operator, policy, aws_ranges=ctx.aws_ranges), None
     except BucketWardenError as exc:
         return None, exc.message
     except ValueError as exc:  # e.g. a hand-written "NotIpAddress" value that is no CIDR: AWS would reject it too
@@ -311,7 +313,19 @@ def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:
         counterexample=counterexample,
         backup_roles=roles,
         restore=restore if ctx.roles else Verdict.UNKNOWN,
+        prover=_prove(spec, ctx, policy) if ctx.prove and unjudgeable is None else None,
     )
+
+
+def _prove(spec: ProtectedBucketSpec, ctx: AuditContext, policy: PolicyDocument | None) -> str:
+    """audit --prove: the symbolic prover's answer for the exempt roles and the operator, in one line."""
+    from bucketwarden.policy.prove import ProverUnavailableError, prove_policy
+
+    try:
+        proof = prove_policy(spec, ctx.roles, ctx.operator, policy, aws_ranges=ctx.aws_ranges)
+    except ProverUnavailableError as exc:
+        return f"not run: {exc.message}"
+    return "; ".join(proof.lines())
 
 
 def unjudged(facts: BucketFacts, ctx: AuditContext, why: str) -> BucketAudit:

@@ -70,6 +70,7 @@ from bucketwarden.policy._verify import (
     model_callers,
     verify_policy,
 )
+from bucketwarden.policy._verify_scenarios import with_aws_source_ranges
 
 __all__ = [
     "ADDRESS_KEYS",
@@ -143,4 +144,5 @@ __all__ = [
     "supersede_problems",
     "user_id_patterns",
     "verify_policy",
+    "with_aws_source_ranges",
 ]

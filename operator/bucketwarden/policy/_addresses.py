@@ -130,6 +130,15 @@ class AddressSet:
         value = int(ip)
         return any(start <= value <= end for start, end in intervals)
 
+    def to_cidrs(self) -> tuple[str, ...]:
+        """The set as the fewest CIDRs that cover exactly it."""
+        out: list[str] = []
+        for family, intervals in ((ipaddress.IPv4Address, self.v4), (ipaddress.IPv6Address, self.v6)):
+            for start, end in intervals:
+                first, last = family(start), family(end)
+                out += [str(n) for n in ipaddress.summarize_address_range(first, last)]
+        return tuple(out)
+
     def describe(self) -> str:
         count = len(self.v4) + len(self.v6)
         return f"{count} address range{'s' if count != 1 else ''}"

@@ -26,7 +26,7 @@ from bucketwarden.policy._evaluate import Request
 from bucketwarden.policy._render import bucket_arns, partition_for_region
 from bucketwarden.policy._verify_model import Scenario
 from bucketwarden.principals import CallerIdentity, ResolvedRole
-from bucketwarden.spec import ProtectedBucketSpec
+from bucketwarden.spec import ProtectedBucketSpec, VerificationContext
 
 # Real AWS public addresses (S3 and EC2 ranges from ip-ranges.json), tried in order: the first one outside every
 # allowed range plays "somewhere on the internet, not allowed".
@@ -130,6 +130,19 @@ def aws_addresses(spec: ProtectedBucketSpec, aws_ranges: Sequence[str] | None = 
     if aws_ranges:
         addresses = addresses & aws_source_addresses(tuple(aws_ranges))
     return addresses
+
+
+def with_aws_source_ranges(spec: ProtectedBucketSpec, aws_ranges: Sequence[str]) -> ProtectedBucketSpec:
+    """The spec with spec.verificationContext.awsSourceRanges narrowed to ``aws_ranges`` as well (the user's
+    ip-ranges.json): every command then judges on the same facts, through the same field."""
+    if not aws_ranges:
+        return spec
+    narrowed = aws_addresses(spec, aws_ranges).to_cidrs()
+    context = spec.verification_context or VerificationContext()
+    # model_copy skips validation on purpose: the file's ranges may be far more than the field's CRD bound.
+    return spec.model_copy(
+        update={"verification_context": context.model_copy(update={"aws_source_ranges": list(narrowed)})}
+    )
 
 
 def _inputs(
