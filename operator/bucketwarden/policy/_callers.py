@@ -128,8 +128,9 @@ AWS_BACKUP_ACTIONS: tuple[ModelledAction, ...] = _dedupe((*AWS_BACKUP_BACKUP_ACT
 # DeleteBucketPolicy is not among them: the operator calls it only when no foreign statement remains, and then no
 # foreign Deny exists to deny it (ours exempts the operator). A foreign Deny on it (a security team's "nobody
 # deletes this policy") is never a lockout, since that very statement keeps the document from ever being empty.
+# ListBucket is the read check the verification matrix has always made for the operator; both engines model it.
 OPERATOR_ACTIONS: tuple[ModelledAction, ...] = _actions(
-    "bucketwarden's reconcile loop", "bucket", ("GetBucketPolicy", "PutBucketPolicy")
+    "bucketwarden's reconcile loop", "bucket", ("ListBucket", "GetBucketPolicy", "PutBucketPolicy")
 )
 
 # What an ordinary user on an allowed network does with the bucket.

@@ -36,6 +36,7 @@ OBJECT_KEY = "bucketwarden-verify/object.txt"
 ROLE_PATH_UNKNOWN = "aws:PrincipalArn (the role's path is not known offline: pass --role-arn)"
 SESSION_NAME_ASSUMED = "aws:userid (the session name AWSBackup-<role> is assumed, not documented)"
 _PRINCIPAL_KEYS = ("aws:userid", "aws:principalarn")
+_ASSUMPTIONS = {"aws:userid": SESSION_NAME_ASSUMED, "aws:principalarn": ROLE_PATH_UNKNOWN}
 # A role path nobody would write: stands for "some path the policy does not name".
 _OTHER_PATH = "bucketwarden-unknown-path/"
 
@@ -168,9 +169,12 @@ def judge_statement(
         return NEVER
     unknown: list[str] = []
     witness: dict[str, tuple[str, ...]] = {}
+    paths = _role_path_alternatives(stmt, caller, base)
+    alternatives = dict(caller.alternatives)
+    if paths:
+        alternatives["aws:principalarn"] = paths
     if compiled.principal is not None:
         check = compiled.principal
-        paths = _role_path_alternatives(stmt, caller, base)
         tried = [
             (check(ctx), by_session, by_path) for ctx, by_session, by_path in _principal_contexts(caller, base, paths)
         ]
@@ -191,7 +195,7 @@ def judge_statement(
         if variables:
             var_keys = [k for v in values for k in variable_keys(v)]
             involved += var_keys
-        statuses = {k: caller.status(k, action) for k in involved}
+        statuses = {k: "alternatives" if k in alternatives else caller.status(k, action) for k in involved}
         if statuses[key] == "addresses" and not var_keys:
             truth = _truth_set(operator, values) if parse_operator(operator).base != "Null" else None
             if truth is not None:
@@ -214,9 +218,9 @@ def judge_statement(
             continue
         varying = [k for k in involved if statuses[k] == "alternatives"]
         if varying:
-            outcomes = {check(_with(base, k, v)) for k in varying for v in caller.alternatives[k]}
+            outcomes = {check(_with(base, k, v)) for k in varying for v in alternatives[k]}
             if len(outcomes) > 1:
-                unknown.append(key)
+                unknown.append(_ASSUMPTIONS.get(key, key))
                 continue
             holds = outcomes.pop()
         else:

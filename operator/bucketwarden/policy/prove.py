@@ -16,12 +16,13 @@ import ipaddress
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Any, Literal, cast
 
 from bucketwarden.errors import BucketWardenError
 from bucketwarden.policy._addresses import AddressSet
-from bucketwarden.policy._callers import Caller, CallerContext, Values
-from bucketwarden.policy._conditions import parse_date, parse_operator, segments
+from bucketwarden.policy._callers import Caller, CallerContext, ModelledAction, Values
+from bucketwarden.policy._conditions import parse_date, parse_operator, segments, variable_keys
 from bucketwarden.policy._document import POLICY_VERSION, PolicyDocument, Statement
 from bucketwarden.policy._evaluate import CompiledStatement, Request, compile_policy
 from bucketwarden.policy._render import bucket_arns, partition_for_region
@@ -45,6 +46,7 @@ class _Unsupported(Exception):
 
 
 Outcome = Literal["proved", "counterexample", "unknown"]
+_MEMO_LIMIT = 4096
 _IP_KEYS = frozenset({"aws:sourceip", "aws:vpcsourceip"})
 _STRING_OPS = frozenset(
     {"StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase", "StringLike"}
@@ -149,7 +151,15 @@ def prove_policy(
                 if not cstmt.deny:
                     continue
                 label = cstmt.sid if cstmt.sid is not None else f"Statement[{index}]"
-                finding = _prove_statement(caller, cstmt, stmt, label, bucket, variables, timeout_ms)
+                memo_key = (id(cstmt), f"prove\0{label}\0{bucket}\0{variables}")
+                hit = caller.memo.get(memo_key)
+                if hit is not None and hit[0] is cstmt:  # a statement proved for this caller before (our own)
+                    finding = cast(Finding | None, hit[1])
+                else:
+                    finding = _prove_statement(caller, cstmt, stmt, label, bucket, variables, timeout_ms)
+                    if len(caller.memo) >= _MEMO_LIMIT:
+                        caller.memo.clear()
+                    caller.memo[memo_key] = (cstmt, finding)
                 if finding is not None:
                     findings.append(finding)
     promises: dict[str, Outcome] = {}
@@ -167,10 +177,12 @@ def prove_policy(
 # --- the encoding -------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
 def _alphabet() -> Any:
     return z3.Range(" ", "~")
 
 
+@lru_cache(maxsize=4096)
 def _glob_re(pattern: str, *, arn_part: bool = False) -> Any:
     """A glob as a z3 regex over printable ASCII; in an ARN part (not the last), ``*`` and ``?`` never match ":"."""
     any_char = _alphabet()
@@ -193,6 +205,7 @@ def _glob_re(pattern: str, *, arn_part: bool = False) -> Any:
     return parts[0] if len(parts) == 1 else z3.Concat(*parts)
 
 
+@lru_cache(maxsize=1024)
 def _ignore_case_re(text: str) -> Any:
     parts = [z3.Union(z3.Re(c.lower()), z3.Re(c.upper())) if c.lower() != c.upper() else z3.Re(c) for c in text]
     if not parts:
@@ -218,6 +231,7 @@ class _Encoder:
     solver: Any
     keys: dict[str, _Key] = field(default_factory=dict)
     fresh: int = 0
+    approximate: bool = False  # some encoding over-approximates: a model must be checked concretely
 
     def new(self, prefix: str) -> str:
         self.fresh += 1
@@ -227,20 +241,32 @@ class _Encoder:
 
     def key(self, name: str, sort: str) -> _Key:
         found = self.keys.get(name)
+        if found is not None and found.sort != sort:
+            # One key read as a string and as a number: exact when the model fixes its value (or its absence),
+            # since both readings then come from the same text. For a free value the readings are left unlinked,
+            # an over-approximation: unsat stays a proof, and a sat model is checked concretely before it counts.
+            if self._options(name) is None:
+                self.approximate = True
+            found = self.keys.get(f"{name}#{sort}")
+            if found is None:
+                key = self._new_key(name, sort, f"{name}#{sort}")
+                self.solver.add(key.present == self.keys[name].present)
+                return key
         if found is not None:
-            if found.sort != sort:
-                raise _Unsupported(f"{name} is used both as {found.sort} and as {sort}")
             return found
-        present = z3.Bool(f"present:{name}")
+        return self._new_key(name, sort, name)
+
+    def _new_key(self, name: str, sort: str, slot: str) -> _Key:
+        present = z3.Bool(f"present:{slot}")
         if sort == "ip":
-            value: Any = (z3.Bool(f"v6:{name}"), z3.BitVec(f"ip4:{name}", 32), z3.BitVec(f"ip6:{name}", 128))
+            value: Any = (z3.Bool(f"v6:{slot}"), z3.BitVec(f"ip4:{slot}", 32), z3.BitVec(f"ip6:{slot}", 128))
         elif sort == "str":
-            value = z3.String(f"val:{name}")
+            value = z3.String(f"val:{slot}")
             self.solver.add(z3.InRe(value, z3.Star(_alphabet())))
         else:
-            value = z3.Int(f"val:{name}")
-        key = _Key(name, sort, present, value, z3.Bool(f"valid:{name}") if sort in ("num", "date") else None)
-        self.keys[name] = key
+            value = z3.Int(f"val:{slot}")
+        key = _Key(name, sort, present, value, z3.Bool(f"valid:{slot}") if sort in ("num", "date") else None)
+        self.keys[slot] = key
         self._constrain(key)
         return key
 
@@ -288,13 +314,7 @@ class _Encoder:
         return z3.Not(key.valid) if number is None else z3.And(key.valid, key.value == number)
 
     def _in_set(self, key: _Key, addresses: AddressSet) -> Any:
-        v6, a4, a6 = key.value
-        v4 = [z3.And(z3.UGE(a4, s), z3.ULE(a4, e)) for s, e in addresses.v4]
-        v6s = [z3.And(z3.UGE(a6, s), z3.ULE(a6, e)) for s, e in addresses.v6]
-        return z3.Or(
-            z3.And(z3.Not(v6), z3.Or(*v4) if v4 else z3.BoolVal(False)),
-            z3.And(v6, z3.Or(*v6s) if v6s else z3.BoolVal(False)),
-        )
+        return _membership(key.name, addresses)
 
     # templated values --------------------------------------------------------------------------------------
 
@@ -431,6 +451,8 @@ class _Encoder:
         """The request context the model describes: the caller's base, overridden by every encoded key."""
         out = dict(base)
         for name, key in self.keys.items():
+            if "#" in name:
+                continue  # a second reading of a key whose value the model fixes
             if not z3.is_true(model.eval(key.present, model_completion=True)):
                 out.pop(name, None)
                 continue
@@ -448,6 +470,18 @@ class _Encoder:
             else:
                 out[name] = ("not-a-number",)
         return out
+
+
+@lru_cache(maxsize=64)
+def _membership(name: str, addresses: AddressSet) -> Any:
+    """The address key lies in the set: built once per set (z3 terms are shared by name across solvers)."""
+    v6, a4, a6 = z3.Bool(f"v6:{name}"), z3.BitVec(f"ip4:{name}", 32), z3.BitVec(f"ip6:{name}", 128)
+    v4 = [z3.And(z3.UGE(a4, s), z3.ULE(a4, e)) for s, e in addresses.v4]
+    v6s = [z3.And(z3.UGE(a6, s), z3.ULE(a6, e)) for s, e in addresses.v6]
+    return z3.Or(
+        z3.And(z3.Not(v6), z3.Or(*v4) if v4 else z3.BoolVal(False)),
+        z3.And(v6, z3.Or(*v6s) if v6s else z3.BoolVal(False)),
+    )
 
 
 def _integer(text: str) -> int | None:
@@ -488,35 +522,75 @@ def _prove_statement(
     """A Finding when the statement denies (or may deny) a modelled request of the caller; None when proved."""
     if compiled.nobody:
         return None
-    try:
-        for context in _principal_combos(caller.context, stmt):
-            if compiled.principal is not None and not compiled.principal(context):
+    keys = [k for k, _ in compiled.condition_entries]
+    principal_keys = {"aws:userid", "aws:principalarn"}
+    mentioned = set(keys) | {k for _, values in compiled.condition_entries for v in values for k in variable_keys(v)}
+    mentioned |= {k for p in (stmt.resources or stmt.not_resources or ()) for k in variable_keys(p)}
+    asked: set[tuple[object, ...]] = set()
+    unsupported: str | None = None
+    for context in _principal_combos(caller.context, stmt):
+        if compiled.principal is not None and not compiled.principal(context):
+            continue
+        # Queries that differ only in what the statement never reads are one query.
+        who = tuple(context.get(k) for k in sorted(principal_keys & mentioned))
+        for modelled in caller.actions:
+            if not compiled.action(modelled.action):
                 continue
-            for modelled in caller.actions:
-                if not compiled.action(modelled.action):
-                    continue
-                solver = z3.Solver()
-                solver.set("timeout", timeout_ms)
-                encoder = _Encoder(caller.context, modelled.action, context, variables, solver)
-                resource, covered = encoder.resource(stmt, bucket_arn, modelled.resource == "object")
-                solver.add(covered)
-                for operator, (key, values) in zip(
-                    compiled.condition_operators, compiled.condition_entries, strict=True
-                ):
-                    solver.add(encoder.entry(operator, key, values))
-                answer = solver.check()
-                if answer == z3.sat:
-                    model = solver.model()
-                    request = Request(
-                        modelled.action,
-                        model.eval(resource, model_completion=True).as_string(),
-                        encoder.concrete(model, context),
-                    )
-                    return Finding(caller.promise, caller.who, label, "counterexample", request)
-                if answer != z3.unsat:
-                    return Finding(
-                        caller.promise, caller.who, label, "unknown", why=f"solver: {solver.reason_unknown()}"
-                    )
-    except _Unsupported as exc:
-        return Finding(caller.promise, caller.who, label, "unknown", why=f"not encoded: {exc}")
+            profile = (
+                who,
+                modelled.resource,
+                tuple(caller.context.status(k, modelled.action) for k in sorted(mentioned)),
+            )
+            if profile in asked:
+                continue
+            asked.add(profile)
+            try:
+                found = _ask(caller, compiled, stmt, label, bucket_arn, variables, timeout_ms, modelled, context)
+            except _Unsupported as exc:
+                unsupported = unsupported or f"not encoded: {exc}"
+                continue
+            if found is not None and found.outcome == "counterexample":
+                return found
+            if found is not None:
+                unsupported = unsupported or found.why
+    if unsupported is not None:
+        return Finding(caller.promise, caller.who, label, "unknown", why=unsupported)
+    return None
+
+
+def _ask(
+    caller: Caller,
+    compiled: CompiledStatement,
+    stmt: Statement,
+    label: str,
+    bucket_arn: str,
+    variables: bool,
+    timeout_ms: int,
+    modelled: ModelledAction,
+    context: Mapping[str, tuple[str, ...]],
+) -> Finding | None:
+    """One solver query: a request for this action, by this principal combination, that the statement denies."""
+    solver = z3.Solver()
+    solver.set("timeout", timeout_ms)
+    encoder = _Encoder(caller.context, modelled.action, context, variables, solver)
+    resource, covered = encoder.resource(stmt, bucket_arn, modelled.resource == "object")
+    solver.add(covered)
+    if solver.check() == z3.unsat:  # no resource of this kind is covered: the conditions do not matter
+        return None
+    for operator, (key, values) in zip(compiled.condition_operators, compiled.condition_entries, strict=True):
+        solver.add(encoder.entry(operator, key, values))
+    answer = solver.check()
+    if answer == z3.sat:
+        model = solver.model()
+        request = Request(
+            modelled.action,
+            model.eval(resource, model_completion=True).as_string(),
+            encoder.concrete(model, context),
+        )
+        if encoder.approximate and not compiled.applies(request):
+            why = "a key read both as text and as a number, with a value the model leaves free"
+            return Finding(caller.promise, caller.who, label, "unknown", why=why)
+        return Finding(caller.promise, caller.who, label, "counterexample", request)
+    if answer != z3.unsat:
+        return Finding(caller.promise, caller.who, label, "unknown", why=f"solver: {solver.reason_unknown()}")
     return None
