@@ -14,7 +14,7 @@ import yaml
 from bucketwarden import __version__
 from bucketwarden.cli import main
 from bucketwarden.exitcodes import ExitCode
-from bucketwarden.policy import PolicyDocument
+from bucketwarden.policy import PolicyDocument, Request, evaluate
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 SPEC = str(GOLDEN / "seed-spec.yaml")
@@ -418,3 +418,23 @@ def test_cli_verify_aws_ip_ranges_narrows_the_address_space(capsys: pytest.Captu
     main([*base, "--aws-ip-ranges", str(ranges)])
     assert "verdict backup: Pass" in capsys.readouterr().out
     assert main([*base, "--aws-ip-ranges", str(tmp_path / "missing.json")]) == ExitCode.USAGE
+
+
+@pytest.mark.parametrize(
+    ("policy", "outcome"),
+    [
+        pytest.param(EXPECTED, "proved", id="fixed-is-proved"),
+        pytest.param(ORIGINAL, "counterexample", id="seed-has-a-counterexample"),
+    ],
+)
+def test_cli_verify_prove_reports_the_prover_per_promise(
+    capsys: pytest.CaptureFixture[str], policy: str, outcome: str
+) -> None:
+    pytest.importorskip("z3")
+    _, out, _ = run(capsys, "verify", "-f", SPEC, "--policy", policy, *ROLE_ID, "--prove", "--output", "json")
+    report = json.loads(out)
+    assert report["prover"]["promises"]["backup"] == outcome
+    assert report["verdicts"]["backup"] == ("Pass" if outcome == "proved" else "Fail")
+    for example in report["prover"]["counterexamples"]:
+        request = Request.of(example["action"], example["resource"], example["context"])
+        assert evaluate(PolicyDocument.parse(Path(policy).read_text()), request).denied

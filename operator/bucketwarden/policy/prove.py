@@ -26,6 +26,7 @@ from bucketwarden.policy._conditions import parse_date, parse_operator, segments
 from bucketwarden.policy._document import POLICY_VERSION, PolicyDocument, Statement
 from bucketwarden.policy._evaluate import CompiledStatement, Request, compile_policy
 from bucketwarden.policy._render import bucket_arns, partition_for_region
+from bucketwarden.policy._s3_keys import absent_for_action
 from bucketwarden.policy._verify_judge import _principal_contexts, _role_path_alternatives
 from bucketwarden.policy._verify_scenarios import model_callers
 from bucketwarden.principals import CallerIdentity, ResolvedRole
@@ -275,8 +276,10 @@ class _Encoder:
         status = self.caller.status(name, self.action)
         if name in ("aws:userid", "aws:principalarn"):
             return (self.context.get(name),)
+        if absent_for_action(self.action, name):
+            return (None,)
         if status == "known":
-            return (None if self.caller.status(name) != "known" else self.caller.known.get(name),)
+            return (self.caller.known.get(name),)
         if status == "alternatives":
             return tuple(self.caller.alternatives[name])
         return None
