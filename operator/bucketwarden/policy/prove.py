@@ -73,6 +73,9 @@ class Finding:
     outcome: Outcome
     request: Request | None = None
     why: str = ""
+    # Keys the counterexample gives values bucketwarden does not know (a tag, an org id): it shows what AWS would
+    # deny IF the request carried them; the fast engine then says Unknown.
+    assumed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +92,10 @@ class Proof:
             if f.outcome == "counterexample" and f.request is not None:
                 r = f.request
                 ip = ",".join(r.context.get("aws:sourceip", ("-",)))
+                assumed = ", ".join(f"{k}={','.join(r.context.get(k, ('(absent)',)))}" for k in f.assumed)
                 out.append(
                     f"prover counterexample ({f.promise}): {r.action} on {r.resource} by {f.principal} "
-                    f"(aws:SourceIp={ip}) is denied by {f.label}"
+                    f"(aws:SourceIp={ip}) is denied by {f.label}" + (f", assuming {assumed}" if assumed else "")
                 )
             elif f.outcome == "unknown":
                 out.append(f"prover unknown ({f.promise}): {f.label}: {f.why}")
@@ -109,6 +113,7 @@ class Proof:
                     "action": f.request.action,
                     "resource": f.request.resource,
                     "context": {k: list(v) for k, v in sorted(f.request.context.items())},
+                    "assumed": list(f.assumed),
                 }
                 for f in self.findings
                 if f.outcome == "counterexample" and f.request is not None
@@ -593,7 +598,10 @@ def _ask(
         if encoder.approximate and not compiled.applies(request):
             why = "a key read both as text and as a number, with a value the model leaves free"
             return Finding(caller.promise, caller.who, label, "unknown", why=why)
-        return Finding(caller.promise, caller.who, label, "counterexample", request)
+        assumed = tuple(
+            k for k in encoder.keys if "#" not in k and encoder.caller.status(k, modelled.action) == "unknown"
+        )
+        return Finding(caller.promise, caller.who, label, "counterexample", request, assumed=assumed)
     if answer != z3.unsat:
         return Finding(caller.promise, caller.who, label, "unknown", why=f"solver: {solver.reason_unknown()}")
     return None
