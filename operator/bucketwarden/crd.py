@@ -195,6 +195,7 @@ def _spec_schema() -> JsonSchema:
         _rule("self == oldSelf", "statementSid is immutable: the old statement would be left behind as a foreign Deny"),
     ]
     props["allowedSourceIps"]["items"]["x-kubernetes-validations"] = [_cidr_rule()]
+    props["verificationContext"]["properties"]["awsSourceRanges"]["items"]["x-kubernetes-validations"] = [_cidr_rule()]
     # A map keyed by name refuses the same list twice itself ("Duplicate value"), as the model does.
     props["allowedSourcesFrom"]["x-kubernetes-list-type"] = "map"
     props["allowedSourcesFrom"]["x-kubernetes-list-map-keys"] = ["name"]
