@@ -46,6 +46,7 @@ DEFAULT_ACCOUNT = "123456789012"
 # What `bucketwarden demo` imports (moto serves AWS through flask; kmock is the Kubernetes emulator).
 DEMO_MODULES = ("moto", "flask", "flask_cors")
 DEMO_KUBERNETES_MODULES = ("kmock",)
+PROVE_MODULES = ("z3",)  # verify --prove, audit --prove: the prove extra
 EXIT_USAGE = ExitCode.USAGE
 # IAM unique ids: "AROA" + 17 upper-case letters or digits for a role (IAM User Guide, "Unique identifiers").
 ROLE_ID_RE = re.compile(r"AROA[A-Z0-9]{17}")
@@ -291,6 +292,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     result = verify_policy(spec, roles, operator, policy)
     proof = None
     if args.prove:
+        if missing_modules(PROVE_MODULES):
+            print(
+                "bucketwarden verify: --prove needs the prove extra: pip install 'bucketwarden[prove]'", file=sys.stderr
+            )
+            return ExitCode.UNAVAILABLE
         proof = _prove_or_exit(spec, roles, operator, policy)
     if args.output == "json":
         print(
