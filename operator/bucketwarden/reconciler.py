@@ -388,8 +388,12 @@ class Reconciler:
         if verification.blocking_failures:
             msg = "refusing to write: " + _summarise_failures(verification)
             base.outcome = "Blocked"
+            # A foreign Deny that locks only the operator out says so in Verified's reason (not "AWS Backup fails").
+            codes = {f.code for f in verification.findings}
+            locked = R_FOREIGN_DENY_OPERATOR in codes and R_FOREIGN_DENY not in codes
+            reason = R_FOREIGN_DENY_OPERATOR if locked else R_VERIFICATION_FAILED
             base.conditions = _failed_conditions(
-                R_VERIFICATION_FAILED, msg, verified=_cond(VERIFIED, False, R_VERIFICATION_FAILED, msg)
+                R_VERIFICATION_FAILED, msg, verified=_cond(VERIFIED, False, reason, msg)
             )
             base.policy_hash = observed.policy_hash if observed else None
             return base
