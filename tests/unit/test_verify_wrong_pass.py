@@ -381,3 +381,24 @@ def test_verify_policy_synthetic_ip_ranges_file_narrows_the_address_space(tmp_pa
 def test_ranges_from_ip_ranges_json_rejects_what_is_not_the_format(text: str) -> None:
     with pytest.raises(ValueError, match=r"JSON|ip_prefix|format"):
         ranges_from_ip_ranges_json(text)
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "verdict"),
+    [
+        pytest.param(["13.0.0.0/8"], "Unknown", id="part-of-the-internet-may-be-where-the-operator-runs"),
+        pytest.param(["0.0.0.0/0", "::/0"], "Fail", id="everywhere"),
+        pytest.param(["192.0.2.0/24"], "Pass", id="only-the-allowed-range-where-ours-lets-it-in"),
+    ],
+)
+def test_verify_policy_operator_address_is_judged_over_every_public_address_outside_the_allowed_ranges(
+    cidrs: list[str], verdict: str
+) -> None:
+    statement = deny(
+        Action="s3:PutBucketPolicy",
+        Resource=BUCKET_ARN,
+        Condition={"IpAddress": {"aws:SourceIp": cidrs}, "StringNotLike": {"aws:userid": f"{ROLE_ID}:*"}},
+    )
+    policy = policy_with(spec(), statement)
+    verification = verify_policy(spec(), [ROLE], OPERATOR, policy, now=NOW)
+    assert verification.verdict_for("operator") == verdict, SOURCE_IP

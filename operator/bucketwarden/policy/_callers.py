@@ -375,6 +375,7 @@ def operator_session(
     region: str | None,
     facts: StatedFacts,
     source_ips: Sequence[str],
+    addresses: AddressSet | None = None,
     now: float | None = None,
 ) -> CallerContext:
     """The operator's own boto3 calls, from wherever its cluster runs (an address outside the allowed ranges)."""
@@ -398,10 +399,15 @@ def operator_session(
     if region:
         known["aws:requestedregion"] = (region,)
     _with_facts(known, facts.keys)
-    alternatives = {**_tls_alternatives(), "aws:sourceip": tuple((a,) for a in source_ips)}
-    if not assumed_role:
-        return CallerContext(known, alternatives)
-    return CallerContext(known, alternatives, present=frozenset({"aws:tokenissuetime"}), samples=_token_issue_time(now))
+    # Where the operator runs is not known: any public address outside the allowed ranges (inside them it is let in
+    # anyway), as a set; the sample addresses stand in only when that set is empty (an allow-everything list).
+    alternatives: dict[str, tuple[Values, ...]] = _tls_alternatives()
+    if addresses is None or addresses.empty:
+        alternatives["aws:sourceip"] = tuple((a,) for a in source_ips)
+        addresses = None
+    present = frozenset({"aws:tokenissuetime"}) if assumed_role else frozenset()
+    samples = _token_issue_time(now) if assumed_role else {}
+    return CallerContext(known, alternatives, present=present, samples=samples, addresses=addresses)
 
 
 def user_request(

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bucketwarden.policy._addresses import AddressSet, aws_source_addresses
+from bucketwarden.policy._addresses import AddressSet, aws_source_addresses, public_addresses
 from bucketwarden.policy._callers import (
     AWS_BACKUP_BACKUP_ACTIONS,
     AWS_BACKUP_RESTORE_ACTIONS,
@@ -204,6 +204,14 @@ def callers_of(inputs: _Inputs) -> tuple[Caller, ...]:
 
 
 @lru_cache(maxsize=256)
+def _operator_addresses(cidrs: tuple[str, ...]) -> AddressSet:
+    """Any public address outside the allowed ranges: where the operator may call from (fact 15's lockout is
+    judged for all of them)."""
+    allowed = AddressSet.of(str(n) for n in analyse_cidrs(cidrs).networks)
+    return public_addresses() - allowed
+
+
+@lru_cache(maxsize=256)
 def _callers(inputs: _Inputs, session_address: str) -> tuple[Caller, ...]:
     # Cached, so the scenarios and the whole-bucket judgement share the same callers (and their memos).
     out: list[Caller] = []
@@ -236,6 +244,7 @@ def _callers(inputs: _Inputs, session_address: str) -> tuple[Caller, ...]:
             region=inputs.region,
             facts=inputs.facts,
             source_ips=sources,
+            addresses=_operator_addresses(inputs.cidrs),
             now=inputs.now,
         )
         out.append(Caller("operator", f"the operator ({operator.arn})", OPERATOR_ACTIONS, context, "operator"))
