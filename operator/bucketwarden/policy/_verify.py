@@ -355,14 +355,6 @@ def _blocked_message(label: str, sid: str | None, promise: str, who: str, exampl
     return f"Deny statement {label} is not bucketwarden's and denies {who} ({example}): {consequence}; {advice}"
 
 
-def _deny_candidates(run: _Run, request: Request) -> list[tuple[int, CompiledStatement, Evaluation, bool]]:
-    return [
-        (verdict.index, stmt, verdict, dynamic)
-        for stmt, verdict, dynamic in run.compiled.candidates(request.action, request.resource)
-        if stmt.deny and verdict.index is not None
-    ]
-
-
 _MAX_RANGE_WITNESSES = 8
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
