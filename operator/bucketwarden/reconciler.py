@@ -79,6 +79,7 @@ R_OBSERVING = "Observing"
 R_INVALID_SPEC = "InvalidSpec"
 R_VERIFICATION_FAILED = "VerificationFailed"
 R_FOREIGN_DENY = "ForeignDenyBlocksExemptRole"
+R_FOREIGN_DENY_OPERATOR = "ForeignDenyBlocksOperator"  # a foreign Deny locks the operator out (not AWS Backup)
 R_NOT_CHECKED = "NotChecked"
 # Verified=Unknown: no promise is broken as far as bucketwarden can know, but a Deny hangs on a key it cannot
 # know (aws:PrincipalOrgID, a tag...). Ready is not blocked; the message names the keys.
@@ -442,8 +443,12 @@ class Reconciler:
         if verification.blocking_failures:
             msg = "refusing to write: " + _summarise_failures(verification)
             base.outcome = "Blocked"
+            # A foreign Deny that locks only the operator out says so in Verified's reason (not "AWS Backup fails").
+            codes = {f.code for f in verification.findings}
+            locked = R_FOREIGN_DENY_OPERATOR in codes and R_FOREIGN_DENY not in codes
+            reason = R_FOREIGN_DENY_OPERATOR if locked else R_VERIFICATION_FAILED
             base.conditions = _failed_conditions(
-                R_VERIFICATION_FAILED, msg, verified=_cond(VERIFIED, False, R_VERIFICATION_FAILED, msg)
+                R_VERIFICATION_FAILED, msg, verified=_cond(VERIFIED, False, reason, msg)
             )
             base.policy_hash = observed.policy_hash if observed else None
             return base
@@ -474,7 +479,7 @@ class Reconciler:
 
     def _verified_conditions(self, verification: Verification) -> list[Condition]:
         """Ready and Verified once the policy in force is ours; a foreign Deny can still break backups."""
-        foreign = [f for f in verification.findings if f.code == R_FOREIGN_DENY]
+        foreign = [f for f in verification.findings if f.code in (R_FOREIGN_DENY, R_FOREIGN_DENY_OPERATOR)]
         if verification.ok and not foreign:
             if verification.verdict == "Unknown":
                 return [
@@ -486,7 +491,9 @@ class Reconciler:
                 _cond(VERIFIED, True, R_VERIFIED, MSG_VERIFIED),
             ]
         msg = "; ".join(f.message for f in foreign) or _summarise_failures(verification)
-        reason = R_FOREIGN_DENY if foreign else R_VERIFICATION_FAILED
+        # The role's code wins when both apply: AWS Backup failing is the product's promise broken.
+        codes = {f.code for f in foreign}
+        reason = next((c for c in (R_FOREIGN_DENY, R_FOREIGN_DENY_OPERATOR) if c in codes), R_VERIFICATION_FAILED)
         return [_cond(READY, False, R_VERIFICATION_FAILED, msg), _cond(VERIFIED, False, reason, msg)]
 
     def _observe_only(

@@ -285,6 +285,13 @@ class VerificationContext(_Model):
     principal_tags: list[PrincipalTag] = Field(
         default_factory=list, max_length=MAX_TAGS, description="Tags of the exempt roles (aws:PrincipalTag/...)."
     )
+    aws_source_ranges: list[Cidr] = Field(
+        default_factory=list,
+        max_length=MAX_CIDRS,
+        description="The AWS ranges AWS Backup's requests may come from (e.g. the S3 and AMAZON prefixes of the "
+        "region in ip-ranges.json); narrows the public address space aws:SourceIp is judged over. Empty: any "
+        "public address.",
+    )
 
 
 class AllowListRef(_Model):

@@ -1,5 +1,6 @@
 """The pure policy core: document model, render, merge, plan, evaluate, verify and lint. No I/O."""
 
+from bucketwarden.policy._addresses import AddressSet, public_addresses, ranges_from_ip_ranges_json
 from bucketwarden.policy._adopt import (
     ADOPTION_REFUSED,
     STATEMENT_ADOPTED,
@@ -55,10 +56,13 @@ from bucketwarden.policy._render import (
 )
 from bucketwarden.policy._verify import (
     FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
+    FOREIGN_DENY_BLOCKS_OPERATOR,
     FOREIGN_DENY_STRICTER,
+    PROMISES,
     VERIFICATION_INCONCLUSIVE,
     Counterexample,
     Inconclusive,
+    PromiseName,
     Scenario,
     ScenarioResult,
     Verdict,
@@ -67,6 +71,7 @@ from bucketwarden.policy._verify import (
     model_callers,
     verify_policy,
 )
+from bucketwarden.policy._verify_scenarios import with_aws_source_ranges
 
 __all__ = [
     "ADDRESS_KEYS",
@@ -77,6 +82,7 @@ __all__ = [
     "DATE_KEYS",
     "DUPLICATE_SIDS",
     "FOREIGN_DENY_BLOCKS_EXEMPT_ROLE",
+    "FOREIGN_DENY_BLOCKS_OPERATOR",
     "FOREIGN_DENY_STRICTER",
     "HOST_BITS_NORMALISED",
     "IPV4_ONLY",
@@ -87,12 +93,14 @@ __all__ = [
     "POLICY_TOO_LARGE",
     "POLICY_VERSION",
     "PRIVATE_SOURCE_IP",
+    "PROMISES",
     "RANGES_COLLAPSED",
     "SOURCES_PENDING",
     "STATEMENT_ADOPTED",
     "VERIFICATION_INCONCLUSIVE",
     "VERSION_KEPT",
     "VERSION_UPGRADED",
+    "AddressSet",
     "AdoptionCheck",
     "Caller",
     "CidrReport",
@@ -105,6 +113,7 @@ __all__ = [
     "Plan",
     "PolicyDocument",
     "Principal",
+    "PromiseName",
     "Request",
     "Scenario",
     "ScenarioResult",
@@ -129,6 +138,8 @@ __all__ = [
     "parse_date",
     "partition_for_region",
     "plan_change",
+    "public_addresses",
+    "ranges_from_ip_ranges_json",
     "remove_policy",
     "remove_statements",
     "render_statement",
@@ -137,4 +148,5 @@ __all__ = [
     "supersede_problems",
     "user_id_patterns",
     "verify_policy",
+    "with_aws_source_ranges",
 ]
