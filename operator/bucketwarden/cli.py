@@ -251,7 +251,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def plan_offline(args: argparse.Namespace) -> int:
     """The live plan's decision path (lint, verify, size, lockout), against an in-memory AWS seeded from flags."""
-    from bucketwarden.dryrun import DryRunAws, OfflineReconciler, offline_aws
+    from bucketwarden.dryrun import DryRunAws, offline_aws, offline_reconciler
     from bucketwarden.filemode import run_manifests
 
     manifests = [_one_spec(args.file)] if args.existing_policy is not None else load_manifests(args.file)
@@ -271,7 +271,7 @@ def plan_offline(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     aws = offline_aws(specs, policies, account=args.account)
-    reconciler = OfflineReconciler(DryRunAws(aws), lambda spec: identities[spec.bucket_name])
+    reconciler = offline_reconciler(DryRunAws(aws), identities)
     return run_manifests(
         reconciler, manifests, plan=True, output=args.output, show_unchanged=args.show_unchanged, offline=True
     )

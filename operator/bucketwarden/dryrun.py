@@ -2,18 +2,18 @@
 
 Live, ``DryRunAws`` wraps the real gateway: reads go to AWS, writes are recorded and never sent. Offline,
 ``offline_aws`` seeds an ``InMemoryAws`` with the buckets (and the ``--existing-policy`` file) and
-``OfflineReconciler`` takes the identities from the command line instead of STS and IAM. Either way the
+``offline_reconciler`` takes the identities from the command line instead of STS and IAM. Either way the
 reconciler's own lint, verify, size and lockout checks decide, so every verdict is the one ``apply`` would give.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bucketwarden.aws import AwsPort, AwsPortWrapper, FakeRole, InMemoryAws
-from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
-from bucketwarden.reconciler import Claim, Reconciler
+from bucketwarden.principals import RoleAssumption
+from bucketwarden.reconciler import Identities, Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
 
 
@@ -55,23 +55,14 @@ class DryRunAws(AwsPortWrapper):
 
 OFFLINE_ROLE_ID = "AROA" + "OFFLINE" + "0" * 10  # the RoleId form, 21 characters; offline, never written
 
-Identities = tuple[Sequence[ResolvedRole], CallerIdentity | None]
 
+def offline_reconciler(aws: AwsPort, identities: Mapping[str, Identities]) -> Reconciler:
+    """The reconciler, with exempt roles and the operator given per bucket (``--role-id``, ``--operator-user-id``).
 
-class OfflineReconciler(Reconciler):
-    """The reconciler, with exempt roles and the operator given (``--role-id``, ``--operator-user-id``).
-
-    Only the identity step differs: without ``--operator-user-id`` there is no operator to exempt, as
-    in ``render``. Observe, merge, lint, verify, the size limit and the plan are the shared code.
+    Only where the identities come from differs: without ``--operator-user-id`` there is no operator to exempt,
+    as in ``render``. Observe, merge, lint, verify, the size limit and the plan are the shared code.
     """
-
-    def __init__(self, aws: AwsPort, identities: Callable[[ProtectedBucketSpec], Identities]) -> None:
-        super().__init__(aws)
-        self._identities = identities
-
-    def _resolve(self, spec: ProtectedBucketSpec, claim: Claim) -> tuple[list[ResolvedRole], CallerIdentity | None]:
-        roles, operator = self._identities(spec)
-        return list(roles), operator
+    return Reconciler(aws, identities=lambda spec, _claim: identities[spec.bucket_name])
 
 
 def _role_from_arn(arn: str) -> FakeRole:

@@ -57,6 +57,12 @@ class InvalidSpecError(BucketWardenError):
     reason = "InvalidSpec"
 
 
+class AckPatchError(BucketWardenError):
+    """The patch of an ACK Bucket's spec.policy failed (an API error, a timeout): nothing reached ACK."""
+
+    reason = "ACKPatchFailed"
+
+
 # --- AWS -----------------------------------------------------------------------------------------------------
 
 

@@ -11,11 +11,12 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bucketwarden.aws import AwsPort as AwsPort  # re-exported: the port the reconciler is written against
+from bucketwarden.aws import BucketPolicyPort
 from bucketwarden.errors import (
     AccessDeniedError,
     AwsError,
@@ -251,14 +252,32 @@ def _inconclusive_message(verification: Verification) -> str:
     return f"verification is inconclusive: the outcome depends on {keys}: {details}"
 
 
+Identities = tuple[Sequence[ResolvedRole], CallerIdentity | None]
+# Who the exempt roles and the operator are, for one spec; the default asks the AWS port (IAM and STS).
+IdentitySource = Callable[[ProtectedBucketSpec, Claim], Identities]
+# Told of every finished reconcile (the demo and the tests count them); never changes the result.
+ResultListener = Callable[[ProtectedBucketSpec, "ReconcileResult"], None]
+
+
 class Reconciler:
-    """Reconciles ProtectedBucket specs against AWS through an AwsPort. Thread-safe if the port is."""
+    """Reconciles ProtectedBucket specs against AWS through an AwsPort. Thread-safe if the port is.
+
+    Variants compose, they do not subclass: ``identities`` replaces where the roles and the operator come from
+    (offline ``plan`` takes them from flags), ``on_result`` hears every finished reconcile.
+    """
 
     def __init__(
-        self, aws: AwsPort, *, clock: type[time.struct_time] | None = None, readiness: ReadinessPort | None = None
+        self,
+        aws: AwsPort,
+        *,
+        readiness: ReadinessPort | None = None,
+        identities: IdentitySource | None = None,
+        on_result: ResultListener | None = None,
     ) -> None:
         self._aws = aws
         self._readiness = readiness  # AWS Backup readiness checks; None switches them off
+        self._identities = identities
+        self._on_result = on_result
         # One read-modify-write per bucket at a time in this process: the operator's resync timer and its
         # create/update handler can fire together for one object, and both would otherwise PUT.
         self._bucket_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -281,14 +300,21 @@ class Reconciler:
     # --- the public operations -------------------------------------------------------------------------------
 
     def reconcile(
-        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
+        self,
+        spec: ProtectedBucketSpec,
+        previous: PreviousState | None = None,
+        claim: Claim | None = None,
+        policy_store: BucketPolicyPort | None = None,
     ) -> ReconcileResult:
+        """One pass. ``policy_store`` is the policy writer: S3 direct (None, the AWS port) or another store, such
+        as an ACK Bucket's spec.policy. The document read from it is the one verified and written back to it."""
         claim = claim if claim is not None else Claim.of(spec)
+        store = policy_store if policy_store is not None else self._aws
         with self._bucket_lock(spec.bucket_name):
             started = time.perf_counter()
             with self._aws.count_calls() as calls:
                 if claim.may_write:
-                    result = self._reconcile(spec, previous or PreviousState(), claim)
+                    result = self._reconcile(spec, previous or PreviousState(), claim, store)
                     result.findings += self._readiness_findings(spec, result, claim)
                 else:
                     result = self._release(spec, previous or PreviousState(), claim)
@@ -301,6 +327,8 @@ class Reconciler:
             result.action,
             result.aws_calls,
         )
+        if self._on_result is not None:
+            self._on_result(spec, result)
         return result
 
     def cleanup(
@@ -335,18 +363,24 @@ class Reconciler:
 
     # --- steps -----------------------------------------------------------------------------------------------
 
-    def _resolve(self, spec: ProtectedBucketSpec, claim: Claim) -> tuple[list[ResolvedRole], CallerIdentity | None]:
+    def _resolve(self, spec: ProtectedBucketSpec, claim: Claim) -> Identities:
+        if self._identities is not None:
+            return self._identities(spec, claim)
         operator = self._aws.caller_identity(claim.assume_role)
         roles = [self._aws.resolve_role(role, assume_role=claim.assume_role) for role in spec.exempt_roles]
         return roles, operator
 
-    def _observe(self, target: BucketTarget) -> tuple[str | None, PolicyDocument | None]:
-        text = self._aws.get(target.bucket, **target.options)
+    def _observe(
+        self, target: BucketTarget, store: BucketPolicyPort | None = None
+    ) -> tuple[str | None, PolicyDocument | None]:
+        text = (store or self._aws).get(target.bucket, **target.options)
         if text is None:
             return None, None
         return text, PolicyDocument.parse(text)
 
-    def _reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState, claim: Claim) -> ReconcileResult:
+    def _reconcile(
+        self, spec: ProtectedBucketSpec, previous: PreviousState, claim: Claim, store: BucketPolicyPort
+    ) -> ReconcileResult:
         bucket = spec.bucket_name
         findings = lint_spec(spec)
         if has_errors(findings):
@@ -383,7 +417,7 @@ class Reconciler:
         # 2. Observe.
         target = BucketTarget.of(spec, claim)
         try:
-            text, observed = self._observe(target)
+            text, observed = self._observe(target, store)
         except PolicyParseError as exc:
             msg = f"the existing bucket policy cannot be parsed and is left untouched: {exc.message}"
             base.conditions = _failed_conditions(exc.reason, msg)
@@ -443,7 +477,7 @@ class Reconciler:
             )
             base.conditions = _failed_conditions(too_large.reason, too_large.message)
             base.error = too_large
-            return self._fail_closed(base, spec, roles, operator, target, too_large)
+            return self._fail_closed(base, spec, roles, operator, (target, store), too_large)
 
         if verification.blocking_failures:
             msg = "refusing to write: " + _summarise_failures(verification)
@@ -464,7 +498,7 @@ class Reconciler:
         # 6. Apply.
         if plan.action == "put":
             try:
-                self._aws.put(target.bucket, desired.to_json(), **target.options)
+                store.put(target.bucket, desired.to_json(), **target.options)
             except BucketWardenError as exc:
                 base.get_to_put_seconds = time.perf_counter() - got_at
                 return self._aws_failure(base, exc)
@@ -537,7 +571,7 @@ class Reconciler:
         spec: ProtectedBucketSpec,
         roles: Sequence[ResolvedRole],
         operator: CallerIdentity | None,
-        target: BucketTarget,
+        where: tuple[BucketTarget, BucketPolicyPort],
         too_large: PolicyTooLargeError,
     ) -> ReconcileResult:
         """The change does not fit in 20 KB. Removals must not wait for it: write the sources that both our
@@ -571,8 +605,9 @@ class Reconciler:
             return base
         size = base.desired.size_bytes if base.desired is not None else 0
         if plan.action == "put":
+            target, store = where
             try:
-                self._aws.put(target.bucket, desired.to_json(), **target.options)
+                store.put(target.bucket, desired.to_json(), **target.options)
             except BucketWardenError as exc:
                 return self._aws_failure(base, exc)
             base.action, base.applied = plan.action, True

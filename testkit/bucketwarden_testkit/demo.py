@@ -32,7 +32,7 @@ from bucketwarden.crd import build_allow_list_crd
 from bucketwarden.policy import PolicyDocument, verify_policy
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.readiness import S3_BACKUP_ACTIONS, S3_RESTORE_ACTIONS, VERSIONING_NOT_ENABLED
-from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult, ResultListener
 from bucketwarden.spec import ExemptRole, ProtectedBucketSpec
 from bucketwarden.tenancy import render_grant
 from bucketwarden_testkit import (
@@ -182,9 +182,9 @@ class DemoWorld:
         )
         return role_id
 
-    def reconciler(self) -> Reconciler:
+    def reconciler(self, on_result: ResultListener | None = None) -> Reconciler:
         """The operator's reconciler, with the AWS Backup readiness checks on (the operator's default)."""
-        return Reconciler(self.gateway, readiness=self.gateway.readiness)
+        return Reconciler(self.gateway, readiness=self.gateway.readiness, on_result=on_result)
 
     def create_role(self) -> str:
         role = self.iam.create_role(RoleName=ROLE, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(TRUST))
@@ -311,21 +311,16 @@ class Driver:
         raise NotImplementedError
 
 
-class CountingReconciler(Reconciler):
-    """The operator's reconciler, recording per bucket what each reconcile rendered: (CIDRs, whether it wrote)."""
+class RenderLog:
+    """Per bucket, what each of the operator's reconciles rendered: (CIDRs, whether it wrote); an ``on_result``."""
 
-    def __init__(self, world: DemoWorld) -> None:
-        super().__init__(world.gateway, readiness=world.gateway.readiness)
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._log: defaultdict[str, list[tuple[tuple[str, ...], bool]]] = defaultdict(list)
 
-    def reconcile(
-        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
-    ) -> ReconcileResult:
-        result = super().reconcile(spec, previous, claim)
+    def record(self, spec: ProtectedBucketSpec, result: ReconcileResult) -> None:
         with self._lock:
             self._log[spec.bucket_name].append((tuple(spec.allowed_source_ips), result.applied))
-        return result
 
     def log(self, bucket: str) -> list[tuple[tuple[str, ...], bool]]:
         with self._lock:
@@ -448,8 +443,9 @@ class OperatorDriver(Driver):
         )
         self.client.create_namespace(NAMESPACE)
         # The readiness checks are on, as the operator's default settings have them (default_reconciler).
-        self.reconciler = CountingReconciler(world)
-        registry = build_registry(settings, lambda _settings, _metrics: self.reconciler)
+        self.renders = RenderLog()
+        reconciler = world.reconciler(on_result=self.renders.record)
+        registry = build_registry(settings, lambda _settings, _metrics: reconciler)
         self.handle = run_operator_in_thread(registry, server_or_kubeconfig=kube)
 
     def apply(self, manifest: Mapping[str, Any]) -> None:
@@ -755,7 +751,7 @@ def _allow_list_chapter(story: Story, world: DemoWorld, driver: OperatorDriver) 
         all(role_id_in(world.policy_of(b), operator_id) for b in LIST_BUCKETS),
     )
 
-    before = {b: len(driver.reconciler.log(b)) for b in LIST_BUCKETS}
+    before = {b: len(driver.renders.log(b)) for b in LIST_BUCKETS}
     story.say(
         f'$ kubectl patch sourceallowlist {ALLOW_LIST} --type merge -p \'{{"spec":{{"cidrs":["{LIST_CIDR_AFTER}"]}}}}\''
     )
@@ -768,7 +764,7 @@ def _allow_list_chapter(story: Story, world: DemoWorld, driver: OperatorDriver) 
     )
     writes: dict[str, list[tuple[str, ...]]] = {}
     for bucket in LIST_BUCKETS:
-        since = driver.reconciler.log(bucket)[before[bucket] :]
+        since = driver.renders.log(bucket)[before[bucket] :]
         writes[bucket] = [cidrs for cidrs, wrote in since if wrote]
         shown = "; ".join(", ".join(cidrs) for cidrs in writes[bucket]) or "none"
         story.say(f"{bucket}: {len(since)} reconcile(s) since the change, {len(writes[bucket])} write(s): {shown}")

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument
-from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
@@ -69,20 +69,6 @@ class SpecLog:
             return list(self._cidrs[bucket])
 
 
-class LoggingReconciler(Reconciler):
-    def __init__(self, aws: AwsGateway, log: SpecLog) -> None:
-        super().__init__(aws)
-        self.log = log
-
-    def reconcile(
-        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
-    ) -> ReconcileResult:
-        try:
-            return super().reconcile(spec, previous, claim)
-        finally:
-            self.log.record(spec)
-
-
 @dataclass
 class Env:
     kube: KubeClient
@@ -109,7 +95,7 @@ def warden(kube: KubeTarget, kube_client: KubeClient, namespace: str, moto: Moto
             session=moto.session(),
             ttl_seconds=operator_settings.role_cache_ttl_seconds,
         )
-        return LoggingReconciler(gateway, log)
+        return Reconciler(gateway, on_result=lambda spec, _result: log.record(spec))
 
     with run_operator_in_thread(build_registry(settings, factory), server_or_kubeconfig=kube, namespaces=[namespace]):
         yield Env(kube_client, namespace, log, moto.client("s3"))

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument, Statement, statement_hash
-from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
@@ -95,42 +95,42 @@ class ReconcileLog:
         )
 
 
-class LoggingReconciler(Reconciler):
-    """The real Reconciler; it only counts each reconcile once it has finished (its PUT included)."""
+class CallRecorder:
+    """The reconciler's port, counting each finished quiet tick or reconcile that read the bucket policy.
+
+    Both run inside one ``count_calls`` block (a reconcile's holds its PUT too): a bucket read in the block
+    counts once the block ends. A reconcile that stopped before reading is counted by ``on_result``.
+    """
 
     def __init__(self, aws: AwsGateway, log: ReconcileLog) -> None:
-        super().__init__(aws)
-        self.log = log
-
-    def reconcile(
-        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
-    ) -> ReconcileResult:
-        try:
-            return super().reconcile(spec, previous, claim)
-        finally:
-            self.log.record(spec.bucket_name)
-
-    @property
-    def aws(self) -> Any:
-        # The operator's quiet resync ticks call the port directly; their GET is the whole tick, so it counts too.
-        return QuietTickRecorder(super().aws, self.log)
-
-
-class QuietTickRecorder:
-    """The reconciler's port as the quiet resync path sees it; each GetBucketPolicy is one finished tick."""
-
-    def __init__(self, aws: Any, log: ReconcileLog) -> None:
         self._aws, self._log = aws, log
+        self._local = threading.local()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._aws, name)
 
     def get(self, bucket: str, **options: Any) -> str | None:
-        try:
-            text: str | None = self._aws.get(bucket, **options)
-            return text
-        finally:
+        read: list[str] | None = getattr(self._local, "read", None)
+        if read is None:
             self._log.record(bucket)
+        else:
+            read.append(bucket)
+        return self._aws.get(bucket, **options)
+
+    @contextlib.contextmanager
+    def count_calls(self) -> Iterator[Mapping[str, int]]:
+        self._local.read = []
+        try:
+            with self._aws.count_calls() as calls:
+                yield calls
+        finally:
+            read, self._local.read = self._local.read, None
+            for bucket in read:
+                self._log.record(bucket)
+
+    def on_result(self, spec: ProtectedBucketSpec, result: ReconcileResult) -> None:
+        if not result.aws_calls.get("GetBucketPolicy"):
+            self._log.record(spec.bucket_name)
 
 
 @dataclass
@@ -179,7 +179,8 @@ def warden(
             ttl_seconds=operator_settings.role_cache_ttl_seconds,
             negative_ttl_seconds=ROLE_CACHE_TTL_SECONDS,
         )
-        return LoggingReconciler(gateway, log)
+        recorder = CallRecorder(gateway, log)
+        return Reconciler(cast("AwsGateway", recorder), on_result=recorder.on_result)
 
     registry = build_registry(settings, factory)
     with run_operator_in_thread(registry, server_or_kubeconfig=kube, namespaces=[namespace, other_namespace]):

@@ -13,8 +13,7 @@ import pytest
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.k8s._shards import shard_of
-from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
-from bucketwarden.spec import ProtectedBucketSpec
+from bucketwarden.reconciler import Reconciler
 from bucketwarden_testkit import PROTECTED_BUCKETS, KubeClient, MotoServer, OperatorHandle, wait_until
 from tests.e2e.conftest import OperatorFactory
 
@@ -43,18 +42,6 @@ class ShardLog:
             return {k: v & buckets for k, v in self.by_shard.items() if v & buckets}
 
 
-class RecordingReconciler(Reconciler):
-    def __init__(self, aws: AwsGateway, shard: int, log: ShardLog) -> None:
-        super().__init__(aws)
-        self.shard, self.log = shard, log
-
-    def reconcile(
-        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
-    ) -> ReconcileResult:
-        self.log.record(self.shard, spec.bucket_name)
-        return super().reconcile(spec, previous, claim)
-
-
 def start_shard(operator: OperatorFactory, moto: MotoServer, shard: int, log: ShardLog) -> OperatorHandle:
     settings = OperatorSettings(
         resync_interval_seconds=2.0,
@@ -66,7 +53,8 @@ def start_shard(operator: OperatorFactory, moto: MotoServer, shard: int, log: Sh
 
     def factory(operator_settings: OperatorSettings, metrics: Metrics) -> Reconciler:
         aws_settings = AwsSettings(endpoint_url=moto.endpoint_url, region=moto.region, max_attempts=2)
-        return RecordingReconciler(AwsGateway(aws_settings, session=moto.session()), shard, log)
+        gateway = AwsGateway(aws_settings, session=moto.session())
+        return Reconciler(gateway, on_result=lambda spec, _result: log.record(shard, spec.bucket_name))
 
     return operator(build_registry(settings, factory))
 

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.contention import DEFAULT_THRESHOLD
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
-from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
@@ -45,23 +45,13 @@ class Tally:
         self.lock = threading.Lock()
         self.wrote: list[bool] = []
 
+    def record(self, _spec: ProtectedBucketSpec, result: ReconcileResult) -> None:
+        with self.lock:
+            self.wrote.append(result.applied)
+
     def count(self) -> int:
         with self.lock:
             return len(self.wrote)
-
-
-class TallyingReconciler(Reconciler):
-    def __init__(self, aws: AwsGateway, tally: Tally) -> None:
-        super().__init__(aws)
-        self.tally = tally
-
-    def reconcile(
-        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
-    ) -> ReconcileResult:
-        result = super().reconcile(spec, previous, claim)
-        with self.tally.lock:
-            self.tally.wrote.append(result.applied)
-        return result
 
 
 class ForeignWriter:
@@ -99,7 +89,7 @@ def fight(kube: KubeTarget, kube_client: KubeClient, namespace: str, moto: MotoS
         gateway = AwsGateway(
             AwsSettings(endpoint_url=moto.endpoint_url, region=moto.region, max_attempts=2), session=moto.session()
         )
-        return TallyingReconciler(gateway, tally)
+        return Reconciler(gateway, on_result=tally.record)
 
     bucket = f"bw-fight-{secrets.token_hex(3)}"
     s3 = moto.client("s3")

@@ -113,6 +113,42 @@ def test_reconcile_effective_through_ack_patches_spec_policy_once(aws: InMemoryA
     assert ready is not None and (ready.status, ready.reason) == ("True", "Protected")
 
 
+def test_reconcile_effective_through_ack_verifies_the_document_ack_would_write(aws: InMemoryAws) -> None:
+    """Live S3 is harmless; ACK's spec.policy carries a foreign Deny that would lock AWS Backup out.
+
+    What ACK writes is its spec.policy plus ours, so that is what is verified: Verified is False and nothing
+    is patched (verifying live S3 plus ours instead said Verified and patched the lockout through).
+    """
+    aws.create_role("AWSBackupDefaultServiceRole", path="/service-role/")
+    pb = spec(
+        allowedSourceIps=["192.0.2.0/24"],
+        exemptRoles=[{"name": "AWSBackupDefaultServiceRole"}],
+        policyWriter="ACK",
+        bucketRef={"name": "data"},
+    )
+    office_only = {
+        "Sid": "OfficeOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+        "Condition": {"NotIpAddress": {"aws:SourceIp": "198.51.100.0/24"}},
+    }
+    ack_policy = json.dumps({**FOREIGN, "Statement": [*FOREIGN["Statement"], office_only]})
+    entry = AckBucket("team", "data", BUCKET, ack_policy)
+    patches: list[str] = []
+    around = Surroundings(
+        namespace="team", ack_index={("ref", "team", "data"): [entry]}, patch_ack=lambda _e, t: patches.append(t)
+    )
+    result, _ = reconcile_effective(Reconciler(aws), pb, PreviousState(), ProtectedBucketStatus(), around)
+    assert patches == []
+    assert aws.policy_of(BUCKET) == json.dumps(FOREIGN)
+    verified, ready = result.condition("Verified"), result.condition("Ready")
+    assert verified is not None and verified.status == "False"
+    assert ready is not None and ready.status == "False"
+    assert "OfficeOnly" in verified.message
+
+
 def test_ack_owner_picks_one_and_patch_touches_only_spec_policy() -> None:
     a, b = AckBucket("b-ns", "x", BUCKET, None), AckBucket("a-ns", "y", BUCKET, None)
     assert ack_owner({("bucket", BUCKET): [a, b]}, BUCKET) == b

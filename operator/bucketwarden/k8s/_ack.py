@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import kopf
 
-from bucketwarden.errors import PolicyParseError
+from bucketwarden.errors import AckPatchError, PolicyParseError
 from bucketwarden.k8s._kopf_private import APINotFoundError, api_patch  # kopf's own client: the operator's credentials
 from bucketwarden.policy import PolicyDocument, remove_policy
+from bucketwarden.principals import RoleAssumption
 from bucketwarden.spec import PolicyWriter, ProtectedBucketSpec
 
 ACK_GROUP, ACK_VERSION, ACK_PLURAL = "s3.services.k8s.aws", "v1alpha1", "buckets"
@@ -35,6 +36,59 @@ class AckBucket(NamedTuple):
     @property
     def ref(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+AckPatcher = Callable[[AckBucket, str], None]
+
+
+class AckPolicyStore:
+    """The policy writer for policyWriter: ACK, as a BucketPolicyPort over one ACK Bucket's spec.policy.
+
+    The reconciler reads, verifies and writes the document ACK will write to S3 (not the live one): what is
+    verified is what is written. ``patched`` holds the text sent, if any.
+    """
+
+    def __init__(self, entry: AckBucket, patch: AckPatcher | None) -> None:
+        self._entry = entry
+        self._patch = patch
+        self.patched: str | None = None
+
+    def get(
+        self,
+        bucket: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role: RoleAssumption | None = None,
+    ) -> str | None:
+        return self._entry.policy or None
+
+    def put(
+        self,
+        bucket: str,
+        policy_text: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role: RoleAssumption | None = None,
+    ) -> None:
+        try:
+            if self._patch is not None:
+                self._patch(self._entry, policy_text)
+        except Exception as exc:  # kopf's API errors, a timeout, a lost connection: reported, never a crash
+            raise AckPatchError(f"could not patch ACK Bucket {self._entry.ref} spec.policy: {exc}") from exc
+        self.patched = policy_text
+
+    def delete(
+        self,
+        bucket: str,
+        *,
+        region: str | None = None,
+        expected_owner: str | None = None,
+        assume_role: RoleAssumption | None = None,
+    ) -> None:
+        # A reconcile always keeps our statement, so it never deletes; removal on deletion is cleanup_beside_ack.
+        raise AckPatchError(f"bucketwarden never deletes the whole spec.policy of ACK Bucket {self._entry.ref}")
 
 
 def ack_owner(index: Mapping[Any, Iterable[AckBucket]] | None, bucket: str) -> AckBucket | None:

@@ -7,7 +7,7 @@ verifies and reports the live policy without writing. The status fields this add
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,15 +22,24 @@ from bucketwarden.contention import (
     is_contended,
     should_write,
 )
-from bucketwarden.errors import PolicyParseError
-from bucketwarden.k8s._ack import ACK_INDEX, AckBucket, ack_by_ref, ack_owner, patch_ack_policy
+from bucketwarden.errors import AckPatchError, BucketWardenError, PolicyParseError
+from bucketwarden.k8s._ack import (
+    ACK_INDEX,
+    AckBucket,
+    AckPatcher,
+    AckPolicyStore,
+    ack_by_ref,
+    ack_owner,
+    patch_ack_policy,
+)
 from bucketwarden.k8s._status import blocked_result
-from bucketwarden.policy import PolicyDocument, merge_policy
+from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import (
     R_PROTECTED,
     READY,
     SYNCED,
     VERIFIED,
+    BucketTarget,
     Claim,
     PreviousState,
     Reconciler,
@@ -68,12 +77,10 @@ def allow_lists_from_index(
 MANAGED_BY_ACK = "ManagedByACK"
 ACK_BUCKET_NOT_FOUND = "ACKBucketNotFound"
 ACK_BUCKET_MISMATCH = "ACKBucketMismatch"
-ACK_PATCH_FAILED = "ACKPatchFailed"
+ACK_PATCH_FAILED = AckPatchError.reason
 ACK_PENDING = "ACKPending"
 WRITTEN_THROUGH_ACK = "WrittenThroughACK"
 CHANGES_PENDING = "ChangesPending"
-
-AckPatcher = Callable[[AckBucket, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +162,8 @@ def _beside_ack(
 def _through_ack(
     reconciler: Reconciler, spec: ProtectedBucketSpec, prev: PreviousState, around: Surroundings
 ) -> ReconcileResult:
-    """policyWriter: ACK: merge our statement into the ACK Bucket's spec.policy; ACK writes it; verify the live one."""
+    """policyWriter: ACK: the ACK Bucket's spec.policy is the policy store. Our statement is merged into it,
+    verified there, and patched in only if it passes; Ready once live S3 carries that same document."""
     ref = spec.bucket_ref.name if spec.bucket_ref else ""
     entry = ack_by_ref(around.ack_index, around.namespace, ref)
     if not around.ack_watched:
@@ -167,35 +175,30 @@ def _through_ack(
     if entry.bucket != spec.bucket_name:
         msg = f"ACK Bucket {entry.ref} manages bucket {entry.bucket}, not {spec.bucket_name}; nothing was written"
         return blocked_result(spec.bucket_name, ACK_BUCKET_MISMATCH, msg)
-    result = reconciler.reconcile(_observe_only(spec), prev, around.claim)
-    mine = result.desired.find(spec.statement_sid) if result.desired is not None else []
-    if result.outcome != "Observed" or not mine:
-        return result  # a failure or a refusal (e.g. it would lock someone out): nothing goes to ACK either
     try:
-        base = PolicyDocument.parse(entry.policy) if entry.policy else None
+        if entry.policy:
+            PolicyDocument.parse(entry.policy)  # its own message: the reconciler's would say "the bucket policy"
     except PolicyParseError as exc:
         msg = f"the ACK Bucket {entry.ref} spec.policy cannot be parsed and is left untouched: {exc.message}"
         return blocked_result(spec.bucket_name, exc.reason, msg)
-    merged = merge_policy(base, mine[0], spec.owned_sids)
-    patched = base is None or not merged.same_meaning(base)
-    try:
-        if patched and around.patch_ack is not None:
-            around.patch_ack(entry, merged.to_json())
-    except Exception as exc:  # kopf's API errors, a timeout, a lost connection: report, never crash the reconcile
-        msg = f"could not patch ACK Bucket {entry.ref} spec.policy: {exc}"
-        return blocked_result(spec.bucket_name, ACK_PATCH_FAILED, msg)
-    in_force = _in_force(result) and _verified(result)
-    result.findings = [f for f in result.findings if f.code != CHANGES_PENDING]
-    done = "merged our statement into" if patched else "our statement is in"
+    store = AckPolicyStore(entry, around.patch_ack)
+    result = reconciler.reconcile(spec, prev, around.claim, policy_store=store)
+    if result.outcome not in ("Updated", "InSync") or result.desired is None:
+        return result  # a failure or a refusal (e.g. it would lock someone out): nothing went to ACK
+    result.observed_text = None  # ACK's text, not S3's: quiet resync ticks compare live S3, so none here
+    done = "merged our statement into" if store.patched is not None else "our statement is in"
     synced = f"{done} ACK Bucket {entry.ref} spec.policy (every other statement kept); ACK writes it to S3"
     result.conditions = _replace(
         result.conditions, Condition(type=SYNCED, status="True", reason=WRITTEN_THROUGH_ACK, message=synced)
     )
-    if in_force:
-        ready = Condition(type=READY, status="True", reason=R_PROTECTED, message="bucket policy protected and verified")
-    else:
+    try:
+        live_text = reconciler.aws.get(spec.bucket_name, **BucketTarget.of(spec, around.claim).options)
+        live = PolicyDocument.parse(live_text) if live_text else None
+    except BucketWardenError as exc:
+        live, synced = None, f"{synced}; the live bucket policy cannot be read: {exc.message}"
+    if live is None or not live.same_meaning(result.desired):
         ready = Condition(type=READY, status="False", reason=ACK_PENDING, message=f"waiting for ACK to write: {synced}")
-    result.conditions = _replace(result.conditions, ready)
+        result.conditions = _replace(result.conditions, ready)
     return result
 
 
