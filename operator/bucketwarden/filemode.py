@@ -14,20 +14,21 @@ from concurrent.futures import ThreadPoolExecutor
 from bucketwarden._progress import progress_bar
 from bucketwarden._table import format_table
 from bucketwarden.aws import ReadinessReader
+from bucketwarden.conditions import R_CONFLICT, refused_conditions
 from bucketwarden.dryrun import DryRunAws
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.manifests import Manifest, load_manifests
 from bucketwarden.operator_exemption import OperatorExemptionPort, resolve_operator_role
 from bucketwarden.policy import with_aws_source_ranges
 from bucketwarden.readiness import ReadinessPort
-from bucketwarden.reconciler import READY, SYNCED, VERIFIED, AwsPort, Reconciler, ReconcileResult
-from bucketwarden.spec import Condition, ManagementPolicy
+from bucketwarden.reconciler import AwsPort, Reconciler, ReconcileResult
+from bucketwarden.spec import ManagementPolicy
 
 DEFAULT_CONCURRENCY = 16
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = ExitCode.OK, ExitCode.FAILED, ExitCode.CHANGES_PENDING
 SEVERITY_ORDER = ("Error", "Warning", "Info")
 WOULD_UPDATE = "WouldUpdate"  # plan's name for apply's "Updated": nothing was written
-CONFLICT = "Conflict"  # the same reason the operator gives a second claim on one bucket
+CONFLICT = R_CONFLICT  # the same reason the operator gives a second claim on one bucket
 
 
 def _label(m: Manifest) -> str:
@@ -58,15 +59,7 @@ def conflicts(manifests: Sequence[Manifest]) -> dict[int, str]:
 
 def conflict_result(bucket: str, message: str) -> ReconcileResult:
     """The result for a manifest that shares its bucket: refused before any AWS call."""
-    return ReconcileResult(
-        bucket,
-        "Blocked",
-        [
-            Condition(type=READY, status="False", reason=CONFLICT, message=message),
-            Condition(type=SYNCED, status="False", reason=CONFLICT, message=message),
-            Condition(type=VERIFIED, status="Unknown", reason="NotChecked", message=message),
-        ],
-    )
+    return ReconcileResult(bucket, "Blocked", refused_conditions(CONFLICT, message))
 
 
 def reconcile_all(

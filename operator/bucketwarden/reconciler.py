@@ -17,6 +17,82 @@ from typing import Any, Literal
 
 from bucketwarden.aws import AwsPort as AwsPort  # re-exported: the port the reconciler is written against
 from bucketwarden.aws import BucketPolicyPort
+from bucketwarden.conditions import (  # the names stay importable from here too
+    MSG_BOOTSTRAP as MSG_BOOTSTRAP,
+)
+from bucketwarden.conditions import (
+    MSG_IN_SYNC as MSG_IN_SYNC,
+)
+from bucketwarden.conditions import (
+    MSG_VERIFIED as MSG_VERIFIED,
+)
+from bucketwarden.conditions import (
+    R_ADOPTION_REFUSED as R_ADOPTION_REFUSED,
+)
+from bucketwarden.conditions import (
+    R_BUCKET_GONE as R_BUCKET_GONE,
+)
+from bucketwarden.conditions import (
+    R_CONFLICT as R_CONFLICT,
+)
+from bucketwarden.conditions import (
+    R_DELETED as R_DELETED,
+)
+from bucketwarden.conditions import (
+    R_DELETING as R_DELETING,
+)
+from bucketwarden.conditions import (
+    R_FOREIGN_DENY as R_FOREIGN_DENY,
+)
+from bucketwarden.conditions import (
+    R_FOREIGN_DENY_OPERATOR as R_FOREIGN_DENY_OPERATOR,
+)
+from bucketwarden.conditions import (
+    R_IN_SYNC as R_IN_SYNC,
+)
+from bucketwarden.conditions import (
+    R_INCONCLUSIVE as R_INCONCLUSIVE,
+)
+from bucketwarden.conditions import (
+    R_INVALID_SPEC as R_INVALID_SPEC,
+)
+from bucketwarden.conditions import (
+    R_NOT_CHECKED as R_NOT_CHECKED,
+)
+from bucketwarden.conditions import (
+    R_OBSERVING as R_OBSERVING,
+)
+from bucketwarden.conditions import (
+    R_PROTECTED as R_PROTECTED,
+)
+from bucketwarden.conditions import (
+    R_RETAINED as R_RETAINED,
+)
+from bucketwarden.conditions import (
+    R_VERIFICATION_FAILED as R_VERIFICATION_FAILED,
+)
+from bucketwarden.conditions import (
+    R_VERIFIED as R_VERIFIED,
+)
+from bucketwarden.conditions import (
+    READY as READY,
+)
+from bucketwarden.conditions import (
+    SYNCED as SYNCED,
+)
+from bucketwarden.conditions import (
+    VERIFIED as VERIFIED,
+)
+from bucketwarden.conditions import (
+    blocked_by_verification,
+    condition,
+    failed_conditions,
+    in_sync_conditions,
+    observing_conditions,
+    unverifiable_conditions,
+    verified_conditions,
+    written_conditions,
+)
 from bucketwarden.errors import (
     AccessDeniedError,
     AwsError,
@@ -26,7 +102,6 @@ from bucketwarden.errors import (
     PolicyTooLargeError,
 )
 from bucketwarden.policy import (
-    ADOPTION_REFUSED,
     MAX_POLICY_BYTES,
     OWNED_SID_FOREIGN_CONTENT,
     SOURCES_PENDING,
@@ -62,33 +137,6 @@ from bucketwarden.spec import (
     ManagementPolicy,
     ProtectedBucketSpec,
 )
-
-# Condition types and reasons. Reasons are API: the Argo CD health check and alerts match on them.
-READY, SYNCED, VERIFIED = "Ready", "Synced", "Verified"
-R_PROTECTED = "Protected"
-R_IN_SYNC = "InSync"
-MSG_IN_SYNC = "the bucket policy carries the desired statement"
-MSG_BOOTSTRAP = (
-    "if the bucket policy locks the operator out (a hand-written IP Deny denies its NAT or VPC endpoint "
-    "address), let it in once from an allowed network or as the account root: "
-    "bucketwarden bootstrap -f <manifest of bucket {bucket}> --operator-role {role}"
-)
-MSG_VERIFIED = "every scenario of the verification matrix came out as expected"
-R_DELETED = "PolicyDeleted"
-R_VERIFIED = "Verified"
-R_OBSERVING = "Observing"
-R_INVALID_SPEC = "InvalidSpec"
-R_VERIFICATION_FAILED = "VerificationFailed"
-R_FOREIGN_DENY = "ForeignDenyBlocksExemptRole"
-R_FOREIGN_DENY_OPERATOR = "ForeignDenyBlocksOperator"  # a foreign Deny locks the operator out (not AWS Backup)
-R_NOT_CHECKED = "NotChecked"
-# Verified=Unknown: no promise is broken as far as bucketwarden can know, but a Deny hangs on a key it cannot
-# know (aws:PrincipalOrgID, a tag...). Ready is not blocked; the message names the keys.
-R_INCONCLUSIVE = "Inconclusive"
-R_ADOPTION_REFUSED = ADOPTION_REFUSED
-# Another claimant owns the bucket, a bucketwarden statement this resource does not own is in force, or our Sid
-# holds a statement that is not ours: nothing is written.
-R_CONFLICT = "Conflict"
 
 logger = logging.getLogger(__name__)
 
@@ -203,19 +251,6 @@ class ReconcileResult:
         return next((c for c in self.conditions if c.type == kind), None)
 
 
-def _cond(kind: str, ok: bool | None, reason: str, message: str = "") -> Condition:
-    status: Literal["True", "False", "Unknown"] = "Unknown" if ok is None else ("True" if ok else "False")
-    return Condition(type=kind, status=status, reason=reason, message=message)
-
-
-def _failed_conditions(reason: str, message: str, *, verified: Condition | None = None) -> list[Condition]:
-    return [
-        _cond(READY, False, reason, message),
-        _cond(SYNCED, False, reason, message),
-        verified or _cond(VERIFIED, None, R_NOT_CHECKED, "not verified: " + message),
-    ]
-
-
 def _error_message(exc: BucketWardenError) -> str:
     return exc.message
 
@@ -227,29 +262,6 @@ def _role_arn_of(principal_arn: str | None) -> str | None:
     """A session's role: arn:aws:sts::A:assumed-role/NAME/S -> arn:aws:iam::A:role/NAME (a session ARN has no path)."""
     m = _SESSION_ARN.match(principal_arn or "")
     return f"arn:{m[1]}:iam::{m[2]}:role/{m[3]}" if m else None
-
-
-def _summarise_failures(verification: Verification) -> str:
-    parts = []
-    for r in verification.blocking_failures or [r for r in verification.results if not r.passed]:
-        who = r.evaluation.label or "no statement"
-        request = r.scenario.request
-        parts.append(
-            f"{r.scenario.name}: expected {r.scenario.expect}, got {r.evaluation.decision} ({who}) "
-            f"for {request.action} on {request.resource}"
-        )
-    return "; ".join(parts[:5])
-
-
-def _verdict_line(verification: Verification) -> str:
-    """Each promise's own verdict (backup and restore are different promises): "backup Pass, restore Fail"."""
-    return ", ".join(f"{promise} {verdict}" for promise, verdict in verification.verdicts.items())
-
-
-def _inconclusive_message(verification: Verification) -> str:
-    keys = ", ".join(verification.unknown_keys)
-    details = "; ".join(u.describe() for u in verification.unknowns[:3])
-    return f"verification is inconclusive: the outcome depends on {keys}: {details}"
 
 
 Identities = tuple[Sequence[ResolvedRole], CallerIdentity | None]
@@ -385,7 +397,7 @@ class Reconciler:
         findings = lint_spec(spec)
         if has_errors(findings):
             errors = "; ".join(f.message for f in findings if f.severity == "Error")
-            return ReconcileResult(bucket, "Failed", _failed_conditions(R_INVALID_SPEC, errors), findings)
+            return ReconcileResult(bucket, "Failed", failed_conditions(R_INVALID_SPEC, errors), findings)
 
         # 1. Identities first: nothing slow may sit between our GET and our PUT.
         try:
@@ -393,7 +405,7 @@ class Reconciler:
         except BucketWardenError as exc:
             # Never write a policy that silently drops a requested exemption: keep the last good one.
             return ReconcileResult(
-                bucket, "Failed", _failed_conditions(exc.reason, _error_message(exc)), findings, error=exc
+                bucket, "Failed", failed_conditions(exc.reason, _error_message(exc)), findings, error=exc
             )
         exempt = describe_exemptions(spec, roles, operator)
         role_changes = [
@@ -420,7 +432,7 @@ class Reconciler:
             text, observed = self._observe(target, store)
         except PolicyParseError as exc:
             msg = f"the existing bucket policy cannot be parsed and is left untouched: {exc.message}"
-            base.conditions = _failed_conditions(exc.reason, msg)
+            base.conditions = failed_conditions(exc.reason, msg)
             base.error = exc
             return base
         except BucketWardenError as exc:
@@ -457,11 +469,7 @@ class Reconciler:
             # unchanged by meaning since the last reconcile verified them, so its verdict stands.
             base.outcome, base.policy_hash = "InSync", desired.policy_hash
             base.owned = _owned(spec, statement_hash)
-            base.conditions = [
-                _cond(READY, True, R_PROTECTED, "bucket policy protected and verified"),
-                _cond(SYNCED, True, R_IN_SYNC, MSG_IN_SYNC),
-                _cond(VERIFIED, True, R_VERIFIED, MSG_VERIFIED),
-            ]
+            base.conditions = in_sync_conditions()
             return base
         try:
             verification = verify_policy(spec, roles, operator, desired)
@@ -475,20 +483,13 @@ class Reconciler:
                 f"the merged bucket policy would be {desired.size_bytes} bytes, over S3's {MAX_POLICY_BYTES}-byte "
                 "limit; nothing was written"
             )
-            base.conditions = _failed_conditions(too_large.reason, too_large.message)
+            base.conditions = failed_conditions(too_large.reason, too_large.message)
             base.error = too_large
             return self._fail_closed(base, spec, roles, operator, (target, store), too_large)
 
         if verification.blocking_failures:
-            msg = "refusing to write: " + _summarise_failures(verification)
             base.outcome = "Blocked"
-            # A foreign Deny that locks only the operator out says so in Verified's reason (not "AWS Backup fails").
-            codes = {f.code for f in verification.findings}
-            locked = R_FOREIGN_DENY_OPERATOR in codes and R_FOREIGN_DENY not in codes
-            reason = R_FOREIGN_DENY_OPERATOR if locked else R_VERIFICATION_FAILED
-            base.conditions = _failed_conditions(
-                R_VERIFICATION_FAILED, msg, verified=_cond(VERIFIED, False, reason, msg)
-            )
+            base.conditions = blocked_by_verification(verification)
             base.policy_hash = observed.policy_hash if observed else None
             return base
 
@@ -511,31 +512,8 @@ class Reconciler:
         base.owned = _owned(spec, statement_hash)
         # The same Synced whether this pass wrote or not: the write is told by an Event, and a condition that
         # flipped PolicyUpdated -> InSync on the next pass would cost every change a second status write.
-        synced = _cond(SYNCED, True, R_IN_SYNC, MSG_IN_SYNC)
-        base.conditions = [*self._verified_conditions(verification), synced]
-        base.conditions.sort(key=lambda c: (READY, SYNCED, VERIFIED).index(c.type))
+        base.conditions = written_conditions(verification)
         return base
-
-    def _verified_conditions(self, verification: Verification) -> list[Condition]:
-        """Ready and Verified once the policy in force is ours; a foreign Deny can still break backups."""
-        foreign = [f for f in verification.findings if f.code in (R_FOREIGN_DENY, R_FOREIGN_DENY_OPERATOR)]
-        if verification.ok and not foreign:
-            if verification.verdict == "Unknown":
-                message = f"{_verdict_line(verification)}; {_inconclusive_message(verification)}"
-                return [
-                    _cond(READY, True, R_PROTECTED, "bucket policy protected; verification inconclusive"),
-                    _cond(VERIFIED, None, R_INCONCLUSIVE, message),
-                ]
-            return [
-                _cond(READY, True, R_PROTECTED, "bucket policy protected and verified"),
-                _cond(VERIFIED, True, R_VERIFIED, MSG_VERIFIED),
-            ]
-        msg = "; ".join(f.message for f in foreign) or _summarise_failures(verification)
-        # The role's code wins when both apply: AWS Backup failing is the product's promise broken.
-        codes = {f.code for f in foreign}
-        reason = next((c for c in (R_FOREIGN_DENY, R_FOREIGN_DENY_OPERATOR) if c in codes), R_VERIFICATION_FAILED)
-        verified = f"{_verdict_line(verification)}; {msg}"
-        return [_cond(READY, False, R_VERIFICATION_FAILED, msg), _cond(VERIFIED, False, reason, verified)]
 
     def _observe_only(
         self,
@@ -555,12 +533,7 @@ class Reconciler:
         base.outcome = "Observed"
         base.policy_hash = observed.policy_hash if observed else None
         pending = f"Enforce would {plan.action} the bucket policy" if plan.changes else "bucket policy as desired"
-        verified = self._verified_conditions(current)[1]
-        base.conditions = [
-            _cond(READY, True, R_OBSERVING, "observe only: nothing is written"),
-            _cond(SYNCED, True, R_OBSERVING, pending),
-            verified,
-        ]
+        base.conditions = observing_conditions(current, pending)
         if plan.changes:
             base.findings.append(Finding(severity="Info", code="ChangesPending", message=pending))
         return base
@@ -623,8 +596,8 @@ class Reconciler:
             f"{done}, and the additions wait ({pending})"
         )
         base.desired, base.policy_hash, base.verification = desired, desired.policy_hash, verification
-        verified = self._verified_conditions(verification)[1]
-        base.conditions = _failed_conditions(too_large.reason, message, verified=verified)
+        verified = verified_conditions(verification)[1]
+        base.conditions = failed_conditions(too_large.reason, message, verified=verified)
         return base
 
     def _adoption_refused(self, base: ReconcileResult, adoption: AdoptionCheck) -> ReconcileResult:
@@ -632,7 +605,7 @@ class Reconciler:
         msg = adoption.summary()
         base.outcome = "Blocked"
         base.findings = [*base.findings, *adoption.refused]
-        base.conditions = _failed_conditions(R_ADOPTION_REFUSED, msg)
+        base.conditions = failed_conditions(R_ADOPTION_REFUSED, msg)
         base.policy_hash = base.observed.policy_hash if base.observed else None
         return base
 
@@ -641,7 +614,7 @@ class Reconciler:
         msg = f"nothing was written: the policy cannot be verified: {exc.message}"
         base.outcome = "Blocked"
         base.error = exc
-        base.conditions = _failed_conditions(exc.reason, msg, verified=_cond(VERIFIED, False, exc.reason, msg))
+        base.conditions = unverifiable_conditions(exc.reason, msg)
         base.policy_hash = base.observed.policy_hash if base.observed else None
         return base
 
@@ -654,7 +627,7 @@ class Reconciler:
             message = f"{message}; {MSG_BOOTSTRAP.format(bucket=base.bucket, role=role)}"
         base.outcome = "Failed"
         base.error = exc
-        base.conditions = _failed_conditions(exc.reason, message)
+        base.conditions = failed_conditions(exc.reason, message)
         return base
 
     def _not_ours(
@@ -705,7 +678,7 @@ class Reconciler:
     ) -> ReconcileResult:
         base.outcome = "Blocked"
         base.findings = [*base.findings, *findings]
-        base.conditions = _failed_conditions(R_CONFLICT, message)
+        base.conditions = failed_conditions(R_CONFLICT, message)
         base.policy_hash = base.observed.policy_hash if base.observed else None
         base.nudge = nudge
         return base
@@ -718,7 +691,7 @@ class Reconciler:
         """
         owner = claim.owner or "another ProtectedBucket"
         message = f"bucket {spec.bucket_name} is owned by ProtectedBucket {owner}; this one writes nothing"
-        result = ReconcileResult(spec.bucket_name, "Blocked", _failed_conditions(R_CONFLICT, message))
+        result = ReconcileResult(spec.bucket_name, "Blocked", failed_conditions(R_CONFLICT, message))
         recorded = previous.owned
         if recorded is None or recorded.sid == claim.owner_sid:
             return result  # never wrote, or wrote under the owner's Sid (the owner's own statement now)
@@ -736,7 +709,7 @@ class Reconciler:
             return self._aws_failure(result, exc)
         result.disowned = True
         if removable:
-            result.conditions = _failed_conditions(
+            result.conditions = failed_conditions(
                 R_CONFLICT, f"{message}; the statement {recorded.sid} it wrote in a race was removed"
             )
             result.nudge = [claim.owner] if claim.owner else []
@@ -762,8 +735,10 @@ class Reconciler:
         bucket = spec.bucket_name
         if spec.deletion_policy is DeletionPolicy.RETAIN or spec.management_policy is ManagementPolicy.OBSERVE:
             why = "deletionPolicy Retain" if spec.deletion_policy is DeletionPolicy.RETAIN else "Observe mode"
-            return ReconcileResult(bucket, "Retained", [_cond(READY, False, "Retained", f"{why}: policy left as is")])
-        result = ReconcileResult(bucket, "Deleted", [_cond(READY, False, "Deleting", "nothing of ours to remove")])
+            return ReconcileResult(
+                bucket, "Retained", [condition(READY, False, R_RETAINED, f"{why}: policy left as is")]
+            )
+        result = ReconcileResult(bucket, "Deleted", [condition(READY, False, R_DELETING, "nothing of ours to remove")])
         if previous.owned is None or not claim.may_write:
             # Never wrote (a missing role, an invalid spec, a lost claim...): there is nothing of ours to remove,
             # whatever statement happens to carry our Sid.
@@ -775,14 +750,16 @@ class Reconciler:
             removable, kept = self._removable_sids(spec, observed, arns)
             self._write(target, observed, remove_policy(observed, removable), result)
         except BucketNotFoundError:
-            result.conditions = [_cond(READY, False, "BucketGone", "the bucket no longer exists; nothing to clean up")]
+            result.conditions = [
+                condition(READY, False, R_BUCKET_GONE, "the bucket no longer exists; nothing to clean up")
+            ]
             return result
         except BucketWardenError as exc:
             return self._aws_failure(result, exc)
         result.findings = kept
         result.disowned = True
         removed = "our statement was removed from the bucket policy" if result.applied else "nothing of ours remained"
-        result.conditions = [_cond(READY, False, "Deleting", removed)]
+        result.conditions = [condition(READY, False, R_DELETING, removed)]
         return result
 
     @staticmethod

@@ -13,6 +13,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bucketwarden.conditions import (
+    R_ACK_BUCKET_MISMATCH,
+    R_ACK_BUCKET_NOT_FOUND,
+    R_ACK_PENDING,
+    R_MANAGED_BY_ACK,
+    R_WRITTEN_THROUGH_ACK,
+    VERIFIED,
+    contended,
+    managed_by_ack,
+    written_through_ack,
+)
 from bucketwarden.contention import (
     CONTENDED,
     DEFAULT_POLICY,
@@ -35,10 +46,6 @@ from bucketwarden.k8s._ack import (
 from bucketwarden.k8s._status import blocked_result
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import (
-    R_PROTECTED,
-    READY,
-    SYNCED,
-    VERIFIED,
     BucketTarget,
     Claim,
     PreviousState,
@@ -47,7 +54,6 @@ from bucketwarden.reconciler import (
 )
 from bucketwarden.sources import SOURCE_LIST_NOT_FOUND, resolve_sources
 from bucketwarden.spec import (
-    Condition,
     ManagementPolicy,
     PolicyWriter,
     ProtectedBucketSpec,
@@ -74,12 +80,12 @@ def allow_lists_from_index(
     return out
 
 
-MANAGED_BY_ACK = "ManagedByACK"
-ACK_BUCKET_NOT_FOUND = "ACKBucketNotFound"
-ACK_BUCKET_MISMATCH = "ACKBucketMismatch"
+MANAGED_BY_ACK = R_MANAGED_BY_ACK
+ACK_BUCKET_NOT_FOUND = R_ACK_BUCKET_NOT_FOUND
+ACK_BUCKET_MISMATCH = R_ACK_BUCKET_MISMATCH
 ACK_PATCH_FAILED = AckPatchError.reason
-ACK_PENDING = "ACKPending"
-WRITTEN_THROUGH_ACK = "WrittenThroughACK"
+ACK_PENDING = R_ACK_PENDING
+WRITTEN_THROUGH_ACK = R_WRITTEN_THROUGH_ACK
 CHANGES_PENDING = "ChangesPending"
 
 
@@ -115,10 +121,6 @@ def surroundings_from(kwargs: Mapping[str, Any], allow_lists_index: str) -> Surr
     )
 
 
-def _replace(conditions: list[Condition], new: Condition) -> list[Condition]:
-    return [new if c.type == new.type else c for c in conditions]
-
-
 def _observe_only(spec: ProtectedBucketSpec) -> ProtectedBucketSpec:
     return spec.model_copy(update={"management_policy": ManagementPolicy.OBSERVE})
 
@@ -145,17 +147,7 @@ def _beside_ack(
         "bucketwarden writes nothing here, it only verifies. Set policyWriter: ACK and bucketRef: "
         f"{{name: {owner.name}}} to merge our statement through it"
     )
-    result.conditions = _replace(
-        result.conditions, Condition(type=SYNCED, status="False", reason=MANAGED_BY_ACK, message=message)
-    )
-    ready = (
-        Condition(
-            type=READY, status="True", reason=R_PROTECTED, message="bucket policy protected and verified; " + message
-        )
-        if _in_force(result) and _verified(result)
-        else Condition(type=READY, status="False", reason=MANAGED_BY_ACK, message=message)
-    )
-    result.conditions = _replace(result.conditions, ready)
+    result.conditions = managed_by_ack(result.conditions, message, in_force=_in_force(result) and _verified(result))
     return result
 
 
@@ -188,17 +180,13 @@ def _through_ack(
     result.observed_text = None  # ACK's text, not S3's: quiet resync ticks compare live S3, so none here
     done = "merged our statement into" if store.patched is not None else "our statement is in"
     synced = f"{done} ACK Bucket {entry.ref} spec.policy (every other statement kept); ACK writes it to S3"
-    result.conditions = _replace(
-        result.conditions, Condition(type=SYNCED, status="True", reason=WRITTEN_THROUGH_ACK, message=synced)
-    )
     try:
         live_text = reconciler.aws.get(spec.bucket_name, **BucketTarget.of(spec, around.claim).options)
         live = PolicyDocument.parse(live_text) if live_text else None
     except BucketWardenError as exc:
         live, synced = None, f"{synced}; the live bucket policy cannot be read: {exc.message}"
-    if live is None or not live.same_meaning(result.desired):
-        ready = Condition(type=READY, status="False", reason=ACK_PENDING, message=f"waiting for ACK to write: {synced}")
-        result.conditions = _replace(result.conditions, ready)
+    in_force = live is not None and live.same_meaning(result.desired)
+    result.conditions = written_through_ack(result.conditions, synced, live=in_force)
     return result
 
 
@@ -248,14 +236,5 @@ def reconcile_effective(
     extra["contention"] = state.to_k8s() if state is not None else None
     if state is not None and is_contended(state, policy) and result.error is None:
         message = contended_message(state, policy)
-        result.conditions = _replace(
-            result.conditions, Condition(type=SYNCED, status="False", reason=CONTENDED, message=message)
-        )
-        if not in_sync:
-            result.conditions = _replace(
-                result.conditions, Condition(type=READY, status="False", reason=CONTENDED, message=message)
-            )
-        elif not writing:  # an observe-only pass found our statement in force: say so, not "Observing"
-            ready = Condition(type=READY, status="True", reason=R_PROTECTED, message="bucket policy protected")
-            result.conditions = _replace(result.conditions, ready)
+        result.conditions = contended(result.conditions, CONTENDED, message, in_sync=in_sync, writing=writing)
     return result, extra

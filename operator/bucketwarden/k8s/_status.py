@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bucketwarden.reconciler import READY, SYNCED, VERIFIED, ReconcileResult
+from bucketwarden.conditions import READY, SYNCED, VERIFIED, refused_conditions
+from bucketwarden.reconciler import ReconcileResult
 from bucketwarden.spec import Condition, ProtectedBucketStatus
 
 
@@ -117,15 +118,7 @@ def _adopted(result: ReconcileResult, previous: ProtectedBucketStatus) -> list[d
 
 def blocked_result(bucket: str, reason: str, message: str) -> ReconcileResult:
     """A result for a resource we refuse to act on before any AWS call (Conflict, NotAuthorized, InvalidSpec)."""
-    return ReconcileResult(
-        bucket,
-        "Failed",
-        [
-            Condition(type=READY, status="False", reason=reason, message=message),
-            Condition(type=SYNCED, status="False", reason=reason, message=message),
-            Condition(type=VERIFIED, status="Unknown", reason="NotChecked", message=message),
-        ],
-    )
+    return ReconcileResult(bucket, "Failed", refused_conditions(reason, message))
 
 
 def role_ids_from_status(status: ProtectedBucketStatus) -> dict[str, str | None]:
