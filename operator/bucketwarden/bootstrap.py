@@ -19,7 +19,7 @@ from bucketwarden.manifests import load_manifests
 from bucketwarden.operator_exemption import OperatorExemptionPort, resolve_operator_role
 from bucketwarden.policy import PolicyDocument, verify_policy
 from bucketwarden.principals import RoleAssumption
-from bucketwarden.reconciler import BucketTarget, Reconciler
+from bucketwarden.reconciler import Reconciler, target_of
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
@@ -57,7 +57,7 @@ def run_bootstrap(
             out(f"{r.bucket}: {r.error.reason}: {r.error.message}")
         else:
             try:
-                text = port.get(spec.bucket_name, **BucketTarget.of(spec).options)
+                text = port.get(target_of(spec))
                 roles = [
                     port.resolve_role(role, assume_role=RoleAssumption.of(spec.assume_role_arn))
                     for role in spec.exempt_roles

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bucketwarden.aws import AwsPort, AwsPortWrapper, FakeRole, InMemoryAws
-from bucketwarden.principals import RoleAssumption
+from bucketwarden.principals import BucketTarget
 from bucketwarden.reconciler import Identities, Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
 
@@ -31,26 +31,11 @@ class DryRunAws(AwsPortWrapper):
         super().__init__(inner)
         self.skipped: list[SkippedWrite] = []
 
-    def put(
-        self,
-        bucket: str,
-        policy_text: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
-        self.skipped.append(SkippedWrite("PutBucketPolicy", bucket, policy_text))
+    def put(self, target: BucketTarget, policy_text: str) -> None:
+        self.skipped.append(SkippedWrite("PutBucketPolicy", target.bucket, policy_text))
 
-    def delete(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
-        self.skipped.append(SkippedWrite("DeleteBucketPolicy", bucket))
+    def delete(self, target: BucketTarget) -> None:
+        self.skipped.append(SkippedWrite("DeleteBucketPolicy", target.bucket))
 
 
 OFFLINE_ROLE_ID = "AROA" + "OFFLINE" + "0" * 10  # the RoleId form, 21 characters; offline, never written

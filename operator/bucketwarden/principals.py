@@ -39,6 +39,16 @@ class RoleAssumption:
 
 
 @dataclass(frozen=True, slots=True)
+class BucketTarget:
+    """Where a bucket policy lives and how to reach it: every BucketPolicyPort call takes one."""
+
+    bucket: str
+    region: str | None = None  # None: the operator's region (botocore follows S3's redirect if it is wrong)
+    expected_owner: str | None = None  # sent as ExpectedBucketOwner on every call when given
+    assume_role: RoleAssumption | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CallerIdentity:
     """The operator's own principal, from sts:GetCallerIdentity."""
 

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from bucketwarden.aws import AwsPort as AwsPort  # re-exported: the port the reconciler is written against
 from bucketwarden.aws import BucketPolicyPort
@@ -125,6 +125,7 @@ from bucketwarden.policy import (
 )
 from bucketwarden.policy import Verification as Verification
 from bucketwarden.policy import bucket_arns as bucket_arns_of
+from bucketwarden.principals import BucketTarget as BucketTarget
 from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.readiness import ReadinessPort, check_readiness
 from bucketwarden.spec import (
@@ -141,25 +142,6 @@ from bucketwarden.spec import (
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["InSync", "Updated", "Deleted", "Observed", "Blocked", "Failed", "Retained"]
-
-
-@dataclass(frozen=True, slots=True)
-class BucketTarget:
-    """Where a bucket policy lives and how to reach it."""
-
-    bucket: str
-    region: str | None = None
-    expected_owner: str | None = None
-    assume_role: RoleAssumption | None = None
-
-    @classmethod
-    def of(cls, spec: ProtectedBucketSpec, claim: Claim | None = None) -> BucketTarget:
-        assume_role = claim.assume_role if claim is not None else RoleAssumption.of(spec.assume_role_arn)
-        return cls(spec.bucket_name, spec.region, spec.expected_bucket_owner, assume_role)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {"region": self.region, "expected_owner": self.expected_owner, "assume_role": self.assume_role}
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +164,12 @@ class Claim:
     @classmethod
     def of(cls, spec: ProtectedBucketSpec) -> Claim:
         return cls(assume_role=RoleAssumption.of(spec.assume_role_arn))
+
+
+def target_of(spec: ProtectedBucketSpec, claim: Claim | None = None) -> BucketTarget:
+    """Where ``spec``'s bucket policy lives, reached as the claim's role (or the spec's own, as file mode)."""
+    assume_role = claim.assume_role if claim is not None else RoleAssumption.of(spec.assume_role_arn)
+    return BucketTarget(spec.bucket_name, spec.region, spec.expected_bucket_owner, assume_role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +373,7 @@ class Reconciler:
     def _observe(
         self, target: BucketTarget, store: BucketPolicyPort | None = None
     ) -> tuple[str | None, PolicyDocument | None]:
-        text = (store or self._aws).get(target.bucket, **target.options)
+        text = (store or self._aws).get(target)
         if text is None:
             return None, None
         return text, PolicyDocument.parse(text)
@@ -427,7 +415,7 @@ class Reconciler:
         )
 
         # 2. Observe.
-        target = BucketTarget.of(spec, claim)
+        target = target_of(spec, claim)
         try:
             text, observed = self._observe(target, store)
         except PolicyParseError as exc:
@@ -499,7 +487,7 @@ class Reconciler:
         # 6. Apply.
         if plan.action == "put":
             try:
-                store.put(target.bucket, desired.to_json(), **target.options)
+                store.put(target, desired.to_json())
             except BucketWardenError as exc:
                 base.get_to_put_seconds = time.perf_counter() - got_at
                 return self._aws_failure(base, exc)
@@ -580,7 +568,7 @@ class Reconciler:
         if plan.action == "put":
             target, store = where
             try:
-                store.put(target.bucket, desired.to_json(), **target.options)
+                store.put(target, desired.to_json())
             except BucketWardenError as exc:
                 return self._aws_failure(base, exc)
             base.action, base.applied = plan.action, True
@@ -695,7 +683,7 @@ class Reconciler:
         recorded = previous.owned
         if recorded is None or recorded.sid == claim.owner_sid:
             return result  # never wrote, or wrote under the owner's Sid (the owner's own statement now)
-        target = BucketTarget.of(spec, claim)
+        target = target_of(spec, claim)
         arns = bucket_arns_of(spec.bucket_name, partition_for_region(spec.region))
         try:
             _text, observed = self._observe(target)
@@ -726,9 +714,9 @@ class Reconciler:
         plan = plan_change(observed, remaining)
         result.action, result.observed, result.desired = plan.action, observed, remaining
         if plan.action == "delete":
-            self._aws.delete(target.bucket, **target.options)
+            self._aws.delete(target)
         elif plan.action == "put" and remaining is not None:
-            self._aws.put(target.bucket, remaining.to_json(), **target.options)
+            self._aws.put(target, remaining.to_json())
         result.applied = plan.changes
 
     def _cleanup(self, spec: ProtectedBucketSpec, previous: PreviousState, claim: Claim) -> ReconcileResult:
@@ -743,7 +731,7 @@ class Reconciler:
             # Never wrote (a missing role, an invalid spec, a lost claim...): there is nothing of ours to remove,
             # whatever statement happens to carry our Sid.
             return result
-        target = BucketTarget.of(spec, claim)
+        target = target_of(spec, claim)
         arns = bucket_arns_of(bucket, partition_for_region(spec.region))
         try:
             _text, observed = self._observe(target)

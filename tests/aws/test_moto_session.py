@@ -12,7 +12,7 @@ from botocore.awsrequest import AWSResponse
 
 from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings, ClientFactory
 from bucketwarden.errors import AccessDeniedError, AwsUnavailableError, CredentialsError
-from bucketwarden.principals import RoleAssumption
+from bucketwarden.principals import BucketTarget, RoleAssumption
 from bucketwarden_testkit import MotoServer
 from tests.aws._harness import ACCOUNT, AdminClients, moto_settings
 
@@ -92,7 +92,7 @@ def test_factory_assume_role_refused_raises_credentials_error(
     role_arn = f"arn:aws:iam::{ACCOUNT}:role/not-trusting-us"
 
     with pytest.raises(CredentialsError, match=f"could not assume role {role_arn}") as caught:
-        gateway.get(BUCKET, assume_role=RoleAssumption(role_arn))
+        gateway.get(BucketTarget(BUCKET, assume_role=RoleAssumption(role_arn)))
 
     assert not isinstance(caught.value, AccessDeniedError)
     assert gateway.counter.errors() == {"AssumeRole": 1, "GetBucketPolicy": 1}
@@ -106,7 +106,7 @@ def test_counter_counts_retries_as_attempts_of_one_call(gateway: AwsGateway, adm
     gateway.counter.on_call = lambda api, outcome: outcomes.append((api, outcome))
     gateway.factory.s3().meta.events.register("before-send.s3", inject(503, S3_SLOW_DOWN, times=1))
 
-    assert gateway.get(BUCKET) is None
+    assert gateway.get(BucketTarget(BUCKET)) is None
 
     assert gateway.counter.snapshot() == {"GetBucketPolicy": 1}
     assert gateway.counter.attempts() == {"GetBucketPolicy": 2}
@@ -121,7 +121,7 @@ def test_store_throttling_after_all_attempts_is_retryable(
     gateway.factory.s3().meta.events.register("before-send.s3", inject(503, S3_SLOW_DOWN, times=2))
 
     with pytest.raises(AwsUnavailableError, match="SlowDown") as caught:
-        gateway.get(BUCKET)
+        gateway.get(BucketTarget(BUCKET))
 
     assert caught.value.retryable
     assert caught.value.api == "GetBucketPolicy"
@@ -137,7 +137,7 @@ def test_store_connection_refused_is_retryable(boto_session: boto3.session.Sessi
     gateway = AwsGateway(settings, session=boto_session)
 
     with pytest.raises(AwsUnavailableError, match="EndpointConnectionError") as caught:
-        gateway.get(BUCKET)
+        gateway.get(BucketTarget(BUCKET))
 
     assert caught.value.retryable
     assert gateway.counter.errors() == {"GetBucketPolicy": 1}

@@ -10,6 +10,7 @@ import pytest
 
 from bucketwarden.aws import MAX_POLICY_BYTES, AwsGateway
 from bucketwarden.errors import BucketNotFoundError, MalformedPolicyError, PolicyTooLargeError
+from bucketwarden.principals import BucketTarget
 from tests.aws._harness import AdminClients, Harness
 
 BUCKET = "protected-bucket"
@@ -21,7 +22,7 @@ MakePolicy = Callable[..., str]
 def test_store_get_returns_none_without_policy(aws: Harness) -> None:
     aws.create_bucket(BUCKET)
 
-    assert aws.port.get(BUCKET) is None
+    assert aws.port.get(BucketTarget(BUCKET)) is None
     assert aws.counter.snapshot() == {"GetBucketPolicy": 1}
     assert aws.counter.errors() == {"GetBucketPolicy": 1}  # S3 answered NoSuchBucketPolicy; no exception
 
@@ -30,9 +31,9 @@ def test_store_put_then_get_round_trips(aws: Harness, make_policy: MakePolicy) -
     aws.create_bucket(BUCKET)
     text = make_policy(BUCKET)
 
-    aws.port.put(BUCKET, text)
+    aws.port.put(BucketTarget(BUCKET), text)
 
-    assert json.loads(aws.port.get(BUCKET) or "null") == json.loads(text)
+    assert json.loads(aws.port.get(BucketTarget(BUCKET)) or "null") == json.loads(text)
     assert aws.counter.snapshot() == {"PutBucketPolicy": 1, "GetBucketPolicy": 1}
 
 
@@ -41,7 +42,7 @@ def test_store_put_accepts_exactly_the_size_limit(aws: Harness, make_policy: Mak
     text = make_policy(BUCKET, pad_to=MAX_POLICY_BYTES)
     assert len(text.encode()) == MAX_POLICY_BYTES
 
-    aws.port.put(BUCKET, text)
+    aws.port.put(BucketTarget(BUCKET), text)
 
     assert aws.counter.snapshot() == {"PutBucketPolicy": 1}
 
@@ -66,26 +67,26 @@ def test_store_put_rejects_invalid_document_before_any_call(
         text = make_policy(BUCKET, pad_to=MAX_POLICY_BYTES + 1)
 
     with pytest.raises(error, match="nothing was written"):
-        aws.port.put(BUCKET, text)
+        aws.port.put(BucketTarget(BUCKET), text)
 
     assert aws.counter.snapshot() == {}
-    assert aws.port.get(BUCKET) is None
+    assert aws.port.get(BucketTarget(BUCKET)) is None
 
 
 def test_store_delete_removes_policy(aws: Harness, make_policy: MakePolicy) -> None:
     aws.create_bucket(BUCKET)
-    aws.port.put(BUCKET, make_policy(BUCKET))
+    aws.port.put(BucketTarget(BUCKET), make_policy(BUCKET))
 
-    aws.port.delete(BUCKET)
+    aws.port.delete(BucketTarget(BUCKET))
 
-    assert aws.port.get(BUCKET) is None
+    assert aws.port.get(BucketTarget(BUCKET)) is None
     assert aws.counter.snapshot() == {"PutBucketPolicy": 1, "DeleteBucketPolicy": 1, "GetBucketPolicy": 1}
 
 
 def test_store_delete_without_policy_succeeds(aws: Harness) -> None:
     aws.create_bucket(BUCKET)
 
-    aws.port.delete(BUCKET)
+    aws.port.delete(BucketTarget(BUCKET))
 
     assert aws.counter.errors() == {}
 
@@ -93,9 +94,9 @@ def test_store_delete_without_policy_succeeds(aws: Harness) -> None:
 @pytest.mark.parametrize("operation", ["get", "put", "delete"])
 def test_store_missing_bucket_raises_bucket_not_found(aws: Harness, make_policy: MakePolicy, operation: str) -> None:
     calls: dict[str, Callable[[], Any]] = {
-        "get": lambda: aws.port.get("no-such-bucket"),
-        "put": lambda: aws.port.put("no-such-bucket", make_policy("no-such-bucket")),
-        "delete": lambda: aws.port.delete("no-such-bucket"),
+        "get": lambda: aws.port.get(BucketTarget("no-such-bucket")),
+        "put": lambda: aws.port.put(BucketTarget("no-such-bucket"), make_policy("no-such-bucket")),
+        "delete": lambda: aws.port.delete(BucketTarget("no-such-bucket")),
     }
 
     with pytest.raises(BucketNotFoundError, match="bucket no-such-bucket does not exist") as caught:
@@ -126,9 +127,9 @@ def test_store_sends_expected_bucket_owner_when_known(
 
     gateway.factory.s3().meta.events.register("before-send.s3", capture)
     calls: dict[str, Callable[[], Any]] = {
-        "get": lambda: gateway.get(BUCKET, expected_owner=owner),
-        "put": lambda: gateway.put(BUCKET, make_policy(BUCKET), expected_owner=owner),
-        "delete": lambda: gateway.delete(BUCKET, expected_owner=owner),
+        "get": lambda: gateway.get(BucketTarget(BUCKET, expected_owner=owner)),
+        "put": lambda: gateway.put(BucketTarget(BUCKET, expected_owner=owner), make_policy(BUCKET)),
+        "delete": lambda: gateway.delete(BucketTarget(BUCKET, expected_owner=owner)),
     }
 
     calls[operation]()
@@ -140,6 +141,6 @@ def test_store_sends_expected_bucket_owner_when_known(
 def test_store_uses_the_region_given(gateway: AwsGateway, admin: AdminClients) -> None:
     admin.s3.create_bucket(Bucket=BUCKET)
 
-    assert gateway.get(BUCKET, region="eu-west-1") is None
+    assert gateway.get(BucketTarget(BUCKET, region="eu-west-1")) is None
 
     assert gateway.factory.s3("eu-west-1").meta.region_name == "eu-west-1"

@@ -25,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument, Statement, statement_hash
+from bucketwarden.principals import BucketTarget
 from bucketwarden.reconciler import Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import (
@@ -109,13 +110,13 @@ class CallRecorder:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._aws, name)
 
-    def get(self, bucket: str, **options: Any) -> str | None:
+    def get(self, target: BucketTarget) -> str | None:
         read: list[str] | None = getattr(self._local, "read", None)
         if read is None:
-            self._log.record(bucket)
+            self._log.record(target.bucket)
         else:
-            read.append(bucket)
-        return self._aws.get(bucket, **options)
+            read.append(target.bucket)
+        return self._aws.get(target)
 
     @contextlib.contextmanager
     def count_calls(self) -> Iterator[Mapping[str, int]]:

@@ -19,7 +19,7 @@ import kopf
 from bucketwarden.aws import InMemoryAws
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument, Statement
-from bucketwarden.principals import RoleAssumption
+from bucketwarden.principals import BucketTarget, RoleAssumption
 from bucketwarden.reconciler import AwsPort, Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import (
@@ -236,17 +236,17 @@ class RecordingAws(InMemoryAws):
         self.counter.record(api, "error")
         raise error
 
-    def get(self, bucket: str, **options: Any) -> str | None:
-        self._note("GetBucketPolicy", bucket)
-        return super().get(bucket, **options)
+    def get(self, target: BucketTarget) -> str | None:
+        self._note("GetBucketPolicy", target.bucket)
+        return super().get(target)
 
-    def put(self, bucket: str, policy_text: str, **options: Any) -> None:
-        self._note("PutBucketPolicy", bucket)
-        super().put(bucket, policy_text, **options)
+    def put(self, target: BucketTarget, policy_text: str) -> None:
+        self._note("PutBucketPolicy", target.bucket)
+        super().put(target, policy_text)
 
-    def delete(self, bucket: str, **options: Any) -> None:
-        self._note("DeleteBucketPolicy", bucket)
-        super().delete(bucket, **options)
+    def delete(self, target: BucketTarget) -> None:
+        self._note("DeleteBucketPolicy", target.bucket)
+        super().delete(target)
 
     def resolve_role(self, role: Any, *, assume_role: RoleAssumption | None = None) -> Any:
         self._note("ResolveRole", role.ref)

@@ -25,6 +25,7 @@ import kopf  # noqa: E402
 
 from bucketwarden.aws import AwsGateway, AwsSettings  # noqa: E402
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry  # noqa: E402
+from bucketwarden.principals import BucketTarget  # noqa: E402
 from bucketwarden.reconciler import Reconciler  # noqa: E402
 
 
@@ -36,11 +37,12 @@ class FreezingGateway(AwsGateway):
         self.freeze = freeze
         self.markers = markers
 
-    def put(self, bucket: str, policy_text: str, **options: Any) -> None:
+    def put(self, target: BucketTarget, policy_text: str) -> None:
+        bucket = target.bucket
         point = self.freeze.get(bucket)
         if point == "before-put":
             self._freeze(bucket, point)
-        super().put(bucket, policy_text, **options)
+        super().put(target, policy_text)
         if point == "after-put":
             self._freeze(bucket, point)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from bucketwarden.aws import AwsGateway, AwsSettings, InMemoryAws
 from bucketwarden.policy import PolicyDocument, Statement
+from bucketwarden.principals import BucketTarget
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import MotoServer
@@ -51,17 +52,17 @@ class InterleavedAws(InMemoryAws):
         self.after_put: Hook | None = None
         self.before_put: Hook | None = None
 
-    def get(self, bucket: str, **options: Any) -> str | None:
+    def get(self, target: BucketTarget) -> str | None:
         hook, self.before_get = self.before_get, None
         if hook:
             hook()
-        return super().get(bucket, **options)
+        return super().get(target)
 
-    def put(self, bucket: str, policy_text: str, **options: Any) -> None:
+    def put(self, target: BucketTarget, policy_text: str) -> None:
         hook, self.before_put = self.before_put, None
         if hook:
             hook()
-        super().put(bucket, policy_text, **options)
+        super().put(target, policy_text)
         hook, self.after_put = self.after_put, None
         if hook:
             hook()

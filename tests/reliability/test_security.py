@@ -18,6 +18,7 @@ import yaml
 import bucketwarden.k8s as k8s_module
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, Runtime, reconcile_object
+from bucketwarden.principals import BucketTarget
 from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import TenantPolicySpec
 from bucketwarden.tenancy import Tenancy
@@ -235,7 +236,9 @@ def test_tenant_policy_a_namespace_cannot_hold_a_bucket_outside_its_grant(kube: 
                 client.patch_object(TENANT_POLICIES, grant, {"spec": {"buckets": [own]}})
                 held = wait_for_reason(client, team, "stays", "NotAuthorized", status="False")
                 assert f"the bucket {later}" in held["status"]["conditions"][0]["message"]
-                aws.put(later, policy_text(*foreign_statements(later)))  # someone edits it: nothing undoes that
+                aws.put(
+                    BucketTarget(later), policy_text(*foreign_statements(later))
+                )  # someone edits it: nothing undoes that
                 calls = aws.calls(bucket=later)
                 client.delete_object(PROTECTED_BUCKETS, "stays", namespace=team)
                 client.wait_until_gone(PROTECTED_BUCKETS, "stays", namespace=team)

@@ -17,7 +17,7 @@ from bucketwarden.errors import (
     PolicyTooLargeError,
     RoleNotFoundError,
 )
-from bucketwarden.principals import RoleAssumption
+from bucketwarden.principals import BucketTarget, RoleAssumption
 from bucketwarden.spec import ExemptRole
 
 BUCKET = "protected-bucket"
@@ -41,8 +41,8 @@ def test_fake_fail_next_scripts_errors_then_recovers(fake: InMemoryAws) -> None:
 
     for _ in range(2):
         with pytest.raises(AwsUnavailableError):
-            fake.put(BUCKET, POLICY)
-    fake.put(BUCKET, POLICY)
+            fake.put(BucketTarget(BUCKET), POLICY)
+    fake.put(BucketTarget(BUCKET), POLICY)
 
     assert fake.policy_of(BUCKET) == POLICY
     assert fake.counter.snapshot() == {"PutBucketPolicy": 3}
@@ -56,28 +56,28 @@ def test_fake_validation_failure_consumes_no_scripted_error(fake: InMemoryAws) -
         fake.put(BUCKET, " " * 30000)
 
     with pytest.raises(AwsUnavailableError):
-        fake.put(BUCKET, POLICY)
+        fake.put(BucketTarget(BUCKET), POLICY)
 
 
 @pytest.mark.parametrize("operation", ["get", "put", "delete"])
 def test_fake_expected_owner_mismatch_is_the_bare_access_denied_s3_sends(fake: InMemoryAws, operation: str) -> None:
     # moto ignores ExpectedBucketOwner, so only the fake can show this: S3 answers 403 AccessDenied.
     calls = {
-        "get": lambda: fake.get(BUCKET, expected_owner="999999999999"),
-        "put": lambda: fake.put(BUCKET, POLICY, expected_owner="999999999999"),
-        "delete": lambda: fake.delete(BUCKET, expected_owner="999999999999"),
+        "get": lambda: fake.get(BucketTarget(BUCKET, expected_owner="999999999999")),
+        "put": lambda: fake.put(BucketTarget(BUCKET, expected_owner="999999999999"), POLICY),
+        "delete": lambda: fake.delete(BucketTarget(BUCKET, expected_owner="999999999999")),
     }
 
     with pytest.raises(AccessDeniedError, match=f"bucket {BUCKET} is owned by account 999999999999"):
         calls[operation]()
 
-    fake.get(BUCKET, expected_owner=fake.account)  # the right owner passes
+    fake.get(BucketTarget(BUCKET, expected_owner=fake.account))  # the right owner passes
 
 
 def test_fake_put_foreign_is_seen_by_the_next_get_uncounted(fake: InMemoryAws) -> None:
     fake.put_foreign(BUCKET, '{"Statement": [{"Sid": "Console"}]}')
 
-    assert fake.get(BUCKET) == '{"Statement": [{"Sid": "Console"}]}'
+    assert fake.get(BucketTarget(BUCKET)) == '{"Statement": [{"Sid": "Console"}]}'
     assert fake.counter.snapshot() == {"GetBucketPolicy": 1}
 
 
@@ -115,7 +115,7 @@ def test_fake_assuming_a_missing_role_is_a_credentials_error(fake: InMemoryAws) 
     missing = f"arn:aws:iam::{fake.account}:role/not-there"
 
     with pytest.raises(CredentialsError, match=f"could not assume role {missing}"):
-        fake.get(BUCKET, assume_role=RoleAssumption(missing))
+        fake.get(BucketTarget(BUCKET, assume_role=RoleAssumption(missing)))
 
     assert fake.counter.errors() == {"AssumeRole": 1, "GetBucketPolicy": 1}  # as botocore counts it
 

@@ -18,7 +18,7 @@ from bucketwarden.audit._classify import VERSIONING_UNKNOWN, AuditContext, Bucke
 from bucketwarden.audit._model import BucketAudit
 from bucketwarden.aws import AwsGateway
 from bucketwarden.errors import AwsError, BucketNotFoundError, BucketWardenError, RoleNotFoundError
-from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
+from bucketwarden.principals import BucketTarget, CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.spec import DEFAULT_STATEMENT_SID, ExemptRole
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def read_facts(gateway: AwsGateway, bucket: str, scope: AuditScope) -> BucketFac
     policy_text: str | None = None
     policy_error: str | None = None
     try:
-        policy_text = gateway.store.get(bucket, region=region, assume_role=arn)
+        policy_text = gateway.store.get(BucketTarget(bucket, region, assume_role=arn))
     except BucketNotFoundError:
         return None
     except AwsError as exc:

@@ -32,7 +32,7 @@ from bucketwarden.aws._port import AwsPort
 from bucketwarden.aws._session import assume_role_error
 from bucketwarden.aws._store import validate_policy_text
 from bucketwarden.errors import RoleNotFoundError
-from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
+from bucketwarden.principals import BucketTarget, CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.spec import ExemptRole
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account, so scenarios read the same against both
@@ -194,53 +194,31 @@ class InMemoryAws:
 
     # --- BucketPolicyStore -----------------------------------------------------------------------------
 
-    def get(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> str | None:
+    def get(self, target: BucketTarget) -> str | None:
         def read() -> str:
-            policy = self._bucket("GetBucketPolicy", bucket, expected_owner).policy
+            policy = self._bucket("GetBucketPolicy", target.bucket, target.expected_owner).policy
             if policy is None:
                 raise _NoSuchBucketPolicy  # a 404 on the wire, counted as an error like the real one
             return policy
 
         try:
-            return self._call("GetBucketPolicy", read, assume_role)
+            return self._call("GetBucketPolicy", read, target.assume_role)
         except _NoSuchBucketPolicy:
             return None
 
-    def put(
-        self,
-        bucket: str,
-        policy_text: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
+    def put(self, target: BucketTarget, policy_text: str) -> None:
         validate_policy_text(policy_text)
 
         def write() -> None:
-            self._bucket("PutBucketPolicy", bucket, expected_owner).policy = policy_text
+            self._bucket("PutBucketPolicy", target.bucket, target.expected_owner).policy = policy_text
 
-        self._call("PutBucketPolicy", write, assume_role)
+        self._call("PutBucketPolicy", write, target.assume_role)
 
-    def delete(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
+    def delete(self, target: BucketTarget) -> None:
         def remove() -> None:
-            self._bucket("DeleteBucketPolicy", bucket, expected_owner).policy = None
+            self._bucket("DeleteBucketPolicy", target.bucket, target.expected_owner).policy = None
 
-        self._call("DeleteBucketPolicy", remove, assume_role)
+        self._call("DeleteBucketPolicy", remove, target.assume_role)
 
     # --- IdentityResolver ------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from bucketwarden.aws._port import AwsPort
 from bucketwarden.aws._readiness import DEFAULT_READINESS_TTL_SECONDS, ReadinessReader
 from bucketwarden.aws._session import AwsSettings, ClientFactory
 from bucketwarden.aws._store import BucketPolicyStore
-from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
+from bucketwarden.principals import BucketTarget, CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.spec import ExemptRole
 
 
@@ -47,36 +47,14 @@ class AwsGateway:
             self.factory, ttl_seconds=ttl_seconds, negative_ttl_seconds=negative_ttl_seconds, clock=clock
         )
 
-    def get(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> str | None:
-        return self.store.get(bucket, region=region, expected_owner=expected_owner, assume_role=assume_role)
+    def get(self, target: BucketTarget) -> str | None:
+        return self.store.get(target)
 
-    def put(
-        self,
-        bucket: str,
-        policy_text: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
-        self.store.put(bucket, policy_text, region=region, expected_owner=expected_owner, assume_role=assume_role)
+    def put(self, target: BucketTarget, policy_text: str) -> None:
+        self.store.put(target, policy_text)
 
-    def delete(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
-        self.store.delete(bucket, region=region, expected_owner=expected_owner, assume_role=assume_role)
+    def delete(self, target: BucketTarget) -> None:
+        self.store.delete(target)
 
     def caller_identity(self, assume_role: RoleAssumption | None = None) -> CallerIdentity:
         return self.identity.caller_identity(assume_role)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
-from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
+from bucketwarden.principals import BucketTarget, CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.spec import ExemptRole
 
 
@@ -14,33 +14,11 @@ from bucketwarden.spec import ExemptRole
 class BucketPolicyPort(Protocol):
     """Whole-document bucket policy I/O. "No policy" is None; failures are AwsError subclasses."""
 
-    def get(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> str | None: ...
+    def get(self, target: BucketTarget) -> str | None: ...
 
-    def put(
-        self,
-        bucket: str,
-        policy_text: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None: ...
+    def put(self, target: BucketTarget, policy_text: str) -> None: ...
 
-    def delete(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None: ...
+    def delete(self, target: BucketTarget) -> None: ...
 
 
 @runtime_checkable
@@ -72,36 +50,14 @@ class AwsPortWrapper:
     def __init__(self, inner: AwsPort) -> None:
         self._inner = inner
 
-    def get(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> str | None:
-        return self._inner.get(bucket, region=region, expected_owner=expected_owner, assume_role=assume_role)
+    def get(self, target: BucketTarget) -> str | None:
+        return self._inner.get(target)
 
-    def put(
-        self,
-        bucket: str,
-        policy_text: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
-        self._inner.put(bucket, policy_text, region=region, expected_owner=expected_owner, assume_role=assume_role)
+    def put(self, target: BucketTarget, policy_text: str) -> None:
+        self._inner.put(target, policy_text)
 
-    def delete(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
-        self._inner.delete(bucket, region=region, expected_owner=expected_owner, assume_role=assume_role)
+    def delete(self, target: BucketTarget) -> None:
+        self._inner.delete(target)
 
     def caller_identity(self, assume_role: RoleAssumption | None = None) -> CallerIdentity:
         return self._inner.caller_identity(assume_role)

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from bucketwarden.aws._errors import error_code, map_client_error
 from bucketwarden.aws._session import ClientFactory
 from bucketwarden.errors import MalformedPolicyError, PolicyTooLargeError
-from bucketwarden.principals import RoleAssumption
+from bucketwarden.principals import BucketTarget
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import (
@@ -49,75 +49,53 @@ def validate_policy_text(policy_text: str) -> None:
         raise MalformedPolicyError(MSG_NO_STATEMENTS, api="PutBucketPolicy")
 
 
+def _mapped(exc: Exception, api: str, target: BucketTarget) -> Exception:
+    return map_client_error(exc, api=api, bucket=target.bucket, expected_owner=target.expected_owner)
+
+
 class BucketPolicyStore:
     """Reads and writes whole bucket policy documents through shared, counted S3 clients.
 
-    Every method takes the bucket name and, as keywords, where and as whom to call: ``region`` (None:
-    the operator's region; botocore follows S3's redirect if it is wrong), ``expected_owner`` (sent as
-    ExpectedBucketOwner on every call when given) and ``assume_role``. Errors are
+    Every method takes a BucketTarget: the bucket, and where and as whom to call. Errors are
     :class:`bucketwarden.errors.AwsError` subclasses; "no policy" is the value None, not an error.
     """
 
     def __init__(self, factory: ClientFactory) -> None:
         self._factory = factory
 
-    def get(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> str | None:
+    def get(self, target: BucketTarget) -> str | None:
         """The policy document exactly as S3 returns it, or None when the bucket has no policy."""
         try:
-            client = self._factory.s3(region, assume_role)
-            get_params: GetBucketPolicyRequestTypeDef = {"Bucket": bucket}
-            if expected_owner is not None:
-                get_params["ExpectedBucketOwner"] = expected_owner
+            client = self._factory.s3(target.region, target.assume_role)
+            get_params: GetBucketPolicyRequestTypeDef = {"Bucket": target.bucket}
+            if target.expected_owner is not None:
+                get_params["ExpectedBucketOwner"] = target.expected_owner
             response = client.get_bucket_policy(**get_params)
-        except ClientError as exc:
-            if error_code(exc) == "NoSuchBucketPolicy":
-                return None
-            raise map_client_error(exc, api="GetBucketPolicy", bucket=bucket, expected_owner=expected_owner) from exc
         except Exception as exc:
-            raise map_client_error(exc, api="GetBucketPolicy", bucket=bucket, expected_owner=expected_owner) from exc
+            if isinstance(exc, ClientError) and error_code(exc) == "NoSuchBucketPolicy":
+                return None
+            raise _mapped(exc, "GetBucketPolicy", target) from exc
         return response["Policy"]
 
-    def put(
-        self,
-        bucket: str,
-        policy_text: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
+    def put(self, target: BucketTarget, policy_text: str) -> None:
         """Replace the whole document. It is validated first; an invalid one is never sent."""
         validate_policy_text(policy_text)
         try:
-            client = self._factory.s3(region, assume_role)
-            put_params: PutBucketPolicyRequestTypeDef = {"Bucket": bucket, "Policy": policy_text}
-            if expected_owner is not None:
-                put_params["ExpectedBucketOwner"] = expected_owner
+            client = self._factory.s3(target.region, target.assume_role)
+            put_params: PutBucketPolicyRequestTypeDef = {"Bucket": target.bucket, "Policy": policy_text}
+            if target.expected_owner is not None:
+                put_params["ExpectedBucketOwner"] = target.expected_owner
             client.put_bucket_policy(**put_params)
         except Exception as exc:
-            raise map_client_error(exc, api="PutBucketPolicy", bucket=bucket, expected_owner=expected_owner) from exc
+            raise _mapped(exc, "PutBucketPolicy", target) from exc
 
-    def delete(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
+    def delete(self, target: BucketTarget) -> None:
         """Remove the policy. Deleting a policy that does not exist succeeds, as in S3."""
         try:
-            client = self._factory.s3(region, assume_role)
-            delete_params: DeleteBucketPolicyRequestTypeDef = {"Bucket": bucket}
-            if expected_owner is not None:
-                delete_params["ExpectedBucketOwner"] = expected_owner
+            client = self._factory.s3(target.region, target.assume_role)
+            delete_params: DeleteBucketPolicyRequestTypeDef = {"Bucket": target.bucket}
+            if target.expected_owner is not None:
+                delete_params["ExpectedBucketOwner"] = target.expected_owner
             client.delete_bucket_policy(**delete_params)
         except Exception as exc:
-            raise map_client_error(exc, api="DeleteBucketPolicy", bucket=bucket, expected_owner=expected_owner) from exc
+            raise _mapped(exc, "DeleteBucketPolicy", target) from exc

@@ -17,7 +17,7 @@ import kopf
 from bucketwarden.errors import AckPatchError, PolicyParseError
 from bucketwarden.k8s._kopf_private import APINotFoundError, api_patch  # kopf's own client: the operator's credentials
 from bucketwarden.policy import PolicyDocument, remove_policy
-from bucketwarden.principals import RoleAssumption
+from bucketwarden.principals import BucketTarget
 from bucketwarden.spec import PolicyWriter, ProtectedBucketSpec
 
 ACK_GROUP, ACK_VERSION, ACK_PLURAL = "s3.services.k8s.aws", "v1alpha1", "buckets"
@@ -53,25 +53,10 @@ class AckPolicyStore:
         self._patch = patch
         self.patched: str | None = None
 
-    def get(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> str | None:
+    def get(self, target: BucketTarget) -> str | None:
         return self._entry.policy or None
 
-    def put(
-        self,
-        bucket: str,
-        policy_text: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
+    def put(self, target: BucketTarget, policy_text: str) -> None:
         try:
             if self._patch is not None:
                 self._patch(self._entry, policy_text)
@@ -79,14 +64,7 @@ class AckPolicyStore:
             raise AckPatchError(f"could not patch ACK Bucket {self._entry.ref} spec.policy: {exc}") from exc
         self.patched = policy_text
 
-    def delete(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> None:
+    def delete(self, target: BucketTarget) -> None:
         # A reconcile always keeps our statement, so it never deletes; removal on deletion is cleanup_beside_ack.
         raise AckPatchError(f"bucketwarden never deletes the whole spec.policy of ACK Bucket {self._entry.ref}")
 

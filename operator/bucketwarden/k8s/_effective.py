@@ -46,11 +46,11 @@ from bucketwarden.k8s._ack import (
 from bucketwarden.k8s._status import blocked_result
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import (
-    BucketTarget,
     Claim,
     PreviousState,
     Reconciler,
     ReconcileResult,
+    target_of,
 )
 from bucketwarden.sources import SOURCE_LIST_NOT_FOUND, resolve_sources
 from bucketwarden.spec import (
@@ -181,7 +181,7 @@ def _through_ack(
     done = "merged our statement into" if store.patched is not None else "our statement is in"
     synced = f"{done} ACK Bucket {entry.ref} spec.policy (every other statement kept); ACK writes it to S3"
     try:
-        live_text = reconciler.aws.get(spec.bucket_name, **BucketTarget.of(spec, around.claim).options)
+        live_text = reconciler.aws.get(target_of(spec, around.claim))
         live = PolicyDocument.parse(live_text) if live_text else None
     except BucketWardenError as exc:
         live, synced = None, f"{synced}; the live bucket policy cannot be read: {exc.message}"

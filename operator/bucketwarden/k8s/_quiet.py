@@ -25,7 +25,8 @@ from typing import Any
 
 from bucketwarden.aws import AwsPort
 from bucketwarden.errors import BucketWardenError
-from bucketwarden.reconciler import BucketTarget, Claim, ReconcileResult
+from bucketwarden.principals import BucketTarget
+from bucketwarden.reconciler import Claim, ReconcileResult, target_of
 from bucketwarden.spec import ExemptRole, ProtectedBucketSpec
 
 
@@ -95,7 +96,7 @@ def steady_state_of(
     return SteadyState(
         uid=uid,
         spec_digest=digest,
-        target=BucketTarget.of(spec, claim),
+        target=target_of(spec, claim),
         roles=roles,
         role_ids=tuple(resolved),
         operator_arn=result.operator_principal,
@@ -154,7 +155,7 @@ def quiet_tick(
             for role, role_id in zip(state.roles, state.role_ids, strict=True):
                 if aws.resolve_role(role, assume_role=target.assume_role).role_id != role_id:
                     return None
-            text = aws.get(target.bucket, **target.options)
+            text = aws.get(target)
     except BucketWardenError:
         return None  # the full reconcile reports it, with its conditions and events
     if text is None or text_digest(text) != state.policy_digest:
