@@ -8,7 +8,6 @@ import importlib.util
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,16 @@ from bucketwarden import __version__
 from bucketwarden._table import format_table
 from bucketwarden.errors import BucketWardenError, InvalidSpecError, PolicyParseError
 from bucketwarden.exitcodes import ExitCode, exit_code_help
+from bucketwarden.facts import UsageError as UsageError
+from bucketwarden.facts import (
+    offline_operator as offline_operator,
+)
+from bucketwarden.facts import (
+    offline_roles,
+    parse_role_arns,
+    parse_role_ids,
+    principal_context,
+)
 from bucketwarden.formats import render_format
 from bucketwarden.manifests import STDIN, Manifest, load_manifests
 from bucketwarden.policy import (
@@ -39,7 +48,7 @@ from bucketwarden.policy import (
     with_aws_source_ranges,
 )
 from bucketwarden.principals import CallerIdentity, ResolvedRole
-from bucketwarden.spec import ExemptionKey, ProtectedBucketSpec
+from bucketwarden.spec import ProtectedBucketSpec
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = ExitCode.OK, ExitCode.FAILED, ExitCode.CHANGES_PENDING
 DEFAULT_ACCOUNT = "123456789012"
@@ -50,13 +59,6 @@ DEMO_INSTALL = "from a clone of the repository: make install, or pip install -c 
 DEMO_KUBERNETES_MODULES = ("kmock",)
 PROVE_MODULES = ("z3",)  # verify --prove, audit --prove: the prove extra
 EXIT_USAGE = ExitCode.USAGE
-# IAM unique ids: "AROA" + 17 upper-case letters or digits for a role (IAM User Guide, "Unique identifiers").
-ROLE_ID_RE = re.compile(r"AROA[A-Z0-9]{17}")
-ROLE_ARN_RE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/(?:[^/]+/)*[^/]+")
-
-
-class UsageError(BucketWardenError):
-    reason = "UsageError"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,68 +105,6 @@ def _one_spec(path: str) -> Manifest:
     return manifests[0]
 
 
-def _parse_role_ids(pairs: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        ref, sep, role_id = pair.partition("=")
-        if not sep or not ref or not role_id:
-            raise UsageError(f"--role-id {pair!r}: expected NAME_OR_ARN=ROLEID, e.g. MyRole=AROAEXAMPLE123456789")
-        if not ROLE_ID_RE.fullmatch(role_id):
-            raise UsageError(
-                f"--role-id {pair!r}: {role_id!r} is not a RoleId: AROA followed by 17 upper-case letters or digits "
-                f"(aws iam get-role --role-name {ref.rsplit('/', 1)[-1]} --query Role.RoleId)"
-            )
-        out[ref] = role_id
-    return out
-
-
-def _parse_role_arns(pairs: Sequence[str]) -> dict[str, str]:
-    """--role-arn NAME=ARN: the full ARN of an exempt role named by name, so its path is right offline."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, arn = pair.partition("=")
-        if not sep or not name or not ROLE_ARN_RE.fullmatch(arn):
-            raise UsageError(
-                f"--role-arn {pair!r}: expected NAME=ARN, e.g. "
-                "AWSBackupDefaultServiceRole=arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole"
-            )
-        if arn.rsplit("/", 1)[-1] != name:
-            raise UsageError(f"--role-arn {pair!r}: the ARN names role {arn.rsplit('/', 1)[-1]!r}, not {name!r}")
-        out[name] = arn
-    return out
-
-
-def offline_roles(
-    spec: ProtectedBucketSpec, role_ids: dict[str, str], account: str, role_arns: dict[str, str] | None = None
-) -> list[ResolvedRole]:
-    """Exempt roles resolved from --role-id (and --role-arn) flags instead of iam:GetRole."""
-    roles = []
-    for role in spec.exempt_roles:
-        given = role.arn or (role_arns or {}).get(role.role_name)
-        arn = given or f"arn:aws:iam::{account}:role/{role.role_name}"
-        role_id = role_ids.get(role.ref) or role_ids.get(role.role_name) or role_ids.get(arn)
-        if role_id is None and spec.exemption_key is ExemptionKey.USER_ID:
-            raise UsageError(
-                f"no RoleId for exempt role {role.ref!r}: pass --role-id {role.ref}=AROA... "
-                f"(aws iam get-role --role-name {role.role_name} --query Role.RoleId)"
-            )
-        # Without an ARN the role's path is a guess (none): the verifier says Unknown where the path decides.
-        roles.append(ResolvedRole(ref=role.ref, name=role.role_name, arn=arn, role_id=role_id, path_known=bool(given)))
-    return roles
-
-
-def offline_operator(user_id: str | None, account: str) -> CallerIdentity | None:
-    """An operator identity from --operator-user-id: ``AROA...:session`` (or ``AROA...:*``) or ``AIDA...``."""
-    if user_id is None:
-        return None
-    if ":" in user_id and user_id.startswith("AROA"):
-        role_id, _, session = user_id.partition(":")
-        session = "bucketwarden" if session in ("", "*") else session
-        arn = f"arn:aws:sts::{account}:assumed-role/bucketwarden-operator/{session}"
-        return CallerIdentity(account=account, arn=arn, user_id=f"{role_id}:{session}")
-    return CallerIdentity(account=account, arn=f"arn:aws:iam::{account}:user/bucketwarden-operator", user_id=user_id)
-
-
 def read_aws_ip_ranges(path: str | None) -> tuple[str, ...]:
     """--aws-ip-ranges FILE: the prefixes of the user's copy of AWS's ip-ranges.json (never fetched)."""
     if path is None:
@@ -183,8 +123,8 @@ def _offline_inputs(
     args: argparse.Namespace,
 ) -> tuple[ProtectedBucketSpec, list[ResolvedRole], CallerIdentity | None]:
     spec = with_aws_source_ranges(_one_spec(args.file).resource.spec, read_aws_ip_ranges(args.aws_ip_ranges))
-    role_arns = _parse_role_arns(args.role_arn)
-    roles = offline_roles(spec, _parse_role_ids(args.role_id), args.account, role_arns)
+    role_arns = parse_role_arns(args.role_arn)
+    roles = offline_roles(spec, parse_role_ids(args.role_id), args.account, role_arns)
     return spec, roles, offline_operator(args.operator_user_id, args.account)
 
 
@@ -256,8 +196,8 @@ def plan_offline(args: argparse.Namespace) -> int:
 
     manifests = [_one_spec(args.file)] if args.existing_policy is not None else load_manifests(args.file)
     manifests = with_ranges(manifests, read_aws_ip_ranges(args.aws_ip_ranges))
-    role_ids = _parse_role_ids(args.role_id)
-    role_arns = _parse_role_arns(args.role_arn)
+    role_ids = parse_role_ids(args.role_id)
+    role_arns = parse_role_arns(args.role_arn)
     operator = offline_operator(args.operator_user_id, args.account)
     specs = [m.resource.spec for m in manifests]
     # Resolved up front: a missing --role-id is a usage error before anything runs, not a per-bucket failure.
@@ -384,33 +324,6 @@ def _parse_context(pairs: Sequence[str]) -> dict[str, list[str]]:
             raise UsageError(f"--context {pair!r}: expected KEY=VALUE, e.g. aws:SourceIp=198.51.100.7")
         context.setdefault(key.lower(), []).append(value)
     return context
-
-
-_ASSUMED_ROLE = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)")
-_IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):(root|user/.+|role/.+)")
-
-
-def principal_context(arn: str) -> dict[str, str]:
-    """The context keys a request by ``arn`` carries: aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalType,
-    and for a role session its own ARN (bucketwarden:callerArn; aws:PrincipalArn is then the role's ARN)."""
-    session = _ASSUMED_ROLE.fullmatch(arn)
-    if session is not None:
-        part, account, role, _ = session.groups()
-        # The role's path is not part of a session ARN: give --context aws:PrincipalArn=... when it has one.
-        return {
-            "aws:PrincipalArn": f"arn:{part}:iam::{account}:role/{role}",
-            "bucketwarden:callerArn": arn,
-            "aws:PrincipalAccount": account,
-            "aws:PrincipalType": "AssumedRole",
-        }
-    iam = _IAM_PRINCIPAL.fullmatch(arn)
-    if iam is None:
-        raise UsageError(
-            f"--principal-arn {arn!r}: expected an IAM user, role or root ARN, or an assumed-role session ARN "
-            "(arn:aws:sts::123456789012:assumed-role/ROLE/SESSION)"
-        )
-    kind = {"root": "Account", "user": "User", "role": "AssumedRole"}[iam.group(2).split("/", 1)[0]]
-    return {"aws:PrincipalArn": arn, "aws:PrincipalAccount": iam.group(1), "aws:PrincipalType": kind}
 
 
 def _check_context(context: dict[str, list[str]]) -> None:

@@ -9,7 +9,7 @@ with the RoleId resolved through iam:GetRole, so a role created again is followe
 from __future__ import annotations
 
 from bucketwarden.aws import AwsPort, AwsPortWrapper
-from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
+from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption, session_arn
 from bucketwarden.spec import ExemptRole
 
 # The session name the operator uses for verification scenarios; the exemption itself covers every session.
@@ -21,7 +21,7 @@ def role_session_identity(role: ResolvedRole, session: str = OPERATOR_SESSION) -
     if role.role_id is None:
         raise ValueError(f"role {role.arn} has no RoleId")
     partition = role.arn.split(":")[1]
-    arn = f"arn:{partition}:sts::{role.account}:assumed-role/{role.name}/{session}"
+    arn = session_arn(partition, role.account, role.name, session)
     return CallerIdentity(account=role.account, arn=arn, user_id=f"{role.role_id}:{session}")
 
 

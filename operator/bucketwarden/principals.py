@@ -5,7 +5,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_ASSUMED_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
+# The ARN forms, written once. A role session: arn:PARTITION:sts::ACCOUNT:assumed-role/ROLE/SESSION (no path).
+ASSUMED_ROLE_ARN = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)")
+# An IAM role, with its path: arn:PARTITION:iam::ACCOUNT:role/PATH/NAME.
+ROLE_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)")
+# An IAM user, role or the account root.
+IAM_PRINCIPAL_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):(root|user/.+|role/.+)")
+
+
+def session_arn(partition: str, account: str, role_name: str, session: str) -> str:
+    """The ARN STS gives a session of role ``role_name``."""
+    return f"arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}"
+
+
+def is_session_arn(arn: str) -> bool:
+    return ASSUMED_ROLE_ARN.fullmatch(arn) is not None
+
+
+def role_arn_of_session(arn: str | None) -> str | None:
+    """A session's role: arn:aws:sts::A:assumed-role/NAME/S -> arn:aws:iam::A:role/NAME (a session ARN has no path)."""
+    m = ASSUMED_ROLE_ARN.fullmatch(arn or "")
+    return f"arn:{m[1]}:iam::{m[2]}:role/{m[3]}" if m else None
+
 
 ROLE_SESSION_NAME = "bucketwarden"
 MAX_SESSION_NAME = 64
@@ -58,7 +79,7 @@ class CallerIdentity:
 
     @property
     def is_assumed_role(self) -> bool:
-        return _ASSUMED_ROLE_ARN.match(self.arn) is not None
+        return is_session_arn(self.arn)
 
     @property
     def role_id(self) -> str | None:
@@ -88,10 +109,7 @@ class CallerIdentity:
     @property
     def principal_arn(self) -> str:
         """aws:PrincipalArn of a request by this principal: for a role session, the role's ARN (path unknown)."""
-        m = _ASSUMED_ROLE_ARN.match(self.arn)
-        if m:
-            return f"arn:{m.group(1)}:iam::{m.group(2)}:role/{m.group(3)}"
-        return self.arn
+        return role_arn_of_session(self.arn) or self.arn
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ operator (bucketwarden.k8s), the file-mode CLI and the demo all drive this same 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import defaultdict
@@ -126,7 +125,7 @@ from bucketwarden.policy import (
 from bucketwarden.policy import Verification as Verification
 from bucketwarden.policy import bucket_arns as bucket_arns_of
 from bucketwarden.principals import BucketTarget as BucketTarget
-from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
+from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption, role_arn_of_session
 from bucketwarden.readiness import ReadinessPort, check_readiness
 from bucketwarden.spec import (
     RESERVED_SID_PREFIX,
@@ -241,15 +240,6 @@ class ReconcileResult:
 
 def _error_message(exc: BucketWardenError) -> str:
     return exc.message
-
-
-_SESSION_ARN = re.compile(r"^arn:([^:]+):sts::(\d{12}):assumed-role/([^/]+)/")
-
-
-def _role_arn_of(principal_arn: str | None) -> str | None:
-    """A session's role: arn:aws:sts::A:assumed-role/NAME/S -> arn:aws:iam::A:role/NAME (a session ARN has no path)."""
-    m = _SESSION_ARN.match(principal_arn or "")
-    return f"arn:{m[1]}:iam::{m[2]}:role/{m[3]}" if m else None
 
 
 Identities = tuple[Sequence[ResolvedRole], CallerIdentity | None]
@@ -611,7 +601,7 @@ class Reconciler:
         if isinstance(exc, AccessDeniedError) and AccessDeniedError.HINT not in message:
             message = f"{message}; {AccessDeniedError.HINT}"
         if isinstance(exc, AccessDeniedError) and exc.api in ("GetBucketPolicy", "PutBucketPolicy", None):
-            role = _role_arn_of(base.operator_principal) or "<the operator's role ARN>"
+            role = role_arn_of_session(base.operator_principal) or "<the operator's role ARN>"
             message = f"{message}; {MSG_BOOTSTRAP.format(bucket=base.bucket, role=role)}"
         base.outcome = "Failed"
         base.error = exc

@@ -18,7 +18,7 @@ from bucketwarden.audit._classify import VERSIONING_UNKNOWN, AuditContext, Bucke
 from bucketwarden.audit._model import BucketAudit
 from bucketwarden.aws import AwsGateway
 from bucketwarden.errors import AwsError, BucketNotFoundError, BucketWardenError, RoleNotFoundError
-from bucketwarden.principals import BucketTarget, CallerIdentity, ResolvedRole, RoleAssumption
+from bucketwarden.principals import BucketTarget, CallerIdentity, ResolvedRole, RoleAssumption, session_arn
 from bucketwarden.spec import DEFAULT_STATEMENT_SID, ExemptRole
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def resolve_operator(
     partition = role.arn.split(":")[1]
     return CallerIdentity(
         account=role.account,
-        arn=f"arn:{partition}:sts::{role.account}:assumed-role/{role.name}/{OPERATOR_SESSION}",
+        arn=session_arn(partition, role.account, role.name, OPERATOR_SESSION),
         user_id=f"{role.role_id}:{OPERATOR_SESSION}",
     )
 

@@ -32,7 +32,7 @@ from bucketwarden.aws._port import AwsPort
 from bucketwarden.aws._session import assume_role_error
 from bucketwarden.aws._store import validate_policy_text
 from bucketwarden.errors import RoleNotFoundError
-from bucketwarden.principals import BucketTarget, CallerIdentity, ResolvedRole, RoleAssumption
+from bucketwarden.principals import BucketTarget, CallerIdentity, ResolvedRole, RoleAssumption, session_arn
 from bucketwarden.spec import ExemptRole
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account, so scenarios read the same against both
@@ -314,7 +314,7 @@ class InMemoryAws:
             session = assume_role.session_name
             return CallerIdentity(
                 account=role.account,
-                arn=f"arn:aws:sts::{role.account}:assumed-role/{role.name}/{session}",
+                arn=session_arn("aws", role.account, role.name, session),
                 user_id=f"{role.role_id}:{session}",
             )
 

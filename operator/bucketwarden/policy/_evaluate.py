@@ -22,6 +22,7 @@ from bucketwarden.policy._conditions import (
     substitute_pattern,
 )
 from bucketwarden.policy._document import POLICY_VERSION, PolicyDocument, Principal, Statement
+from bucketwarden.principals import ROLE_ARN, is_session_arn, session_arn
 
 Decision = Literal["ExplicitDeny", "Allow", "NoMatch"]
 ContextValue = str | Sequence[str]
@@ -110,10 +111,6 @@ class Evaluation:
 ContextCheck = Callable[[Context], bool]
 
 
-_ROLE_ARN = re.compile(r"arn:([^:]+):iam::(\d{12}):role/(?:.*/)?([^/]+)")
-_SESSION_ARN = re.compile(r"arn:[^:]+:sts::\d{12}:assumed-role/[^/]+/.+")
-
-
 def caller_arn(context: Context) -> str | None:
     """The caller's own ARN: for a role session ``arn:aws:sts::ACCT:assumed-role/ROLE/SESSION``.
 
@@ -126,11 +123,11 @@ def caller_arn(context: Context) -> str | None:
     arns, user_ids = context.get(PRINCIPAL_ARN, ()), context.get(USER_ID, ())
     if not arns:
         return None
-    role = _ROLE_ARN.fullmatch(arns[0])
+    role = ROLE_ARN.fullmatch(arns[0])
     if role is None or not user_ids or ":" not in user_ids[0]:
         return arns[0]
     session = user_ids[0].split(":", 1)[1]
-    return f"arn:{role.group(1)}:sts::{role.group(2)}:assumed-role/{role.group(3)}/{session}"
+    return session_arn(role.group(1), role.group(2), role.group(3), session)
 
 
 def _identities(context: Context) -> tuple[str, ...]:
@@ -141,7 +138,7 @@ def _identities(context: Context) -> tuple[str, ...]:
         root = _ROOT_ARN.fullmatch(arn)
         found.append(f"account:{root.group(1)}" if root else arn)
     session = caller_arn(context)
-    if session is not None and _SESSION_ARN.fullmatch(session):
+    if session is not None and is_session_arn(session):
         found.append(session)
     found += [f"service:{s}" for s in context.get(PRINCIPAL_SERVICE, ())]
     return tuple(dict.fromkeys(found))
@@ -186,12 +183,12 @@ def _principal_matcher(principal: Principal, *, negated: bool) -> ContextCheck |
         def spared(context: Context) -> bool:
             names = _identities(context)
             if unique_id_listed(context):  # the unique id stands for the principal ARN
-                names = tuple(n for n in names if not n.startswith("arn:") or _SESSION_ARN.fullmatch(n))
+                names = tuple(n for n in names if not n.startswith("arn:") or is_session_arn(n))
             return bool(names) and all(n in wanted for n in names)
 
         return lambda context: not spared(context)
 
-    sessions = any(_SESSION_ARN.fullmatch(n) for n in wanted)
+    sessions = any(is_session_arn(n) for n in wanted)
     if not sessions and not exact_ids:  # the usual case: accounts and ARNs, answered by two set lookups
         accounts = frozenset(n.removeprefix("account:") for n in wanted if n.startswith("account:"))
         arns = frozenset(n for n in wanted if not n.startswith(("account:", "service:")))
