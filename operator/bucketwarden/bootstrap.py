@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bucketwarden._table import format_table
+from bucketwarden._table import failure_line, format_table
 from bucketwarden.aws import AwsGateway, AwsPort
 from bucketwarden.errors import AccessDeniedError, BucketWardenError, InvalidSpecError
 from bucketwarden.filemode import exempted, reconcile_all
@@ -67,10 +67,7 @@ def run_bootstrap(
                 verdict = "OK" if verification.ok else "FAILED"
                 for result in verification.results:
                     if not result.passed:
-                        out(
-                            f"{r.bucket}: {result.scenario.name}: expected {result.scenario.expect}, "
-                            f"got {result.evaluation.decision} ({result.evaluation.sid or 'no statement'})"
-                        )
+                        out(f"{r.bucket}: {failure_line(result)}")
             except BucketWardenError as exc:
                 verdict = "FAILED"
                 out(f"{r.bucket}: could not read the policy back: {exc.message}")

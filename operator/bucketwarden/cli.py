@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bucketwarden import __version__
-from bucketwarden._table import format_table
+from bucketwarden._table import verification_table
 from bucketwarden.errors import BucketWardenError, InvalidSpecError, PolicyParseError
 from bucketwarden.exitcodes import ExitCode, exit_code_help
 from bucketwarden.facts import UsageError as UsageError
@@ -300,20 +300,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print("verification: " + verdict[result.verdict])
     # Unknown never blocks a write, so it is not an error either.
     return EXIT_OK if result.ok else EXIT_ERROR
-
-
-def verification_table(result: Any) -> str:
-    rows = [
-        (
-            r.scenario.name,
-            r.scenario.expect,
-            r.evaluation.decision,
-            r.evaluation.sid or "-",
-            "ok" if r.passed else "FAIL",
-        )
-        for r in result.results
-    ]
-    return format_table(("SCENARIO", "EXPECT", "DECISION", "SID", "RESULT"), rows)
 
 
 def _parse_context(pairs: Sequence[str]) -> dict[str, list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from bucketwarden._table import failure_line
 from bucketwarden.policy import ADOPTION_REFUSED, Verification
 from bucketwarden.spec import Condition
 
@@ -132,15 +133,8 @@ def verified_conditions(verification: Verification) -> list[Condition]:
 
 
 def summarise_failures(verification: Verification) -> str:
-    parts = []
-    for r in verification.blocking_failures or [r for r in verification.results if not r.passed]:
-        who = r.evaluation.label or "no statement"
-        request = r.scenario.request
-        parts.append(
-            f"{r.scenario.name}: expected {r.scenario.expect}, got {r.evaluation.decision} ({who}) "
-            f"for {request.action} on {request.resource}"
-        )
-    return "; ".join(parts[:5])
+    failed = verification.blocking_failures or [r for r in verification.results if not r.passed]
+    return "; ".join(failure_line(r) for r in failed[:5])
 
 
 def verdict_line(verification: Verification) -> str:

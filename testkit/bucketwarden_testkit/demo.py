@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from bucketwarden._table import format_table
+from bucketwarden._table import format_table, verification_table
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.bootstrap import run_bootstrap
 from bucketwarden.crd import build_allow_list_crd
@@ -627,17 +627,7 @@ def _play(story: Story, world: DemoWorld, driver: Driver, role_id: str, how: str
     spec = ProtectedBucketSpec.model_validate(MANIFEST["spec"])
     roles, operator = world.verify_inputs(spec)
     verification = verify_policy(spec, roles, operator, doc)
-    rows = [
-        (
-            r.scenario.name,
-            r.scenario.expect,
-            r.evaluation.decision,
-            r.evaluation.sid or "-",
-            "ok" if r.passed else "FAIL",
-        )
-        for r in verification.results
-    ]
-    for line in format_table(("SCENARIO", "EXPECT", "DECISION", "SID", "RESULT"), rows).splitlines():
+    for line in verification_table(verification).splitlines():
         story.say(line)
     story.check("every verification scenario came out as expected", verification.ok)
     for label, network, denied in (
