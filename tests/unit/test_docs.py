@@ -18,7 +18,7 @@ import yaml
 import bucketwarden.aws._errors as aws_errors
 from bucketwarden import contention, errors, reconciler, sources
 from bucketwarden.exitcodes import exit_code_table
-from bucketwarden.k8s import _allowlists, _effective, _events, _handlers
+from bucketwarden.k8s import _allowlists, _effective, _events, _handlers, _object
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.reasons import READY_REASONS, VERIFIED_INCONCLUSIVE
@@ -81,10 +81,10 @@ def code_ready_reasons() -> set[str]:
 
 
 def code_event_reasons() -> set[str]:
-    """Event reasons named in code: the constants of k8s/_events.py and the literals the handlers post."""
+    """Event reasons named in code: the constants of k8s/_events.py and the literals per-object handling posts."""
     named = {v for k, v in vars(_events).items() if k.isupper() and isinstance(v, str) and v not in CONDITION_TYPES}
     # Only what kopf.event() posts: log fields carry a reason= too ("Unchanged" for a quiet tick).
-    posted = set(re.findall(r'kopf\.event\([^)]*?reason="(\w+)"', inspect.getsource(_handlers), re.S))
+    posted = set(re.findall(r'kopf\.event\([^)]*?reason="(\w+)"', inspect.getsource(_object), re.S))
     posted.add(_allowlists.ALLOW_LIST_IN_USE)
     return named | posted
 

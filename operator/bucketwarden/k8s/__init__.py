@@ -7,10 +7,12 @@ from typing import Any
 
 import kopf
 
-from bucketwarden.k8s._handlers import ReconcilerFactory, Runtime, default_reconciler, reconcile_object, register
+from bucketwarden.k8s._handlers import register
 from bucketwarden.k8s._kopf_private import check_kopf_private_api
 from bucketwarden.k8s._logs import configure_logging
 from bucketwarden.k8s._metrics import Metrics
+from bucketwarden.k8s._object import reconcile_object
+from bucketwarden.k8s._runtime import ReconcilerFactory, Runtime, default_reconciler
 from bucketwarden.k8s._settings import OperatorSettings
 
 __all__ = [

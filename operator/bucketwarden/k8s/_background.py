@@ -1,0 +1,165 @@
+"""Background work beside the per-object handlers: the resync ticks (kopf timers or one queue) and the drift poller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+
+from bucketwarden.errors import BucketWardenError
+from bucketwarden.k8s._claims import CLAIMS_INDEX
+from bucketwarden.k8s._drift import DRIFT_ANNOTATION, DriftPoller, claimant_from_index
+from bucketwarden.k8s._kopf_private import patch_object
+from bucketwarden.k8s._object import resync_from_kwargs
+from bucketwarden.k8s._resync import TARGETS_INDEX, QueueTicker, target_key
+from bucketwarden.k8s._runtime import Runtime
+from bucketwarden.k8s._scheduler import ResyncQueue
+from bucketwarden.k8s._settings import OperatorSettings
+from bucketwarden.spec import GROUP, PLURAL, VERSION
+
+logger = logging.getLogger("bucketwarden")
+
+
+def register_resync(registry: kopf.OperatorRegistry, settings: OperatorSettings, mine: Any) -> None:
+    """A resync tick per object at the interval: kopf's own timers under peering, else one queue."""
+    if settings.peering:
+        # A standby replica must stop ticking, and only kopf knows when: with peering, kopf's own per-object timers.
+        _register_kopf_timers(registry, settings, mine)
+    else:
+        _register_resync_queue(registry, settings, mine)
+
+
+def register_drift_queue(registry: kopf.OperatorRegistry, operator_settings: OperatorSettings) -> None:
+    """The SQS drift-event poller, when BUCKETWARDEN_DRIFT_QUEUE_URL is set."""
+
+    @kopf.on.startup(id="drift-queue", registry=registry)
+    async def start_drift_queue(memo: kopf.Memo, settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        # async: the poller is a task of kopf's own loop
+        if operator_settings.drift_queue_url and getattr(memo, "drift_task", None) is None:
+            memo.drift_task = start_drift_poller(
+                memo.runtime, operator_settings.drift_queue_url, kwargs[CLAIMS_INDEX], settings
+            )
+
+    @kopf.on.cleanup(id="drift-queue", registry=registry)
+    async def stop_drift_queue(memo: kopf.Memo, **_: Any) -> None:
+        await _stop_task(memo, "drift_task")
+
+
+async def _stop_task(memo: kopf.Memo, attribute: str) -> None:
+    """Cancel a background task kept in kopf's memo (started by a startup handler) and wait for it to end."""
+    task = getattr(memo, attribute, None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        setattr(memo, attribute, None)
+
+
+def _register_kopf_timers(registry: kopf.OperatorRegistry, settings: OperatorSettings, mine: Any) -> None:
+    def _initial_delay(**_: Any) -> float:
+        # create/resume reconcile at once; the first drift check comes one interval later, spread by jitter.
+        return settings.resync_interval_seconds + random.uniform(0, settings.jitter_seconds)
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id="resync",
+        interval=settings.resync_interval_seconds,
+        initial_delay=_initial_delay,
+        when=mine,
+        registry=registry,
+    )
+    def resync(**kwargs: Any) -> None:
+        resync_from_kwargs(kwargs)
+
+
+def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: OperatorSettings, mine: Any) -> None:
+    """One queue of resync deadlines for all objects (``_scheduler``), fed by an index of kopf's latest bodies."""
+
+    @kopf.on.startup(id="resync-queue", registry=registry)
+    async def start_resync_queue(memo: kopf.Memo, settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        runtime: Runtime = memo.runtime
+        if runtime.ticker is not None:
+            return
+        queue = ResyncQueue(
+            interval=operator_settings.resync_interval_seconds,
+            jitter=operator_settings.jitter_seconds,
+            concurrency=operator_settings.max_concurrent_reconciles,
+        )
+        executor = ThreadPoolExecutor(operator_settings.max_concurrent_reconciles, thread_name_prefix="bw-resync")
+        indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
+        runtime.ticker = QueueTicker(
+            queue, resync_from_kwargs, executor, settings, memo, asyncio.get_running_loop(), runtime.metrics, indices
+        )
+        runtime.metrics.watch_resync_queue(lambda: queue.lag_seconds, lambda: len(queue))
+        memo.resync_task = asyncio.create_task(queue.run(runtime.ticker), name="bucketwarden-resync-queue")
+
+    @kopf.on.cleanup(id="resync-queue", registry=registry)
+    async def stop_resync_queue(memo: kopf.Memo, **_: Any) -> None:
+        await _stop_task(memo, "resync_task")
+        ticker = memo.runtime.ticker
+        if ticker is not None:
+            ticker.executor.shutdown(wait=False, cancel_futures=True)
+
+    @kopf.index(GROUP, VERSION, PLURAL, id=TARGETS_INDEX, when=mine, registry=registry)
+    async def resync_targets(body: kopf.Body, memo: kopf.Memo, resource: kopf.Resource, **kwargs: Any) -> Any:
+        # async: runs in kopf's loop; O(1) per watch event. The latest body of each object, for its resync ticks.
+        key = target_key(kwargs.get("namespace"), kwargs.get("name"))
+        ticker = memo.runtime.ticker
+        if ticker is not None:
+            ticker.observed(resource)
+        return {key: dict(body)}
+
+
+def start_drift_poller(
+    runtime: Runtime, url: str, index: Any, kopf_settings: kopf.OperatorSettings
+) -> asyncio.Task[None]:
+    """The SQS poller as a task of kopf's loop (so it patches with kopf's credentials); needs an AwsGateway."""
+    from bucketwarden.aws import AwsGateway, DriftQueue
+
+    aws = runtime.reconciler.aws
+    if not isinstance(aws, AwsGateway):
+        raise kopf.PermanentError("BUCKETWARDEN_DRIFT_QUEUE_URL needs the AWS gateway (not a test double)")
+    queue = DriftQueue(aws.factory, url, wait_seconds=runtime.settings.drift_queue_wait_seconds)
+    resource = kopf.Resource(GROUP, VERSION, PLURAL, namespaced=True)
+
+    async def nudge(namespace: str, name: str, event_id: str) -> None:
+        # An object in this replica's resync queue is made due now: the tick finds the new text and reconciles
+        # fully. Anything else (kopf timers under peering, another shard's object) gets the event id in an
+        # annotation, a change kopf sees, so whichever replica owns the object reconciles it.
+        ticker, key = runtime.ticker, target_key(namespace, name)
+        if ticker is not None and key in ticker.queue:
+            ticker.queue.poke(key)
+            return
+        patch = kopf.Patch({"metadata": {"annotations": {DRIFT_ANNOTATION: event_id or "unknown"}}})
+        await patch_object(
+            settings=kopf_settings, resource=resource, namespace=namespace, name=name, patch=patch, logger=logger
+        )
+
+    poller = DriftPoller(
+        queue,
+        claimant=claimant_from_index(index),
+        whoami=aws.caller_identity,
+        nudge=nudge,
+        on_verdict=runtime.metrics.count_drift_event,
+    )
+    return asyncio.create_task(poller.run(), name="bucketwarden-drift-queue")
+
+
+def whoami(aws: Any) -> tuple[str, str]:
+    """The operator's AWS principal and region for the start-up line; a failure is reported, not raised."""
+    from bucketwarden.aws import AwsSettings
+
+    settings = getattr(aws, "settings", None)
+    region = settings.region if isinstance(settings, AwsSettings) else AwsSettings().region
+    try:
+        identity = aws.caller_identity().arn
+    except BucketWardenError as exc:
+        identity = f"unknown ({exc.reason}: {exc.message})"
+    return str(identity), region

@@ -1,0 +1,52 @@
+"""What every kopf handler shares, kept in kopf's memo: built once at startup, never in module globals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import kopf
+
+from bucketwarden.k8s._metrics import Metrics
+from bucketwarden.k8s._nudge import KeySet
+from bucketwarden.k8s._quiet import SteadyStates
+from bucketwarden.k8s._resync import QueueTicker
+from bucketwarden.k8s._settings import OperatorSettings
+from bucketwarden.reconciler import Reconciler
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What every handler shares."""
+
+    settings: OperatorSettings
+    reconciler: Reconciler
+    metrics: Metrics
+    clock: Callable[[], datetime]
+    steady: SteadyStates = field(default_factory=SteadyStates)
+    ticker: QueueTicker | None = None  # the resync queue, when it replaces kopf's timers (no peering)
+    # kopf's loop and settings, for nudging another claimant from a handler thread (set by an async startup handler)
+    loop: asyncio.AbstractEventLoop | None = None
+    kopf_settings: kopf.OperatorSettings | None = None
+    refused: KeySet = field(default_factory=KeySet)  # NotAuthorized now: reconciled again when a grant appears
+
+
+ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciler]
+
+
+def default_reconciler(settings: OperatorSettings, metrics: Metrics) -> Reconciler:
+    from bucketwarden.aws import AwsCallCounter, AwsGateway
+
+    counter = AwsCallCounter(on_call=metrics.count_aws_call)
+    gateway = AwsGateway(
+        counter=counter,
+        ttl_seconds=settings.role_cache_ttl_seconds,
+        readiness_ttl_seconds=settings.backup_readiness_ttl_seconds,
+    )
+    return Reconciler(gateway, readiness=gateway.readiness if settings.backup_readiness_checks else None)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
