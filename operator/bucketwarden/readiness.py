@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from bucketwarden.aws import S3_BACKUP_MANAGED_POLICIES, RolePermissions
 from bucketwarden.errors import AwsError
-from bucketwarden.principals import ResolvedRole, RoleAssumption
+from bucketwarden.principals import BucketTarget, ResolvedRole, RoleAssumption
 from bucketwarden.spec import Finding, ProtectedBucketSpec
 
 BACKUP_SERVICE = "backup.amazonaws.com"
@@ -44,14 +44,7 @@ S3_RESTORE_ACTIONS: tuple[str, ...] = ("s3:PutObject", "s3:ListBucket", "s3:GetB
 class ReadinessPort(Protocol):
     """What the checks read; ``bucketwarden.aws.ReadinessReader`` (``AwsGateway.readiness``) provides it."""
 
-    def bucket_versioning(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> str | None: ...
+    def bucket_versioning(self, target: BucketTarget) -> str | None: ...
 
     def role_permissions(self, role_name: str, *, assume_role: RoleAssumption | None = None) -> RolePermissions: ...
 
@@ -124,12 +117,8 @@ def check_readiness(
     """Every readiness finding for one bucket and its exempt roles. Read errors become Info findings."""
     findings: list[Finding] = []
     try:
-        versioning = port.bucket_versioning(
-            spec.bucket_name,
-            region=spec.region,
-            expected_owner=spec.expected_bucket_owner,
-            assume_role=assume_role,
-        )
+        target = BucketTarget(spec.bucket_name, spec.region, spec.expected_bucket_owner, assume_role)
+        versioning = port.bucket_versioning(target)
     except AwsError as exc:
         findings.append(_not_checked(f"bucket {spec.bucket_name}", exc))
     else:

@@ -9,7 +9,7 @@ import pytest
 
 from bucketwarden.aws import S3_BACKUP_MANAGED_POLICIES, RolePermissions
 from bucketwarden.errors import AccessDeniedError
-from bucketwarden.principals import ResolvedRole
+from bucketwarden.principals import BucketTarget, ResolvedRole
 from bucketwarden.readiness import (
     READINESS_NOT_CHECKED,
     ROLE_LACKS_S3_PERMISSIONS,
@@ -78,7 +78,7 @@ def test_missing_s3_actions(permissions: RolePermissions, missing: bool) -> None
 
 
 class DeniedReads:
-    def bucket_versioning(self, bucket: str, **_: Any) -> str | None:
+    def bucket_versioning(self, target: BucketTarget) -> str | None:
         raise AccessDeniedError("GetBucketVersioning was denied", api="GetBucketVersioning")
 
     def role_permissions(self, role_name: str, **_: Any) -> RolePermissions:
@@ -86,7 +86,7 @@ class DeniedReads:
 
 
 class Reads:
-    def bucket_versioning(self, bucket: str, **_: Any) -> str | None:
+    def bucket_versioning(self, target: BucketTarget) -> str | None:
         return "Suspended"
 
     def role_permissions(self, role_name: str, **_: Any) -> RolePermissions:

@@ -123,7 +123,7 @@ def read_facts(gateway: AwsGateway, bucket: str, scope: AuditScope) -> BucketFac
         policy_error = exc.message
     versioning: str | None
     try:
-        versioning = gateway.buckets.versioning(bucket, region=region, assume_role=arn)
+        versioning = gateway.buckets.versioning(BucketTarget(bucket, region, assume_role=arn))
     except AwsError:
         versioning = VERSIONING_UNKNOWN
     return BucketFacts(bucket, region, policy_text, versioning, policy_error)

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from bucketwarden.aws._errors import error_code, map_client_error
 from bucketwarden.aws._session import ClientFactory
-from bucketwarden.principals import RoleAssumption
+from bucketwarden.principals import BucketTarget, RoleAssumption
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import GetBucketVersioningRequestTypeDef
@@ -49,23 +49,16 @@ class BucketReader:
         constraint = response.get("LocationConstraint") or ""
         return _LEGACY_LOCATIONS.get(constraint, constraint)
 
-    def versioning(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> str | None:
+    def versioning(self, target: BucketTarget) -> str | None:
         """ "Enabled", "Suspended", or None for a bucket whose versioning was never turned on."""
-        params: GetBucketVersioningRequestTypeDef = {"Bucket": bucket}
-        if expected_owner is not None:
-            params["ExpectedBucketOwner"] = expected_owner
+        params: GetBucketVersioningRequestTypeDef = {"Bucket": target.bucket}
+        if target.expected_owner is not None:
+            params["ExpectedBucketOwner"] = target.expected_owner
         try:
-            response = self._factory.s3(region, assume_role).get_bucket_versioning(**params)
+            response = self._factory.s3(target.region, target.assume_role).get_bucket_versioning(**params)
         except Exception as exc:
             raise map_client_error(
-                exc, api="GetBucketVersioning", bucket=bucket, expected_owner=expected_owner
+                exc, api="GetBucketVersioning", bucket=target.bucket, expected_owner=target.expected_owner
             ) from exc
         status = response.get("Status")
         return str(status) if status else None

@@ -17,7 +17,7 @@ from bucketwarden.aws._buckets import BucketReader
 from bucketwarden.aws._cache import Clock, TtlCache
 from bucketwarden.aws._errors import map_client_error
 from bucketwarden.aws._session import ClientFactory
-from bucketwarden.principals import RoleAssumption
+from bucketwarden.principals import BucketTarget, RoleAssumption
 
 DEFAULT_READINESS_TTL_SECONDS = 600.0
 S3_BACKUP_MANAGED_POLICIES = ("AWSBackupServiceRolePolicyForS3Backup", "AWSBackupServiceRolePolicyForS3Restore")
@@ -57,20 +57,8 @@ class ReadinessReader:
             ttl=ttl_seconds, clock=clock
         )
 
-    def bucket_versioning(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        expected_owner: str | None = None,
-        assume_role: RoleAssumption | None = None,
-    ) -> str | None:
-        return self._versioning.get(
-            (assume_role, bucket),
-            lambda: self._buckets.versioning(
-                bucket, region=region, expected_owner=expected_owner, assume_role=assume_role
-            ),
-        )
+    def bucket_versioning(self, target: BucketTarget) -> str | None:
+        return self._versioning.get((target.assume_role, target.bucket), lambda: self._buckets.versioning(target))
 
     def role_permissions(self, role_name: str, *, assume_role: RoleAssumption | None = None) -> RolePermissions:
         return self._permissions.get((assume_role, role_name), lambda: self._fetch(role_name, assume_role))
