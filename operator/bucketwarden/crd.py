@@ -288,39 +288,46 @@ PRINTER_COLUMNS: tuple[JsonSchema, ...] = (
 )
 
 
-def build_crd() -> dict[str, Any]:
-    """The apiextensions.k8s.io/v1 CustomResourceDefinition for ProtectedBucket."""
+def _crd(
+    *,
+    name: str,
+    scope: str,
+    names: tuple[str, str, str, tuple[str, ...]],
+    columns: tuple[JsonSchema, ...],
+    description: str,
+    spec: JsonSchema,
+    status: JsonSchema,
+) -> dict[str, Any]:
+    """One CRD of ours: the same apiVersion, annotations, group, version and status subresource for each kind.
+
+    ``names`` is (kind, plural, singular, short names).
+    """
+    kind, plural, singular, short_names = names
     open_api_schema: JsonSchema = {
         "type": "object",
-        "description": (
-            "ProtectedBucket keeps an S3 bucket's policy restricted to the given source IPs, VPC endpoints "
-            "and VPCs, while the listed roles (such as AWS Backup's) and the operator stay exempt."
-        ),
+        "description": description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "APIVersion of this object."},
             "kind": {"type": "string", "description": "Kind of this object."},
             "metadata": {"type": "object"},
-            "spec": _spec_schema(),
-            "status": _status_schema(),
+            "spec": spec,
+            "status": status,
         },
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": CRD_NAME,
-            "annotations": {MIN_KUBERNETES_VERSION_ANNOTATION: MIN_KUBERNETES_VERSION},
-        },
+        "metadata": {"name": name, "annotations": {MIN_KUBERNETES_VERSION_ANNOTATION: MIN_KUBERNETES_VERSION}},
         "spec": {
             "group": GROUP,
-            "scope": "Namespaced",
+            "scope": scope,
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": list(SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
                 "categories": list(CATEGORIES),
             },
             "versions": [
@@ -329,12 +336,33 @@ def build_crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": [dict(c) for c in PRINTER_COLUMNS],
+                    "additionalPrinterColumns": [dict(c) for c in columns],
                     "schema": {"openAPIV3Schema": open_api_schema},
                 }
             ],
         },
     }
+
+
+def _render(crd: dict[str, Any]) -> str:
+    """A CRD as YAML: keys sorted, no line folding, so the output is stable byte for byte."""
+    return HEADER + yaml.dump(crd, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096)
+
+
+def build_crd() -> dict[str, Any]:
+    """The apiextensions.k8s.io/v1 CustomResourceDefinition for ProtectedBucket."""
+    return _crd(
+        name=CRD_NAME,
+        scope="Namespaced",
+        names=(KIND, PLURAL, SINGULAR, tuple(SHORT_NAMES)),
+        columns=tuple(PRINTER_COLUMNS),
+        description=(
+            "ProtectedBucket keeps an S3 bucket's policy restricted to the given source IPs, VPC endpoints "
+            "and VPCs, while the listed roles (such as AWS Backup's) and the operator stay exempt."
+        ),
+        spec=_spec_schema(),
+        status=_status_schema(),
+    )
 
 
 class _Dumper(yaml.SafeDumper):
@@ -351,8 +379,7 @@ _Dumper.add_representer(str, _represent_str)
 
 def render_crd_yaml() -> str:
     """The CRD as YAML: keys sorted, no line folding, so the output is stable byte for byte."""
-    body = yaml.dump(build_crd(), Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096)
-    return HEADER + body
+    return _render(build_crd())
 
 
 # --- SourceAllowList ------------------------------------------------------------------------------------------
@@ -382,57 +409,23 @@ def _allow_list_spec_schema() -> JsonSchema:
 
 def build_allow_list_crd() -> dict[str, Any]:
     """The cluster-scoped SourceAllowList CRD: one allow-list many ProtectedBuckets reference."""
-    open_api_schema: JsonSchema = {
-        "type": "object",
-        "description": (
+    return _crd(
+        name=ALLOW_LIST_CRD_NAME,
+        scope="Cluster",
+        names=(ALLOW_LIST_KIND, ALLOW_LIST_PLURAL, ALLOW_LIST_SINGULAR, tuple(ALLOW_LIST_SHORT_NAMES)),
+        columns=ALLOW_LIST_PRINTER_COLUMNS,
+        description=(
             "SourceAllowList is a shared list of CIDRs, VPC endpoints and VPCs. ProtectedBuckets name it in "
             "allowedSourcesFrom; a change to it reaches every bucket that references it."
         ),
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string", "description": "APIVersion of this object."},
-            "kind": {"type": "string", "description": "Kind of this object."},
-            "metadata": {"type": "object"},
-            "spec": _allow_list_spec_schema(),
-            "status": _model_schema(SourceAllowListStatus, keep_defaults=False),
-        },
-    }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": ALLOW_LIST_CRD_NAME,
-            "annotations": {MIN_KUBERNETES_VERSION_ANNOTATION: MIN_KUBERNETES_VERSION},
-        },
-        "spec": {
-            "group": GROUP,
-            "scope": "Cluster",
-            "names": {
-                "kind": ALLOW_LIST_KIND,
-                "listKind": f"{ALLOW_LIST_KIND}List",
-                "plural": ALLOW_LIST_PLURAL,
-                "singular": ALLOW_LIST_SINGULAR,
-                "shortNames": list(ALLOW_LIST_SHORT_NAMES),
-                "categories": list(CATEGORIES),
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [dict(c) for c in ALLOW_LIST_PRINTER_COLUMNS],
-                    "schema": {"openAPIV3Schema": open_api_schema},
-                }
-            ],
-        },
-    }
+        spec=_allow_list_spec_schema(),
+        status=_model_schema(SourceAllowListStatus, keep_defaults=False),
+    )
 
 
 def render_allow_list_crd_yaml() -> str:
     """The SourceAllowList CRD as YAML, as stable as render_crd_yaml()."""
-    body = yaml.dump(build_allow_list_crd(), Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096)
-    return HEADER + body
+    return _render(build_allow_list_crd())
 
 
 # `bucketwarden crd --kind K` -> the renderer of that kind's CRD.
@@ -482,58 +475,24 @@ def _tenant_policy_spec_schema() -> JsonSchema:
 
 def build_tenant_policy_crd() -> dict[str, Any]:
     """The cluster-scoped TenantPolicy CRD: which namespaces may claim which buckets, roles and allow lists."""
-    open_api_schema: JsonSchema = {
-        "type": "object",
-        "description": (
+    return _crd(
+        name=TENANT_POLICY_CRD_NAME,
+        scope="Cluster",
+        names=(TENANT_POLICY_KIND, TENANT_POLICY_PLURAL, TENANT_POLICY_SINGULAR, tuple(TENANT_POLICY_SHORT_NAMES)),
+        columns=TENANT_POLICY_PRINTER_COLUMNS,
+        description=(
             "TenantPolicy grants the ProtectedBuckets of some namespaces the buckets, assumable roles and "
             "SourceAllowLists they may use. Without a grant, a ProtectedBucket is NotAuthorized and bucketwarden "
             "makes no AWS call for it. Only cluster admins should be able to write TenantPolicies."
         ),
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string", "description": "APIVersion of this object."},
-            "kind": {"type": "string", "description": "Kind of this object."},
-            "metadata": {"type": "object"},
-            "spec": _tenant_policy_spec_schema(),
-            "status": _model_schema(TenantPolicyStatus, keep_defaults=False),
-        },
-    }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": TENANT_POLICY_CRD_NAME,
-            "annotations": {MIN_KUBERNETES_VERSION_ANNOTATION: MIN_KUBERNETES_VERSION},
-        },
-        "spec": {
-            "group": GROUP,
-            "scope": "Cluster",
-            "names": {
-                "kind": TENANT_POLICY_KIND,
-                "listKind": f"{TENANT_POLICY_KIND}List",
-                "plural": TENANT_POLICY_PLURAL,
-                "singular": TENANT_POLICY_SINGULAR,
-                "shortNames": list(TENANT_POLICY_SHORT_NAMES),
-                "categories": list(CATEGORIES),
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [dict(c) for c in TENANT_POLICY_PRINTER_COLUMNS],
-                    "schema": {"openAPIV3Schema": open_api_schema},
-                }
-            ],
-        },
-    }
+        spec=_tenant_policy_spec_schema(),
+        status=_model_schema(TenantPolicyStatus, keep_defaults=False),
+    )
 
 
 def render_tenant_policy_crd_yaml() -> str:
     """The TenantPolicy CRD as YAML, as stable as render_crd_yaml()."""
-    body = yaml.dump(build_tenant_policy_crd(), Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096)
-    return HEADER + body
+    return _render(build_tenant_policy_crd())
 
 
 CRD_RENDERERS = {
