@@ -19,21 +19,19 @@ from typing import TYPE_CHECKING, TypeVar
 
 from botocore.exceptions import ClientError
 
-from bucketwarden.aws._cache import CacheStats, Clock, TtlCache
+from bucketwarden.aws._cache import Clock
 from bucketwarden.aws._calls import AwsCallCounter
 from bucketwarden.aws._errors import map_client_error
 from bucketwarden.aws._identity import (
     DEFAULT_NEGATIVE_TTL_SECONDS,
     DEFAULT_TTL_SECONDS,
+    IdentityCache,
     RoleRecord,
-    resolve_role_with,
 )
 from bucketwarden.aws._port import AwsPort
 from bucketwarden.aws._session import assume_role_error
 from bucketwarden.aws._store import validate_policy_text
-from bucketwarden.errors import RoleNotFoundError
-from bucketwarden.principals import BucketTarget, CallerIdentity, ResolvedRole, RoleAssumption, session_arn
-from bucketwarden.spec import ExemptRole
+from bucketwarden.principals import BucketTarget, CallerIdentity, RoleAssumption, session_arn
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account, so scenarios read the same against both
 DEFAULT_REGION = "us-east-1"
@@ -83,7 +81,7 @@ def _client_error(api: str, code: str, message: str, status: int, **extra: str) 
     return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, api)  # type: ignore[typeddict-item]
 
 
-class InMemoryAws:
+class InMemoryAws(IdentityCache):
     """Buckets, roles and one caller in memory, with the methods of BucketPolicyStore and IdentityResolver.
 
     Like S3 and IAM (not like moto) it rejects: a policy S3 would reject (validated before the call, which
@@ -124,12 +122,12 @@ class InMemoryAws:
         self._latency: dict[str, float] = {}
         self._assumed: dict[RoleAssumption, FakeRole] = {}  # once AssumeRole succeeded
         self.assume_role_requests: list[RoleAssumption] = []  # every AssumeRole sent, in order
-        self._callers: TtlCache[RoleAssumption | None, CallerIdentity] = TtlCache(ttl=ttl_seconds, clock=self.clock)
-        self._roles: TtlCache[tuple[RoleAssumption | None, str], ResolvedRole] = TtlCache(
-            ttl=ttl_seconds,
+        super().__init__(
+            self._fetch_wire_caller,
+            self._fetch_wire_role,
+            ttl_seconds=ttl_seconds,
+            negative_ttl_seconds=negative_ttl_seconds,
             clock=self.clock,
-            negative_ttl=negative_ttl_seconds,
-            negative_types=(RoleNotFoundError,),
         )
 
     # --- scenario controls (never counted) ------------------------------------------------------------
@@ -220,34 +218,11 @@ class InMemoryAws:
 
         self._call("DeleteBucketPolicy", remove, target.assume_role)
 
-    # --- IdentityResolver ------------------------------------------------------------------------------
-
-    def caller_identity(self, assume_role: RoleAssumption | None = None) -> CallerIdentity:
-        return self._callers.get(assume_role, lambda: self._fetch_caller(assume_role))
-
-    def resolve_role(self, role: ExemptRole, *, assume_role: RoleAssumption | None = None) -> ResolvedRole:
-        return self._roles.get(
-            (assume_role, role.ref),
-            lambda: resolve_role_with(
-                role,
-                lambda: self.caller_identity(assume_role),
-                lambda name: self._fetch_role(name, assume_role),
-            ),
-        )
-
-    def invalidate(self, ref: str | None = None) -> None:
-        if ref is None:
-            self._roles.invalidate()
-            self._callers.invalidate()
-        else:
-            self._roles.invalidate(lambda key: key[1] == ref)
+    # --- IdentityPort: caller_identity, resolve_role, invalidate come from IdentityCache ------------------
 
     def count_calls(self) -> AbstractContextManager[Mapping[str, int]]:
         """Count the AWS calls this thread makes inside the block (the reconciler reports them per bucket)."""
         return self.counter.scope()
-
-    def cache_stats(self) -> CacheStats:
-        return self._roles.stats()
 
     # --- the fake wire ---------------------------------------------------------------------------------
 
@@ -306,7 +281,7 @@ class InMemoryAws:
                 self._assumed[assume_role] = role
             return role
 
-    def _fetch_caller(self, assume_role: RoleAssumption | None) -> CallerIdentity:
+    def _fetch_wire_caller(self, assume_role: RoleAssumption | None) -> CallerIdentity:
         def identity() -> CallerIdentity:
             role = self._assume(assume_role)  # already assumed by _call: no second AssumeRole
             if role is None or assume_role is None:
@@ -320,7 +295,7 @@ class InMemoryAws:
 
         return self._call("GetCallerIdentity", identity, assume_role)
 
-    def _fetch_role(self, name: str, assume_role: RoleAssumption | None) -> RoleRecord:
+    def _fetch_wire_role(self, name: str, assume_role: RoleAssumption | None) -> RoleRecord:
         def get_role() -> RoleRecord:
             assumed = self._assume(assume_role)
             account = assumed.account if assumed is not None else self.account

@@ -89,26 +89,21 @@ def resolve_role_with(
     )
 
 
-class IdentityResolver:
-    """Caller identity and exempt-role RoleIds, cached for ``ttl_seconds`` and shared by all buckets.
-
-    Lookups are single-flight per key, ``(assume_role, role.ref)`` for roles: however many reconciles
-    ask for one role at once, iam:GetRole is called once per TTL. A role that does not exist
-    (RoleNotFoundError) is remembered for ``negative_ttl_seconds`` (default 10 s), so a burst of reconciles
-    for a missing role costs one call too, yet a role created to fix it is seen within seconds. Other
-    errors (throttling, outages, cross-account) are never kept. A recreated role's new RoleId is seen
-    when its entry expires, or at once after ``invalidate(ref)``.
-    """
+class IdentityCache:
+    """The caller identity and resolved roles, cached per assumed role: what IdentityResolver (IAM and STS) and
+    InMemoryAws share. ``fetch_caller`` and ``fetch_role`` are the uncached lookups."""
 
     def __init__(
         self,
-        factory: ClientFactory,
+        fetch_caller: Callable[[RoleAssumption | None], CallerIdentity],
+        fetch_role: Callable[[str, RoleAssumption | None], RoleRecord],
         *,
-        ttl_seconds: float = DEFAULT_TTL_SECONDS,
-        negative_ttl_seconds: float = DEFAULT_NEGATIVE_TTL_SECONDS,
-        clock: Clock = time.monotonic,
+        ttl_seconds: float,
+        negative_ttl_seconds: float,
+        clock: Clock,
     ) -> None:
-        self._factory = factory
+        self._fetch_caller = fetch_caller
+        self._fetch_role = fetch_role
         self._callers: TtlCache[RoleAssumption | None, CallerIdentity] = TtlCache(ttl=ttl_seconds, clock=clock)
         self._roles: TtlCache[tuple[RoleAssumption | None, str], ResolvedRole] = TtlCache(
             ttl=ttl_seconds,
@@ -144,14 +139,43 @@ class IdentityResolver:
         """Hits and misses of the role cache (a miss is one iam:GetRole)."""
         return self._roles.stats()
 
-    def _fetch_caller(self, assume_role: RoleAssumption | None) -> CallerIdentity:
+
+class IdentityResolver(IdentityCache):
+    """Caller identity and exempt-role RoleIds, cached for ``ttl_seconds`` and shared by all buckets.
+
+    Lookups are single-flight per key, ``(assume_role, role.ref)`` for roles: however many reconciles
+    ask for one role at once, iam:GetRole is called once per TTL. A role that does not exist
+    (RoleNotFoundError) is remembered for ``negative_ttl_seconds`` (default 10 s), so a burst of reconciles
+    for a missing role costs one call too, yet a role created to fix it is seen within seconds. Other
+    errors (throttling, outages, cross-account) are never kept. A recreated role's new RoleId is seen
+    when its entry expires, or at once after ``invalidate(ref)``.
+    """
+
+    def __init__(
+        self,
+        factory: ClientFactory,
+        *,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        negative_ttl_seconds: float = DEFAULT_NEGATIVE_TTL_SECONDS,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._factory = factory
+        super().__init__(
+            self._fetch_iam_caller,
+            self._fetch_iam_role,
+            ttl_seconds=ttl_seconds,
+            negative_ttl_seconds=negative_ttl_seconds,
+            clock=clock,
+        )
+
+    def _fetch_iam_caller(self, assume_role: RoleAssumption | None) -> CallerIdentity:
         try:
             response = self._factory.sts(assume_role).get_caller_identity()
         except Exception as exc:
             raise map_client_error(exc, api="GetCallerIdentity") from exc
         return CallerIdentity(account=response["Account"], arn=response["Arn"], user_id=response["UserId"])
 
-    def _fetch_role(self, name: str, assume_role: RoleAssumption | None) -> RoleRecord:
+    def _fetch_iam_role(self, name: str, assume_role: RoleAssumption | None) -> RoleRecord:
         try:
             role = self._factory.iam(assume_role).get_role(RoleName=name)["Role"]
         except Exception as exc:
