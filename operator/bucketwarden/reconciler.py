@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from bucketwarden.aws import AwsPort as AwsPort  # re-exported: the port the reconciler is written against
 from bucketwarden.aws import BucketPolicyPort
@@ -107,6 +107,7 @@ from bucketwarden.policy import (
     AdoptionCheck,
     Plan,
     PolicyDocument,
+    Statement,
     check_adoption,
     describe_exemptions,
     diff_policies,
@@ -243,6 +244,16 @@ def _error_message(exc: BucketWardenError) -> str:
 
 
 Identities = tuple[Sequence[ResolvedRole], CallerIdentity | None]
+
+
+class _Rendered(NamedTuple):
+    """Who is exempt, and the statement rendered for them."""
+
+    roles: Sequence[ResolvedRole]
+    operator: CallerIdentity | None
+    ours: Statement
+
+
 # Who the exempt roles and the operator are, for one spec; the default asks the AWS port (IAM and STS).
 IdentitySource = Callable[[ProtectedBucketSpec, Claim], Identities]
 # Told of every finished reconcile (the demo and the tests count them); never changes the result.
@@ -385,23 +396,22 @@ class Reconciler:
             return ReconcileResult(
                 bucket, "Failed", failed_conditions(exc.reason, _error_message(exc)), findings, error=exc
             )
-        exempt = describe_exemptions(spec, roles, operator)
-        role_changes = [
-            RoleIdChange(r.ref, previous.role_ids.get(r.ref), r.role_id)
-            for r in roles
-            if r.ref in previous.role_ids and previous.role_ids[r.ref] != r.role_id
-        ]
-        ours = render_statement(spec, roles, operator, partition=partition_for_region(spec.region))
-        statement_hash = PolicyDocument((ours,)).policy_hash
+        rendered = _Rendered(
+            roles, operator, render_statement(spec, roles, operator, partition=partition_for_region(spec.region))
+        )
         base = ReconcileResult(
             bucket,
             "Failed",
             [],
             findings,
-            exempt_principals=exempt,
+            exempt_principals=describe_exemptions(spec, roles, operator),
             operator_principal=operator.arn if operator else None,
-            statement_hash=statement_hash,
-            role_id_changes=role_changes,
+            statement_hash=PolicyDocument((rendered.ours,)).policy_hash,
+            role_id_changes=[
+                RoleIdChange(r.ref, previous.role_ids.get(r.ref), r.role_id)
+                for r in roles
+                if r.ref in previous.role_ids and previous.role_ids[r.ref] != r.role_id
+            ],
         )
 
         # 2. Observe.
@@ -417,19 +427,31 @@ class Reconciler:
             return self._aws_failure(base, exc)
         got_at = time.perf_counter()
         base.observed, base.observed_text = observed, text
-        partition = partition_for_region(spec.region)
-        arns = bucket_arns_of(bucket, partition)
+        arns = bucket_arns_of(bucket, partition_for_region(spec.region))
         in_the_way = self._not_ours(spec, observed, arns, claim)
         if in_the_way is not None:
             return self._conflict(base, *in_the_way)
         adoption = check_adoption(observed, spec.adopt_sids, arns)
         if not adoption.ok:
             return self._adoption_refused(base, adoption)
+        return self._merge_verify_apply(spec, previous, base, rendered, (target, store), adoption, got_at)
 
-        # 3. Render and merge; 4. verify; 5. plan. Pure and fast: this is the whole GET-to-PUT window.
+    def _merge_verify_apply(
+        self,
+        spec: ProtectedBucketSpec,
+        previous: PreviousState,
+        base: ReconcileResult,
+        rendered: _Rendered,
+        where: tuple[BucketTarget, BucketPolicyPort],
+        adoption: AdoptionCheck,
+        got_at: float,
+    ) -> ReconcileResult:
+        """3. Merge; 4. verify; 5. plan; 6. apply. Pure and fast up to the PUT: this is the GET-to-PUT window."""
+        observed, (roles, operator, ours), (target, store) = base.observed, rendered, where
+        statement_hash = base.statement_hash
         desired = merge_policy(observed, ours, spec.owned_sids)
         base.desired = desired
-        base.findings = findings + lint_policy(observed, desired, spec.owned_sids)
+        base.findings = base.findings + lint_policy(observed, desired, spec.owned_sids)
         plan = plan_change(observed, desired)
         base.action = plan.action
         unchanged = (
@@ -463,7 +485,7 @@ class Reconciler:
             )
             base.conditions = failed_conditions(too_large.reason, too_large.message)
             base.error = too_large
-            return self._fail_closed(base, spec, roles, operator, (target, store), too_large)
+            return self._fail_closed(base, spec, roles, operator, where, too_large)
 
         if verification.blocking_failures:
             base.outcome = "Blocked"
@@ -483,7 +505,7 @@ class Reconciler:
                 return self._aws_failure(base, exc)
             base.get_to_put_seconds = time.perf_counter() - got_at
             base.applied = True
-            base.drift_corrected = previous.statement_hash == statement_hash and not role_changes
+            base.drift_corrected = previous.statement_hash == statement_hash and not base.role_id_changes
             base.adopted = list(adoption.adopted)
         base.outcome = "Updated" if base.applied else "InSync"
         base.policy_hash = desired.policy_hash

@@ -83,7 +83,7 @@ def _switch_off_bucket_policy_checks() -> None:
     from moto.iam.access_control import PermissionResult
     from moto.s3.models import FakeBucket
 
-    def neutral(self: object, action: str, resource: str) -> PermissionResult:
+    def neutral(self: object, action: str, resource: str) -> PermissionResult:  # noqa: ARG001 (moto's signature)
         return PermissionResult.NEUTRAL
 
     FakeBucket.get_permission = neutral  # type: ignore[method-assign]

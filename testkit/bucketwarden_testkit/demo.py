@@ -267,7 +267,7 @@ class DemoWorld:
             session=self.aws.user_session("admin"),
         )
 
-    def verify_inputs(self, spec: ProtectedBucketSpec) -> tuple[list[ResolvedRole], CallerIdentity]:
+    def verify_inputs(self, spec: ProtectedBucketSpec) -> tuple[list[ResolvedRole], CallerIdentity]:  # noqa: ARG002 (the Driver interface)
         self.gateway.invalidate()
         role = self.gateway.resolve_role(ExemptRole(name=ROLE))
         return [role], self.gateway.caller_identity()
@@ -349,7 +349,7 @@ class ReconcilerDriver(Driver):
         self.spec = ProtectedBucketSpec.model_validate(manifest["spec"])
         self._reconcile()
 
-    def wait(self, world: DemoWorld, ready: Callable[[], bool]) -> bool:
+    def wait(self, world: DemoWorld, ready: Callable[[], bool]) -> bool:  # noqa: ARG002 (the Driver interface)
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline:
             if ready():
@@ -456,7 +456,7 @@ class OperatorDriver(Driver):
 
         self.client.create_object(TENANT_POLICIES, dict(tenant_policy))
 
-    def wait(self, world: DemoWorld, ready: Callable[[], bool]) -> bool:
+    def wait(self, world: DemoWorld, ready: Callable[[], bool]) -> bool:  # noqa: ARG002 (the Driver interface)
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline:
             if ready():

@@ -53,10 +53,10 @@ class AckPolicyStore:
         self._patch = patch
         self.patched: str | None = None
 
-    def get(self, target: BucketTarget) -> str | None:
+    def get(self, target: BucketTarget) -> str | None:  # noqa: ARG002 (the BucketPolicyPort signature)
         return self._entry.policy or None
 
-    def put(self, target: BucketTarget, policy_text: str) -> None:
+    def put(self, target: BucketTarget, policy_text: str) -> None:  # noqa: ARG002 (the BucketPolicyPort signature)
         try:
             if self._patch is not None:
                 self._patch(self._entry, policy_text)
@@ -64,7 +64,7 @@ class AckPolicyStore:
             raise AckPatchError(f"could not patch ACK Bucket {self._entry.ref} spec.policy: {exc}") from exc
         self.patched = policy_text
 
-    def delete(self, target: BucketTarget) -> None:
+    def delete(self, target: BucketTarget) -> None:  # noqa: ARG002 (the BucketPolicyPort signature)
         # A reconcile always keeps our statement, so it never deletes; removal on deletion is cleanup_beside_ack.
         raise AckPatchError(f"bucketwarden never deletes the whole spec.policy of ACK Bucket {self._entry.ref}")
 

@@ -81,7 +81,7 @@ def _in_sync(usage: Usage, lists: Mapping[str, SourceAllowListSpec]) -> bool:
 
 
 def allow_list_status(
-    name: str,
+    name: str,  # noqa: ARG001 (kept for the callers' order; the status does not name itself)
     allow_list: SourceAllowListSpec,
     users: list[Usage],
     lists: Mapping[str, SourceAllowListSpec],

@@ -275,7 +275,7 @@ def _numeric(values: tuple[str, ...], compare: str) -> ValueMatch:
     numbers = tuple(n for n in (_number(v) for v in values) if n is not None)
     op = _COMPARE[compare]
 
-    def match(value: str, context: Context) -> bool:
+    def match(value: str, _context: Context) -> bool:
         got = _number(value)
         return got is not None and any(op(got, n) for n in numbers)
 
@@ -315,7 +315,7 @@ def _date(values: tuple[str, ...], compare: str) -> ValueMatch:
         raise InvalidConditionValueError(f"{bad!r} is not a date (W3C ISO 8601 or epoch seconds)")
     op = _COMPARE[compare]
 
-    def match(value: str, context: Context) -> bool:
+    def match(value: str, _context: Context) -> bool:
         got = parse_date(value)
         return got is not None and any(op(got, s) for s in stamps)
 
@@ -324,12 +324,12 @@ def _date(values: tuple[str, ...], compare: str) -> ValueMatch:
 
 def _bool(values: tuple[str, ...]) -> ValueMatch:
     wanted = frozenset(v.lower() for v in values)
-    return lambda value, context: value.lower() in wanted
+    return lambda value, _context: value.lower() in wanted
 
 
 def _binary(values: tuple[str, ...]) -> ValueMatch:
     wanted = frozenset(values)
-    return lambda value, context: value in wanted
+    return lambda value, _context: value in wanted
 
 
 @lru_cache(maxsize=4096)
@@ -363,7 +363,7 @@ def _ip_address(values: tuple[str, ...]) -> ValueMatch:
         groups.setdefault(version, {}).setdefault(mask, set()).add(net)
     by_version = {v: tuple((mask, frozenset(nets)) for mask, nets in g.items()) for v, g in groups.items()}
 
-    def match(value: str, context: Context) -> bool:
+    def match(value: str, _context: Context) -> bool:
         ip = parse_address(value)
         if ip is None:
             return False
@@ -397,16 +397,16 @@ def _ignore_case(values: tuple[str, ...], variables: bool) -> ValueMatch:
 
 
 def _numeric_factory(compare: str) -> MatcherFactory:
-    return lambda values, variables: _numeric(values, compare)
+    return lambda values, _variables: _numeric(values, compare)
 
 
 def _date_factory(compare: str) -> MatcherFactory:
-    return lambda values, variables: _date(values, compare)
+    return lambda values, _variables: _date(values, compare)
 
 
 def _untemplated(factory: Callable[[tuple[str, ...]], ValueMatch]) -> MatcherFactory:
     # Policy variables work only in String and ARN operators.
-    return lambda values, variables: factory(values)
+    return lambda values, _variables: factory(values)
 
 
 _register("StringEquals", _exact)

@@ -211,7 +211,7 @@ def _principal_matcher(principal: Principal, *, negated: bool) -> ContextCheck |
 
 def _action_matcher(patterns: tuple[str, ...], negated: bool) -> Callable[[str], bool]:
     if "*" in patterns:
-        return lambda action: not negated
+        return lambda _action: not negated
     regex = globs_regex(patterns, True)  # action names are case-insensitive
     return lambda action: (regex.fullmatch(action) is None) == negated
 
