@@ -523,6 +523,21 @@ def _offline_flags(p: argparse.ArgumentParser, *, policy_flag: str) -> None:
     add_fact_flags(p)
 
 
+def _add_runtime_commands(sub: Any) -> None:
+    """crd, demo and run: the commands that generate or start something rather than judge a policy."""
+    p = sub.add_parser("crd", help="print a CustomResourceDefinition (ProtectedBucket by default)")
+    p.add_argument("--kind", choices=("ProtectedBucket", "SourceAllowList", "TenantPolicy"), default="ProtectedBucket")
+    p.set_defaults(func=cmd_crd)
+
+    p = sub.add_parser("demo", help="replay the AWS Backup story on embedded AWS and Kubernetes emulators")
+    p.add_argument("--no-kubernetes", action="store_true", help="skip the operator part (reconciler only)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="run the operator (kubeconfig or in-cluster service account)")
+    p.add_argument("--namespace", action="append", metavar="NS", help="watch this namespace (repeatable); default all")
+    p.set_defaults(func=cmd_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bucketwarden",
@@ -632,17 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the TenantPolicy's name (default: grant-<first namespace>)")
     p.set_defaults(func=cmd_grant)
 
-    p = sub.add_parser("crd", help="print a CustomResourceDefinition (ProtectedBucket by default)")
-    p.add_argument("--kind", choices=("ProtectedBucket", "SourceAllowList", "TenantPolicy"), default="ProtectedBucket")
-    p.set_defaults(func=cmd_crd)
-
-    p = sub.add_parser("demo", help="replay the AWS Backup story on embedded AWS and Kubernetes emulators")
-    p.add_argument("--no-kubernetes", action="store_true", help="skip the operator part (reconciler only)")
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("run", help="run the operator (kubeconfig or in-cluster service account)")
-    p.add_argument("--namespace", action="append", metavar="NS", help="watch this namespace (repeatable); default all")
-    p.set_defaults(func=cmd_run)
+    _add_runtime_commands(sub)
     return parser
 
 

@@ -579,14 +579,8 @@ def _default_deny(story: Story, world: DemoWorld, driver: OperatorDriver) -> Non
     driver.grant(grant)
 
 
-def _play(story: Story, world: DemoWorld, driver: Driver, role_id: str, how: str) -> None:
-    story.chapter(f"3. bucketwarden is installed ({how}); its requests come from the cluster's NAT address")
-    story.say(f"the operator acts as role {world.operator_role_arn}, from {NAT_ADDRESS}")
-    for line in json.dumps(MANIFEST["spec"], indent=2).splitlines():
-        story.say(line)
-    driver.apply(MANIFEST)
-    if isinstance(driver, OperatorDriver):
-        _default_deny(story, world, driver)
+def _locked_out(story: Story, world: DemoWorld, driver: Driver) -> None:
+    """Chapter 3's end: the hand-written IP Deny locks the operator out, and the status names the way in."""
     locked = driver.wait(world, lambda: _condition(driver.status(), "Ready", "reason") == "AccessDenied")
     message = _condition(driver.status(), "Ready", "message")
     story.say(f"Ready=False {_condition(driver.status(), 'Ready', 'reason')}: {message}")
@@ -595,6 +589,17 @@ def _play(story: Story, world: DemoWorld, driver: Driver, role_id: str, how: str
         f"the status message names the way in: bucketwarden bootstrap ... {BUCKET} --operator-role",
         "bucketwarden bootstrap -f" in message and BUCKET in message and world.operator_role_arn in message,
     )
+
+
+def _play(story: Story, world: DemoWorld, driver: Driver, role_id: str, how: str) -> None:
+    story.chapter(f"3. bucketwarden is installed ({how}); its requests come from the cluster's NAT address")
+    story.say(f"the operator acts as role {world.operator_role_arn}, from {NAT_ADDRESS}")
+    for line in json.dumps(MANIFEST["spec"], indent=2).splitlines():
+        story.say(line)
+    driver.apply(MANIFEST)
+    if isinstance(driver, OperatorDriver):
+        _default_deny(story, world, driver)
+    _locked_out(story, world, driver)
 
     story.chapter("4. The way in: an admin on the office network runs bucketwarden bootstrap, once")
     with tempfile.TemporaryDirectory(prefix="bucketwarden-demo-") as folder:

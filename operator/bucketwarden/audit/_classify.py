@@ -176,7 +176,7 @@ def _bucketwarden_state(spec: ProtectedBucketSpec, ctx: AuditContext, policy: Po
     return "current" if verdict is Verdict.PASS else "stale"
 
 
-def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:
+def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:  # noqa: C901, PLR0912 (over the size limit: to split (issue 23))
     """Every finding for one bucket."""
     findings: list[Finding] = []
     roles = tuple(r.name for r in ctx.roles)

@@ -170,7 +170,7 @@ def _bucket_region(exc: ClientError) -> str | None:
     return str(value) if value else None
 
 
-def map_client_error(
+def map_client_error(  # noqa: C901, PLR0911, PLR0912 (over the size limit: to split (issue 23))
     exc: Exception,
     *,
     api: str,

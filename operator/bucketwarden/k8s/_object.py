@@ -89,7 +89,7 @@ def _claim(decision: Decision, arbitration: Arbitration, namespace: str, name: s
     )
 
 
-def reconcile_object(
+def reconcile_object(  # noqa: PLR0913 (kopf's handler arguments, by name)
     runtime: Runtime,
     *,
     body: kopf.Body,

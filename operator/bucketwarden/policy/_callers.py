@@ -316,7 +316,7 @@ BACKUP_SESSION_PREFIX = "AWSBackup-"
 OTHER_SESSION_NAME = "bucketwarden-any-other-session"
 
 
-def backup_session(
+def backup_session(  # noqa: PLR0913 (the caller model's facts, keyword-only)
     *,
     role_arn: str,
     account: str,
@@ -364,7 +364,7 @@ def backup_session(
     )
 
 
-def operator_session(
+def operator_session(  # noqa: PLR0913 (the caller model's facts, keyword-only)
     *,
     principal_arn: str,
     arn: str,

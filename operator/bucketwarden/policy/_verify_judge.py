@@ -155,7 +155,7 @@ def _truth_set(operator: str, values: tuple[str, ...]) -> AddressSet | None:
 # --- conditions ---------------------------------------------------------------------------------------------
 
 
-def judge_statement(
+def judge_statement(  # noqa: C901, PLR0912, PLR0915 (over the size limit: to split (issue 23))
     compiled: CompiledStatement,
     stmt: Statement,
     caller: CallerContext,

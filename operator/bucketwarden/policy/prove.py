@@ -365,7 +365,7 @@ class _Encoder:
 
     # conditions ----------------------------------------------------------------------------------------------
 
-    def value_match(self, base: str, key: _Key, value: str) -> Any:
+    def value_match(self, base: str, key: _Key, value: str) -> Any:  # noqa: C901, PLR0911 (over the size limit: to split (issue 23))
         """Does the request's (present) value match ONE policy value?"""
         if base in ("StringEquals", "StringNotEquals", "BinaryEquals"):
             return self.matches(key.value, value, wildcards=False)
@@ -566,7 +566,7 @@ def _prove_statement(
     return None
 
 
-def _ask(
+def _ask(  # noqa: PLR0913 (over the size limit: to split (issue 23))
     caller: Caller,
     compiled: CompiledStatement,
     stmt: Statement,
