@@ -47,6 +47,7 @@ class AwsGateway:
             self.factory, ttl_seconds=ttl_seconds, negative_ttl_seconds=negative_ttl_seconds, clock=clock
         )
 
+    # The AwsPort signatures (aws/_port.py), delegated: the same shape as AwsPortWrapper's, on purpose.
     def get(self, target: BucketTarget) -> str | None:
         return self.store.get(target)
 

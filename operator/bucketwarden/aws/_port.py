@@ -50,6 +50,7 @@ class AwsPortWrapper:
     def __init__(self, inner: AwsPort) -> None:
         self._inner = inner
 
+    # The AwsPort signatures, delegated: the same shape as AwsGateway's, on purpose.
     def get(self, target: BucketTarget) -> str | None:
         return self._inner.get(target)
 

@@ -55,6 +55,11 @@ from bucketwarden.policy._render import (
     user_id_patterns,
 )
 from bucketwarden.policy._verify import (
+    build_scenarios,
+    model_callers,
+    verify_policy,
+)
+from bucketwarden.policy._verify_model import (
     FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
     FOREIGN_DENY_BLOCKS_OPERATOR,
     FOREIGN_DENY_STRICTER,
@@ -67,9 +72,6 @@ from bucketwarden.policy._verify import (
     ScenarioResult,
     Verdict,
     Verification,
-    build_scenarios,
-    model_callers,
-    verify_policy,
 )
 from bucketwarden.policy._verify_scenarios import with_aws_source_ranges
 

@@ -320,6 +320,7 @@ class PolicyDocument:
         """A short hash of the document's meaning, shown on the status."""
         return "sha256:" + hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
+    # Statement.same_meaning's shape, one level up: a document compares by its canonical JSON.
     def same_meaning(self, other: PolicyDocument) -> bool:
         return self.canonical_json() == other.canonical_json()
 

@@ -490,6 +490,7 @@ def _record_block(
     )
 
 
+# _record_block's signature: a doubt is recorded beside a block, for the same caller and request.
 def _record_doubt(
     run: _Run,
     index: int,

@@ -130,6 +130,7 @@ def available() -> bool:
     return z3 is not None
 
 
+# The signature of verify_policy (policy/_verify.py), plus a timeout: the prover answers the same question.
 def prove_policy(
     spec: ProtectedBucketSpec,
     roles: Sequence[ResolvedRole],
@@ -566,6 +567,7 @@ def _prove_statement(
     return None
 
 
+# _prove_statement's signature plus the request asked: one question per modelled action.
 def _ask(  # noqa: PLR0913 (over the size limit: to split (issue 23))
     caller: Caller,
     compiled: CompiledStatement,
