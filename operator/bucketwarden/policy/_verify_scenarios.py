@@ -170,6 +170,8 @@ def _inputs(
     )
 
 
+# The verification signature: (spec, roles, operator; partition, now, aws_ranges), the same for build_scenarios,
+# model_callers, verify_policy (_verify.py) and prove_policy (prove.py); each turns it into _inputs at once.
 def build_scenarios(
     spec: ProtectedBucketSpec,
     roles: Sequence[ResolvedRole],
