@@ -57,6 +57,22 @@ crd: $(STAMP) ## regenerate crds/ and the chart's CRDs from spec.py
 	$(BIN)/bucketwarden crd --kind SourceAllowList > crds/bucketwarden.io_sourceallowlists.yaml
 	cp crds/bucketwarden.io_protectedbuckets.yaml crds/bucketwarden.io_sourceallowlists.yaml charts/bucketwarden/crds/
 
+# The image: IMAGE (default ghcr.io/bucketwarden/bucketwarden, the chart's image.repository), TAG (default the
+# version in pyproject.toml, the chart's appVersion), BASE_IMAGE and ENGINE pass through to tools/image.sh.
+export IMAGE TAG BASE_IMAGE ENGINE
+
+image: ## build the operator image with docker or podman (tools/image.sh; a local base where no registry answers)
+	tools/image.sh build
+
+image-test: $(STAMP) ## build the image, then run every command and the operator from it (tests/image)
+	@if tools/image.sh engine >/dev/null 2>&1; then \
+	  tools/image.sh build && \
+	  BUCKETWARDEN_IMAGE="$$(tools/image.sh ref)" $(BIN)/python -m pytest -q -rs tests/image && \
+	  tools/image.sh size; \
+	else \
+	  $(BIN)/python -m pytest -q -rs tests/image; \
+	fi
+
 lock: ## regenerate constraints.txt from a fresh resolve (slow)
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/pip install -q -e '.[dev]'
@@ -66,4 +82,4 @@ lock: ## regenerate constraints.txt from a fresh resolve (slow)
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
 
-.PHONY: help install demo test lint fmt typecheck unit e2e bench bench-smoke crd lock clean
+.PHONY: help install demo test lint fmt typecheck unit e2e bench bench-smoke crd image image-test lock clean
