@@ -11,9 +11,10 @@ STAMP := $(VENV)/.installed-stamp
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml constraints.txt
+# The test kit (testkit/) is a second distribution, not on PyPI: it is installed from the clone, beside '.[dev]'.
+$(STAMP): pyproject.toml testkit/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ./testkit -e '.[dev]'
 	@touch $@
 
 install: $(STAMP) ## create .venv and install pinned dependencies
@@ -22,19 +23,19 @@ demo: $(STAMP) ## run the demo: the AWS Backup story end to end, on embedded AWS
 	$(BIN)/bucketwarden demo
 
 test: $(STAMP) ## lint, typecheck, import contracts and the whole test suite
-	$(BIN)/ruff check operator tests bench tools
-	$(BIN)/ruff format --check operator tests bench tools
+	$(BIN)/ruff check operator testkit tests bench tools
+	$(BIN)/ruff format --check operator testkit tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff check and format check
-	$(BIN)/ruff check operator tests bench tools
-	$(BIN)/ruff format --check operator tests bench tools
+	$(BIN)/ruff check operator testkit tests bench tools
+	$(BIN)/ruff format --check operator testkit tests bench tools
 
 fmt: $(STAMP) ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix operator tests bench tools
-	$(BIN)/ruff format operator tests bench tools
+	$(BIN)/ruff check --fix operator testkit tests bench tools
+	$(BIN)/ruff format operator testkit tests bench tools
 
 typecheck: $(STAMP) ## mypy strict and the import-linter layer contracts
 	$(BIN)/mypy
@@ -75,7 +76,7 @@ image-test: $(STAMP) ## build the image, then run every command and the operator
 
 lock: ## regenerate constraints.txt from a fresh resolve (slow)
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
-	.lockvenv/bin/pip install -q -e '.[dev]'
+	.lockvenv/bin/pip install -q -e ./testkit -e '.[dev]'
 	{ head -3 constraints.txt; .lockvenv/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.new && mv constraints.new constraints.txt
 	rm -rf .lockvenv
 

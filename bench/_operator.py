@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from bench.workload import NAMESPACE, ROLES, TRUST_POLICY, admin_s3, bucket_name, protected_bucket
-from bucketwarden.testing import PROTECTED_BUCKETS, KubeClient, KubeEmulator, MotoServer, scrubbed_environ
+from bucketwarden_testkit import PROTECTED_BUCKETS, KubeClient, KubeEmulator, MotoServer, scrubbed_environ
 
 READY_TRUE = re.compile(r'^bucketwarden_managed_buckets\{condition="Ready",status="True"\} ([0-9.e+]+)$', re.M)
 # Threads creating buckets and objects: the emulator serves one request at a time anyway, moto two or three.

@@ -27,7 +27,7 @@ from bench import _report
 from bucketwarden.audit import DEFAULT_BACKUP_ROLE, AuditScope, audit_buckets, audit_context
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.filemode import DEFAULT_CONCURRENCY
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

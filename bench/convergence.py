@@ -30,7 +30,7 @@ from bench.workload import Check, Workload, admin_s3, check_converged, create_wo
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.filemode import DEFAULT_CONCURRENCY, reconcile_all
 from bucketwarden.reconciler import Reconciler, ReconcileResult
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from bench.workload import ADOPTED_SID, Workload, group_prefix
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".bench-venv" / "c7n"

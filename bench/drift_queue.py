@@ -29,7 +29,7 @@ from bench._operator import OperatorProcess, create_buckets, create_objects, cre
 from bench.drift import percentile
 from bench.steady import OUR_SID, wait_converged
 from bench.workload import NAMESPACE, admin_s3, bucket_name
-from bucketwarden.testing import KubeEmulator, MotoServer
+from bucketwarden_testkit import KubeEmulator, MotoServer
 
 FULL = {"objects": 1000, "edits": 40}
 QUICK = {"objects": 20, "edits": 4}

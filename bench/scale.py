@@ -38,7 +38,7 @@ from bench._operator import (
 )
 from bench.workload import NAMESPACE
 from bucketwarden.k8s import OperatorSettings
-from bucketwarden.testing import KubeClient, KubeEmulator, MotoServer
+from bucketwarden_testkit import KubeClient, KubeEmulator, MotoServer
 
 FULL_SCALES = (1000, 10000)
 QUICK_SCALES = (20, 50)

@@ -38,7 +38,7 @@ from bench._operator import (
 )
 from bench.drift import percentile
 from bench.workload import NAMESPACE, admin_s3, bucket_name
-from bucketwarden.testing import KubeClient, KubeEmulator, MotoServer
+from bucketwarden_testkit import KubeClient, KubeEmulator, MotoServer
 
 FULL_SCALES = (1000, 5000, 10000)
 QUICK_SCALES = (20, 60)

@@ -20,7 +20,7 @@ from bucketwarden.manifests import Manifest
 from bucketwarden.policy import PolicyDocument, Statement, merge_policy, partition_for_region, render_statement
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ProtectedBucket, ProtectedBucketSpec
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

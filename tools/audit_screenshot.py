@@ -20,7 +20,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "operator")]
 from bucketwarden.audit import DEFAULT_BACKUP_ROLE, run_audit  # noqa: E402
 from bucketwarden.aws import AwsGateway, AwsSettings  # noqa: E402
 from bucketwarden.cli import build_parser  # noqa: E402
-from bucketwarden.testing import MotoServer  # noqa: E402
+from bucketwarden_testkit import MotoServer  # noqa: E402
 from tests.aws._audit_seed import Ids, seed_bucket  # noqa: E402
 
 TRUST = (

@@ -40,8 +40,10 @@ from bucketwarden.spec import ExemptionKey, ProtectedBucketSpec
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = ExitCode.OK, ExitCode.FAILED, ExitCode.CHANGES_PENDING
 DEFAULT_ACCOUNT = "123456789012"
-# What `bucketwarden demo` imports (moto serves AWS through flask; kmock is the Kubernetes emulator).
-DEMO_MODULES = ("moto", "flask", "flask_cors")
+# What `bucketwarden demo` imports: the test kit (testkit/, never in the wheel or the image), moto (serving AWS
+# through flask) and kmock (the Kubernetes emulator), which the kit pins.
+DEMO_MODULES = ("bucketwarden_testkit", "moto", "flask", "flask_cors")
+DEMO_INSTALL = "from a clone of the repository: make install, or pip install -c constraints.txt -e ./testkit"
 DEMO_KUBERNETES_MODULES = ("kmock",)
 EXIT_USAGE = ExitCode.USAGE
 # IAM unique ids: "AROA" + 17 upper-case letters or digits for a role (IAM User Guide, "Unique identifiers").
@@ -453,12 +455,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     missing = missing_modules(needed)
     if missing:
         print(
-            f"bucketwarden demo: needs the demo extra (missing: {', '.join(missing)}): "
-            "pip install 'bucketwarden[demo]'",
+            f"bucketwarden demo: needs the test kit (missing: {', '.join(missing)}): {DEMO_INSTALL}",
             file=sys.stderr,
         )
         return ExitCode.UNAVAILABLE
-    from bucketwarden.demo import run_demo
+    from bucketwarden_testkit.demo import run_demo
 
     return run_demo(kubernetes=not args.no_kubernetes)
 

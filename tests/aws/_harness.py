@@ -12,7 +12,7 @@ import boto3
 from botocore.config import Config
 
 from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsPort, AwsSettings, InMemoryAws, ManualClock
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from bucketwarden.aws import AwsGateway, ManualClock
 from bucketwarden.principals import CallerIdentity
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 from tests.aws._harness import AdminClients, moto_settings
 
 TRUST = json.dumps(

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from bucketwarden.aws import AwsGateway, ManualClock
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 from tests.aws._harness import AdminClients, FakeHarness, Harness, MotoHarness, moto_settings
 
 

@@ -32,7 +32,7 @@ from bucketwarden.manifests import load_manifests
 from bucketwarden.readiness import ROLE_LACKS_S3_PERMISSIONS, VERSIONING_NOT_ENABLED
 from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import DEFAULT_STATEMENT_SID
-from bucketwarden.testing import MotoServer, scrubbed_environ
+from bucketwarden_testkit import MotoServer, scrubbed_environ
 from tests.aws._audit_seed import Ids, ip_deny, seed_bucket
 from tests.aws._harness import TRUST_POLICY, AdminClients, moto_settings
 
@@ -324,7 +324,7 @@ def test_audit_retries_transient_faults_and_reports_refusals_as_unknown(
     moto: MotoServer, admin: AdminClients, ids: Ids, boto_session: boto3.session.Session
 ) -> None:
     from bucketwarden.aws import AwsSettings
-    from bucketwarden.testing import AwsFaultProxy, ErrorReply
+    from bucketwarden_testkit import AwsFaultProxy, ErrorReply
 
     for i in range(8):
         seed_bucket(admin.s3, f"faulty-{i}", "ip-deny" if i % 2 else "none-versioned", "Enabled", ids)

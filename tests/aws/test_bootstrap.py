@@ -20,7 +20,7 @@ from bucketwarden.filemode import run_file_mode
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import EnforcedMoto, run_backup_job, scrubbed_environ
+from bucketwarden_testkit import EnforcedMoto, run_backup_job, scrubbed_environ
 
 BUCKET = "bootstrap-bucket"
 ROLE = "AWSBackupDefaultServiceRole"

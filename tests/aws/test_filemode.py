@@ -16,7 +16,7 @@ from bucketwarden.filemode import reconcile_all
 from bucketwarden.manifests import Manifest, parse_manifest
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import Reconciler
-from bucketwarden.testing import MotoServer, scrubbed_environ
+from bucketwarden_testkit import MotoServer, scrubbed_environ
 from tests.aws._harness import AdminClients
 from tests.aws._world import MotoWorld
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bucketwarden.exitcodes import ExitCode
-from bucketwarden.testing import MotoServer, scrubbed_environ
+from bucketwarden_testkit import MotoServer, scrubbed_environ
 from tests.aws._harness import AdminClients
 from tests.aws._world import MotoWorld
 

@@ -15,7 +15,7 @@ from bucketwarden.aws import AwsGateway
 from bucketwarden.manifests import parse_manifest
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import Reconciler
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 from tests.aws._harness import AdminClients, moto_settings
 from tests.aws._world import MotoWorld
 from tests.aws.test_filemode import ROLE, manifest, run_cli

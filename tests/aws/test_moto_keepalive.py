@@ -11,7 +11,7 @@ import urllib.request
 import boto3
 import pytest
 
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 
 BUCKET = "keepalive-bucket"
 

@@ -12,7 +12,7 @@ from botocore.awsrequest import AWSResponse
 
 from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings, ClientFactory
 from bucketwarden.errors import AccessDeniedError, AwsUnavailableError, CredentialsError
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 from tests.aws._harness import ACCOUNT, AdminClients, moto_settings
 
 BUCKET = "protected-bucket"

@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bucketwarden.cli import main
-from bucketwarden.testing import DENIED_SID_HEADER, EnforcedMoto, run_backup_job
+from bucketwarden_testkit import DENIED_SID_HEADER, EnforcedMoto, run_backup_job
 
 BUCKET = "front-test-bucket"
 ROLE = "AWSBackupDefaultServiceRole"

@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 import pytest
 
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     KubeClient,
     KubeCluster,

@@ -24,7 +24,7 @@ from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     KubeClient,
     KubeTarget,

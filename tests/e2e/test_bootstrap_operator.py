@@ -18,7 +18,7 @@ from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.bootstrap import run_bootstrap
 from bucketwarden.k8s import OperatorSettings, build_registry
 from bucketwarden.reconciler import Reconciler
-from bucketwarden.testing import PROTECTED_BUCKETS, EnforcedMoto, KubeClient, MotoServer, run_backup_job
+from bucketwarden_testkit import PROTECTED_BUCKETS, EnforcedMoto, KubeClient, MotoServer, run_backup_job
 from tests.e2e.conftest import OperatorFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bucketwarden.testing import scrubbed_environ
+from bucketwarden_testkit import scrubbed_environ
 
 # The allow-list chapter needs Kubernetes: without it the demo says so and skips it (and its four checks).
 ALLOW_LIST_MILESTONES = [

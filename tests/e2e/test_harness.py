@@ -17,7 +17,7 @@ import pytest
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from bucketwarden.testing import KubeClient, KubeTarget, MotoServer, ResourceSpec, scrubbed_environ, wait_until
+from bucketwarden_testkit import KubeClient, KubeTarget, MotoServer, ResourceSpec, scrubbed_environ, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

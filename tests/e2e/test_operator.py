@@ -26,7 +26,7 @@ from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument, Statement, statement_hash
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     EnforcedMoto,
     KubeClient,

@@ -21,7 +21,7 @@ from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.k8s._drift import DRIFT_ANNOTATION
 from bucketwarden.reconciler import Reconciler
-from bucketwarden.testing import PROTECTED_BUCKETS, KubeClient, MotoServer, wait_until
+from bucketwarden_testkit import PROTECTED_BUCKETS, KubeClient, MotoServer, wait_until
 from tests.e2e.conftest import OperatorFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

@@ -15,7 +15,7 @@ from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.k8s._shards import shard_of
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import PROTECTED_BUCKETS, KubeClient, MotoServer, OperatorHandle, wait_until
+from bucketwarden_testkit import PROTECTED_BUCKETS, KubeClient, MotoServer, OperatorHandle, wait_until
 from tests.e2e.conftest import OperatorFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.testing import PROTECTED_BUCKETS, KubeEmulator, MotoServer, scrubbed_environ, wait_until
+from bucketwarden_testkit import PROTECTED_BUCKETS, KubeEmulator, MotoServer, scrubbed_environ, wait_until
 
 BUCKET = "run-command-bucket"
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bucketwarden import __version__
-from bucketwarden.testing import PROTECTED_BUCKETS, KubeEmulator, MotoServer, scrubbed_environ, wait_until
+from bucketwarden_testkit import PROTECTED_BUCKETS, KubeEmulator, MotoServer, scrubbed_environ, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

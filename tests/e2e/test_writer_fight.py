@@ -20,7 +20,7 @@ from bucketwarden.contention import DEFAULT_THRESHOLD
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     KubeClient,
     KubeTarget,

@@ -21,7 +21,7 @@ from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument, Statement
 from bucketwarden.reconciler import AwsPort, Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     KubeClient,
     KubeEmulator,

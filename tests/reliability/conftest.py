@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.testing import KubeEmulator, MotoServer, load_crds, moto_for_tests
+from bucketwarden_testkit import KubeEmulator, MotoServer, load_crds, moto_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))

@@ -26,7 +26,7 @@ from bucketwarden.k8s._handlers import _backoff
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ManagementPolicy, ProtectedBucketSpec
-from bucketwarden.testing import TRANSIENT_FAULTS, AwsFaultProxy, ErrorReply, Fault, MotoServer, Reply
+from bucketwarden_testkit import TRANSIENT_FAULTS, AwsFaultProxy, ErrorReply, Fault, MotoServer, Reply
 from tests.reliability._kit import (
     foreign_of,
     lost_statements,

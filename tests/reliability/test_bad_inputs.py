@@ -30,7 +30,7 @@ from bucketwarden.k8s._events import events_for
 from bucketwarden.policy import PolicyDocument, statement_hash
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ManagementPolicy, ProtectedBucketSpec, ProtectedBucketStatus, SourceAllowListSpec
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     AwsFaultProxy,
     ErrorReply,

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     AwsFaultProxy,
     KubeClient,

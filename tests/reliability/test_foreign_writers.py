@@ -19,7 +19,7 @@ from bucketwarden.aws import AwsGateway, AwsSettings, InMemoryAws
 from bucketwarden.policy import PolicyDocument, Statement
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import MotoServer
+from bucketwarden_testkit import MotoServer
 from tests.reliability._kit import (
     OUR_SID,
     ROLE,

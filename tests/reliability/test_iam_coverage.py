@@ -15,7 +15,7 @@ from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings, DriftQueue
 from bucketwarden.filemode import run_file_mode
 from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
-from bucketwarden.testing import AwsFaultProxy, MotoServer
+from bucketwarden_testkit import AwsFaultProxy, MotoServer
 from tests.reliability._kit import ACCOUNT, ROLE, TRUST_POLICY, foreign_statements, policy_text
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bucketwarden.policy import PolicyDocument
-from bucketwarden.testing import PROTECTED_BUCKETS, KubeClient, KubeEmulator, OperatorHandle
+from bucketwarden_testkit import PROTECTED_BUCKETS, KubeClient, KubeEmulator, OperatorHandle
 from tests.reliability._kit import (
     ROLE,
     RecordingAws,

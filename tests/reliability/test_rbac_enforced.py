@@ -25,7 +25,7 @@ import yaml
 
 from bucketwarden.k8s import OperatorSettings, build_registry
 from bucketwarden.reconciler import Reconciler
-from bucketwarden.testing import KubeEmulator, OperatorHandle, rbac_grants, run_operator_in_thread, wait_until
+from bucketwarden_testkit import KubeEmulator, OperatorHandle, rbac_grants, run_operator_in_thread, wait_until
 from tests.reliability._kit import RecordingAws, fast_kopf_settings, unique
 from tests.reliability.test_security import exercise
 

@@ -19,7 +19,7 @@ import bucketwarden.k8s as k8s_module
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, Runtime, reconcile_object
 from bucketwarden.reconciler import Reconciler
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     AwsFaultProxy,
     ErrorReply,

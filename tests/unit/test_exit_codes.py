@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bucketwarden.cli import main
+from bucketwarden.cli import DEMO_INSTALL, main
 from bucketwarden.exitcodes import ExitCode, exit_code_help
 
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -45,13 +46,14 @@ def test_exit_codes_are_distinct_and_documented_in_help(capsys: pytest.CaptureFi
     assert exit_code_help() in capsys.readouterr().out
 
 
-# Modules a plain `pip install bucketwarden` lacks: the demo extra's.
+# Modules a plain `pip install bucketwarden` lacks: the test kit and what it brings.
 BLOCK_EXTRAS = textwrap.dedent(
     """
+    import os
     import sys
 
     class BlockExtras:
-        blocked = {"moto", "flask", "flask_cors", "kmock"}
+        blocked = set(os.environ.get("BLOCKED", "bucketwarden_testkit moto flask flask_cors kmock").split())
 
         def find_spec(self, name, path=None, target=None):
             if name.partition(".")[0] in self.blocked:
@@ -69,8 +71,10 @@ BLOCK_EXTRAS = textwrap.dedent(
 @pytest.mark.parametrize(
     ("argv", "missing"),
     [
-        pytest.param(["demo"], "moto, flask, flask_cors, kmock", id="demo"),
-        pytest.param(["demo", "--no-kubernetes"], "moto, flask, flask_cors", id="demo-no-kubernetes"),
+        pytest.param(["demo"], "bucketwarden_testkit, moto, flask, flask_cors, kmock", id="demo"),
+        pytest.param(
+            ["demo", "--no-kubernetes"], "bucketwarden_testkit, moto, flask, flask_cors", id="demo-no-kubernetes"
+        ),
     ],
 )
 def test_cli_demo_without_the_extras_prints_one_line_not_a_traceback(argv: list[str], missing: str) -> None:
@@ -79,8 +83,22 @@ def test_cli_demo_without_the_extras_prints_one_line_not_a_traceback(argv: list[
     )
     assert result.returncode == ExitCode.UNAVAILABLE
     assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"bucketwarden demo: needs the test kit (missing: {missing}): {DEMO_INSTALL}"]
+
+
+def test_cli_demo_without_only_the_kit_exits_69_naming_it() -> None:
+    """moto and kmock installed (as in the dev venv) are not enough: the demo world lives in the kit."""
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_EXTRAS, "demo"],
+        env={**os.environ, "BLOCKED": "bucketwarden_testkit"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == ExitCode.UNAVAILABLE == 69
     assert result.stderr.splitlines() == [
-        f"bucketwarden demo: needs the demo extra (missing: {missing}): pip install 'bucketwarden[demo]'"
+        f"bucketwarden demo: needs the test kit (missing: bucketwarden_testkit): {DEMO_INSTALL}"
     ]
 
 

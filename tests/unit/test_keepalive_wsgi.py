@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.testing._keepalive_wsgi import KeepAliveWSGIServer
+from bucketwarden_testkit._keepalive_wsgi import KeepAliveWSGIServer
 
 ENVIRON_KEYS = (
     "REQUEST_METHOD",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.testing import rbac_grants
+from bucketwarden_testkit import rbac_grants
 
 RULE = {"apiGroups": ["bucketwarden.io"], "resources": ["protectedbuckets"], "verbs": ["list"]}
 

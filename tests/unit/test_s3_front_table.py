@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     AWS_NETWORK,
     NAT,
     OFFICE,
@@ -19,7 +19,7 @@ from bucketwarden.testing import (
     request_context,
     resolve_s3_call,
 )
-from bucketwarden.testing._front import access_key_of
+from bucketwarden_testkit._front import access_key_of
 
 BUCKET = "arn:aws:s3:::b"
 OBJECT = "arn:aws:s3:::b/data/o 1"

@@ -27,6 +27,7 @@ from bucketwarden.k8s._drift import DRIFT_ANNOTATION, DriftPoller, claimant_from
 from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surroundings_from
 from bucketwarden.k8s._events import CONFLICT, events_for
 from bucketwarden.k8s._kopf_private import patch_object
+from bucketwarden.k8s._login import login_as_kubectl
 from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._quiet import SteadyStates, quiet_tick, spec_digest, steady_state_of
@@ -225,7 +226,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         # A fresh registry has none of kopf's default login handlers: log in as kubectl would, from the
         # in-cluster service account or the kubeconfig (KUBECONFIG, ~/.kube/config).
         try:
-            info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+            info = login_as_kubectl(**kwargs)
         except Exception as exc:  # no kubeconfig here: another login handler may still succeed
             logger.debug("kubeconfig/in-cluster login unavailable: %s", exc)
             return None

@@ -245,7 +245,7 @@ class KubeEmulator(KubeTarget):
 
     def start(self) -> None:
         if importlib.util.find_spec("kmock") is None:
-            raise HarnessError("kmock is not installed; install the extra: pip install 'bucketwarden[demo]'")
+            raise HarnessError("kmock is not installed; install the test kit (testkit/README.md)")
         self._process.start()
         self._workdir = Path(tempfile.mkdtemp(prefix="bucketwarden-kube-"))
         self.write_kubeconfig(self._workdir / "kubeconfig")
@@ -304,7 +304,7 @@ class KubeEmulator(KubeTarget):
         """Authorise every request bearing one of ``tokens`` (token -> user) against ``grants`` (user -> rules).
 
         A rule is an RBAC PolicyRule plus ``namespace`` (None: cluster-wide, from a ClusterRoleBinding); see
-        ``bucketwarden.testing.rbac_grants`` to derive them from rendered Roles and bindings. A request no rule
+        ``bucketwarden_testkit.rbac_grants`` to derive them from rendered Roles and bindings. A request no rule
         grants is answered 403 Forbidden; requests with no scripted token (the harness's own) are not checked.
         """
         return cast(JsonDict, self._admin("POST", "rbac", {"enabled": True, "tokens": tokens, "grants": grants}))

@@ -1,6 +1,6 @@
 """``bucketwarden demo``: the AWS Backup outage and its fix, replayed on embedded emulators with real calls.
 
-moto serves S3, IAM and STS on loopback behind the enforcing S3 front (`bucketwarden.testing.S3Front`), so every
+moto serves S3, IAM and STS on loopback behind the enforcing S3 front (`bucketwarden_testkit.S3Front`), so every
 boto3 call goes over HTTP and every S3 request is authorized against the bucket policy from the network it
 comes from. An emulated Kubernetes API serves ProtectedBuckets, and the real operator runs in-process against
 it. The story is the seed's: the backup job fails, the operator is locked out, `bootstrap` lets it in. Two
@@ -34,7 +34,7 @@ from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.readiness import S3_BACKUP_ACTIONS, S3_RESTORE_ACTIONS, VERSIONING_NOT_ENABLED
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ExemptRole, ProtectedBucketSpec
-from bucketwarden.testing import (
+from bucketwarden_testkit import (
     DENIED_SID_HEADER,
     BackupJob,
     BackupJobResult,
@@ -427,7 +427,7 @@ class OperatorDriver(Driver):
 
     def __init__(self, world: DemoWorld, kube: Any) -> None:
         from bucketwarden.k8s import OperatorSettings, build_registry
-        from bucketwarden.testing import PROTECTED_BUCKETS, run_operator_in_thread
+        from bucketwarden_testkit import PROTECTED_BUCKETS, run_operator_in_thread
 
         self.kube = kube
         self.client = kube.client()
@@ -492,7 +492,7 @@ def _quiet_logs() -> Iterator[None]:
 
 
 def run_demo(*, kubernetes: bool = True) -> int:
-    from bucketwarden.testing import PROTECTED_BUCKETS, EnforcedMoto, KubeEmulator
+    from bucketwarden_testkit import PROTECTED_BUCKETS, EnforcedMoto, KubeEmulator
 
     story = Story()
     print("bucketwarden demo: IP-restricted bucket policies that do not break AWS Backup")

@@ -61,7 +61,7 @@ class MotoServer:
 
     def start(self) -> None:
         if importlib.util.find_spec("moto") is None:
-            raise HarnessError("moto is not installed; install the extra: pip install 'bucketwarden[demo]'")
+            raise HarnessError("moto is not installed; install the test kit (testkit/README.md)")
         self._process.start()
 
     def stop(self) -> None:
