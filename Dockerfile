@@ -27,21 +27,6 @@ RUN pip install --no-cache-dir -c constraints.txt . \
 
 FROM ${BASE_IMAGE}
 
-ARG BASE_IMAGE
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-
-LABEL org.opencontainers.image.title="bucketwarden" \
-      org.opencontainers.image.description="Kubernetes operator that keeps S3 bucket policies IP-restricted without breaking AWS Backup" \
-      org.opencontainers.image.source="https://github.com/bucketwarden/bucketwarden" \
-      org.opencontainers.image.url="https://github.com/bucketwarden/bucketwarden" \
-      org.opencontainers.image.documentation="https://github.com/bucketwarden/bucketwarden#readme" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.vendor="bucketwarden authors" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.base.name="${BASE_IMAGE}"
-
 # A passwd entry for the numeric user: getpass.getuser() (kopf uses it) fails without one.
 RUN groupadd --system --gid 65532 bucketwarden \
  && useradd --system --no-log-init --uid 65532 --gid 65532 --home-dir /tmp --no-create-home \
@@ -56,6 +41,22 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     TMPDIR=/tmp
+
+# Last, so that a new commit (REVISION) rebuilds only this metadata, not the layers above.
+ARG BASE_IMAGE
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+
+LABEL org.opencontainers.image.title="bucketwarden" \
+      org.opencontainers.image.description="Kubernetes operator that keeps S3 bucket policies IP-restricted without breaking AWS Backup" \
+      org.opencontainers.image.source="https://github.com/bucketwarden/bucketwarden" \
+      org.opencontainers.image.url="https://github.com/bucketwarden/bucketwarden" \
+      org.opencontainers.image.documentation="https://github.com/bucketwarden/bucketwarden#readme" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.vendor="bucketwarden authors" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 
 USER 65532:65532
 WORKDIR /tmp

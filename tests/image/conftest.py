@@ -1,44 +1,39 @@
 """Fixtures for the image tests: the container engine, the image under test, and the emulators it runs against.
 
-`make image-test` builds the image (tools/image.sh) and runs these with BUCKETWARDEN_IMAGE set to it. Without an
-engine, or without a built image, every test here skips with one line that says which.
+`make image-test` builds the image (tools/image.sh) and runs these with BUCKETWARDEN_IMAGE set to it.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagekit import REPO_ROOT, Engine
+from imagekit import REPO_ROOT, Engine, image_under_test
 
-from bucketwarden.testing import PROTECTED_BUCKETS, EnforcedMoto, KubeEmulator, load_crds
-
-IMAGE_VARIABLE = "BUCKETWARDEN_IMAGE"
+from bucketwarden_testkit import PROTECTED_BUCKETS, EnforcedMoto, KubeEmulator, load_crds
 
 
 @pytest.fixture(scope="session")
-def engine() -> Engine:
-    """docker with a daemon, or podman: what tools/image.sh picks, with the same words."""
-    result = subprocess.run(
-        [str(REPO_ROOT / "tools" / "image.sh"), "engine"], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        pytest.skip(result.stderr.strip().removeprefix("image: ") or "no container engine")
-    return Engine(tuple(result.stdout.split()))
+def under_test() -> tuple[Engine, str]:
+    """test_image.py skips as a whole, in one line, where there is no engine or no image."""
+    found = image_under_test()
+    if isinstance(found, str):
+        pytest.skip(found)
+    engine, image = found
+    engine("image", "inspect", image)  # fails the test, naming the image, when the engine does not have it
+    return found
 
 
 @pytest.fixture(scope="session")
-def image(engine: Engine) -> str:
-    """The image `make image-test` built; the tests never build one themselves (it takes minutes)."""
-    reference = os.environ.get(IMAGE_VARIABLE, "")
-    if not reference:
-        pytest.skip(f"no image under test: `make image-test` builds one and sets {IMAGE_VARIABLE}")
-    if engine("image", "inspect", reference, check=False).returncode != 0:
-        pytest.fail(f"{IMAGE_VARIABLE}={reference}: {engine.command[0]} has no such image")
-    return reference
+def engine(under_test: tuple[Engine, str]) -> Engine:
+    return under_test[0]
+
+
+@pytest.fixture(scope="session")
+def image(under_test: tuple[Engine, str]) -> str:
+    return under_test[1]
 
 
 @pytest.fixture(scope="session")

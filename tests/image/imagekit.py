@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
+IMAGE_VARIABLE = "BUCKETWARDEN_IMAGE"
 
 # podman's default rlimits exceed this machine's hard limits ("setrlimit RLIMIT_NOFILE: Operation not permitted").
 PODMAN_RUN_FLAGS = ("--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
@@ -64,6 +66,27 @@ class Engine:
 
     def label(self, image: str, name: str) -> str:
         return self("image", "inspect", "--format", f'{{{{index .Config.Labels "{name}"}}}}', image).stdout.strip()
+
+
+def detect_engine() -> Engine | str:
+    """The engine tools/image.sh would build with (docker with a daemon, or podman), or why there is none."""
+    result = subprocess.run(
+        [str(REPO_ROOT / "tools" / "image.sh"), "engine"], capture_output=True, text=True, timeout=60, check=False
+    )
+    if result.returncode != 0:
+        return result.stderr.strip().removeprefix("image: ") or "no container engine"
+    return Engine(tuple(result.stdout.split()))
+
+
+def image_under_test() -> tuple[Engine, str] | str:
+    """(engine, image) when `make image-test` built one, else the one line that says why the tests skip."""
+    engine = detect_engine()
+    if isinstance(engine, str):
+        return engine
+    reference = os.environ.get(IMAGE_VARIABLE, "")
+    if not reference:
+        return f"no image under test: `make image-test` builds one with {engine.command[0]} and sets {IMAGE_VARIABLE}"
+    return engine, reference
 
 
 def find_deployment(manifests: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
