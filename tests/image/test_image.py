@@ -345,3 +345,30 @@ def test_image_runs_the_audit_cronjob_example(engine: Engine, image: str, aws: E
     assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: some bucket breaks AWS Backup
     report = json.loads(result.stdout)
     assert bucket in json.dumps(report)
+
+
+def test_image_bootstraps_a_bucket_from_a_mounted_manifest(
+    engine: Engine, image: str, aws: EnforcedMoto, tmp_path: Path
+) -> None:
+    """`bootstrap`, as from a pod: the manifest mounted read-only, AWS from the environment, run from the office
+    network (the README: by someone the policy allows; our Deny does not exempt the runner)."""
+    bucket, role = f"bw-bootstrap-{secrets.token_hex(3)}", f"backup-{secrets.token_hex(3)}"
+    aws.client("s3").create_bucket(Bucket=bucket)
+    backup = {"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [backup]})
+    aws.client("iam").create_role(RoleName=role, Path="/service-role/", AssumeRolePolicyDocument=trust)
+    operator_role = aws.create_operator_role(f"bucketwarden-{secrets.token_hex(3)}")
+    manifest = tmp_path / "pb.yaml"
+    spec = {"bucketName": bucket, "allowedSourceIps": OFFICE_CIDRS, "exemptRoles": [{"name": role}]}
+    body = {"apiVersion": "bucketwarden.io/v1alpha1", "kind": "ProtectedBucket", "metadata": {"name": "pb"}}
+    manifest.write_text(yaml.safe_dump({**body, "spec": spec}))
+    manifest.chmod(0o644)  # read by UID 65532
+    office = {**aws.env(), "AWS_ENDPOINT_URL": aws.endpoint("office")}
+    env = [f"{name}={value}" for name, value in office.items()]
+    flags = ["--network", "host", "--volume", f"{manifest}:/work/pb.yaml:ro"]
+    flags += [flag for pair in env for flag in ("--env", pair)]
+    result = engine.run(image, "bootstrap", "-f", "/work/pb.yaml", "--operator-role", operator_role, flags=flags)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    statements = policy_statements(aws, bucket)
+    assert set(statements) == {OUR_SID}
+    assert allowed_cidrs(statements[OUR_SID]) == set(OFFICE_CIDRS)
