@@ -33,7 +33,7 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.USAGE: (
         "the command cannot run as given: a bad option or flag value, or an input file that is missing or invalid"
     ),
-    ExitCode.UNAVAILABLE: "a component the command needs is not installed (`demo` without the `demo` extra)",
+    ExitCode.UNAVAILABLE: "a component the command needs is not installed (`demo` without the test kit, `testkit/`)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

@@ -12,6 +12,7 @@ import pytest
 
 from bucketwarden.k8s import _resync
 from bucketwarden.k8s._kopf_private import PostingContext
+from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._resync import TARGETS_INDEX, QueueTicker, target_key
 from bucketwarden.k8s._scheduler import ResyncQueue
 
@@ -38,6 +39,7 @@ def ticker(bodies: Mapping[str, dict[str, Any]], resync: Any) -> QueueTicker:
         kopf.OperatorSettings(),
         memo="the-memo",
         loop=cast(asyncio.AbstractEventLoop, None),
+        metrics=Metrics(),
         indices={TARGETS_INDEX: index, "claims_by_bucket": {"b-x": [("t", "ns", "x")]}},
     )
     t.posting = PostingContext(queue=None, loop=cast(asyncio.AbstractEventLoop, None))  # these resyncs post nothing
@@ -102,11 +104,7 @@ def test_posting_context_outside_kopf_is_none_and_events_post_to_the_captured_qu
 
     async def main() -> list[Any]:
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        posting = PostingContext(queue=queue, loop=asyncio.get_running_loop())
-        settings = kopf.OperatorSettings()
-        from kopf._core.engines import posting as kopf_posting
-
-        kopf_posting.settings_var.set(settings)
+        posting = PostingContext(queue=queue, loop=asyncio.get_running_loop(), settings=kopf.OperatorSettings())
         obj = kopf.Body(cast(Any, body("x")))
         await asyncio.get_running_loop().run_in_executor(
             None, posting.context().run, lambda: kopf.event(obj, type="Normal", reason="R", message="m")
@@ -116,3 +114,34 @@ def test_posting_context_outside_kopf_is_none_and_events_post_to_the_captured_qu
 
     [event] = asyncio.run(main())
     assert (event.reason, event.ref["name"]) == ("R", "x")
+
+
+def _missing_posting_count(t: QueueTicker, where: str) -> float:
+    value = t.metrics.registry.get_sample_value("bucketwarden_posting_context_missing_total", {"where": where})
+    return value or 0.0
+
+
+def test_a_tick_without_kopfs_posting_context_is_skipped_logged_and_counted(
+    patched: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[object] = []
+    t = ticker({"x": body("x"), "y": body("y")}, seen.append)
+    t.posting = None
+    with caplog.at_level("DEBUG", logger="bucketwarden"):
+        assert asyncio.run(t(target_key("ns", "x"))) is True
+        assert asyncio.run(t(target_key("ns", "y"))) is True
+    assert seen == [] and patched == []
+    assert _missing_posting_count(t, "tick") == 2
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "no kopf posting context for the resync of ns/x" in errors[0].getMessage()
+    assert any("ns/y" in r.getMessage() for r in caplog.records if r.levelname == "DEBUG")
+
+
+def test_observed_outside_kopfs_processing_counts_the_missing_context(caplog: pytest.LogCaptureFixture) -> None:
+    t = ticker({}, lambda kwargs: None)
+    t.posting = None
+    with caplog.at_level("ERROR", logger="bucketwarden"):
+        t.observed(kopf.Resource("bucketwarden.io", "v1alpha1", "protectedbuckets"))
+    assert t.posting is None  # PostingContext.capture() outside a kopf handler
+    assert _missing_posting_count(t, "capture") == 1
+    assert "posting context is missing inside an index handler" in caplog.text

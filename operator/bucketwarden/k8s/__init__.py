@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from bucketwarden.k8s._handlers import ReconcilerFactory, Runtime, default_reconciler, reconcile_object, register
+from bucketwarden.k8s._kopf_private import check_kopf_private_api
 from bucketwarden.k8s._logs import configure_logging
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._settings import OperatorSettings
@@ -30,6 +31,7 @@ def build_registry(
     settings: OperatorSettings | None = None, factory: ReconcilerFactory | None = None
 ) -> kopf.OperatorRegistry:
     """A fresh kopf registry with all bucketwarden handlers; tests and the demo inject their own factory."""
+    check_kopf_private_api()  # fails loudly, before any handler runs, on a kopf this operator was not written for
     registry = kopf.OperatorRegistry()
     register(registry, settings or OperatorSettings(), factory or default_reconciler)
     return registry

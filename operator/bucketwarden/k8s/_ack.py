@@ -13,10 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import kopf
-from kopf._cogs.clients import api as kopf_api  # kopf's own authenticated client: the operator's credentials
-from kopf._cogs.clients.errors import APINotFoundError
 
 from bucketwarden.errors import PolicyParseError
+from bucketwarden.k8s._kopf_private import APINotFoundError, api_patch  # kopf's own client: the operator's credentials
 from bucketwarden.policy import PolicyDocument, remove_policy
 from bucketwarden.spec import PolicyWriter, ProtectedBucketSpec
 
@@ -57,7 +56,7 @@ def ack_policy_patch(policy_text: str | None) -> dict[str, Any]:
 def patch_ack_policy(memo: Any, entry: AckBucket, policy_text: str | None) -> None:
     """Patch spec.policy of an ACK Bucket from a (sync) handler thread, through kopf's client on its loop."""
     url = f"/apis/{ACK_GROUP}/{ACK_VERSION}/namespaces/{entry.namespace}/{ACK_PLURAL}/{entry.name}"
-    call = kopf_api.patch(
+    call = api_patch(
         url,
         settings=memo.kopf_settings,
         payload=ack_policy_patch(policy_text),

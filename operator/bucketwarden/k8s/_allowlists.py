@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import kopf
-from kopf._cogs.clients import api as kopf_api  # kopf's own authenticated client: the operator's credentials
 from pydantic import ValidationError
 
 from bucketwarden.k8s._effective import allow_lists_from_index
+from bucketwarden.k8s._kopf_private import api_patch  # kopf's own authenticated client: the operator's credentials
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.sources import allow_list_hash, resolve_sources
 from bucketwarden.spec import (
@@ -92,7 +92,7 @@ async def _touch(kopf_settings: kopf.OperatorSettings, usage: Usage, value: str)
     url = f"/apis/{GROUP}/{VERSION}/namespaces/{usage.namespace}/{PLURAL}/{usage.name}"
     payload = {"metadata": {"annotations": {CHANGE_ANNOTATION: value}}}
     try:
-        await kopf_api.patch(
+        await api_patch(
             url,
             settings=kopf_settings,
             payload=payload,

@@ -397,7 +397,7 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, settings: OperatorSe
         executor = ThreadPoolExecutor(operator_settings.max_concurrent_reconciles, thread_name_prefix="bw-resync")
         indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
         runtime.ticker = QueueTicker(
-            queue, _resync_from_kwargs, executor, settings, memo, asyncio.get_running_loop(), indices
+            queue, _resync_from_kwargs, executor, settings, memo, asyncio.get_running_loop(), runtime.metrics, indices
         )
         runtime.metrics.watch_resync_queue(lambda: queue.lag_seconds, lambda: len(queue))
         memo.resync_task = asyncio.create_task(queue.run(runtime.ticker), name="bucketwarden-resync-queue")

@@ -1,12 +1,17 @@
-"""kopf internals the resync queue and the drift-queue poller rely on (kopf is pinned; re-check on an upgrade).
+"""The one seam to kopf's private API: every ``kopf._*`` access of bucketwarden is in this module.
 
-(``_ack.py`` and ``_allowlists.py`` call kopf's API client, ``kopf._cogs.clients.api``, directly as well.)
+kopf is pinned below its next minor (``kopf>=1.45.2,<1.46`` in pyproject.toml). A private module that is gone
+fails this module's import; ``check_kopf_private_api`` (run whenever the operator's registry is built) fails
+loudly if what is used here has another shape. An import-linter contract (``.importlinter``, "kopf-seam")
+forbids kopf's private modules everywhere else.
 
-Work that runs outside a kopf handler (the resync queue, the drift-queue poller) still patches objects with kopf's
-own API client (same connection, credentials and retries as kopf) and posts Events through kopf's posting queue
-(same throttling and backoff as events from handlers). kopf offers neither outside handlers:
+Work that runs outside a kopf handler (the resync queue, the drift-queue poller, the allow-list and ACK patches)
+still patches objects with kopf's own API client (same connection, credentials and retries as kopf) and posts
+Events through kopf's posting queue (same throttling and backoff as events from handlers). kopf offers neither
+outside handlers:
 
 - ``patch_obj`` patches the main resource and, when the resource has a status subresource, /status separately;
+  ``api.patch`` sends one PATCH to any URL (ACK's Buckets, an annotation on a ProtectedBucket);
 - kopf's posting queue is found through context variables that kopf sets only inside an object's processing, so
   a handler captures them (``PostingContext.capture``) and the outside work runs under them (``PostingContext.run``).
 """
@@ -15,40 +20,112 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib.metadata
+import inspect
 import logging
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import kopf
+from kopf._cogs.clients import api as _api
+from kopf._cogs.clients import patching as _patching
+from kopf._cogs.clients.errors import APINotFoundError
+from kopf._core.engines import posting as _posting
+
+from bucketwarden.errors import BucketWardenError
+
+__all__ = [
+    "APINotFoundError",
+    "KopfPrivateApiError",
+    "PostingContext",
+    "api_patch",
+    "check_kopf_private_api",
+    "patch_object",
+]
 
 T = TypeVar("T")
+
+# The keyword arguments this module passes, per private callable.
+_PATCH_OBJ_KEYWORDS = ("settings", "resource", "namespace", "name", "patch", "logger")
+_API_PATCH_KEYWORDS = ("settings", "payload", "headers", "logger")
+_POSTING_VARS = ("event_queue_var", "event_queue_loop_var", "settings_var")
+
+
+class KopfPrivateApiError(BucketWardenError):
+    """kopf's private API is not what this module was written against (kopf 1.45): the operator must not run."""
+
+    reason = "KopfIncompatible"
+
+
+def _kopf_version() -> str:
+    try:
+        return importlib.metadata.version("kopf")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _problems_of_callable(label: str, fn: object, keywords: tuple[str, ...]) -> list[str]:
+    if not inspect.iscoroutinefunction(fn):
+        return [f"{label} is not a coroutine function"]
+    parameters = inspect.signature(fn).parameters
+    missing = [name for name in keywords if name not in parameters]
+    return [f"{label} lacks the parameters {', '.join(missing)}"] if missing else []
+
+
+def kopf_private_api_problems() -> list[str]:
+    """What of kopf's private API this module relies on is missing or shaped otherwise; empty when all is well."""
+    problems: list[str] = []
+    for var in _POSTING_VARS:
+        if not isinstance(getattr(_posting, var, None), contextvars.ContextVar):
+            problems.append(f"kopf._core.engines.posting.{var} is not a ContextVar")
+    patch_obj = getattr(_patching, "patch_obj", None)
+    patch_obj_problems = _problems_of_callable("kopf._cogs.clients.patching.patch_obj", patch_obj, _PATCH_OBJ_KEYWORDS)
+    if not patch_obj_problems:  # its return type changed between kopf versions
+        returned = inspect.signature(cast(Callable[..., Any], patch_obj)).return_annotation
+        if typing.get_origin(returned) is not tuple or len(typing.get_args(returned)) != 2:
+            patch_obj_problems.append(f"kopf._cogs.clients.patching.patch_obj returns {returned!r}, not a pair")
+    problems += patch_obj_problems
+    api_patch_fn = getattr(_api, "patch", None)
+    problems += _problems_of_callable("kopf._cogs.clients.api.patch", api_patch_fn, _API_PATCH_KEYWORDS)
+    return problems
+
+
+def check_kopf_private_api() -> None:
+    """Fail loudly, before any handler runs, if kopf's private API is not the one this module expects."""
+    problems = kopf_private_api_problems()
+    if problems:
+        raise KopfPrivateApiError(
+            f"kopf {_kopf_version()} does not have the private API bucketwarden uses (written against kopf 1.45; "
+            f"install the pinned kopf, see constraints.txt): {'; '.join(problems)}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class PostingContext:
-    """kopf's event queue and its loop, as seen inside a handler."""
+    """kopf's event queue and its loop (and the settings events are posted with), as seen inside a handler."""
 
     queue: Any
     loop: asyncio.AbstractEventLoop
+    settings: kopf.OperatorSettings | None = None
 
     @classmethod
     def capture(cls) -> PostingContext | None:
         """Inside a kopf handler: the posting queue it would post to; None elsewhere."""
-        from kopf._core.engines import posting
-
         try:
-            return cls(posting.event_queue_var.get(), posting.event_queue_loop_var.get())
+            queue, loop = _posting.event_queue_var.get(), _posting.event_queue_loop_var.get()
         except LookupError:
             return None
+        return cls(queue, loop, _posting.settings_var.get(None))
 
     def context(self) -> contextvars.Context:
         """A copy of the current context in which ``kopf.event`` posts to the captured queue."""
-        from kopf._core.engines import posting
-
         ctx = contextvars.copy_context()
-        ctx.run(posting.event_queue_var.set, self.queue)
-        ctx.run(posting.event_queue_loop_var.set, self.loop)
+        ctx.run(_posting.event_queue_var.set, self.queue)
+        ctx.run(_posting.event_queue_loop_var.set, self.loop)
+        if self.settings is not None:
+            ctx.run(_posting.settings_var.set, self.settings)
         return ctx
 
     def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -66,9 +143,7 @@ async def patch_object(
     logger: logging.Logger,
 ) -> bool:
     """Merge-patch an object (its status through /status where the resource has the subresource); False: gone."""
-    from kopf._cogs.clients.patching import patch_obj
-
-    patched, _ = await patch_obj(
+    result = await _patching.patch_obj(
         settings=settings,
         resource=resource,
         namespace=cast(Any, namespace),
@@ -76,4 +151,14 @@ async def patch_object(
         patch=patch,
         logger=logger,
     )
+    if not isinstance(result, tuple) or len(result) != 2:  # other kopf versions returned the body alone
+        raise KopfPrivateApiError(f"kopf's patch_obj returned {type(result).__name__}, not a (body, patch) pair")
+    patched, _ = result
     return patched is not None
+
+
+async def api_patch(
+    url: str, *, settings: kopf.OperatorSettings, payload: object, headers: dict[str, str], logger: logging.Logger
+) -> Any:
+    """One PATCH to ``url`` (relative to the API root) with kopf's authenticated client; 404 raises APINotFoundError."""
+    return await _api.patch(url, settings=settings, payload=payload, headers=headers, logger=logger)

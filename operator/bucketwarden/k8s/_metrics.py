@@ -58,6 +58,13 @@ class Metrics:
         self.resync_queued = Gauge(
             "bucketwarden_resync_queue_objects", "Objects in this replica's resync queue.", registry=r
         )
+        self.posting_context_missing = Counter(
+            "bucketwarden_posting_context_missing",
+            "Resync-queue work without kopf's posting context (k8s/_kopf_private.py): where=capture in an index "
+            "handler, where=tick for a resync tick skipped for want of it. Anything above 0 means drift waits.",
+            ["where"],
+            registry=r,
+        )
         self._lock = threading.Lock()
         self._states: dict[str, dict[str, str]] = {}
         self._counts: _Counter[tuple[str, str]] = _Counter()
@@ -86,6 +93,9 @@ class Metrics:
         """Read the queue's lag and size at scrape time (no work per tick)."""
         self.resync_lag.set_function(lag)
         self.resync_queued.set_function(lambda: float(objects()))
+
+    def count_missing_posting_context(self, where: str) -> None:
+        self.posting_context_missing.labels(where=where).inc()
 
     def count_drift_event(self, verdict: str) -> None:
         self.drift_events.labels(verdict=verdict).inc()

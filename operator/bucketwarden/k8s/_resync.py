@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 
 from bucketwarden.k8s._kopf_private import PostingContext, patch_object
+from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._scheduler import ResyncQueue
 
 logger = logging.getLogger("bucketwarden")
@@ -43,16 +44,32 @@ class QueueTicker:
     kopf_settings: kopf.OperatorSettings
     memo: Any
     loop: asyncio.AbstractEventLoop  # the queue's: kopf's own
+    metrics: Metrics
     indices: Mapping[str, Any] = field(default_factory=dict)
     posting: PostingContext | None = None
     resource: kopf.Resource | None = None
+    reported_missing_posting: bool = False
 
     def observed(self, resource: kopf.Resource) -> None:
         """From the index handler (inside kopf's processing): learn kopf's posting context and resource once."""
         if self.posting is None:
             self.posting = PostingContext.capture()
+            if self.posting is None:  # kopf sets it around every handler: its private API has changed
+                self.missing_posting("capture", "kopf's posting context is missing inside an index handler")
         if self.resource is None:
             self.resource = resource
+
+    def missing_posting(self, where: str, what: str) -> None:
+        """Count every occurrence; log the first loudly (then at debug level: ticks come by the thousand)."""
+        self.metrics.count_missing_posting_context(where)
+        level = logging.DEBUG if self.reported_missing_posting else logging.ERROR
+        self.reported_missing_posting = True
+        logger.log(
+            level,
+            "%s: resync-queue ticks are skipped, so drift is not corrected between kopf's own events "
+            "(see bucketwarden_posting_context_missing; k8s/_kopf_private.py is the seam to check)",
+            what,
+        )
 
     def track_soon(self, key: str) -> None:
         """From a kopf handler's thread: track ``key`` (its first tick one interval from now)."""
@@ -65,8 +82,11 @@ class QueueTicker:
         if body is None:
             return False
         meta = body.get("metadata") or {}
-        if meta.get("deletionTimestamp") or self.posting is None or self.resource is None:
-            return True  # kopf's delete handler has it; or kopf has not shown us its context yet
+        if meta.get("deletionTimestamp") or self.resource is None:
+            return True  # kopf's delete handler has it; or kopf's index has not shown us the resource yet
+        if self.posting is None:
+            self.missing_posting("tick", f"no kopf posting context for the resync of {key}")
+            return True
         patch = kopf.Patch()
         kwargs = {
             **self.indices,

@@ -1,0 +1,151 @@
+"""kopf's private API is reached from one module, pinned, and checked at start-up (k8s/_kopf_private.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import contextvars
+import importlib.metadata
+import logging
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+from packaging.requirements import Requirement
+
+from bucketwarden.k8s import _kopf_private, build_registry
+from bucketwarden.k8s._kopf_private import (
+    KopfPrivateApiError,
+    check_kopf_private_api,
+    kopf_private_api_problems,
+    patch_object,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SEAM = "operator/bucketwarden/k8s/_kopf_private.py"
+# kopf's private subpackages (an underscore after "kopf."), spelled so that this file does not match itself.
+PRIVATE_PACKAGES = {"kopf." + name for name in ("_cogs", "_core", "_kits")}
+PRIVATE = re.compile(r"\bkopf\._[a-z]")  # not kopf.on, kopf.testing
+
+
+def test_kopf_seam_is_the_only_module_that_mentions_kopfs_private_modules() -> None:
+    sources = [p for folder in ("operator", "testkit", "tests") for p in (ROOT / folder).rglob("*.py")]
+    mentioning = sorted(str(p.relative_to(ROOT)) for p in sources if PRIVATE.search(p.read_text(encoding="utf-8")))
+    assert mentioning == [SEAM]
+
+
+def test_kopf_seam_contract_forbids_kopfs_private_modules_outside_the_seam() -> None:
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    assert "kopf" in config["importlinter"]["root_packages"].split()  # else its submodules are not in the graph
+    contract = config["importlinter:contract:kopf-seam"]
+    assert contract["type"] == "forbidden"
+    assert set(contract["source_modules"].split()) == {"bucketwarden", "bucketwarden_testkit"}
+    assert set(contract["forbidden_modules"].split()) == PRIVATE_PACKAGES
+    ignored = {line.split("->")[0].strip() for line in contract["ignore_imports"].splitlines() if "->" in line}
+    assert ignored == {"bucketwarden.k8s._kopf_private"}
+
+
+def test_kopf_seam_kopf_is_pinned_below_its_next_minor_and_installed_within_the_pin() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    [kopf_requirement] = [Requirement(r) for r in project["dependencies"] if Requirement(r).name == "kopf"]
+    assert str(kopf_requirement.specifier) == "<1.46,>=1.45.2"
+    constraints = (ROOT / "constraints.txt").read_text(encoding="utf-8")
+    [pinned] = re.findall(r"^kopf==(\S+)$", constraints, re.M)
+    assert kopf_requirement.specifier.contains(pinned)
+    assert kopf_requirement.specifier.contains(importlib.metadata.version("kopf"))
+
+
+def test_kopf_seam_check_passes_on_the_pinned_kopf() -> None:
+    assert kopf_private_api_problems() == []
+    check_kopf_private_api()
+
+
+async def _patch_obj_returning_a_body(
+    *, settings: Any, resource: Any, namespace: Any, name: str, patch: Any, logger: Any
+) -> dict[str, Any] | None:
+    return {}
+
+
+async def _patch_obj_without_logger(*, settings: Any, resource: Any, namespace: Any, name: str, patch: Any) -> Any:
+    return None, None
+
+
+def _sync_patch(url: str, *, settings: Any, payload: Any, headers: Any, logger: Any) -> Any:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("module", "attribute", "replacement", "problem"),
+    [
+        pytest.param(
+            "_patching", "patch_obj", _patch_obj_returning_a_body, "patch_obj returns", id="patch-obj-returns-a-body"
+        ),
+        pytest.param(
+            "_patching", "patch_obj", _patch_obj_without_logger, "lacks the parameters logger", id="patch-obj-signature"
+        ),
+        pytest.param("_api", "patch", _sync_patch, "api.patch is not a coroutine function", id="api-patch-sync"),
+        pytest.param("_posting", "event_queue_var", None, "event_queue_var is not a ContextVar", id="no-queue-var"),
+        pytest.param("_posting", "settings_var", object(), "settings_var is not a ContextVar", id="settings-var"),
+    ],
+)
+def test_kopf_seam_check_fails_loudly_on_another_shape(
+    monkeypatch: pytest.MonkeyPatch, module: str, attribute: str, replacement: object, problem: str
+) -> None:
+    monkeypatch.setattr(getattr(_kopf_private, module), attribute, replacement)
+    with pytest.raises(KopfPrivateApiError, match=re.escape(problem)) as raised:
+        check_kopf_private_api()
+    assert f"kopf {importlib.metadata.version('kopf')} does not have the private API" in raised.value.message
+    with pytest.raises(KopfPrivateApiError):  # the operator never starts on it
+        build_registry()
+
+
+def test_kopf_seam_patch_object_refuses_a_result_of_another_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def returns_a_body(**_: Any) -> dict[str, Any]:
+        return {"metadata": {}}
+
+    monkeypatch.setattr(_kopf_private._patching, "patch_obj", returns_a_body)
+    call = patch_object(
+        settings=kopf.OperatorSettings(),
+        resource=kopf.Resource("bucketwarden.io", "v1alpha1", "protectedbuckets"),
+        namespace="ns",
+        name="x",
+        patch=kopf.Patch(),
+        logger=logging.getLogger("test"),
+    )
+    with pytest.raises(KopfPrivateApiError, match="not a \\(body, patch\\) pair"):
+        asyncio.run(call)
+
+
+@pytest.mark.parametrize(
+    ("patched", "expected"), [pytest.param({}, True, id="patched"), pytest.param(None, False, id="gone")]
+)
+def test_kopf_seam_patch_object_is_false_when_the_object_is_gone(
+    monkeypatch: pytest.MonkeyPatch, patched: dict[str, Any] | None, expected: bool
+) -> None:
+    async def patch_obj(**_: Any) -> tuple[dict[str, Any] | None, None]:
+        return patched, None
+
+    monkeypatch.setattr(_kopf_private._patching, "patch_obj", patch_obj)
+    call = patch_object(
+        settings=kopf.OperatorSettings(),
+        resource=kopf.Resource("bucketwarden.io", "v1alpha1", "protectedbuckets"),
+        namespace="ns",
+        name="x",
+        patch=kopf.Patch(),
+        logger=logging.getLogger("test"),
+    )
+    assert asyncio.run(call) is expected
+
+
+def test_kopf_seam_posting_context_carries_the_settings_into_a_fresh_context() -> None:
+    settings = kopf.OperatorSettings()
+    posting = _kopf_private.PostingContext(queue="q", loop=asyncio.new_event_loop(), settings=settings)
+    try:
+        captured = contextvars.Context().run(lambda: posting.run(_kopf_private.PostingContext.capture))
+    finally:
+        posting.loop.close()
+    assert captured == posting
