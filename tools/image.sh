@@ -73,6 +73,7 @@ build_stand_in() {
 ensure_base() {
   local base="${BASE_IMAGE:-$DEFAULT_BASE}"
   if has_image "$base"; then echo "$base"; return; fi
+  if [[ "$base" == "$STAND_IN" ]]; then build_stand_in; echo "$base"; return; fi
   if "${ENGINE_CMD[@]}" pull -q "$base" >/dev/null 2>&1; then echo "$base"; return; fi
   if [[ -n "${BASE_IMAGE:-}" ]]; then say "cannot pull BASE_IMAGE=$base"; return 1; fi
   say "$base cannot be pulled (no registry reachable?): using $STAND_IN"
@@ -87,7 +88,7 @@ build() {
   if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then revision="$revision-dirty"; fi
   local args=(build --build-arg "BASE_IMAGE=$base" --build-arg "VERSION=$TAG" --build-arg "REVISION=$revision"
     --tag "$IMAGE:$TAG" .)
-  if [[ "${ENGINE_CMD[0]}" == podman ]]; then
+  if [[ "$(basename "${ENGINE_CMD[0]}")" == podman ]]; then
     # The builder's pip reaches PyPI over the host's network, trusting the host's CA bundle (a TLS proxy may sit
     # in between). The mount is for build steps only; it is not part of any layer.
     local podman_args=(--network host)
