@@ -33,8 +33,9 @@ detect_engine() {
     if command -v runc >/dev/null 2>&1; then echo "podman --runtime runc"; else echo podman; fi
     return
   fi
-  say "no container engine: docker has no daemon (\`docker info\` fails) and podman is not installed" \
-    "(apt-get install podman runc debootstrap)"
+  local docker="docker is not installed"
+  command -v docker >/dev/null 2>&1 && docker="docker has no daemon (\`docker info\` fails)"
+  say "no container engine: $docker and podman is not installed (apt-get install podman runc debootstrap)"
   return 1
 }
 

@@ -51,15 +51,22 @@ def test_image_engine_prefers_a_docker_daemon_then_podman(
     assert result.stdout.strip() == expected
 
 
-def test_image_engine_says_in_one_line_why_there_is_none(tmp_path: Path) -> None:
-    env = {"PATH": fake_path(tmp_path, {"docker": 1}), "HOME": str(tmp_path)}
+@pytest.mark.parametrize(
+    ("engines", "docker"),
+    [
+        pytest.param({"docker": 1}, "docker has no daemon", id="docker-without-daemon"),
+        pytest.param({}, "docker is not installed", id="nothing"),
+    ],
+)
+def test_image_engine_says_in_one_line_why_there_is_none(tmp_path: Path, engines: dict[str, int], docker: str) -> None:
+    env = {"PATH": fake_path(tmp_path, engines), "HOME": str(tmp_path)}
     result = subprocess.run(
         [str(REPO_ROOT / "tools" / "image.sh"), "engine"], env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 1
     assert result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
-    assert "no container engine" in line
+    assert line.startswith(f"image: no container engine: {docker}")
     assert "podman is not installed" in line
 
 
