@@ -64,6 +64,7 @@ export IMAGE TAG BASE_IMAGE ENGINE
 
 image: ## build the operator image with docker or podman (tools/image.sh; a local base where no registry answers)
 	tools/image.sh build
+	tools/image.sh size
 
 image-test: $(STAMP) ## build the image, then run every command and the operator from it (tests/image)
 	@if tools/image.sh engine >/dev/null 2>&1; then \
