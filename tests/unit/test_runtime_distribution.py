@@ -10,10 +10,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 import venv
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from bucketwarden.exitcodes import ExitCode
 
@@ -71,10 +73,23 @@ def _requirement_name(requirement: str) -> str:
 def test_runtime_distribution_requires_no_emulator_and_not_the_kit() -> None:
     requirements = importlib.metadata.requires("bucketwarden") or []
     plain = {_requirement_name(r) for r in requirements if "extra ==" not in r}
-    assert plain & (EMULATORS | {KIT}) == set()
+    assert plain & EMULATORS == set()
     assert {"kopf", "boto3", "pydantic"} <= plain
-    demo = {_requirement_name(r) for r in requirements if re.search(r"extra == ['\"]demo['\"]", r)}
-    assert demo == {KIT}
+    # Unpublished names are never requirements: pip would ask the package index for them.
+    assert {_requirement_name(r) for r in requirements} & {KIT, "bucketwarden_testkit"} == set()
+
+
+def test_runtime_kit_pins_the_private_apis_it_touches_to_the_locked_versions() -> None:
+    kit = tomllib.loads((ROOT / "testkit" / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = {Requirement(r).name: Requirement(r) for r in kit["dependencies"]}
+    assert "bucketwarden" not in requirements  # see testkit/pyproject.toml: a different project has that name on PyPI
+    constraints = (ROOT / "constraints.txt").read_text(encoding="utf-8")
+    readme = (ROOT / "testkit" / "README.md").read_text(encoding="utf-8")
+    for name in ("moto", "kmock"):
+        [locked] = re.findall(rf"^{name}==(\S+)$", constraints, re.M)
+        assert str(requirements[name].specifier) == f"=={locked}"
+        assert f"**{name} {locked}**" in readme  # the README names the pinned version and what it touches
+        assert importlib.metadata.version(name) == locked
 
 
 # Every runtime module imports, and `--help` runs, with the kit and every emulator library made unimportable.
