@@ -56,7 +56,8 @@ bench-smoke: $(STAMP) ## quick runs of every benchmark, checking shape only (B3/
 crd: $(STAMP) ## regenerate crds/ and the chart's CRDs from spec.py
 	$(BIN)/bucketwarden crd > crds/bucketwarden.io_protectedbuckets.yaml
 	$(BIN)/bucketwarden crd --kind SourceAllowList > crds/bucketwarden.io_sourceallowlists.yaml
-	cp crds/bucketwarden.io_protectedbuckets.yaml crds/bucketwarden.io_sourceallowlists.yaml charts/bucketwarden/crds/
+	$(BIN)/bucketwarden crd --kind TenantPolicy > crds/bucketwarden.io_tenantpolicies.yaml
+	cp crds/bucketwarden.io_*.yaml charts/bucketwarden/crds/
 
 # The image: IMAGE (default ghcr.io/bucketwarden/bucketwarden, the chart's image.repository), TAG (default the
 # version in pyproject.toml, the chart's appVersion), BASE_IMAGE and ENGINE pass through to tools/image.sh.

@@ -29,7 +29,7 @@ from bench._operator import OperatorProcess, count_ready, create_objects, load_a
 from bench.workload import ADOPTED_SID, Workload, admin_s3, check_converged, create_workload
 from bench.workload import reset_policies as put_initial_policies
 from bucketwarden.policy import PolicyDocument, Statement, merge_policy
-from bucketwarden_testkit import KubeEmulator, MotoServer, wait_until
+from bucketwarden_testkit import KubeEmulator, MotoServer, grant_namespaces, wait_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -135,6 +135,7 @@ def benchmark(samples: int, interval_s: float) -> dict[str, Any]:
         put_initial_policies(s3, workload)
         with kube.client() as client:
             client.create_namespace(workload.manifests[0].resource.namespace)
+            grant_namespaces(client)
             create_objects(client, range(samples))
         operator = OperatorProcess(moto, kube, Path(tmp), resync_interval_s=interval_s)
         with operator:

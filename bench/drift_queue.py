@@ -29,7 +29,7 @@ from bench._operator import OperatorProcess, create_buckets, create_objects, cre
 from bench.drift import percentile
 from bench.steady import OUR_SID, wait_converged
 from bench.workload import NAMESPACE, admin_s3, bucket_name
-from bucketwarden_testkit import KubeEmulator, MotoServer
+from bucketwarden_testkit import KubeEmulator, MotoServer, grant_namespaces
 
 FULL = {"objects": 1000, "edits": 40}
 QUICK = {"objects": 20, "edits": 4}
@@ -66,6 +66,7 @@ def run(quick: bool) -> dict[str, Any]:
         sqs = moto.client("sqs")
         queue_url = sqs.create_queue(QueueName="bucketwarden-drift")["QueueUrl"]
         client.create_namespace(NAMESPACE)
+        grant_namespaces(client)
         env = {"BUCKETWARDEN_DRIFT_QUEUE_URL": queue_url, "BUCKETWARDEN_DRIFT_QUEUE_WAIT_SECONDS": "20"}
         with OperatorProcess(moto, kube, Path(tmp), resync_interval_s=RESYNC_S, extra_env=env) as operator:
             create_objects(client, range(objects))

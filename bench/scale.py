@@ -38,7 +38,7 @@ from bench._operator import (
 )
 from bench.workload import NAMESPACE
 from bucketwarden.k8s import OperatorSettings
-from bucketwarden_testkit import KubeClient, KubeEmulator, MotoServer
+from bucketwarden_testkit import KubeClient, KubeEmulator, MotoServer, grant_namespaces
 
 FULL_SCALES = (1000, 10000)
 QUICK_SCALES = (20, 50)
@@ -199,6 +199,7 @@ def restart_curve(sizes: Sequence[int], *, limits: Limits) -> list[dict[str, Any
             create_roles(moto)
             create_buckets(moto, range(n))
             client.create_namespace(NAMESPACE)
+            grant_namespaces(client)
             create_objects(client, range(n))
             operator = OperatorProcess(moto, kube, Path(tmp), resync_interval_s=RESYNC_S)
             try:
@@ -229,6 +230,7 @@ def measure(scales: Sequence[int], *, limits: Limits) -> dict[str, Any]:
         _log(f"B4: {max(scales)} buckets created in {time.monotonic() - began:.1f} s")
         with kube.client() as client:
             client.create_namespace(NAMESPACE)
+            grant_namespaces(client)
             operator = OperatorProcess(moto, kube, Path(tmp), resync_interval_s=RESYNC_S)
             try:
                 operator.start()
@@ -284,6 +286,7 @@ def census(objects: int, *, limits: Limits) -> dict[str, Any]:
         create_roles(moto)
         create_buckets(moto, range(objects))
         client.create_namespace(NAMESPACE)
+        grant_namespaces(client)
         prefix = Path(tmp) / "census"
         command = [sys.executable, str(CENSUS_SCRIPT), str(prefix)]
         with OperatorProcess(moto, kube, Path(tmp), resync_interval_s=RESYNC_S, command=command) as operator:

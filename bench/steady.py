@@ -38,7 +38,7 @@ from bench._operator import (
 )
 from bench.drift import percentile
 from bench.workload import NAMESPACE, admin_s3, bucket_name
-from bucketwarden_testkit import KubeClient, KubeEmulator, MotoServer
+from bucketwarden_testkit import KubeClient, KubeEmulator, MotoServer, grant_namespaces
 
 FULL_SCALES = (1000, 5000, 10000)
 QUICK_SCALES = (20, 60)
@@ -221,6 +221,7 @@ def measure(
             ) as operator,
         ):
             client.create_namespace(NAMESPACE)
+            grant_namespaces(client)
             created = 0
             for scale in scales:
                 began = time.monotonic()

@@ -18,6 +18,7 @@ from bucketwarden.filemode import exempted, reconcile_all
 from bucketwarden.manifests import load_manifests
 from bucketwarden.operator_exemption import OperatorExemptionPort, resolve_operator_role
 from bucketwarden.policy import PolicyDocument, verify_policy
+from bucketwarden.principals import RoleAssumption
 from bucketwarden.reconciler import BucketTarget, Reconciler
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -57,7 +58,10 @@ def run_bootstrap(
         else:
             try:
                 text = port.get(spec.bucket_name, **BucketTarget.of(spec).options)
-                roles = [port.resolve_role(role, assume_role_arn=spec.assume_role_arn) for role in spec.exempt_roles]
+                roles = [
+                    port.resolve_role(role, assume_role=RoleAssumption.of(spec.assume_role_arn))
+                    for role in spec.exempt_roles
+                ]
                 document = PolicyDocument.parse(text) if text else None
                 verification = verify_policy(spec, roles, operator, document)
                 verdict = "OK" if verification.ok else "FAILED"

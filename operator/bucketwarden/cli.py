@@ -431,6 +431,30 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError(exc.message) from exc
 
 
+def cmd_grant(args: argparse.Namespace) -> int:
+    """Print a TenantPolicy granting namespaces their buckets (a cluster admin pipes it to kubectl apply)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from bucketwarden.manifests import format_validation_error
+    from bucketwarden.tenancy import render_grant
+
+    name = args.name or f"grant-{args.namespace[0]}".replace("*", "all").replace("?", "x")[:253]
+    try:
+        manifest = render_grant(
+            name,
+            args.namespace,
+            args.bucket,
+            assume_role_arns=args.assume_role_arn or (),
+            external_id=args.external_id,
+            source_allow_lists=args.source_allow_list or (),
+        )
+    except ValidationError as exc:
+        raise UsageError(format_validation_error(exc)) from exc
+    print(yaml.safe_dump(manifest, sort_keys=False), end="")
+    return EXIT_OK
+
+
 def cmd_crd(args: argparse.Namespace) -> int:
     from bucketwarden.crd import CRD_RENDERERS
 
@@ -586,8 +610,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--operator-role", required=True, metavar="ARN", help="the in-cluster operator's IAM role ARN")
     p.set_defaults(func=cmd_bootstrap)
 
-    p = sub.add_parser("crd", help="print the ProtectedBucket CustomResourceDefinition")
-    p.add_argument("--kind", choices=("ProtectedBucket", "SourceAllowList"), default="ProtectedBucket")
+    p = sub.add_parser(
+        "grant",
+        help="print a TenantPolicy granting namespaces their buckets (pipe to kubectl apply -f -)",
+        description="Cluster admins only: without a TenantPolicy granting its namespace the bucket (and any "
+        "assumeRoleArn or SourceAllowList it names), a ProtectedBucket is NotAuthorized and makes no AWS call.",
+    )
+    p.add_argument("--namespace", action="append", required=True, metavar="NS", help="namespace or glob (repeatable)")
+    p.add_argument("--bucket", action="append", required=True, metavar="GLOB", help="bucket name or glob (repeatable)")
+    p.add_argument("--assume-role-arn", action="append", metavar="ARN", help="a role they may assume (repeatable)")
+    p.add_argument("--external-id", help="the sts:ExternalId to send when assuming those roles")
+    p.add_argument("--source-allow-list", action="append", metavar="NAME", help="SourceAllowList they may use")
+    p.add_argument("--name", help="the TenantPolicy's name (default: grant-<first namespace>)")
+    p.set_defaults(func=cmd_grant)
+
+    p = sub.add_parser("crd", help="print a CustomResourceDefinition (ProtectedBucket by default)")
+    p.add_argument("--kind", choices=("ProtectedBucket", "SourceAllowList", "TenantPolicy"), default="ProtectedBucket")
     p.set_defaults(func=cmd_crd)
 
     p = sub.add_parser("demo", help="replay the AWS Backup story on embedded AWS and Kubernetes emulators")

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bucketwarden.aws import AwsPort, AwsPortWrapper, FakeRole, InMemoryAws
-from bucketwarden.principals import CallerIdentity, ResolvedRole
-from bucketwarden.reconciler import Reconciler
-from bucketwarden.spec import Finding, ProtectedBucketSpec
+from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
+from bucketwarden.reconciler import Claim, Reconciler
+from bucketwarden.spec import ProtectedBucketSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class DryRunAws(AwsPortWrapper):
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None:
         self.skipped.append(SkippedWrite("PutBucketPolicy", bucket, policy_text))
 
@@ -48,7 +48,7 @@ class DryRunAws(AwsPortWrapper):
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None:
         self.skipped.append(SkippedWrite("DeleteBucketPolicy", bucket))
 
@@ -69,9 +69,9 @@ class OfflineReconciler(Reconciler):
         super().__init__(aws)
         self._identities = identities
 
-    def _resolve(self, spec: ProtectedBucketSpec) -> tuple[list[ResolvedRole], CallerIdentity | None, list[Finding]]:
+    def _resolve(self, spec: ProtectedBucketSpec, claim: Claim) -> tuple[list[ResolvedRole], CallerIdentity | None]:
         roles, operator = self._identities(spec)
-        return list(roles), operator, []
+        return list(roles), operator
 
 
 def _role_from_arn(arn: str) -> FakeRole:

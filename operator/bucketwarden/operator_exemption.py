@@ -9,7 +9,7 @@ with the RoleId resolved through iam:GetRole, so a role created again is followe
 from __future__ import annotations
 
 from bucketwarden.aws import AwsPort, AwsPortWrapper
-from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.spec import ExemptRole
 
 # The session name the operator uses for verification scenarios; the exemption itself covers every session.
@@ -41,7 +41,7 @@ class OperatorExemptionPort(AwsPortWrapper):
         super().__init__(inner)
         self.operator = operator
 
-    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity:
+    def caller_identity(self, assume_role: RoleAssumption | None = None) -> CallerIdentity:
         if self.operator is None:
-            return self._inner.caller_identity(assume_role_arn)
+            return self._inner.caller_identity(assume_role)
         return self.operator

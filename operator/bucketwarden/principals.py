@@ -7,6 +7,36 @@ from dataclasses import dataclass, field
 
 _ASSUMED_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
 
+ROLE_SESSION_NAME = "bucketwarden"
+MAX_SESSION_NAME = 64
+_NOT_IN_SESSION_NAME = re.compile(r"[^A-Za-z0-9+=,.@_-]")
+
+
+def tenant_session_name(namespace: str, name: str) -> str:
+    """The RoleSessionName of a ProtectedBucket's AssumeRole: ``bw-<namespace>-<name>``, trimmed to 64.
+
+    CloudTrail shows it as the session of every call made for that resource, so a role's owner sees which
+    namespace acted through it.
+    """
+    return _NOT_IN_SESSION_NAME.sub("-", f"bw-{namespace}-{name}")[:MAX_SESSION_NAME]
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAssumption:
+    """A role the operator assumes: sts:AssumeRole's RoleArn, ExternalId and RoleSessionName.
+
+    Sessions (and their clients) are cached per value: a session opened for one namespace never serves another.
+    """
+
+    arn: str
+    external_id: str | None = None
+    session_name: str = ROLE_SESSION_NAME
+
+    @classmethod
+    def of(cls, arn: str | None) -> RoleAssumption | None:
+        """An admin's own assumption (file mode, audit, bootstrap): no ExternalId, the default session name."""
+        return cls(arn) if arn else None
+
 
 @dataclass(frozen=True, slots=True)
 class CallerIdentity:

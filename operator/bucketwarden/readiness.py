@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from bucketwarden.aws import S3_BACKUP_MANAGED_POLICIES, RolePermissions
 from bucketwarden.errors import AwsError
-from bucketwarden.principals import ResolvedRole
+from bucketwarden.principals import ResolvedRole, RoleAssumption
 from bucketwarden.spec import Finding, ProtectedBucketSpec
 
 BACKUP_SERVICE = "backup.amazonaws.com"
@@ -50,10 +50,10 @@ class ReadinessPort(Protocol):
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> str | None: ...
 
-    def role_permissions(self, role_name: str, *, assume_role_arn: str | None = None) -> RolePermissions: ...
+    def role_permissions(self, role_name: str, *, assume_role: RoleAssumption | None = None) -> RolePermissions: ...
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -114,7 +114,13 @@ def _not_checked(what: str, exc: AwsError) -> Finding:
     )
 
 
-def check_readiness(port: ReadinessPort, spec: ProtectedBucketSpec, roles: Sequence[ResolvedRole]) -> list[Finding]:
+def check_readiness(
+    port: ReadinessPort,
+    spec: ProtectedBucketSpec,
+    roles: Sequence[ResolvedRole],
+    *,
+    assume_role: RoleAssumption | None = None,
+) -> list[Finding]:
     """Every readiness finding for one bucket and its exempt roles. Read errors become Info findings."""
     findings: list[Finding] = []
     try:
@@ -122,7 +128,7 @@ def check_readiness(port: ReadinessPort, spec: ProtectedBucketSpec, roles: Seque
             spec.bucket_name,
             region=spec.region,
             expected_owner=spec.expected_bucket_owner,
-            assume_role_arn=spec.assume_role_arn,
+            assume_role=assume_role,
         )
     except AwsError as exc:
         findings.append(_not_checked(f"bucket {spec.bucket_name}", exc))
@@ -149,7 +155,7 @@ def check_readiness(port: ReadinessPort, spec: ProtectedBucketSpec, roles: Seque
                 )
             )
         try:
-            missing = missing_s3_actions(port.role_permissions(role.name, assume_role_arn=spec.assume_role_arn))
+            missing = missing_s3_actions(port.role_permissions(role.name, assume_role=assume_role))
         except AwsError as exc:
             findings.append(_not_checked(f"role {role.name}", exc))
             continue

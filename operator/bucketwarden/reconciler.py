@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from bucketwarden.aws import AwsPort as AwsPort  # re-exported: the port the reconciler is written against
 from bucketwarden.errors import (
@@ -27,6 +27,7 @@ from bucketwarden.errors import (
 from bucketwarden.policy import (
     ADOPTION_REFUSED,
     MAX_POLICY_BYTES,
+    OWNED_SID_FOREIGN_CONTENT,
     AdoptionCheck,
     Plan,
     PolicyDocument,
@@ -46,9 +47,10 @@ from bucketwarden.policy import (
 )
 from bucketwarden.policy import Verification as Verification
 from bucketwarden.policy import bucket_arns as bucket_arns_of
-from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.readiness import ReadinessPort, check_readiness
 from bucketwarden.spec import (
+    RESERVED_SID_PREFIX,
     AdoptedStatement,
     Condition,
     DeletionPolicy,
@@ -80,6 +82,9 @@ R_NOT_CHECKED = "NotChecked"
 # know (aws:PrincipalOrgID, a tag...). Ready is not blocked; the message names the keys.
 R_INCONCLUSIVE = "Inconclusive"
 R_ADOPTION_REFUSED = ADOPTION_REFUSED
+# Another claimant owns the bucket, a bucketwarden statement this resource does not own is in force, or our Sid
+# holds a statement that is not ours: nothing is written.
+R_CONFLICT = "Conflict"
 
 logger = logging.getLogger(__name__)
 
@@ -93,15 +98,38 @@ class BucketTarget:
     bucket: str
     region: str | None = None
     expected_owner: str | None = None
-    assume_role_arn: str | None = None
+    assume_role: RoleAssumption | None = None
 
     @classmethod
-    def of(cls, spec: ProtectedBucketSpec) -> BucketTarget:
-        return cls(spec.bucket_name, spec.region, spec.expected_bucket_owner, spec.assume_role_arn)
+    def of(cls, spec: ProtectedBucketSpec, claim: Claim | None = None) -> BucketTarget:
+        assume_role = claim.assume_role if claim is not None else RoleAssumption.of(spec.assume_role_arn)
+        return cls(spec.bucket_name, spec.region, spec.expected_bucket_owner, assume_role)
 
     @property
-    def options(self) -> dict[str, str | None]:
-        return {"region": self.region, "expected_owner": self.expected_owner, "assume_role_arn": self.assume_role_arn}
+    def options(self) -> dict[str, Any]:
+        return {"region": self.region, "expected_owner": self.expected_owner, "assume_role": self.assume_role}
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What was decided about this resource before any AWS call: the admin's grant and the arbitration.
+
+    ``assume_role`` is the role the grant lets it act through (with the grant's ExternalId and a session name
+    naming the resource). ``may_write`` is False for a claimant that does not own its bucket: it writes nothing,
+    and only removes the statement it recorded writing (a race it lost). ``owner`` names the owning resource;
+    ``rivals`` maps each other claimant's Sid to its namespace/name, to name the owner of a bucketwarden
+    statement found in force. File mode and the CLI use ``Claim.of(spec)``: the operator of the CLI is the admin.
+    """
+
+    assume_role: RoleAssumption | None = None
+    may_write: bool = True
+    owner: str | None = None
+    owner_sid: str | None = None
+    rivals: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, spec: ProtectedBucketSpec) -> Claim:
+        return cls(assume_role=RoleAssumption.of(spec.assume_role_arn))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +140,7 @@ class PreviousState:
     role_ids: Mapping[str, str | None] = field(default_factory=dict)  # role ref -> RoleId
     policy_hash: str | None = None  # the bucket policy in force after the last reconcile
     verified: bool = False  # and it passed verification
+    owned: AdoptedStatement | None = None  # the statement this resource recorded writing (status.ownedStatement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +175,12 @@ class ReconcileResult:
     get_to_put_seconds: float | None = None
     duration_seconds: float = 0.0
     adopted: list[AdoptedStatement] = field(default_factory=list)  # replaced by ours in this pass's write
+    # Ownership: the statement now in force that this resource wrote (None: keep what status records), and
+    # whether this pass gave it up (removed it, or found it gone).
+    owned: AdoptedStatement | None = None
+    disowned: bool = False
+    # Other claimants this pass found in the way (their statement in force): reconcile them now, not at resync.
+    nudge: list[str] = field(default_factory=list)
 
     @property
     def diff(self) -> str:
@@ -237,12 +272,18 @@ class Reconciler:
 
     # --- the public operations -------------------------------------------------------------------------------
 
-    def reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState | None = None) -> ReconcileResult:
+    def reconcile(
+        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
+    ) -> ReconcileResult:
+        claim = claim if claim is not None else Claim.of(spec)
         with self._bucket_lock(spec.bucket_name):
             started = time.perf_counter()
             with self._aws.count_calls() as calls:
-                result = self._reconcile(spec, previous or PreviousState())
-                result.findings += self._readiness_findings(spec, result)
+                if claim.may_write:
+                    result = self._reconcile(spec, previous or PreviousState(), claim)
+                    result.findings += self._readiness_findings(spec, result, claim)
+                else:
+                    result = self._release(spec, previous or PreviousState(), claim)
         result.aws_calls = dict(calls)
         result.duration_seconds = time.perf_counter() - started
         logger.debug(
@@ -254,35 +295,42 @@ class Reconciler:
         )
         return result
 
-    def cleanup(self, spec: ProtectedBucketSpec) -> ReconcileResult:
+    def cleanup(
+        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
+    ) -> ReconcileResult:
         """Honour deletionPolicy: remove our statement (and the policy if nothing remains), or retain.
 
+        Only what this resource recorded writing (``previous.owned``), and only while it is still ours by shape.
         A bucket that no longer exists has nothing to clean up, so deletion never hangs on it.
         """
+        claim = claim if claim is not None else Claim.of(spec)
+        if previous is None:
+            # The CLI's caller is the admin: they vouch that our Sid is theirs to remove (its shape is still checked).
+            previous = PreviousState(owned=AdoptedStatement(sid=spec.statement_sid, hash="unrecorded"))
         with self._bucket_lock(spec.bucket_name):
             started = time.perf_counter()
             with self._aws.count_calls() as calls:
-                result = self._cleanup(spec)
+                result = self._cleanup(spec, previous, claim)
         result.aws_calls = dict(calls)
         result.duration_seconds = time.perf_counter() - started
         return result
 
-    def _readiness_findings(self, spec: ProtectedBucketSpec, result: ReconcileResult) -> list[Finding]:
+    def _readiness_findings(self, spec: ProtectedBucketSpec, result: ReconcileResult, claim: Claim) -> list[Finding]:
         """AWS Backup readiness, after the write (never inside the GET-to-PUT window) and never blocking."""
         if self._readiness is None or result.statement_hash is None or isinstance(result.error, BucketNotFoundError):
             return []  # off, or the reconcile stopped before it knew the roles or the bucket (already reported)
         try:  # cache hits: the reconcile resolved every role a moment ago
-            roles = [self._aws.resolve_role(r, assume_role_arn=spec.assume_role_arn) for r in spec.exempt_roles]
+            roles = [self._aws.resolve_role(r, assume_role=claim.assume_role) for r in spec.exempt_roles]
         except BucketWardenError:
             roles = []
-        return check_readiness(self._readiness, spec, roles)
+        return check_readiness(self._readiness, spec, roles, assume_role=claim.assume_role)
 
     # --- steps -----------------------------------------------------------------------------------------------
 
-    def _resolve(self, spec: ProtectedBucketSpec) -> tuple[list[ResolvedRole], CallerIdentity | None, list[Finding]]:
-        operator = self._aws.caller_identity(spec.assume_role_arn)
-        roles = [self._aws.resolve_role(role, assume_role_arn=spec.assume_role_arn) for role in spec.exempt_roles]
-        return roles, operator, []
+    def _resolve(self, spec: ProtectedBucketSpec, claim: Claim) -> tuple[list[ResolvedRole], CallerIdentity | None]:
+        operator = self._aws.caller_identity(claim.assume_role)
+        roles = [self._aws.resolve_role(role, assume_role=claim.assume_role) for role in spec.exempt_roles]
+        return roles, operator
 
     def _observe(self, target: BucketTarget) -> tuple[str | None, PolicyDocument | None]:
         text = self._aws.get(target.bucket, **target.options)
@@ -290,7 +338,7 @@ class Reconciler:
             return None, None
         return text, PolicyDocument.parse(text)
 
-    def _reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState) -> ReconcileResult:
+    def _reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState, claim: Claim) -> ReconcileResult:
         bucket = spec.bucket_name
         findings = lint_spec(spec)
         if has_errors(findings):
@@ -299,7 +347,7 @@ class Reconciler:
 
         # 1. Identities first: nothing slow may sit between our GET and our PUT.
         try:
-            roles, operator, _ = self._resolve(spec)
+            roles, operator = self._resolve(spec, claim)
         except BucketWardenError as exc:
             # Never write a policy that silently drops a requested exemption: keep the last good one.
             return ReconcileResult(
@@ -325,7 +373,7 @@ class Reconciler:
         )
 
         # 2. Observe.
-        target = BucketTarget.of(spec)
+        target = BucketTarget.of(spec, claim)
         try:
             text, observed = self._observe(target)
         except PolicyParseError as exc:
@@ -338,7 +386,11 @@ class Reconciler:
         got_at = time.perf_counter()
         base.observed, base.observed_text = observed, text
         partition = partition_for_region(spec.region)
-        adoption = check_adoption(observed, spec.adopt_sids, bucket_arns_of(bucket, partition))
+        arns = bucket_arns_of(bucket, partition)
+        in_the_way = self._not_ours(spec, observed, arns, claim)
+        if in_the_way is not None:
+            return self._conflict(base, *in_the_way)
+        adoption = check_adoption(observed, spec.adopt_sids, arns)
         if not adoption.ok:
             return self._adoption_refused(base, adoption)
 
@@ -362,6 +414,7 @@ class Reconciler:
             # Verification is a pure function of the spec, the exemptions and the document; all three are
             # unchanged by meaning since the last reconcile verified them, so its verdict stands.
             base.outcome, base.policy_hash = "InSync", desired.policy_hash
+            base.owned = _owned(spec, statement_hash)
             base.conditions = [
                 _cond(READY, True, R_PROTECTED, "bucket policy protected and verified"),
                 _cond(SYNCED, True, R_IN_SYNC, MSG_IN_SYNC),
@@ -409,6 +462,7 @@ class Reconciler:
             base.adopted = list(adoption.adopted)
         base.outcome = "Updated" if base.applied else "InSync"
         base.policy_hash = desired.policy_hash
+        base.owned = _owned(spec, statement_hash)
         # The same Synced whether this pass wrote or not: the write is told by an Event, and a condition that
         # flipped PolicyUpdated -> InSync on the next pass would cost every change a second status write.
         synced = _cond(SYNCED, True, R_IN_SYNC, MSG_IN_SYNC)
@@ -491,49 +545,168 @@ class Reconciler:
         base.conditions = _failed_conditions(exc.reason, message)
         return base
 
-    def _cleanup(self, spec: ProtectedBucketSpec) -> ReconcileResult:
+    def _not_ours(
+        self, spec: ProtectedBucketSpec, observed: PolicyDocument | None, arns: Sequence[str], claim: Claim
+    ) -> tuple[str, list[Finding], list[str]] | None:
+        """Why this resource must not write into ``observed``: (message, findings, claimants to nudge), or None.
+
+        Another resource's bucketwarden statement in force means another claimant wrote first (a race this one
+        may even win by age): writing beside it would stack two Denies, so write nothing and let the loser
+        remove its own. Our Sid holding a statement that is not ours by shape means someone else put it there.
+        """
+        if observed is None:
+            return None
+        owned = set(spec.owned_sids)
+        theirs = sorted({s.sid for s in observed.statements if s.sid and s.sid.startswith(RESERVED_SID_PREFIX)} - owned)
+        if theirs:
+            named = [f"{sid} (ProtectedBucket {claim.rivals[sid]})" for sid in theirs if sid in claim.rivals]
+            orphans = [sid for sid in theirs if sid not in claim.rivals]
+            parts = []
+            if named:
+                parts.append(f"bucketwarden statement {', '.join(named)} is in force on {spec.bucket_name}")
+            if orphans:
+                parts.append(
+                    f"bucketwarden statement {', '.join(orphans)} is in force on {spec.bucket_name} and no "
+                    "ProtectedBucket claims it (left by a resource with deletionPolicy Retain?): adopt it with "
+                    "adoptSids or remove it"
+                )
+            message = "; ".join(parts) + "; this one writes nothing"
+            return message, [], [claim.rivals[sid] for sid in theirs if sid in claim.rivals]
+        for statement in observed.statements:
+            if statement.sid != spec.statement_sid:
+                continue
+            problems = supersede_problems(statement, arns)
+            if problems:
+                message = (
+                    f"statement {spec.statement_sid} in the bucket policy is not one bucketwarden writes "
+                    f"({'; '.join(problems)}): it is kept, and nothing was written. Remove or rename it, or choose "
+                    "another statementSid on a new ProtectedBucket"
+                )
+                finding = Finding(
+                    severity="Error", code=OWNED_SID_FOREIGN_CONTENT, message=message, sid=spec.statement_sid
+                )
+                return message, [finding], []
+        return None
+
+    def _conflict(
+        self, base: ReconcileResult, message: str, findings: list[Finding], nudge: list[str]
+    ) -> ReconcileResult:
+        base.outcome = "Blocked"
+        base.findings = [*base.findings, *findings]
+        base.conditions = _failed_conditions(R_CONFLICT, message)
+        base.policy_hash = base.observed.policy_hash if base.observed else None
+        base.nudge = nudge
+        return base
+
+    def _release(self, spec: ProtectedBucketSpec, previous: PreviousState, claim: Claim) -> ReconcileResult:
+        """A claimant that does not own its bucket: remove the statement it recorded writing, then write nothing.
+
+        It wrote only if it lost a race (two claims in the same second). The owner's statement is never touched:
+        not when it carries the same Sid (the owner rewrites it), and not when its shape is not ours.
+        """
+        owner = claim.owner or "another ProtectedBucket"
+        message = f"bucket {spec.bucket_name} is owned by ProtectedBucket {owner}; this one writes nothing"
+        result = ReconcileResult(spec.bucket_name, "Blocked", _failed_conditions(R_CONFLICT, message))
+        recorded = previous.owned
+        if recorded is None or recorded.sid == claim.owner_sid:
+            return result  # never wrote, or wrote under the owner's Sid (the owner's own statement now)
+        target = BucketTarget.of(spec, claim)
+        arns = bucket_arns_of(spec.bucket_name, partition_for_region(spec.region))
+        try:
+            _text, observed = self._observe(target)
+            ours = [s for s in (observed.statements if observed else ()) if s.sid == recorded.sid]
+            removable = bool(ours) and all(not supersede_problems(s, arns) for s in ours)
+            if removable:
+                self._write(target, observed, remove_policy(observed, (recorded.sid,)), result)
+        except BucketNotFoundError:
+            removable = False
+        except BucketWardenError as exc:
+            return self._aws_failure(result, exc)
+        result.disowned = True
+        if removable:
+            result.conditions = _failed_conditions(
+                R_CONFLICT, f"{message}; the statement {recorded.sid} it wrote in a race was removed"
+            )
+            result.nudge = [claim.owner] if claim.owner else []
+        return result
+
+    def _write(
+        self,
+        target: BucketTarget,
+        observed: PolicyDocument | None,
+        remaining: PolicyDocument | None,
+        result: ReconcileResult,
+    ) -> None:
+        """PUT what remains, or DELETE the policy when nothing does (never an empty document)."""
+        plan = plan_change(observed, remaining)
+        result.action, result.observed, result.desired = plan.action, observed, remaining
+        if plan.action == "delete":
+            self._aws.delete(target.bucket, **target.options)
+        elif plan.action == "put" and remaining is not None:
+            self._aws.put(target.bucket, remaining.to_json(), **target.options)
+        result.applied = plan.changes
+
+    def _cleanup(self, spec: ProtectedBucketSpec, previous: PreviousState, claim: Claim) -> ReconcileResult:
         bucket = spec.bucket_name
         if spec.deletion_policy is DeletionPolicy.RETAIN or spec.management_policy is ManagementPolicy.OBSERVE:
             why = "deletionPolicy Retain" if spec.deletion_policy is DeletionPolicy.RETAIN else "Observe mode"
             return ReconcileResult(bucket, "Retained", [_cond(READY, False, "Retained", f"{why}: policy left as is")])
-        target = BucketTarget.of(spec)
-        result = ReconcileResult(bucket, "Failed", [])
+        result = ReconcileResult(bucket, "Deleted", [_cond(READY, False, "Deleting", "nothing of ours to remove")])
+        if previous.owned is None or not claim.may_write:
+            # Never wrote (a missing role, an invalid spec, a lost claim...): there is nothing of ours to remove,
+            # whatever statement happens to carry our Sid.
+            return result
+        target = BucketTarget.of(spec, claim)
+        arns = bucket_arns_of(bucket, partition_for_region(spec.region))
         try:
             _text, observed = self._observe(target)
-            # Adopted Sids become ours only when our statement replaces them: a resource that never wrote
-            # (missing role, private CIDR, ...) must not strip a hand-written restriction on its way out.
-            took_over = observed is not None and bool(observed.find(spec.statement_sid))
-            remaining = remove_policy(observed, self._removable_sids(spec, observed) if took_over else ())
-            plan = plan_change(observed, remaining)
-            result.action, result.observed, result.desired = plan.action, observed, remaining
-            if plan.action == "delete":
-                self._aws.delete(target.bucket, **target.options)
-            elif plan.action == "put" and remaining is not None:
-                self._aws.put(target.bucket, remaining.to_json(), **target.options)
+            removable, kept = self._removable_sids(spec, observed, arns)
+            self._write(target, observed, remove_policy(observed, removable), result)
         except BucketNotFoundError:
-            result.outcome = "Deleted"
             result.conditions = [_cond(READY, False, "BucketGone", "the bucket no longer exists; nothing to clean up")]
             return result
         except BucketWardenError as exc:
             return self._aws_failure(result, exc)
-        result.applied = plan.changes
-        result.outcome = "Deleted"
-        result.conditions = [_cond(READY, False, "Deleting", "our statement was removed from the bucket policy")]
+        result.findings = kept
+        result.disowned = True
+        removed = "our statement was removed from the bucket policy" if result.applied else "nothing of ours remained"
+        result.conditions = [_cond(READY, False, "Deleting", removed)]
         return result
 
     @staticmethod
-    def _removable_sids(spec: ProtectedBucketSpec, observed: PolicyDocument | None) -> tuple[str, ...]:
-        """Our Sid, and each adopted Sid only while every statement bearing it is one ours supersedes.
+    def _removable_sids(
+        spec: ProtectedBucketSpec, observed: PolicyDocument | None, arns: Sequence[str]
+    ) -> tuple[tuple[str, ...], list[Finding]]:
+        """Our Sid and each adopted Sid, only while every statement bearing it is ours by shape.
 
-        A statement that appeared under an adopted Sid and is not an IP restriction (someone's DenyDelete)
-        is not ours to delete on the way out, whatever the spec says.
+        A statement under our Sid that bucketwarden would not write (someone's DenyDelete, an Allow) is not ours
+        to delete on the way out, whatever the spec says: it is kept and reported as an Error finding.
         """
-        arns = bucket_arns_of(spec.bucket_name, partition_for_region(spec.region))
         statements = observed.statements if observed else ()
-        adoptable = [
-            sid for sid in spec.adopt_sids if all(not supersede_problems(s, arns) for s in statements if s.sid == sid)
-        ]
-        return (spec.statement_sid, *adoptable)
+        removable: list[str] = []
+        kept: list[Finding] = []
+        for sid in spec.owned_sids:
+            bearing = [s for s in statements if s.sid == sid]
+            problems = [p for s in bearing for p in supersede_problems(s, arns)]
+            if not problems:
+                removable.append(sid)
+            elif sid == spec.statement_sid:
+                kept.append(
+                    Finding(
+                        severity="Error",
+                        code=OWNED_SID_FOREIGN_CONTENT,
+                        message=(
+                            f"statement {sid} was kept: it is not one bucketwarden writes ({'; '.join(problems)})"
+                        ),
+                        sid=sid,
+                    )
+                )
+        return tuple(removable), kept
+
+
+def _owned(spec: ProtectedBucketSpec, statement_hash_: str | None) -> AdoptedStatement | None:
+    """The ownership record of our statement in force (status.ownedStatement)."""
+    return AdoptedStatement(sid=spec.statement_sid, hash=statement_hash_) if statement_hash_ else None
 
 
 def iter_errors(results: Sequence[ReconcileResult]) -> Iterator[tuple[str, AwsError]]:

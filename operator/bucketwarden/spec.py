@@ -46,6 +46,19 @@ MAX_OWNER_LENGTH = 256
 MAX_OBJECT_NAME_LENGTH = 253
 
 DEFAULT_STATEMENT_SID = "BucketWardenIpRestriction"
+# Every statement bucketwarden writes has a Sid with this prefix: the prefix marks a bucketwarden statement in
+# any policy, and a tenant can never name (and so replace or delete) the security team's DenyInsecureTransport.
+RESERVED_SID_PREFIX = "BucketWarden"
+SID_PREFIX_MESSAGE = f"statementSid must start with {RESERVED_SID_PREFIX!r} (e.g. {DEFAULT_STATEMENT_SID})"
+
+# TenantPolicy: a cluster-scoped grant, written by cluster admins, of which buckets, roles and allow lists the
+# ProtectedBuckets of which namespaces may use. No grant, no AWS call.
+TENANT_POLICY_KIND = "TenantPolicy"
+TENANT_POLICY_PLURAL = "tenantpolicies"
+TENANT_POLICY_SINGULAR = "tenantpolicy"
+TENANT_POLICY_SHORT_NAMES = ("tp",)
+MAX_GRANTS = 100
+MAX_GLOB_LENGTH = 253
 
 # Bounds keep CEL rule costs inside a real API server's budget (see shared TOOLING notes).
 MAX_CIDRS = 100
@@ -78,6 +91,7 @@ RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", "--x-s3")
 
 
+SLASH_ZERO_MESSAGE = "a /0 range allows every address and restricts nothing: list the ranges you mean"
 AT_LEAST_ONE_SOURCE = "give at least one of allowedSourceIps, allowedVpcEndpoints, allowedVpcs and allowedSourcesFrom"
 ACK_NEEDS_BUCKET_REF = "policyWriter: ACK needs bucketRef: {name: <the ACK Bucket>}"
 AT_LEAST_ONE_LIST_SOURCE = "give at least one of cidrs, vpcEndpoints and vpcs"
@@ -120,6 +134,8 @@ def validate_cidr(value: str) -> str:
         raise ValueError(
             f"{value!r} is not an IPv4 or IPv6 CIDR (e.g. 192.0.2.0/24, 2001:db8::/32) or address"
         ) from None
+    if value.endswith("/0"):
+        raise ValueError(SLASH_ZERO_MESSAGE)
     return value
 
 
@@ -375,6 +391,8 @@ class ProtectedBucketSpec(_Model):
                 "exemptOperator: false can lock the operator out of the bucket policy; "
                 "set acknowledgeLockoutRisk: true to confirm"
             )
+        if not self.statement_sid.startswith(RESERVED_SID_PREFIX):
+            raise ValueError(SID_PREFIX_MESSAGE)
         if self.statement_sid in self.adopt_sids:
             raise ValueError(f"adoptSids must not contain statementSid {self.statement_sid!r}")
         if len(set(self.adopt_sids)) != len(self.adopt_sids):
@@ -461,6 +479,9 @@ class ProtectedBucketStatus(_Model):
     drift_corrections: int = 0
     findings: list[Finding] = Field(default_factory=list)
     adopted_statements: list[AdoptedStatement] = Field(default_factory=list)
+    # The statement this resource last wrote and found in force (Sid and hash). Cleanup and a loser's release
+    # remove a statement only when this records it: a resource that never wrote deletes nothing.
+    owned_statement: AdoptedStatement | None = None
     resolved_sources_hash: str | None = None
     contention: Contention | None = None
 
@@ -523,3 +544,145 @@ class SourceAllowListStatus(_Model):
     used_by: int = Field(default=0, description="ProtectedBuckets that reference this list.")
     in_sync: int = Field(default=0, description="Of those, how many are Synced with its current content.")
     users: list[str] = Field(default_factory=list, description="namespace/name of each (at most 50 shown).")
+
+
+# --- TenantPolicy ---------------------------------------------------------------------------------------------
+
+# Globs (fnmatch: * and ?) over Kubernetes names, bucket names, ARNs and SourceAllowList names. ASCII only, no
+# brackets: a grant an admin reads must mean what it says, with no character classes to misread.
+NAME_GLOB_RE = re.compile(r"^[a-z0-9*?]([-a-z0-9.*?]*[a-z0-9*?])?$")
+ARN_GLOB_RE = re.compile(r"^arn:[A-Za-z0-9*?-]*:iam::[0-9*?]{1,12}:role/[A-Za-z0-9_+=,.@/*?-]{1,1500}$")
+EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9+=,.@:/-]{2,1224}$")
+LABEL_KEY_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+AT_LEAST_ONE_NAMESPACE = "give at least one of namespaces and namespaceSelector"
+
+NameGlob = Annotated[
+    str, Field(max_length=MAX_GLOB_LENGTH), _pattern(NAME_GLOB_RE, "name glob (a-z, 0-9, -, ., * and ?)")
+]
+ArnGlob = Annotated[
+    str, Field(max_length=MAX_ARN_LENGTH), _pattern(ARN_GLOB_RE, "role ARN glob (arn:aws:iam::123456789012:role/...)")
+]
+LabelKey = Annotated[str, Field(max_length=317), _pattern(LABEL_KEY_RE, "label key")]
+LabelValue = Annotated[str, Field(max_length=63), _pattern(LABEL_VALUE_RE, "label value")]
+
+
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+class LabelRequirement(_Model):
+    """One matchExpressions item of a Kubernetes label selector."""
+
+    key: LabelKey
+    operator: SelectorOperator
+    values: list[LabelValue] = Field(default_factory=list, max_length=MAX_GRANTS)
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> LabelRequirement:
+        needs_values = self.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
+        if needs_values != bool(self.values):
+            raise ValueError("In and NotIn need values; Exists and DoesNotExist take none")
+        return self
+
+
+class LabelSelector(_Model):
+    """A Kubernetes label selector over namespaces (matchLabels and matchExpressions are ANDed)."""
+
+    match_labels: dict[str, LabelValue] = Field(default_factory=dict, max_length=MAX_GRANTS)
+    match_expressions: list[LabelRequirement] = Field(default_factory=list, max_length=MAX_GRANTS)
+
+    @model_validator(mode="after")
+    def _label_keys(self) -> LabelSelector:
+        # A map's keys have no pattern in a structural schema; the API server refuses a bad key when the
+        # selector is used, the model refuses it here.
+        bad = [k for k in self.match_labels if len(k) > 317 or not LABEL_KEY_RE.fullmatch(k)]
+        if bad:
+            raise ValueError(f"matchLabels key {bad[0]!r} is not a valid label key")
+        return self
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for req in self.match_expressions:
+            present = req.key in labels
+            if req.operator is SelectorOperator.IN and not (present and labels[req.key] in req.values):
+                return False
+            if req.operator is SelectorOperator.NOT_IN and present and labels[req.key] in req.values:
+                return False
+            if req.operator is SelectorOperator.EXISTS and not present:
+                return False
+            if req.operator is SelectorOperator.DOES_NOT_EXIST and present:
+                return False
+        return True
+
+
+class ExternalIdGrant(_Model):
+    """The sts:ExternalId sent when assuming the roles roleArn matches (their trust policy requires it)."""
+
+    role_arn: ArnGlob = Field(description="Role ARN, or a glob over role ARNs, this ExternalId is sent for.")
+    external_id: Annotated[str, _pattern(EXTERNAL_ID_RE, "ExternalId (2-1224 of A-Za-z0-9+=,.@:/-)")] = Field(
+        max_length=1224, description="The ExternalId the role's trust policy requires (sts:ExternalId)."
+    )
+
+
+class TenantPolicySpec(_Model):
+    """What the ProtectedBuckets of some namespaces may claim. Written by cluster admins only."""
+
+    namespaces: list[NameGlob] = Field(
+        default_factory=list,
+        max_length=MAX_GRANTS,
+        description='Namespaces granted, by name or glob (* and ?); "*" grants every namespace.',
+    )
+    namespace_selector: LabelSelector | None = Field(
+        default=None, description="Namespaces granted by label, in addition to those named."
+    )
+    buckets: list[NameGlob] = Field(
+        min_length=1, max_length=MAX_GRANTS, description="Bucket names (or globs) these namespaces may protect."
+    )
+    assume_role_arns: list[ArnGlob] = Field(
+        default_factory=list,
+        max_length=MAX_GRANTS,
+        description="Role ARNs (or globs) these namespaces may name in assumeRoleArn. Default: none.",
+    )
+    external_ids: list[ExternalIdGrant] = Field(
+        default_factory=list, max_length=MAX_GRANTS, description="ExternalIds to send when assuming granted roles."
+    )
+    source_allow_lists: list[NameGlob] = Field(
+        default_factory=lambda: ["*"],
+        max_length=MAX_GRANTS,
+        description="SourceAllowLists (names or globs) these namespaces may reference. Default: all.",
+    )
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_LENGTH, description="Why this grant.")
+
+    @model_validator(mode="after")
+    def _names_someone(self) -> TenantPolicySpec:
+        if not self.namespaces and self.namespace_selector is None:
+            raise ValueError(AT_LEAST_ONE_NAMESPACE)
+        return self
+
+    @property
+    def grants_all_namespaces(self) -> bool:
+        return "*" in self.namespaces or (
+            self.namespace_selector is not None
+            and not self.namespace_selector.match_labels
+            and not self.namespace_selector.match_expressions
+        )
+
+
+class TenantPolicyStatus(_Model):
+    """Which namespaces the grant matches now, and how many ProtectedBuckets rely on it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    observed_generation: int | None = None
+    matched_namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces the grant matches (at most 50 shown)."
+    )
+    matched_namespace_count: int = Field(default=0, description="How many namespaces the grant matches.")
+    protected_buckets: int = Field(default=0, description="ProtectedBuckets authorized by this grant.")

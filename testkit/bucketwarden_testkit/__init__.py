@@ -25,6 +25,7 @@ from ._front import (
 )
 from ._kube import (
     PROTECTED_BUCKETS,
+    TENANT_POLICIES,
     HarnessTimeoutError,
     KubeClient,
     KubeCluster,
@@ -32,6 +33,7 @@ from ._kube import (
     KubeTarget,
     ResourceSpec,
     connection_info_from_kubeconfig,
+    grant_namespaces,
     kubeconfig_for,
     load_crds,
     wait_until,
@@ -53,6 +55,7 @@ __all__ = [
     "PROTECTED_BUCKETS",
     "ROOT_ACCESS_KEY_ID",
     "S3_OPERATIONS",
+    "TENANT_POLICIES",
     "TRANSIENT_FAULTS",
     "VPC_ENDPOINT",
     "AwsFaultProxy",
@@ -82,6 +85,7 @@ __all__ = [
     "S3Operation",
     "connection_info_from_kubeconfig",
     "front_enabled",
+    "grant_namespaces",
     "kubeconfig_for",
     "load_crds",
     "login_via_harness",

@@ -146,6 +146,29 @@ PROTECTED_BUCKETS = ResourceSpec(
 )
 
 
+TENANT_POLICIES = ResourceSpec(
+    group="bucketwarden.io",
+    version="v1alpha1",
+    plural="tenantpolicies",
+    kind="TenantPolicy",
+    singular="tenantpolicy",
+    short_names=("tp",),
+    namespaced=False,
+)
+
+
+def grant_namespaces(
+    client: KubeClient,
+    name: str = "all-namespaces",
+    namespaces: Sequence[str] = ("*",),
+    buckets: Sequence[str] = ("*",),
+    **extra: Any,
+) -> JsonDict:
+    """Create a TenantPolicy (what a cluster admin does once per tenant; the chart's tenancy.grantAll is this)."""
+    spec = {"namespaces": list(namespaces), "buckets": list(buckets), **extra}
+    return client.create_object(TENANT_POLICIES, {"metadata": {"name": name}, "spec": spec})
+
+
 def load_crds(paths: Iterable[str | os.PathLike[str]]) -> list[JsonDict]:
     """Every CustomResourceDefinition document in the given YAML files."""
     crds: list[JsonDict] = []
@@ -224,7 +247,7 @@ class KubeEmulator(KubeTarget):
     emulated = True
 
     def __init__(
-        self, resources: Iterable[ResourceSpec] = (PROTECTED_BUCKETS,), *, startup_timeout: float = 30.0
+        self, resources: Iterable[ResourceSpec] = (PROTECTED_BUCKETS, TENANT_POLICIES), *, startup_timeout: float = 30.0
     ) -> None:
         self.resources = tuple(resources)
         script = Path(__file__).with_name("_kmock_server.py")

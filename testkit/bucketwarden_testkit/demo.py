@@ -32,8 +32,9 @@ from bucketwarden.crd import build_allow_list_crd
 from bucketwarden.policy import PolicyDocument, verify_policy
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.readiness import S3_BACKUP_ACTIONS, S3_RESTORE_ACTIONS, VERSIONING_NOT_ENABLED
-from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ExemptRole, ProtectedBucketSpec
+from bucketwarden.tenancy import render_grant
 from bucketwarden_testkit import (
     DENIED_SID_HEADER,
     BackupJob,
@@ -318,8 +319,10 @@ class CountingReconciler(Reconciler):
         self._lock = threading.Lock()
         self._log: defaultdict[str, list[tuple[tuple[str, ...], bool]]] = defaultdict(list)
 
-    def reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState | None = None) -> ReconcileResult:
-        result = super().reconcile(spec, previous)
+    def reconcile(
+        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
+    ) -> ReconcileResult:
+        result = super().reconcile(spec, previous, claim)
         with self._lock:
             self._log[spec.bucket_name].append((tuple(spec.allowed_source_ips), result.applied))
         return result
@@ -452,6 +455,11 @@ class OperatorDriver(Driver):
     def apply(self, manifest: Mapping[str, Any]) -> None:
         self.client.create_object(self.resource, dict(manifest), namespace=NAMESPACE)
 
+    def grant(self, tenant_policy: Mapping[str, Any]) -> None:
+        from bucketwarden_testkit import TENANT_POLICIES
+
+        self.client.create_object(TENANT_POLICIES, dict(tenant_policy))
+
     def wait(self, world: DemoWorld, ready: Callable[[], bool]) -> bool:
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline:
@@ -492,7 +500,7 @@ def _quiet_logs() -> Iterator[None]:
 
 
 def run_demo(*, kubernetes: bool = True) -> int:
-    from bucketwarden_testkit import PROTECTED_BUCKETS, EnforcedMoto, KubeEmulator
+    from bucketwarden_testkit import PROTECTED_BUCKETS, TENANT_POLICIES, EnforcedMoto, KubeEmulator
 
     story = Story()
     print("bucketwarden demo: IP-restricted bucket policies that do not break AWS Backup")
@@ -515,7 +523,7 @@ def run_demo(*, kubernetes: bool = True) -> int:
         story.say(f"AWS Backup's session: {describe(('ExplicitDeny', job.sid))}")
 
         if kubernetes:
-            with KubeEmulator(resources=(PROTECTED_BUCKETS, ALLOW_LISTS)) as kube:
+            with KubeEmulator(resources=(PROTECTED_BUCKETS, ALLOW_LISTS, TENANT_POLICIES)) as kube:
                 driver: Driver = OperatorDriver(world, kube)
                 try:
                     _play(story, world, driver, role_id, "the operator on an emulated Kubernetes API")
@@ -556,12 +564,33 @@ def _backup_matches_policy(
     return job
 
 
+def _default_deny(story: Story, world: DemoWorld, driver: OperatorDriver) -> None:
+    """The ProtectedBucket waits for a cluster admin's grant, makes no AWS call meanwhile, and proceeds once granted."""
+    since = time.time()
+    refused = driver.wait(world, lambda: _condition(driver.status(), "Ready", "reason") == "NotAuthorized")
+    message = _condition(driver.status(), "Ready", "message")
+    story.say(f"Ready=False NotAuthorized: {message}")
+    story.check(
+        f"default deny: no TenantPolicy grants namespace {NAMESPACE} the bucket, so no AWS call is made",
+        refused and not world.operator_reads("GetBucketPolicy", since=since),
+    )
+    command = f"bucketwarden grant --namespace {NAMESPACE} --bucket {BUCKET} | kubectl apply -f -"
+    story.check("the message names the command that grants it", command in message)
+    story.say(f"a cluster admin grants it: $ {command}")
+    grant = render_grant(f"team-{NAMESPACE}", [NAMESPACE], [BUCKET, "corp-reports-*"])
+    for line in yaml.safe_dump(grant, sort_keys=False).splitlines():
+        story.say("  " + line)
+    driver.grant(grant)
+
+
 def _play(story: Story, world: DemoWorld, driver: Driver, role_id: str, how: str) -> None:
     story.chapter(f"3. bucketwarden is installed ({how}); its requests come from the cluster's NAT address")
     story.say(f"the operator acts as role {world.operator_role_arn}, from {NAT_ADDRESS}")
     for line in json.dumps(MANIFEST["spec"], indent=2).splitlines():
         story.say(line)
     driver.apply(MANIFEST)
+    if isinstance(driver, OperatorDriver):
+        _default_deny(story, world, driver)
     locked = driver.wait(world, lambda: _condition(driver.status(), "Ready", "reason") == "AccessDenied")
     message = _condition(driver.status(), "Ready", "message")
     story.say(f"Ready=False {_condition(driver.status(), 'Ready', 'reason')}: {message}")

@@ -29,6 +29,7 @@ from bucketwarden.cli import build_parser
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.filemode import reconcile_all, run_file_mode
 from bucketwarden.manifests import load_manifests
+from bucketwarden.principals import RoleAssumption
 from bucketwarden.readiness import ROLE_LACKS_S3_PERMISSIONS, VERSIONING_NOT_ENABLED
 from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import DEFAULT_STATEMENT_SID
@@ -189,7 +190,9 @@ def test_audit_through_an_assumed_role_acts_as_that_role(gateway: AwsGateway, ad
     )
     target = admin.iam.create_role(RoleName="bucketwarden-auditor", AssumeRolePolicyDocument=trust)["Role"]
     seed_bucket(admin.s3, "assumed-audit", "ip-deny", "Enabled", ids)
-    result = audit(gateway, AuditScope(assume_role_arn=target["Arn"]), assume_role_arn=target["Arn"])
+    result = audit(
+        gateway, AuditScope(assume_role=RoleAssumption(target["Arn"])), assume_role=RoleAssumption(target["Arn"])
+    )
     assert result["assumed-audit"].backup is Verdict.FAIL
     assert gateway.counter.snapshot()["AssumeRole"] == 1
     assert "assumed-role/bucketwarden-auditor/" in next(

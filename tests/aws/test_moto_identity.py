@@ -9,6 +9,7 @@ import pytest
 
 from bucketwarden.aws import AwsGateway
 from bucketwarden.errors import CrossAccountRoleError, RoleNotFoundError
+from bucketwarden.principals import RoleAssumption
 from bucketwarden.spec import ExemptRole
 from tests.aws._harness import ACCOUNT, AdminClients, Harness
 
@@ -146,8 +147,8 @@ def test_identity_100_buckets_sharing_3_roles_make_3_get_role_calls(aws: Harness
 def test_identity_caller_identity_after_assume_role(aws: Harness) -> None:
     role_arn, role_id = aws.create_role("bucketwarden-operator")
 
-    caller = aws.port.caller_identity(role_arn)
-    aws.port.caller_identity(role_arn)  # cached
+    caller = aws.port.caller_identity(RoleAssumption(role_arn))
+    aws.port.caller_identity(RoleAssumption(role_arn))  # cached
 
     assert caller.account == ACCOUNT
     assert caller.arn == f"arn:aws:sts::{ACCOUNT}:assumed-role/bucketwarden-operator/bucketwarden"
@@ -161,7 +162,7 @@ def test_identity_resolves_roles_through_assumed_role(aws: Harness) -> None:
     operator_arn, _ = aws.create_role("bucketwarden-operator")
     _, backup_id = aws.create_role(BACKUP_ROLE, BACKUP_PATH)
 
-    resolved = aws.port.resolve_role(ExemptRole(arn=BACKUP_ARN), assume_role_arn=operator_arn)
+    resolved = aws.port.resolve_role(ExemptRole(arn=BACKUP_ARN), assume_role=RoleAssumption(operator_arn))
 
     assert resolved.role_id == backup_id
     assert aws.counter.snapshot() == {"AssumeRole": 1, "GetCallerIdentity": 1, "GetRole": 1}
@@ -184,7 +185,7 @@ def test_identity_role_cache_is_keyed_by_assumed_role(gateway: AwsGateway, admin
     role = ExemptRole(name=BACKUP_ROLE)
 
     gateway.resolve_role(role)
-    gateway.resolve_role(role, assume_role_arn=f"arn:aws:iam::{ACCOUNT}:role/op")
+    gateway.resolve_role(role, assume_role=RoleAssumption(f"arn:aws:iam::{ACCOUNT}:role/op"))
     gateway.resolve_role(role)
 
     assert gateway.counter.snapshot()["GetRole"] == 2

@@ -12,6 +12,7 @@ from botocore.awsrequest import AWSResponse
 
 from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings, ClientFactory
 from bucketwarden.errors import AccessDeniedError, AwsUnavailableError, CredentialsError
+from bucketwarden.principals import RoleAssumption
 from bucketwarden_testkit import MotoServer
 from tests.aws._harness import ACCOUNT, AdminClients, moto_settings
 
@@ -59,9 +60,9 @@ def test_factory_assumed_role_clients_act_as_the_role(
     counter = AwsCallCounter()
     factory = ClientFactory(moto_settings(moto), counter, session=boto_session)
 
-    identity = factory.sts(role_arn).get_caller_identity()
-    factory.s3(assume_role_arn=role_arn).list_buckets()
-    factory.iam(role_arn).list_roles()
+    identity = factory.sts(RoleAssumption(role_arn)).get_caller_identity()
+    factory.s3(assume_role=RoleAssumption(role_arn)).list_buckets()
+    factory.iam(RoleAssumption(role_arn)).list_roles()
 
     assert identity["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/bucket-admin/bucketwarden"
     assert factory.sts().get_caller_identity()["Arn"] != identity["Arn"]
@@ -77,10 +78,10 @@ def test_factory_shares_clients_per_service_region_and_role(
 
     assert factory.s3() is factory.s3("us-east-1")
     assert factory.s3("eu-west-1") is not factory.s3()
-    assert factory.s3(assume_role_arn=role) is not factory.s3()
-    assert factory.s3(assume_role_arn=role) is factory.s3(assume_role_arn=role)
+    assert factory.s3(assume_role=RoleAssumption(role)) is not factory.s3()
+    assert factory.s3(assume_role=RoleAssumption(role)) is factory.s3(assume_role=RoleAssumption(role))
     assert factory.iam() is factory.iam()
-    assert factory.sts(role) is factory.sts(role)
+    assert factory.sts(RoleAssumption(role)) is factory.sts(RoleAssumption(role))
 
 
 def test_factory_assume_role_refused_raises_credentials_error(
@@ -91,7 +92,7 @@ def test_factory_assume_role_refused_raises_credentials_error(
     role_arn = f"arn:aws:iam::{ACCOUNT}:role/not-trusting-us"
 
     with pytest.raises(CredentialsError, match=f"could not assume role {role_arn}") as caught:
-        gateway.get(BUCKET, assume_role_arn=role_arn)
+        gateway.get(BUCKET, assume_role=RoleAssumption(role_arn))
 
     assert not isinstance(caught.value, AccessDeniedError)
     assert gateway.counter.errors() == {"AssumeRole": 1, "GetBucketPolicy": 1}

@@ -18,6 +18,7 @@ import pytest
 
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
+    TENANT_POLICIES,
     KubeClient,
     KubeCluster,
     KubeEmulator,
@@ -25,6 +26,7 @@ from bucketwarden_testkit import (
     MotoServer,
     OperatorHandle,
     ResourceSpec,
+    grant_namespaces,
     load_crds,
     moto_for_tests,
     run_operator_in_thread,
@@ -89,7 +91,11 @@ def namespace(kube: KubeTarget, kube_client: KubeClient) -> Iterator[str]:
     """A fresh namespace for the session, deleted at the end with everything in it."""
     name = f"bw-e2e-{secrets.token_hex(3)}"
     kube_client.create_namespace(name, labels={"app.kubernetes.io/created-by": "bucketwarden-e2e"})
+    # Default deny: the session's namespaces (this one and those named after it) get every bucket, as a cluster
+    # admin would grant a tenant. Tenancy tests use namespaces outside the glob.
+    grant_namespaces(kube_client, name, namespaces=[name, f"{name}-*"], assumeRoleArns=["arn:aws:iam::*:role/*"])
     yield name
+    kube_client.delete_object(TENANT_POLICIES, name)
     # No operator runs any more: drop leftover finalizers, or the namespace would hang in Terminating.
     for resource in session_resources(kube):
         for obj in kube_client.list_objects(resource, namespace=name):

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument
-from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
@@ -74,9 +74,11 @@ class LoggingReconciler(Reconciler):
         super().__init__(aws)
         self.log = log
 
-    def reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState | None = None) -> ReconcileResult:
+    def reconcile(
+        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
+    ) -> ReconcileResult:
         try:
-            return super().reconcile(spec, previous)
+            return super().reconcile(spec, previous, claim)
         finally:
             self.log.record(spec)
 

@@ -11,6 +11,7 @@ import contextlib
 import json
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument, Statement, statement_hash
-from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
@@ -101,9 +102,11 @@ class LoggingReconciler(Reconciler):
         super().__init__(aws)
         self.log = log
 
-    def reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState | None = None) -> ReconcileResult:
+    def reconcile(
+        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
+    ) -> ReconcileResult:
         try:
-            return super().reconcile(spec, previous)
+            return super().reconcile(spec, previous, claim)
         finally:
             self.log.record(spec.bucket_name)
 
@@ -622,9 +625,13 @@ def test_operator_lets_the_first_claim_win_and_the_second_write_nothing(env: Env
     create_bucket(env, bucket)
     create_role(env, role)
     first, second = unique("claim-a"), unique("claim-b")
-    create_protected_bucket(env, first, spec_for(bucket, role))
+    created = create_protected_bucket(env, first, spec_for(bucket, role))
     wait_for_status(env, first, protected)
     winning = read_policy(env, bucket)
+    # The owner is the oldest creationTimestamp, then the lowest uid: within one second the uid decides, so the
+    # second claim is made in a later second to be the younger one.
+    first_second = created["metadata"]["creationTimestamp"]
+    wait_until(lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) > first_second, timeout=3, interval=0.05)
 
     loser_spec = spec_for(bucket, role, allowedSourceIps=["198.51.100.0/24"])
     create_protected_bucket(env, second, loser_spec, namespace=env.other_namespace)

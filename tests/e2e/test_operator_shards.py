@@ -13,7 +13,7 @@ import pytest
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.k8s._shards import shard_of
-from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import PROTECTED_BUCKETS, KubeClient, MotoServer, OperatorHandle, wait_until
 from tests.e2e.conftest import OperatorFactory
@@ -48,9 +48,11 @@ class RecordingReconciler(Reconciler):
         super().__init__(aws)
         self.shard, self.log = shard, log
 
-    def reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState | None = None) -> ReconcileResult:
+    def reconcile(
+        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
+    ) -> ReconcileResult:
         self.log.record(self.shard, spec.bucket_name)
-        return super().reconcile(spec, previous)
+        return super().reconcile(spec, previous, claim)
 
 
 def start_shard(operator: OperatorFactory, moto: MotoServer, shard: int, log: ShardLog) -> OperatorHandle:

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from bucketwarden_testkit import PROTECTED_BUCKETS, KubeEmulator, MotoServer, scrubbed_environ, wait_until
+from bucketwarden_testkit import (
+    PROTECTED_BUCKETS,
+    KubeEmulator,
+    MotoServer,
+    grant_namespaces,
+    scrubbed_environ,
+    wait_until,
+)
 
 BUCKET = "run-command-bucket"
 
@@ -58,6 +65,7 @@ def test_run_reconciles_and_serves_metrics_and_liveness(world: tuple[MotoServer,
     try:
         client = kube.client()
         client.create_namespace("run-command")
+        grant_namespaces(client)
         body: dict[str, Any] = {
             "metadata": {"name": "pb"},
             "spec": {"bucketName": BUCKET, "allowedSourceIps": ["192.0.2.0/24", "2001:db8::/32"]},

@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 
 from bucketwarden import __version__
-from bucketwarden_testkit import PROTECTED_BUCKETS, KubeEmulator, MotoServer, scrubbed_environ, wait_until
+from bucketwarden_testkit import (
+    PROTECTED_BUCKETS,
+    KubeEmulator,
+    MotoServer,
+    grant_namespaces,
+    scrubbed_environ,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -78,6 +85,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoServ
         try:
             with kube.client() as client:
                 client.create_namespace(NAMESPACE)
+                grant_namespaces(client)
                 for bucket in BUCKETS:
                     body = {
                         "metadata": {"name": bucket},

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.contention import DEFAULT_THRESHOLD
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
-from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
@@ -55,8 +55,10 @@ class TallyingReconciler(Reconciler):
         super().__init__(aws)
         self.tally = tally
 
-    def reconcile(self, spec: ProtectedBucketSpec, previous: PreviousState | None = None) -> ReconcileResult:
-        result = super().reconcile(spec, previous)
+    def reconcile(
+        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
+    ) -> ReconcileResult:
+        result = super().reconcile(spec, previous, claim)
         with self.tally.lock:
             self.tally.wrote.append(result.applied)
         return result

@@ -19,6 +19,7 @@ import kopf
 from bucketwarden.aws import InMemoryAws
 from bucketwarden.k8s import Metrics, OperatorSettings, build_registry
 from bucketwarden.policy import PolicyDocument, Statement
+from bucketwarden.principals import RoleAssumption
 from bucketwarden.reconciler import AwsPort, Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import (
@@ -247,9 +248,9 @@ class RecordingAws(InMemoryAws):
         self._note("DeleteBucketPolicy", bucket)
         super().delete(bucket, **options)
 
-    def resolve_role(self, role: Any, *, assume_role_arn: str | None = None) -> Any:
+    def resolve_role(self, role: Any, *, assume_role: RoleAssumption | None = None) -> Any:
         self._note("ResolveRole", role.ref)
-        return super().resolve_role(role, assume_role_arn=assume_role_arn)
+        return super().resolve_role(role, assume_role=assume_role)
 
 
 # --- the operator on the emulator ----------------------------------------------------------------------------

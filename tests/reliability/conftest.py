@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden_testkit import KubeEmulator, MotoServer, load_crds, moto_for_tests
+from bucketwarden_testkit import KubeEmulator, MotoServer, grant_namespaces, load_crds, moto_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
@@ -55,4 +55,7 @@ def kube() -> Iterator[KubeEmulator]:
     with KubeEmulator(resources=()) as emulator, emulator.client() as client:
         for crd in load_crds(CRD_FILES):
             client.apply_crd(crd)
+        # The suite's own namespaces (bw-*) are granted every bucket; the tenancy tests use team-* namespaces,
+        # which only their own TenantPolicies grant.
+        grant_namespaces(client, "reliability-suite", namespaces=["bw-*"], assumeRoleArns=["arn:aws:iam::*:role/*"])
         yield emulator

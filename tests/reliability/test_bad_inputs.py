@@ -520,7 +520,7 @@ STATUS_CASES = [
     ),
     StatusCase(
         "S07",
-        with_spec(allowedSourceIps=["0.0.0.0/0"]),
+        with_spec(allowedSourceIps=["0.0.0.0/1", "128.0.0.0/1"]),
         "Protected",
         ready=True,
         policy="merged",
@@ -528,7 +528,7 @@ STATUS_CASES = [
     ),
     StatusCase(
         "S08",
-        with_spec(allowedSourceIps=["::/0", "192.0.2.0/24"]),
+        with_spec(allowedSourceIps=["::/1", "8000::/1", "192.0.2.0/24"]),
         "Protected",
         ready=True,
         policy="merged",

@@ -21,11 +21,13 @@ from bucketwarden.k8s import Metrics, OperatorSettings, Runtime, reconcile_objec
 from bucketwarden.reconciler import Reconciler
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
+    TENANT_POLICIES,
     AwsFaultProxy,
     ErrorReply,
     KubeEmulator,
     MotoServer,
     ResourceSpec,
+    grant_namespaces,
     load_crds,
 )
 from tests.reliability._kit import (
@@ -127,8 +129,9 @@ def test_every_kubernetes_request_the_operator_makes_is_granted_by_the_minimal_r
     namespace = unique("bw-rbac")
     with kube.client() as client:
         client.create_namespace(namespace)
-    if mode == "namespaced":  # what the namespaced Role cannot grant is refused, as a real API server would
-        kube.script_faults(forbidden_plurals=["namespaces", "customresourcedefinitions"])
+    if mode == "namespaced":  # what the namespaced install does not grant is refused, as a real API server would
+        # (namespaces stay readable: TenantPolicy's namespaceSelector needs their labels, from a small ClusterRole)
+        kube.script_faults(forbidden_plurals=["customresourcedefinitions"])
     kube.clear_requests()
     watched = [namespace] if mode == "namespaced" else []
     settings = OperatorSettings(
@@ -158,20 +161,13 @@ def test_every_kubernetes_request_the_operator_makes_is_granted_by_the_minimal_r
     }
 
 
-# --- multi-tenancy: bucket_claims -------------------------------------------------------------------------------
+# --- multi-tenancy: TenantPolicy grants ----------------------------------------------------------------------
 
 
-def test_bucket_claims_confine_each_namespace_to_its_buckets(kube: KubeEmulator) -> None:
+def test_tenant_policy_confines_each_namespace_to_its_buckets(kube: KubeEmulator) -> None:
     aws = RecordingAws()
     team_a, team_b = unique("team-a"), unique("team-b")
-    settings = OperatorSettings(
-        resync_interval_seconds=1.0,
-        resync_jitter_seconds=0.2,
-        metrics_port=0,
-        health_port=0,
-        bucket_claims={team_a: ["team-a-*"]},  # team_b claims nothing: deny by default
-    )
-    buckets = {"own": "team-a-data", "foreign": "team-b-data", "unlisted": "team-a-other"}
+    buckets = {"own": unique("team-a-data"), "foreign": unique("team-b-data"), "unlisted": unique("team-a-other")}
     for bucket in buckets.values():
         aws.create_bucket(bucket, policy=policy_text(*foreign_statements(bucket)))
     before = {bucket: aws.policy_of(bucket) for bucket in buckets.values()}
@@ -179,26 +175,27 @@ def test_bucket_claims_confine_each_namespace_to_its_buckets(kube: KubeEmulator)
     with kube.client() as client:
         for namespace in (team_a, team_b):
             client.create_namespace(namespace)
+        grant = unique("grant-a")
+        grant_namespaces(client, grant, [team_a], [buckets["own"]])  # team_b is granted nothing: deny by default
         try:
-            with operator_on(kube, aws, [team_a, team_b], settings=settings):
-                create_pb(client, team_a, "own", {"bucketName": buckets["own"], "allowedSourceIps": ["192.0.2.0/24"]})
-                create_pb(
-                    client, team_a, "foreign", {"bucketName": buckets["foreign"], "allowedSourceIps": ["0.0.0.0/0"]}
-                )
-                create_pb(
-                    client, team_b, "unlisted", {"bucketName": buckets["unlisted"], "allowedSourceIps": ["0.0.0.0/0"]}
-                )
+            with operator_on(kube, aws, [team_a, team_b]):
+                cidrs = {"allowedSourceIps": ["192.0.2.0/24"]}
+                create_pb(client, team_a, "own", {"bucketName": buckets["own"], **cidrs})
+                create_pb(client, team_a, "foreign", {"bucketName": buckets["foreign"], **cidrs})
+                create_pb(client, team_b, "unlisted", {"bucketName": buckets["unlisted"], **cidrs})
 
                 wait_for_reason(client, team_a, "own", "Protected", status="True")
                 foreign = wait_for_reason(client, team_a, "foreign", "NotAuthorized", status="False")
                 wait_for_reason(client, team_b, "unlisted", "NotAuthorized", status="False")
-                assert "bucketClaims" in foreign["status"]["conditions"][0]["message"]
+                message = foreign["status"]["conditions"][0]["message"]
+                assert f"bucketwarden grant --namespace {team_a} --bucket {buckets['foreign']}" in message
                 # Deleting a refused claim does not clean up a bucket it never owned.
                 client.delete_object(PROTECTED_BUCKETS, "foreign", namespace=team_a)
                 client.wait_until_gone(PROTECTED_BUCKETS, "foreign", namespace=team_a)
         finally:
             for namespace in (team_a, team_b):
                 delete_all(client, namespace)
+            client.delete_object(TENANT_POLICIES, grant)
 
     assert aws.policy_of(buckets["own"]) != before[buckets["own"]]
     for key in ("foreign", "unlisted"):  # not one AWS call about them, and nothing written
@@ -206,44 +203,36 @@ def test_bucket_claims_confine_each_namespace_to_its_buckets(kube: KubeEmulator)
         assert aws.policy_of(buckets[key]) == before[buckets[key]]
 
 
-def test_bucket_claims_a_namespace_cannot_hold_a_bucket_outside_its_patterns(kube: KubeEmulator) -> None:
-    """A claim checked only at creation would let a namespace keep a bucket: re-pointing the resource at
-    another bucket (where admission's immutability rule is missing) or narrowing the claims afterwards must
+def test_tenant_policy_a_namespace_cannot_hold_a_bucket_outside_its_grant(kube: KubeEmulator) -> None:
+    """A grant checked only at creation would let a namespace keep a bucket: re-pointing the resource at
+    another bucket (where admission's immutability rule is missing) or narrowing the grant afterwards must
     both stop every write; the narrowed resource's deletion then removes nothing either."""
     aws = RecordingAws()
     team = unique("team-a")
-    own, other, later = "team-a-held", "team-b-held", "team-a-narrowed"
+    own, other, later = unique("team-a-held"), unique("team-b-held"), unique("team-a-narrowed")
     for bucket in (own, other, later):
         aws.create_bucket(bucket, policy=policy_text(*foreign_statements(bucket)))
     before_other = aws.policy_of(other)
 
-    def settings(patterns: list[str]) -> OperatorSettings:
-        return OperatorSettings(
-            namespaces=[team],
-            resync_interval_seconds=1.0,
-            resync_jitter_seconds=0.2,
-            metrics_port=0,
-            health_port=0,
-            bucket_claims={team: patterns},
-        )
-
     spec = {"allowedSourceIps": ["192.0.2.0/24"]}
+    grant = unique("grant-held")
     with kube.client() as client:
         client.create_namespace(team)
+        grant_namespaces(client, grant, [team], ["team-a-*"])
         try:
-            with operator_on(kube, aws, [team], settings=settings(["team-a-*"])):
+            with operator_on(kube, aws, [team]):
                 create_pb(client, team, "moves", {"bucketName": own, **spec})
                 create_pb(client, team, "stays", {"bucketName": later, **spec})
                 wait_for_reason(client, team, "moves", "Protected", status="True")
                 wait_for_reason(client, team, "stays", "Protected", status="True")
-                # Re-point at a bucket outside the claim (no CEL on the emulator, as on a cluster without it).
+                # Re-point at a bucket outside the grant (no CEL on the emulator, as on a cluster without it).
                 client.patch_object(PROTECTED_BUCKETS, "moves", {"spec": {"bucketName": other}}, namespace=team)
                 wait_for_reason(client, team, "moves", "NotAuthorized", status="False")
-            written = aws.policy_of(later)
-            # The claims narrow while the resources exist: "stays" may no longer hold team-a-narrowed.
-            with operator_on(kube, aws, [team], settings=settings(["team-a-held"])):
+                written = aws.policy_of(later)
+                # The grant narrows while the resources exist: "stays" may no longer hold its bucket.
+                client.patch_object(TENANT_POLICIES, grant, {"spec": {"buckets": [own]}})
                 held = wait_for_reason(client, team, "stays", "NotAuthorized", status="False")
-                assert "bucketClaims" in held["status"]["conditions"][0]["message"]
+                assert f"the bucket {later}" in held["status"]["conditions"][0]["message"]
                 aws.put(later, policy_text(*foreign_statements(later)))  # someone edits it: nothing undoes that
                 calls = aws.calls(bucket=later)
                 client.delete_object(PROTECTED_BUCKETS, "stays", namespace=team)
@@ -251,6 +240,7 @@ def test_bucket_claims_a_namespace_cannot_hold_a_bucket_outside_its_patterns(kub
                 assert aws.calls(bucket=later) == calls  # not a single AWS call about it, cleanup included
         finally:
             delete_all(client, team)
+            client.delete_object(TENANT_POLICIES, grant)
 
     assert written is not None and OUR_SID in written
     assert aws.policy_of(other) == before_other

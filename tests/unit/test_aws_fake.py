@@ -17,6 +17,7 @@ from bucketwarden.errors import (
     PolicyTooLargeError,
     RoleNotFoundError,
 )
+from bucketwarden.principals import RoleAssumption
 from bucketwarden.spec import ExemptRole
 
 BUCKET = "protected-bucket"
@@ -114,7 +115,7 @@ def test_fake_assuming_a_missing_role_is_a_credentials_error(fake: InMemoryAws) 
     missing = f"arn:aws:iam::{fake.account}:role/not-there"
 
     with pytest.raises(CredentialsError, match=f"could not assume role {missing}"):
-        fake.get(BUCKET, assume_role_arn=missing)
+        fake.get(BUCKET, assume_role=RoleAssumption(missing))
 
     assert fake.counter.errors() == {"AssumeRole": 1, "GetBucketPolicy": 1}  # as botocore counts it
 
@@ -123,8 +124,8 @@ def test_fake_assume_role_into_another_account(fake: InMemoryAws) -> None:
     operator = fake.create_role("bucketwarden", account="210987654321")
     backup = fake.create_role("AWSBackupDefaultServiceRole", account="210987654321")
 
-    caller = fake.caller_identity(operator.arn)
-    resolved = fake.resolve_role(ExemptRole(arn=backup.arn), assume_role_arn=operator.arn)
+    caller = fake.caller_identity(RoleAssumption(operator.arn))
+    resolved = fake.resolve_role(ExemptRole(arn=backup.arn), assume_role=RoleAssumption(operator.arn))
 
     assert caller.account == "210987654321"
     assert caller.exempt_pattern == f"{operator.role_id}:*"

@@ -53,7 +53,7 @@ def test_allow_list_crd_is_cluster_scoped_with_a_short_name() -> None:
     assert CRD["metadata"]["name"] == ALLOW_LIST_CRD_NAME == "sourceallowlists.bucketwarden.io"
     assert CRD["spec"]["scope"] == "Cluster"
     assert CRD["spec"]["names"]["shortNames"] == ["sal"]
-    assert set(CRD_RENDERERS) == {"ProtectedBucket", "SourceAllowList"}
+    assert set(CRD_RENDERERS) == {"ProtectedBucket", "SourceAllowList", "TenantPolicy"}
 
 
 def test_allow_list_crd_schema_is_structural() -> None:

@@ -154,7 +154,10 @@ def test_resync_rewrites_the_remembered_status_when_only_last_sync_time_is_due(
     import kopf
 
     from bucketwarden.k8s import OperatorSettings, Runtime
+    from bucketwarden.k8s._claims import claim_entry
     from bucketwarden.k8s._handlers import resync_object
+    from bucketwarden.spec import TenantPolicySpec
+    from bucketwarden.tenancy import Tenancy
 
     monkeypatch.setattr(kopf, "event", lambda *a, **k: None)
     aws = InMemoryAws()
@@ -164,15 +167,19 @@ def test_resync_rewrites_the_remembered_status_when_only_last_sync_time_is_due(
     metrics = Metrics()
     runtime = Runtime(OperatorSettings(metrics_port=0, health_port=0), Reconciler(aws), metrics, clock)
     status: dict[str, Any] = {}
+    meta = {"generation": 1, "uid": "u1", "creationTimestamp": "2026-12-01T00:00:00Z"}
+    claims = {bucket: [entry] for bucket, entry in (claim_entry("ns", "pb", meta, RAW_SPEC) or {}).items()}
+    tenancy = Tenancy({"all": TenantPolicySpec(namespaces=["*"], buckets=["*"])})
 
     def tick() -> dict[str, Any]:
         patch = kopf.Patch()
         resync_object(
             runtime,
-            index={},
+            index=claims,
+            tenancy=tenancy,
             body=kopf.Body({}),
             spec=RAW_SPEC,
-            meta={"generation": 1, "uid": "u1"},
+            meta=meta,
             status=status,
             namespace="ns",
             name="pb",

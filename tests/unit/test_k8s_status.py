@@ -149,18 +149,17 @@ def test_events_for_transitions(result: ReconcileResult, previous_reason: str, e
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUCKETWARDEN_NAMESPACES", "team-a, team-b")
     monkeypatch.setenv("BUCKETWARDEN_RESYNC_INTERVAL_SECONDS", "30")
-    monkeypatch.setenv("BUCKETWARDEN_BUCKET_CLAIMS", '{"team-a": ["team-a-*"]}')
     s = OperatorSettings()
     assert s.namespaces == ["team-a", "team-b"]
     assert s.resync_interval_seconds == 30
     assert s.jitter_seconds == 3
-    assert s.may_claim("team-a", "team-a-logs")
-    assert not s.may_claim("team-a", "team-b-logs")
-    assert not s.may_claim("team-c", "team-a-logs")  # deny by default once claims are configured
 
 
-def test_settings_without_claims_allow_everything() -> None:
-    assert OperatorSettings().may_claim("any", "bucket")
+def test_settings_have_no_bucket_claims_any_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Replaced by TenantPolicy: an old environment variable must not silently grant or restrict anything.
+    monkeypatch.setenv("BUCKETWARDEN_BUCKET_CLAIMS", '{"team-a": ["*"]}')
+    assert "bucket_claims" not in OperatorSettings.model_fields
+    assert not hasattr(OperatorSettings(), "may_claim")
 
 
 def test_metrics_count_results_and_buckets_by_condition() -> None:

@@ -93,8 +93,8 @@ def document(*statements: dict[str, Any], version: str | None = "2012-10-17") ->
         ),
         pytest.param({"allowedSourceIps": ["192.0.2.0/24"]}, [("Warning", IPV4_ONLY)], id="fact14-ipv4-only"),
         pytest.param(
-            {"allowedSourceIps": ["0.0.0.0/0", "::/0"]},
-            [("Warning", ALLOWS_ALL_ADDRESSES), ("Warning", ALLOWS_ALL_ADDRESSES)],
+            {"allowedSourceIps": ["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"]},
+            [("Warning", ALLOWS_ALL_ADDRESSES), ("Warning", ALLOWS_ALL_ADDRESSES), ("Info", RANGES_COLLAPSED)],
             id="allows-all-addresses",
         ),
         pytest.param(

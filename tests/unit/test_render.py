@@ -104,7 +104,7 @@ def test_render_statement_parses_as_a_policy() -> None:
     assert PolicyDocument.parse(document.to_json()).same_meaning(document)
 
 
-@pytest.mark.parametrize("sid", ["BucketWardenIpRestriction", "Custom1"])
+@pytest.mark.parametrize("sid", ["BucketWardenIpRestriction", "BucketWardenCustom1"])
 def test_render_statement_uses_statement_sid(sid: str) -> None:
     assert render_statement(make_spec(statementSid=sid), [BACKUP_ROLE], None).sid == sid
 

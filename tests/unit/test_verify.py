@@ -122,7 +122,7 @@ def test_build_scenarios_inside_address_per_range(cidrs: list[str], expected: di
         pytest.param(["3.5.140.0/24"], "52.216.8.1", None, id="skips-an-allowed-aws-address"),
         pytest.param([*SEED_CIDRS, "2001:db8::/32"], "3.5.140.2", "2600:1f18::1", id="ipv6-outside"),
         pytest.param(["2600:1f18::/32", "192.0.2.0/24"], "3.5.140.2", "2600:1fa0::1", id="skips-allowed-ipv6"),
-        pytest.param(["0.0.0.0/0"], None, None, id="allow-all-ipv4-has-no-outside"),
+        pytest.param(["0.0.0.0/1", "128.0.0.0/1"], None, None, id="allow-all-ipv4-has-no-outside"),
     ],
 )
 def test_build_scenarios_outside_address_is_the_first_real_aws_address_not_allowed(
@@ -177,7 +177,7 @@ def test_build_scenarios_vpc_endpoint_traffic_has_no_source_ip_fact12() -> None:
             id="lists-the-stand-in-endpoint-and-vpc",
         ),
         pytest.param(spec(exemptRoles=[]), id="no-exempt-roles"),
-        pytest.param(spec(allowedSourceIps=["0.0.0.0/0", "::/0"]), id="allow-all"),
+        pytest.param(spec(allowedSourceIps=["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"]), id="allow-all"),
         pytest.param(spec(exemptOperator=False, acknowledgeLockoutRisk=True), id="operator-not-exempt"),
     ],
 )

@@ -20,6 +20,7 @@ from bucketwarden.audit._scan import (
 )
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.exitcodes import ExitCode
+from bucketwarden.principals import RoleAssumption
 from bucketwarden.spec import DEFAULT_STATEMENT_SID, ManagementPolicy
 
 # The CLI's one exit-code table: a bucket that blocks AWS Backup is a failed check.
@@ -94,14 +95,14 @@ def run_audit(
         names=tuple(args.bucket),
         tags=_tags(args.tag),
         regions=tuple(args.region),
-        assume_role_arn=args.assume_role_arn,
+        assume_role=RoleAssumption.of(args.assume_role_arn),
     )
     ctx = audit_context(
         gateway,
         backup_roles=args.backup_role,
         operator_role=args.operator_role,
         statement_sid=args.statement_sid,
-        assume_role_arn=args.assume_role_arn,
+        assume_role=RoleAssumption.of(args.assume_role_arn),
     )
     for missing in ctx.missing_roles:
         err.write(f"bucketwarden audit: warning: backup role {missing} does not exist\n")

@@ -18,7 +18,7 @@ from bucketwarden.audit._classify import VERSIONING_UNKNOWN, AuditContext, Bucke
 from bucketwarden.audit._model import BucketAudit
 from bucketwarden.aws import AwsGateway
 from bucketwarden.errors import AwsError, BucketNotFoundError, BucketWardenError, RoleNotFoundError
-from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.spec import DEFAULT_STATEMENT_SID, ExemptRole
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class AuditScope:
     names: tuple[str, ...] = ()  # glob patterns, any of which matches; empty: every bucket
     tags: Mapping[str, str] = field(default_factory=dict)  # every tag must match
     regions: tuple[str, ...] = ()  # empty: every region
-    assume_role_arn: str | None = None
+    assume_role: RoleAssumption | None = None
 
     def name_matches(self, bucket: str) -> bool:
         return not self.names or any(fnmatch.fnmatchcase(bucket, p) for p in self.names)
@@ -56,24 +56,26 @@ def _exempt_role(ref: str) -> ExemptRole:
 
 
 def resolve_backup_roles(
-    gateway: AwsGateway, refs: Sequence[str], *, assume_role_arn: str | None = None
+    gateway: AwsGateway, refs: Sequence[str], *, assume_role: RoleAssumption | None = None
 ) -> tuple[tuple[ResolvedRole, ...], tuple[str, ...]]:
     """The backup roles that exist, and the ones asked for that do not. No refs: the default role, if it exists."""
     found: list[ResolvedRole] = []
     missing: list[str] = []
     for ref in refs or (DEFAULT_BACKUP_ROLE,):
         try:
-            found.append(gateway.resolve_role(_exempt_role(ref), assume_role_arn=assume_role_arn))
+            found.append(gateway.resolve_role(_exempt_role(ref), assume_role=assume_role))
         except RoleNotFoundError:
             missing.append(ref)
     return tuple(found), tuple(missing)
 
 
-def resolve_operator(gateway: AwsGateway, ref: str | None, *, assume_role_arn: str | None = None) -> CallerIdentity:
+def resolve_operator(
+    gateway: AwsGateway, ref: str | None, *, assume_role: RoleAssumption | None = None
+) -> CallerIdentity:
     """The operator's principal: its role (a session of it, as the operator would run), or whoever audits."""
     if ref is None:
-        return gateway.caller_identity(assume_role_arn)
-    role = gateway.resolve_role(_exempt_role(ref), assume_role_arn=assume_role_arn)
+        return gateway.caller_identity(assume_role)
+    role = gateway.resolve_role(_exempt_role(ref), assume_role=assume_role)
     partition = role.arn.split(":")[1]
     return CallerIdentity(
         account=role.account,
@@ -95,9 +97,9 @@ def bounded_map(pool: ThreadPoolExecutor, fn: Callable[[_T], _R], items: Iterabl
 
 def read_facts(gateway: AwsGateway, bucket: str, scope: AuditScope) -> BucketFacts | None:
     """Everything the classifier needs about one bucket; None when it is out of scope or gone."""
-    arn = scope.assume_role_arn
+    arn = scope.assume_role
     try:
-        region: str | None = gateway.buckets.location(bucket, assume_role_arn=arn)
+        region: str | None = gateway.buckets.location(bucket, assume_role=arn)
     except BucketNotFoundError:
         return None
     except AwsError:
@@ -106,7 +108,7 @@ def read_facts(gateway: AwsGateway, bucket: str, scope: AuditScope) -> BucketFac
         return None
     if scope.tags:
         try:
-            tags = gateway.buckets.tags(bucket, region=region, assume_role_arn=arn)
+            tags = gateway.buckets.tags(bucket, region=region, assume_role=arn)
         except AwsError:
             tags = {}
         if any(tags.get(k) != v for k, v in scope.tags.items()):
@@ -114,14 +116,14 @@ def read_facts(gateway: AwsGateway, bucket: str, scope: AuditScope) -> BucketFac
     policy_text: str | None = None
     policy_error: str | None = None
     try:
-        policy_text = gateway.store.get(bucket, region=region, assume_role_arn=arn)
+        policy_text = gateway.store.get(bucket, region=region, assume_role=arn)
     except BucketNotFoundError:
         return None
     except AwsError as exc:
         policy_error = exc.message
     versioning: str | None
     try:
-        versioning = gateway.buckets.versioning(bucket, region=region, assume_role_arn=arn)
+        versioning = gateway.buckets.versioning(bucket, region=region, assume_role=arn)
     except AwsError:
         versioning = VERSIONING_UNKNOWN
     return BucketFacts(bucket, region, policy_text, versioning, policy_error)
@@ -137,7 +139,7 @@ def audit_buckets(
 ) -> Iterator[BucketAudit]:
     """Classify every bucket in scope, in ListBuckets order, as results arrive. Each policy document lives only
     while its bucket is classified."""
-    listed = names if names is not None else gateway.buckets.list_names(assume_role_arn=scope.assume_role_arn)
+    listed = names if names is not None else gateway.buckets.list_names(assume_role=scope.assume_role)
     candidates = (b for b in listed if scope.name_matches(b))
 
     def one(bucket: str) -> BucketAudit | None:
@@ -163,8 +165,8 @@ def audit_context(
     backup_roles: Sequence[str] = (),
     operator_role: str | None = None,
     statement_sid: str = DEFAULT_STATEMENT_SID,
-    assume_role_arn: str | None = None,
+    assume_role: RoleAssumption | None = None,
 ) -> AuditContext:
-    roles, missing = resolve_backup_roles(gateway, backup_roles, assume_role_arn=assume_role_arn)
-    operator = resolve_operator(gateway, operator_role, assume_role_arn=assume_role_arn)
+    roles, missing = resolve_backup_roles(gateway, backup_roles, assume_role=assume_role)
+    operator = resolve_operator(gateway, operator_role, assume_role=assume_role)
     return AuditContext(roles=roles, operator=operator, statement_sid=statement_sid, missing_roles=missing)

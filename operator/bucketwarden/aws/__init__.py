@@ -19,8 +19,9 @@ from bucketwarden.aws._readiness import (
     ReadinessReader,
     RolePermissions,
 )
-from bucketwarden.aws._session import ROLE_SESSION_NAME, AwsSettings, ClientFactory
+from bucketwarden.aws._session import AwsSettings, ClientFactory
 from bucketwarden.aws._store import MAX_POLICY_BYTES, BucketPolicyStore, validate_policy_text
+from bucketwarden.principals import ROLE_SESSION_NAME
 
 __all__ = [
     "DEFAULT_READINESS_TTL_SECONDS",

@@ -29,10 +29,10 @@ from bucketwarden.aws._identity import (
     resolve_role_with,
 )
 from bucketwarden.aws._port import AwsPort
-from bucketwarden.aws._session import ROLE_SESSION_NAME, assume_role_error
+from bucketwarden.aws._session import assume_role_error
 from bucketwarden.aws._store import validate_policy_text
 from bucketwarden.errors import RoleNotFoundError
-from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.spec import ExemptRole
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account, so scenarios read the same against both
@@ -122,9 +122,10 @@ class InMemoryAws:
         self._lock = threading.RLock()
         self._failures: defaultdict[str, deque[Exception]] = defaultdict(deque)
         self._latency: dict[str, float] = {}
-        self._assumed: dict[str, FakeRole] = {}  # role ARN -> role, once AssumeRole succeeded
-        self._callers: TtlCache[str | None, CallerIdentity] = TtlCache(ttl=ttl_seconds, clock=self.clock)
-        self._roles: TtlCache[tuple[str | None, str], ResolvedRole] = TtlCache(
+        self._assumed: dict[RoleAssumption, FakeRole] = {}  # once AssumeRole succeeded
+        self.assume_role_requests: list[RoleAssumption] = []  # every AssumeRole sent, in order
+        self._callers: TtlCache[RoleAssumption | None, CallerIdentity] = TtlCache(ttl=ttl_seconds, clock=self.clock)
+        self._roles: TtlCache[tuple[RoleAssumption | None, str], ResolvedRole] = TtlCache(
             ttl=ttl_seconds,
             clock=self.clock,
             negative_ttl=negative_ttl_seconds,
@@ -199,7 +200,7 @@ class InMemoryAws:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> str | None:
         def read() -> str:
             policy = self._bucket("GetBucketPolicy", bucket, expected_owner).policy
@@ -208,7 +209,7 @@ class InMemoryAws:
             return policy
 
         try:
-            return self._call("GetBucketPolicy", read, assume_role_arn)
+            return self._call("GetBucketPolicy", read, assume_role)
         except _NoSuchBucketPolicy:
             return None
 
@@ -219,14 +220,14 @@ class InMemoryAws:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None:
         validate_policy_text(policy_text)
 
         def write() -> None:
             self._bucket("PutBucketPolicy", bucket, expected_owner).policy = policy_text
 
-        self._call("PutBucketPolicy", write, assume_role_arn)
+        self._call("PutBucketPolicy", write, assume_role)
 
     def delete(
         self,
@@ -234,25 +235,25 @@ class InMemoryAws:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None:
         def remove() -> None:
             self._bucket("DeleteBucketPolicy", bucket, expected_owner).policy = None
 
-        self._call("DeleteBucketPolicy", remove, assume_role_arn)
+        self._call("DeleteBucketPolicy", remove, assume_role)
 
     # --- IdentityResolver ------------------------------------------------------------------------------
 
-    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity:
-        return self._callers.get(assume_role_arn, lambda: self._fetch_caller(assume_role_arn))
+    def caller_identity(self, assume_role: RoleAssumption | None = None) -> CallerIdentity:
+        return self._callers.get(assume_role, lambda: self._fetch_caller(assume_role))
 
-    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole:
+    def resolve_role(self, role: ExemptRole, *, assume_role: RoleAssumption | None = None) -> ResolvedRole:
         return self._roles.get(
-            (assume_role_arn, role.ref),
+            (assume_role, role.ref),
             lambda: resolve_role_with(
                 role,
-                lambda: self.caller_identity(assume_role_arn),
-                lambda name: self._fetch_role(name, assume_role_arn),
+                lambda: self.caller_identity(assume_role),
+                lambda name: self._fetch_role(name, assume_role),
             ),
         )
 
@@ -276,7 +277,7 @@ class InMemoryAws:
         alphabet = string.ascii_uppercase + string.digits
         return prefix + "".join(self._random.choice(alphabet) for _ in range(17))
 
-    def _call(self, api: str, operation: Callable[[], _T], assume_role_arn: str | None = None) -> _T:
+    def _call(self, api: str, operation: Callable[[], _T], assume_role: RoleAssumption | None = None) -> _T:
         delay = self._latency.get(api)
         if delay:
             time.sleep(delay)  # outside the lock, so concurrent calls overlap as on the wire
@@ -285,7 +286,7 @@ class InMemoryAws:
             try:
                 # As in botocore, credentials are fetched while the call is made: a failed AssumeRole
                 # fails (and counts) the call too.
-                self._assume(assume_role_arn)
+                self._assume(assume_role)
                 if failures:
                     raise failures.popleft()
                 result = operation()
@@ -316,32 +317,34 @@ class InMemoryAws:
             raise assume_role_error(role_arn, exc)
         return role
 
-    def _assume(self, assume_role_arn: str | None) -> FakeRole | None:
-        if assume_role_arn is None:
+    def _assume(self, assume_role: RoleAssumption | None) -> FakeRole | None:
+        if assume_role is None:
             return None
         with self._lock:
-            role = self._assumed.get(assume_role_arn)
+            role = self._assumed.get(assume_role)
             if role is None:
-                role = self._call("AssumeRole", lambda: self._assumed_role(assume_role_arn))
-                self._assumed[assume_role_arn] = role
+                self.assume_role_requests.append(assume_role)
+                role = self._call("AssumeRole", lambda: self._assumed_role(assume_role.arn))
+                self._assumed[assume_role] = role
             return role
 
-    def _fetch_caller(self, assume_role_arn: str | None) -> CallerIdentity:
+    def _fetch_caller(self, assume_role: RoleAssumption | None) -> CallerIdentity:
         def identity() -> CallerIdentity:
-            role = self._assume(assume_role_arn)  # already assumed by _call: no second AssumeRole
-            if role is None:
+            role = self._assume(assume_role)  # already assumed by _call: no second AssumeRole
+            if role is None or assume_role is None:
                 return self.caller
+            session = assume_role.session_name
             return CallerIdentity(
                 account=role.account,
-                arn=f"arn:aws:sts::{role.account}:assumed-role/{role.name}/{ROLE_SESSION_NAME}",
-                user_id=f"{role.role_id}:{ROLE_SESSION_NAME}",
+                arn=f"arn:aws:sts::{role.account}:assumed-role/{role.name}/{session}",
+                user_id=f"{role.role_id}:{session}",
             )
 
-        return self._call("GetCallerIdentity", identity, assume_role_arn)
+        return self._call("GetCallerIdentity", identity, assume_role)
 
-    def _fetch_role(self, name: str, assume_role_arn: str | None) -> RoleRecord:
+    def _fetch_role(self, name: str, assume_role: RoleAssumption | None) -> RoleRecord:
         def get_role() -> RoleRecord:
-            assumed = self._assume(assume_role_arn)
+            assumed = self._assume(assume_role)
             account = assumed.account if assumed is not None else self.account
             role = self.roles.get((account, name.lower()))
             if role is None:
@@ -349,7 +352,7 @@ class InMemoryAws:
                 raise map_client_error(exc, api="GetRole")
             return RoleRecord(name=role.name, arn=role.arn, role_id=role.role_id)
 
-        return self._call("GetRole", get_role, assume_role_arn)
+        return self._call("GetRole", get_role, assume_role)
 
 
 if TYPE_CHECKING:  # mypy proves the port is implemented with compatible signatures

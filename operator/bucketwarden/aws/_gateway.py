@@ -17,7 +17,7 @@ from bucketwarden.aws._port import AwsPort
 from bucketwarden.aws._readiness import DEFAULT_READINESS_TTL_SECONDS, ReadinessReader
 from bucketwarden.aws._session import AwsSettings, ClientFactory
 from bucketwarden.aws._store import BucketPolicyStore
-from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.spec import ExemptRole
 
 
@@ -53,9 +53,9 @@ class AwsGateway:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> str | None:
-        return self.store.get(bucket, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn)
+        return self.store.get(bucket, region=region, expected_owner=expected_owner, assume_role=assume_role)
 
     def put(
         self,
@@ -64,11 +64,9 @@ class AwsGateway:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None:
-        self.store.put(
-            bucket, policy_text, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn
-        )
+        self.store.put(bucket, policy_text, region=region, expected_owner=expected_owner, assume_role=assume_role)
 
     def delete(
         self,
@@ -76,15 +74,15 @@ class AwsGateway:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None:
-        self.store.delete(bucket, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn)
+        self.store.delete(bucket, region=region, expected_owner=expected_owner, assume_role=assume_role)
 
-    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity:
-        return self.identity.caller_identity(assume_role_arn)
+    def caller_identity(self, assume_role: RoleAssumption | None = None) -> CallerIdentity:
+        return self.identity.caller_identity(assume_role)
 
-    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole:
-        return self.identity.resolve_role(role, assume_role_arn=assume_role_arn)
+    def resolve_role(self, role: ExemptRole, *, assume_role: RoleAssumption | None = None) -> ResolvedRole:
+        return self.identity.resolve_role(role, assume_role=assume_role)
 
     def invalidate(self, ref: str | None = None) -> None:
         self.identity.invalidate(ref)

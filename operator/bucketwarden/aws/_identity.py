@@ -12,7 +12,7 @@ from bucketwarden.aws._cache import CacheStats, Clock, TtlCache
 from bucketwarden.aws._errors import map_client_error
 from bucketwarden.aws._session import ClientFactory
 from bucketwarden.errors import AwsError, CrossAccountRoleError, RoleNotFoundError
-from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.spec import ExemptRole
 
 DEFAULT_TTL_SECONDS = 300.0
@@ -92,7 +92,7 @@ def resolve_role_with(
 class IdentityResolver:
     """Caller identity and exempt-role RoleIds, cached for ``ttl_seconds`` and shared by all buckets.
 
-    Lookups are single-flight per key, ``(assume_role_arn, role.ref)`` for roles: however many reconciles
+    Lookups are single-flight per key, ``(assume_role, role.ref)`` for roles: however many reconciles
     ask for one role at once, iam:GetRole is called once per TTL. A role that does not exist
     (RoleNotFoundError) is remembered for ``negative_ttl_seconds`` (default 10 s), so a burst of reconciles
     for a missing role costs one call too, yet a role created to fix it is seen within seconds. Other
@@ -109,26 +109,26 @@ class IdentityResolver:
         clock: Clock = time.monotonic,
     ) -> None:
         self._factory = factory
-        self._callers: TtlCache[str | None, CallerIdentity] = TtlCache(ttl=ttl_seconds, clock=clock)
-        self._roles: TtlCache[tuple[str | None, str], ResolvedRole] = TtlCache(
+        self._callers: TtlCache[RoleAssumption | None, CallerIdentity] = TtlCache(ttl=ttl_seconds, clock=clock)
+        self._roles: TtlCache[tuple[RoleAssumption | None, str], ResolvedRole] = TtlCache(
             ttl=ttl_seconds,
             clock=clock,
             negative_ttl=negative_ttl_seconds,
             negative_types=(RoleNotFoundError,),
         )
 
-    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity:
-        """The principal the operator acts as (through ``assume_role_arn`` if given)."""
-        return self._callers.get(assume_role_arn, lambda: self._fetch_caller(assume_role_arn))
+    def caller_identity(self, assume_role: RoleAssumption | None = None) -> CallerIdentity:
+        """The principal the operator acts as (through ``assume_role`` if given)."""
+        return self._callers.get(assume_role, lambda: self._fetch_caller(assume_role))
 
-    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole:
+    def resolve_role(self, role: ExemptRole, *, assume_role: RoleAssumption | None = None) -> ResolvedRole:
         """The role's current ARN and RoleId, in the account the operator acts in."""
         return self._roles.get(
-            (assume_role_arn, role.ref),
+            (assume_role, role.ref),
             lambda: resolve_role_with(
                 role,
-                lambda: self.caller_identity(assume_role_arn),
-                lambda name: self._fetch_role(name, assume_role_arn),
+                lambda: self.caller_identity(assume_role),
+                lambda name: self._fetch_role(name, assume_role),
             ),
         )
 
@@ -144,16 +144,16 @@ class IdentityResolver:
         """Hits and misses of the role cache (a miss is one iam:GetRole)."""
         return self._roles.stats()
 
-    def _fetch_caller(self, assume_role_arn: str | None) -> CallerIdentity:
+    def _fetch_caller(self, assume_role: RoleAssumption | None) -> CallerIdentity:
         try:
-            response = self._factory.sts(assume_role_arn).get_caller_identity()
+            response = self._factory.sts(assume_role).get_caller_identity()
         except Exception as exc:
             raise map_client_error(exc, api="GetCallerIdentity") from exc
         return CallerIdentity(account=response["Account"], arn=response["Arn"], user_id=response["UserId"])
 
-    def _fetch_role(self, name: str, assume_role_arn: str | None) -> RoleRecord:
+    def _fetch_role(self, name: str, assume_role: RoleAssumption | None) -> RoleRecord:
         try:
-            role = self._factory.iam(assume_role_arn).get_role(RoleName=name)["Role"]
+            role = self._factory.iam(assume_role).get_role(RoleName=name)["Role"]
         except Exception as exc:
             raise map_client_error(exc, api="GetRole") from exc
         trust = trust_policy_text(role.get("AssumeRolePolicyDocument"))

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
-from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.principals import CallerIdentity, ResolvedRole, RoleAssumption
 from bucketwarden.spec import ExemptRole
 
 
@@ -20,7 +20,7 @@ class BucketPolicyPort(Protocol):
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> str | None: ...
 
     def put(
@@ -30,7 +30,7 @@ class BucketPolicyPort(Protocol):
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None: ...
 
     def delete(
@@ -39,7 +39,7 @@ class BucketPolicyPort(Protocol):
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None: ...
 
 
@@ -47,9 +47,9 @@ class BucketPolicyPort(Protocol):
 class IdentityPort(Protocol):
     """The operator's own principal and the RoleIds of exempt roles, cached."""
 
-    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity: ...
+    def caller_identity(self, assume_role: RoleAssumption | None = None) -> CallerIdentity: ...
 
-    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole: ...
+    def resolve_role(self, role: ExemptRole, *, assume_role: RoleAssumption | None = None) -> ResolvedRole: ...
 
     def invalidate(self, ref: str | None = None) -> None: ...
 
@@ -78,9 +78,9 @@ class AwsPortWrapper:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> str | None:
-        return self._inner.get(bucket, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn)
+        return self._inner.get(bucket, region=region, expected_owner=expected_owner, assume_role=assume_role)
 
     def put(
         self,
@@ -89,11 +89,9 @@ class AwsPortWrapper:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None:
-        self._inner.put(
-            bucket, policy_text, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn
-        )
+        self._inner.put(bucket, policy_text, region=region, expected_owner=expected_owner, assume_role=assume_role)
 
     def delete(
         self,
@@ -101,15 +99,15 @@ class AwsPortWrapper:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None:
-        self._inner.delete(bucket, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn)
+        self._inner.delete(bucket, region=region, expected_owner=expected_owner, assume_role=assume_role)
 
-    def caller_identity(self, assume_role_arn: str | None = None) -> CallerIdentity:
-        return self._inner.caller_identity(assume_role_arn)
+    def caller_identity(self, assume_role: RoleAssumption | None = None) -> CallerIdentity:
+        return self._inner.caller_identity(assume_role)
 
-    def resolve_role(self, role: ExemptRole, *, assume_role_arn: str | None = None) -> ResolvedRole:
-        return self._inner.resolve_role(role, assume_role_arn=assume_role_arn)
+    def resolve_role(self, role: ExemptRole, *, assume_role: RoleAssumption | None = None) -> ResolvedRole:
+        return self._inner.resolve_role(role, assume_role=assume_role)
 
     def invalidate(self, ref: str | None = None) -> None:
         self._inner.invalidate(ref)

@@ -17,6 +17,7 @@ from bucketwarden.aws._buckets import BucketReader
 from bucketwarden.aws._cache import Clock, TtlCache
 from bucketwarden.aws._errors import map_client_error
 from bucketwarden.aws._session import ClientFactory
+from bucketwarden.principals import RoleAssumption
 
 DEFAULT_READINESS_TTL_SECONDS = 600.0
 S3_BACKUP_MANAGED_POLICIES = ("AWSBackupServiceRolePolicyForS3Backup", "AWSBackupServiceRolePolicyForS3Restore")
@@ -49,8 +50,12 @@ class ReadinessReader:
     ) -> None:
         self._factory = factory
         self._buckets = buckets
-        self._versioning: TtlCache[tuple[str | None, str], str | None] = TtlCache(ttl=ttl_seconds, clock=clock)
-        self._permissions: TtlCache[tuple[str | None, str], RolePermissions] = TtlCache(ttl=ttl_seconds, clock=clock)
+        self._versioning: TtlCache[tuple[RoleAssumption | None, str], str | None] = TtlCache(
+            ttl=ttl_seconds, clock=clock
+        )
+        self._permissions: TtlCache[tuple[RoleAssumption | None, str], RolePermissions] = TtlCache(
+            ttl=ttl_seconds, clock=clock
+        )
 
     def bucket_versioning(
         self,
@@ -58,24 +63,24 @@ class ReadinessReader:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> str | None:
         return self._versioning.get(
-            (assume_role_arn, bucket),
+            (assume_role, bucket),
             lambda: self._buckets.versioning(
-                bucket, region=region, expected_owner=expected_owner, assume_role_arn=assume_role_arn
+                bucket, region=region, expected_owner=expected_owner, assume_role=assume_role
             ),
         )
 
-    def role_permissions(self, role_name: str, *, assume_role_arn: str | None = None) -> RolePermissions:
-        return self._permissions.get((assume_role_arn, role_name), lambda: self._fetch(role_name, assume_role_arn))
+    def role_permissions(self, role_name: str, *, assume_role: RoleAssumption | None = None) -> RolePermissions:
+        return self._permissions.get((assume_role, role_name), lambda: self._fetch(role_name, assume_role))
 
     def invalidate(self) -> None:
         self._versioning.invalidate()
         self._permissions.invalidate()
 
-    def _fetch(self, role_name: str, assume_role_arn: str | None) -> RolePermissions:
-        iam = self._factory.iam(assume_role_arn)
+    def _fetch(self, role_name: str, assume_role: RoleAssumption | None) -> RolePermissions:
+        iam = self._factory.iam(assume_role)
         try:
             managed: list[str] = []
             params: dict[str, Any] = {"RoleName": role_name}

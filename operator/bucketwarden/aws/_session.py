@@ -18,6 +18,7 @@ from botocore.credentials import CredentialProvider, CredentialResolver, Deferre
 from bucketwarden.aws._calls import AwsCallCounter
 from bucketwarden.aws._errors import describe, map_client_error
 from bucketwarden.errors import AccessDeniedError, AwsError, CredentialsError
+from bucketwarden.principals import RoleAssumption
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
 DEFAULT_REGION = "us-east-1"
-ROLE_SESSION_NAME = "bucketwarden"
 
 MSG_ASSUME_ROLE_FAILED = (
     "could not assume role {role_arn} ({detail}); the operator's own role needs sts:AssumeRole on it and "
@@ -60,7 +60,6 @@ class AwsSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
     max_pool_connections: int = 32
-    role_session_name: str = ROLE_SESSION_NAME
 
     def client_config(self) -> Config:
         return Config(
@@ -107,8 +106,8 @@ class _StaticProvider(CredentialProvider):
 class ClientFactory:
     """Creates boto3 clients once and shares them: clients are thread-safe, sessions are not.
 
-    Clients are cached per (service, region, assume_role_arn); each is attached to ``counter``. One
-    boto3 session holds the operator's own credentials. For ``assume_role_arn`` a second session holds
+    Clients are cached per (service, region, assume_role); each is attached to ``counter``. One
+    boto3 session holds the operator's own credentials. For ``assume_role`` a second session holds
     credentials from sts:AssumeRole (made with the base STS client, so it is counted too); botocore
     refreshes them before they expire. The first AssumeRole happens at the first call, not here.
     """
@@ -127,27 +126,27 @@ class ClientFactory:
         self._config = self.settings.client_config()
         # Reentrant: building an assumed-role session asks for the base STS client.
         self._lock = threading.RLock()
-        self._clients: dict[tuple[str, str, str | None], object] = {}
-        self._sessions: dict[str, boto3.session.Session] = {}
+        self._clients: dict[tuple[str, str, RoleAssumption | None], object] = {}
+        self._sessions: dict[RoleAssumption, boto3.session.Session] = {}
 
-    def s3(self, region: str | None = None, assume_role_arn: str | None = None) -> S3Client:
+    def s3(self, region: str | None = None, assume_role: RoleAssumption | None = None) -> S3Client:
         region = region or self.settings.region
         return self._cached(
-            ("s3", region, assume_role_arn),
+            ("s3", region, assume_role),
             lambda s: s.client("s3", region_name=region, endpoint_url=self._endpoint, config=self._config),
         )
 
-    def iam(self, assume_role_arn: str | None = None) -> IAMClient:
+    def iam(self, assume_role: RoleAssumption | None = None) -> IAMClient:
         region = self.settings.region
         return self._cached(
-            ("iam", region, assume_role_arn),
+            ("iam", region, assume_role),
             lambda s: s.client("iam", region_name=region, endpoint_url=self._endpoint, config=self._config),
         )
 
-    def sts(self, assume_role_arn: str | None = None) -> STSClient:
+    def sts(self, assume_role: RoleAssumption | None = None) -> STSClient:
         region = self.settings.region
         return self._cached(
-            ("sts", region, assume_role_arn),
+            ("sts", region, assume_role),
             lambda s: s.client("sts", region_name=region, endpoint_url=self._endpoint, config=self._config),
         )
 
@@ -163,7 +162,7 @@ class ClientFactory:
         return self.settings.endpoint_url
 
     def _cached(
-        self, key: tuple[str, str, str | None], create: Callable[[boto3.session.Session], _ClientT]
+        self, key: tuple[str, str, RoleAssumption | None], create: Callable[[boto3.session.Session], _ClientT]
     ) -> _ClientT:
         client = self._clients.get(key)
         if client is None:
@@ -175,17 +174,17 @@ class ClientFactory:
                     self._clients[key] = client = made
         return cast(_ClientT, client)
 
-    def _session_for(self, assume_role_arn: str | None) -> boto3.session.Session:
-        if assume_role_arn is None:
+    def _session_for(self, assume_role: RoleAssumption | None) -> boto3.session.Session:
+        if assume_role is None:
             return self._base_session
         with self._lock:
-            session = self._sessions.get(assume_role_arn)
+            session: boto3.session.Session | None = self._sessions.get(assume_role)
             if session is None:
                 credentials = DeferredRefreshableCredentials(
-                    refresh_using=self._assume_role_fetcher(assume_role_arn), method="assume-role"
+                    refresh_using=self._assume_role_fetcher(assume_role), method="assume-role"
                 )
                 session = self._new_session(credentials)
-                self._sessions[assume_role_arn] = session
+                self._sessions[assume_role] = session
             return session
 
     def _new_session(self, credentials: DeferredRefreshableCredentials | None = None) -> boto3.session.Session:
@@ -198,12 +197,16 @@ class ClientFactory:
         self._loader.search_paths[:] = list(dict.fromkeys(self._loader.search_paths))
         return session
 
-    def _assume_role_fetcher(self, role_arn: str) -> Callable[[], dict[str, str]]:
+    def _assume_role_fetcher(self, assumption: RoleAssumption) -> Callable[[], dict[str, str]]:
+        params: dict[str, str] = {"RoleArn": assumption.arn, "RoleSessionName": assumption.session_name}
+        if assumption.external_id is not None:
+            params["ExternalId"] = assumption.external_id
+
         def fetch() -> dict[str, str]:
             try:
-                response = self.sts().assume_role(RoleArn=role_arn, RoleSessionName=self.settings.role_session_name)
+                response = self.sts().assume_role(**params)  # type: ignore[arg-type]
             except Exception as exc:
-                raise assume_role_error(role_arn, exc) from exc
+                raise assume_role_error(assumption.arn, exc) from exc
             creds = response["Credentials"]
             return {
                 "access_key": creds["AccessKeyId"],

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from bucketwarden.aws._errors import error_code, map_client_error
 from bucketwarden.aws._session import ClientFactory
 from bucketwarden.errors import MalformedPolicyError, PolicyTooLargeError
+from bucketwarden.principals import RoleAssumption
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import (
@@ -53,7 +54,7 @@ class BucketPolicyStore:
 
     Every method takes the bucket name and, as keywords, where and as whom to call: ``region`` (None:
     the operator's region; botocore follows S3's redirect if it is wrong), ``expected_owner`` (sent as
-    ExpectedBucketOwner on every call when given) and ``assume_role_arn``. Errors are
+    ExpectedBucketOwner on every call when given) and ``assume_role``. Errors are
     :class:`bucketwarden.errors.AwsError` subclasses; "no policy" is the value None, not an error.
     """
 
@@ -66,11 +67,11 @@ class BucketPolicyStore:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> str | None:
         """The policy document exactly as S3 returns it, or None when the bucket has no policy."""
         try:
-            client = self._factory.s3(region, assume_role_arn)
+            client = self._factory.s3(region, assume_role)
             get_params: GetBucketPolicyRequestTypeDef = {"Bucket": bucket}
             if expected_owner is not None:
                 get_params["ExpectedBucketOwner"] = expected_owner
@@ -90,12 +91,12 @@ class BucketPolicyStore:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None:
         """Replace the whole document. It is validated first; an invalid one is never sent."""
         validate_policy_text(policy_text)
         try:
-            client = self._factory.s3(region, assume_role_arn)
+            client = self._factory.s3(region, assume_role)
             put_params: PutBucketPolicyRequestTypeDef = {"Bucket": bucket, "Policy": policy_text}
             if expected_owner is not None:
                 put_params["ExpectedBucketOwner"] = expected_owner
@@ -109,11 +110,11 @@ class BucketPolicyStore:
         *,
         region: str | None = None,
         expected_owner: str | None = None,
-        assume_role_arn: str | None = None,
+        assume_role: RoleAssumption | None = None,
     ) -> None:
         """Remove the policy. Deleting a policy that does not exist succeeds, as in S3."""
         try:
-            client = self._factory.s3(region, assume_role_arn)
+            client = self._factory.s3(region, assume_role)
             delete_params: DeleteBucketPolicyRequestTypeDef = {"Bucket": bucket}
             if expected_owner is not None:
                 delete_params["ExpectedBucketOwner"] = expected_owner

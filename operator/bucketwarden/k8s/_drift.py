@@ -105,7 +105,8 @@ def claimant_from_index(index: Any) -> Claimant:
     """The (namespace, name) holding a bucket in the claims_by_bucket index: the oldest claim wins."""
 
     def claimant(bucket: str) -> tuple[str, str] | None:
-        claims = sorted(tuple(e) for e in index.get(bucket, []))
-        return (claims[0][1], claims[0][2]) if claims else None
+        # The oldest valid claim (creationTimestamp, then uid); its own reconcile re-checks grant and ownership.
+        claims = sorted((e for e in index.get(bucket, []) if e.request is not None), key=lambda e: (e.created, e.uid))
+        return (claims[0].namespace, claims[0].name) if claims else None
 
     return claimant

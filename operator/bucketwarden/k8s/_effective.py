@@ -26,7 +26,16 @@ from bucketwarden.errors import PolicyParseError
 from bucketwarden.k8s._ack import ACK_INDEX, AckBucket, ack_by_ref, ack_owner, patch_ack_policy
 from bucketwarden.k8s._status import blocked_result
 from bucketwarden.policy import PolicyDocument, merge_policy
-from bucketwarden.reconciler import R_PROTECTED, READY, SYNCED, VERIFIED, PreviousState, Reconciler, ReconcileResult
+from bucketwarden.reconciler import (
+    R_PROTECTED,
+    READY,
+    SYNCED,
+    VERIFIED,
+    Claim,
+    PreviousState,
+    Reconciler,
+    ReconcileResult,
+)
 from bucketwarden.sources import SOURCE_LIST_NOT_FOUND, resolve_sources
 from bucketwarden.spec import (
     Condition,
@@ -77,6 +86,7 @@ class Surroundings:
     patch_ack: AckPatcher | None = None
     ack_watched: bool = True  # False: the operator does not watch ACK Buckets (BUCKETWARDEN_ACK_COEXISTENCE off)
     generation: int | None = None  # metadata.generation of the ProtectedBucket being reconciled
+    claim: Claim | None = None  # the grant and the arbitration (None: the spec's own role, as file mode)
 
 
 def surroundings_from(kwargs: Mapping[str, Any], allow_lists_index: str) -> Surroundings:
@@ -117,10 +127,10 @@ def _verified(result: ReconcileResult) -> bool:
 
 
 def _beside_ack(
-    reconciler: Reconciler, spec: ProtectedBucketSpec, prev: PreviousState, owner: AckBucket
+    reconciler: Reconciler, spec: ProtectedBucketSpec, prev: PreviousState, owner: AckBucket, around: Surroundings
 ) -> ReconcileResult:
     """An ACK Bucket owns this bucket's policy and the user did not choose to write through it: verify only."""
-    result = reconciler.reconcile(_observe_only(spec), prev)
+    result = reconciler.reconcile(_observe_only(spec), prev, around.claim)
     if result.outcome not in ("Observed",):
         return result
     message = (
@@ -157,7 +167,7 @@ def _through_ack(
     if entry.bucket != spec.bucket_name:
         msg = f"ACK Bucket {entry.ref} manages bucket {entry.bucket}, not {spec.bucket_name}; nothing was written"
         return blocked_result(spec.bucket_name, ACK_BUCKET_MISMATCH, msg)
-    result = reconciler.reconcile(_observe_only(spec), prev)
+    result = reconciler.reconcile(_observe_only(spec), prev, around.claim)
     mine = result.desired.find(spec.statement_sid) if result.desired is not None else []
     if result.outcome != "Observed" or not mine:
         return result  # a failure or a refusal (e.g. it would lock someone out): nothing goes to ACK either
@@ -218,13 +228,13 @@ def reconcile_effective(
         return _through_ack(reconciler, spec, prev, around), {**extra, "contention": None}
     owner = ack_owner(around.ack_index, spec.bucket_name)
     if enforce and owner is not None:
-        return _beside_ack(reconciler, spec, prev, owner), {**extra, "contention": None}
+        return _beside_ack(reconciler, spec, prev, owner, around), {**extra, "contention": None}
     state = previous.contention
     if state is not None and around.generation is not None and around.generation != previous.observed_generation:
         state = None  # the spec changed: the user asked for a write now, and the fight's count starts over
     writing = should_write(state)
     run = spec if writing or not enforce else spec.model_copy(update={"management_policy": ManagementPolicy.OBSERVE})
-    result = reconciler.reconcile(run, prev)
+    result = reconciler.reconcile(run, prev, around.claim)
     if not enforce:
         extra["contention"] = None
         return result, extra

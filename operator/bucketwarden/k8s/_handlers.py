@@ -23,13 +23,23 @@ from pydantic import ValidationError
 from bucketwarden.errors import BucketNotFoundError, BucketWardenError
 from bucketwarden.k8s._ack import cleanup_beside_ack, register_ack
 from bucketwarden.k8s._allowlists import ALLOW_LISTS_INDEX, register_allow_lists
+from bucketwarden.k8s._claims import (
+    CLAIMS_INDEX,
+    NAMESPACE_LABELS_INDEX,
+    TENANT_POLICIES_INDEX,
+    Arbitration,
+    arbitrate,
+    claim_entry,
+    tenancy_from,
+)
 from bucketwarden.k8s._drift import DRIFT_ANNOTATION, DriftPoller, claimant_from_index
 from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surroundings_from
-from bucketwarden.k8s._events import CONFLICT, events_for
+from bucketwarden.k8s._events import events_for
 from bucketwarden.k8s._kopf_private import patch_object
 from bucketwarden.k8s._login import login_as_kubectl
 from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
+from bucketwarden.k8s._nudge import nudge as _nudge
 from bucketwarden.k8s._quiet import SteadyStates, quiet_tick, spec_digest, steady_state_of
 from bucketwarden.k8s._resync import TARGETS_INDEX, QueueTicker, target_key
 from bucketwarden.k8s._scheduler import ResyncQueue
@@ -43,13 +53,14 @@ from bucketwarden.k8s._status import (
     read_status,
     role_ids_from_status,
 )
+from bucketwarden.k8s._tenants import register_tenant_policies
 from bucketwarden.manifests import format_validation_error
-from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
-from bucketwarden.spec import GROUP, PLURAL, VERSION, ProtectedBucketSpec
+from bucketwarden.reconciler import Claim, PreviousState, Reconciler, ReconcileResult
+from bucketwarden.spec import GROUP, PLURAL, VERSION, AdoptedStatement, ProtectedBucketSpec, ProtectedBucketStatus
+from bucketwarden.tenancy import NOT_AUTHORIZED, Request, Tenancy
 
 ANNOTATION_PREFIX = GROUP
 FINALIZER = f"{GROUP}/finalizer"
-NOT_AUTHORIZED = "NotAuthorized"
 INVALID_SPEC = "InvalidSpec"
 CLEANUP_RETRIES = 10
 
@@ -66,6 +77,9 @@ class Runtime:
     clock: Callable[[], datetime]
     steady: SteadyStates = field(default_factory=SteadyStates)
     ticker: QueueTicker | None = None  # the resync queue, when it replaces kopf's timers (no peering)
+    # kopf's loop and settings, for nudging another claimant from a handler thread (set by an async startup handler)
+    loop: asyncio.AbstractEventLoop | None = None
+    kopf_settings: kopf.OperatorSettings | None = None
 
 
 ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciler]
@@ -83,17 +97,23 @@ def default_reconciler(settings: OperatorSettings, metrics: Metrics) -> Reconcil
     return Reconciler(gateway, readiness=gateway.readiness if settings.backup_readiness_checks else None)
 
 
-def _claimant(entries: Any) -> tuple[str, str, str] | None:
-    """The ProtectedBucket that holds a bucket: the oldest claim wins, ties by namespace/name."""
-    claims = sorted(tuple(e) for e in entries)
-    return claims[0] if claims else None
+def _tenancy(kwargs: Mapping[str, Any]) -> Tenancy:
+    """The tenancy in force, from the handler's indices."""
+    return tenancy_from(kwargs.get(TENANT_POLICIES_INDEX), kwargs.get(NAMESPACE_LABELS_INDEX))
 
 
-def _conflict(index: Any, bucket: str, namespace: str, name: str) -> str | None:
-    holder = _claimant(index.get(bucket, []))
-    if holder is None or (holder[1], holder[2]) == (namespace, name):
-        return None
-    return f"bucket {bucket} is already managed by ProtectedBucket {holder[1]}/{holder[2]}; this one writes nothing"
+def _arbitration(index: Any, bucket: str, tenancy: Tenancy, namespace: str, name: str, **kw: bool) -> Arbitration:
+    return arbitrate((index or {}).get(bucket, ()), tenancy, namespace, name, **kw)
+
+
+def _previous_owned(status: ProtectedBucketStatus, spec: ProtectedBucketSpec) -> AdoptedStatement | None:
+    """What this resource recorded writing. A status from before ownedStatement existed: Synced means it wrote."""
+    if status.owned_statement is not None:
+        return status.owned_statement
+    synced = any(c.type == "Synced" and c.status == "True" and c.reason == "InSync" for c in status.conditions)
+    if synced and status.statement_hash is not None and status.policy_hash:
+        return AdoptedStatement(sid=spec.statement_sid, hash=status.statement_hash)
+    return None
 
 
 def _backoff(retry: int) -> float:
@@ -112,34 +132,55 @@ def reconcile_object(
     name: str,
     patch: kopf.Patch,
     index: Any,
+    tenancy: Tenancy | None = None,
     surroundings: Surroundings | None = None,
 ) -> ReconcileResult:
-    """One reconcile of one object, from the raw kopf arguments to the status patch and the events."""
+    """One reconcile of one object, from the raw kopf arguments to the status patch and the events.
+
+    In order: a valid spec, a TenantPolicy granting everything it asks (else NotAuthorized, no AWS call), the
+    arbitration between the bucket's claimants, then the reconcile itself (a non-owner only releases what it
+    recorded writing).
+    """
     previous = read_status(status)
     extra: dict[str, Any] | None = None
     bucket = str(spec.get("bucketName", ""))
     key = f"{namespace}/{name}"
     parsed: ProtectedBucketSpec | None = None
+    claim: Claim | None = None
+    tenancy = tenancy if tenancy is not None else Tenancy()
     try:
         parsed = ProtectedBucketSpec.model_validate(dict(spec))
     except ValidationError as exc:
         result = blocked_result(bucket, INVALID_SPEC, format_validation_error(exc))
     else:
-        conflict = _conflict(index, parsed.bucket_name, namespace, name)
-        if not runtime.settings.may_claim(namespace, parsed.bucket_name):
-            msg = f"namespace {namespace} may not claim bucket {parsed.bucket_name} (operator setting bucketClaims)"
-            result = blocked_result(parsed.bucket_name, NOT_AUTHORIZED, msg)
-        elif conflict is not None:
-            result = blocked_result(parsed.bucket_name, CONFLICT, conflict)
+        decision = tenancy.authorize(Request.of(namespace, name, parsed))
+        arbitration = _arbitration(index, parsed.bucket_name, tenancy, namespace, name)
+        owned = _previous_owned(previous, parsed)
+        prev = PreviousState(
+            previous.statement_hash,
+            role_ids_from_status(previous),
+            policy_hash=previous.policy_hash,
+            verified=any(c.type == "Verified" and c.status == "True" for c in previous.conditions),
+            owned=owned,
+        )
+        owner = arbitration.owner
+        claim = Claim(
+            assume_role=decision.assume_role,
+            may_write=arbitration.owned_by(namespace, name),
+            owner=owner.key if owner is not None else None,
+            owner_sid=owner.sid if owner is not None else None,
+            rivals=arbitration.rivals,
+        )
+        if not decision.allowed:
+            result = blocked_result(parsed.bucket_name, NOT_AUTHORIZED, decision.message)
+        elif not claim.may_write:
+            # A non-owner writes nothing; it makes AWS calls only to remove what it recorded writing in a race.
+            result = runtime.reconciler.reconcile(parsed, prev, claim)
         else:
-            prev = PreviousState(
-                previous.statement_hash,
-                role_ids_from_status(previous),
-                policy_hash=previous.policy_hash,
-                verified=any(c.type == "Verified" and c.status == "True" for c in previous.conditions),
-            )
-            around = surroundings or Surroundings(namespace=namespace)
+            around = dataclasses.replace(surroundings or Surroundings(namespace=namespace), claim=claim)
             result, extra = reconcile_effective(runtime.reconciler, parsed, prev, previous, around)
+    if result.nudge:
+        _nudge(runtime, result.nudge)
     runtime.metrics.observe(key, result)
     update = build_status(
         result,
@@ -167,6 +208,7 @@ def reconcile_object(
             digest=spec_digest(spec),
             refresh_due=refresh_due,
             status=update.status,
+            claim=claim,
         )
     runtime.steady.remember(key, steady)
     # INFO is for changes and failures; a resync that found everything as it was is DEBUG.
@@ -175,13 +217,26 @@ def reconcile_object(
     return result
 
 
-def resync_object(runtime: Runtime, *, index: Any, **kwargs: Any) -> None:
+def _still_granted(state: Any, tenancy: Tenancy, index: Any, namespace: str, name: str) -> bool:
+    """The grant and the ownership a steady state was reached under still hold (checked on every tick)."""
+    entries = (index or {}).get(state.target.bucket, ())
+    mine = next((e for e in entries if (e.namespace, e.name) == (namespace, name)), None)
+    if mine is None or mine.request is None:
+        return False
+    decision = tenancy.authorize(mine.request)
+    if not decision.allowed or decision.assume_role != state.target.assume_role:
+        return False
+    return _arbitration(index, state.target.bucket, tenancy, namespace, name).owned_by(namespace, name)
+
+
+def resync_object(runtime: Runtime, *, index: Any, tenancy: Tenancy | None = None, **kwargs: Any) -> None:
     """A resync tick: answered by the quiet path when nothing changed, otherwise the full reconcile."""
     namespace, name, meta, spec = kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"]
     key = f"{namespace}/{name}"
     state = runtime.steady.get(key)
     quiet = None
-    if state is not None and _conflict(index, state.target.bucket, namespace, name) is None:
+    tenancy = tenancy if tenancy is not None else Tenancy()
+    if state is not None and _still_granted(state, tenancy, index, namespace, name):
         quiet = quiet_tick(
             runtime.reconciler.aws,
             state,
@@ -191,7 +246,7 @@ def resync_object(runtime: Runtime, *, index: Any, **kwargs: Any) -> None:
         )
     if quiet is None:
         runtime.metrics.count_resync("full")
-        reconcile_object(runtime, index=index, **kwargs)
+        reconcile_object(runtime, index=index, tenancy=tenancy, **kwargs)
         return
     runtime.metrics.count_resync("quiet")
     runtime.metrics.observe_quiet(quiet.duration_seconds)
@@ -265,19 +320,24 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         # async: the poller is a task of kopf's own loop
         if operator_settings.drift_queue_url and getattr(memo, "drift_task", None) is None:
             memo.drift_task = start_drift_poller(
-                memo.runtime, operator_settings.drift_queue_url, kwargs["claims_by_bucket"], settings
+                memo.runtime, operator_settings.drift_queue_url, kwargs[CLAIMS_INDEX], settings
             )
 
     @kopf.on.cleanup(id="drift-queue", registry=registry)
     async def stop_drift_queue(memo: kopf.Memo, **_: Any) -> None:
         await _stop_task(memo, "drift_task")
 
-    @kopf.index(*resource, id="claims_by_bucket", registry=registry)
+    @kopf.index(*resource, id=CLAIMS_INDEX, registry=registry)
     def claims_by_bucket(**kwargs: Any) -> Any:
-        bucket = kwargs["spec"].get("bucketName")
-        if not bucket:
-            return None
-        return {bucket: (str(kwargs["meta"].get("creationTimestamp") or ""), kwargs["namespace"], kwargs["name"])}
+        return claim_entry(kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"])
+
+    register_tenant_policies(registry, settings)
+
+    @kopf.on.startup(id="nudge-loop", registry=registry)
+    async def keep_loop(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+        # async: captures kopf's own loop, so a handler thread can nudge another claimant through it
+        memo.runtime.loop = asyncio.get_running_loop()
+        memo.runtime.kopf_settings = settings
 
     # The claims index stays unfiltered: every shard must see every claim to decide conflicts alike.
     mine = shard_filter(settings.shard_count, settings.shard_index)
@@ -289,7 +349,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         runtime: Runtime = kwargs["memo"].runtime
         result = reconcile_object(
             runtime,
-            index=kwargs["claims_by_bucket"],
+            index=kwargs[CLAIMS_INDEX],
+            tenancy=_tenancy(kwargs),
             surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
             **_object_args(kwargs),
         )
@@ -310,7 +371,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
     @kopf.on.delete(*resource, id="cleanup", when=mine, registry=registry)
     def finalize(**kwargs: Any) -> None:
         spec, namespace, name, body = kwargs["spec"], kwargs["namespace"], kwargs["name"], kwargs["body"]
-        retry, claims_by_bucket = kwargs["retry"], kwargs["claims_by_bucket"]
+        retry, index = kwargs["retry"], kwargs[CLAIMS_INDEX]
         runtime: Runtime = kwargs["memo"].runtime
         runtime.metrics.forget(f"{namespace}/{name}")
         runtime.steady.forget(f"{namespace}/{name}")
@@ -320,14 +381,13 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             parsed = ProtectedBucketSpec.model_validate(dict(spec))
         except ValidationError:
             return  # an invalid spec never wrote anything
-        if _conflict(claims_by_bucket, parsed.bucket_name, namespace, name) or not runtime.settings.may_claim(
-            namespace, parsed.bucket_name
-        ):
-            return  # we never wrote for a resource that lost the claim
-        if cleanup_beside_ack(kwargs, parsed):
-            return  # ACK owns the policy: our statement left its spec.policy, or we never wrote
-        result = runtime.reconciler.cleanup(parsed)
-        if result.outcome != "Failed" or isinstance(result.error, BucketNotFoundError):
+        result = _finalize_claim(runtime, kwargs, parsed)
+        if result is None or result.outcome != "Failed" or isinstance(result.error, BucketNotFoundError):
+            # Done (or nothing of ours was there): the next claimant takes the bucket over now, not at its resync.
+            tenancy = _tenancy(kwargs)
+            successor = _arbitration(index, parsed.bucket_name, tenancy, namespace, name, leaving=True).owner
+            if successor is not None:
+                _nudge(runtime, [successor.key])
             return
         message = result.error.message if result.error else "cleanup failed"
         if retry < CLEANUP_RETRIES:
@@ -351,12 +411,50 @@ async def _stop_task(memo: kopf.Memo, attribute: str) -> None:
         setattr(memo, attribute, None)
 
 
+def _finalize_claim(runtime: Runtime, kwargs: Mapping[str, Any], parsed: ProtectedBucketSpec) -> ReconcileResult | None:
+    """On deletion: remove what this resource recorded writing, if a grant still covers it and it owns the bucket.
+
+    A non-owner only releases a statement it wrote in a race. Without a grant nothing is touched (no AWS call),
+    and a Warning says what may be left behind. None: nothing to do.
+    """
+    namespace, name = kwargs["namespace"], kwargs["name"]
+    tenancy = _tenancy(kwargs)
+    previous = read_status(kwargs.get("status"))
+    owned = _previous_owned(previous, parsed)
+    decision = tenancy.authorize(Request.of(namespace, name, parsed))
+    if not decision.allowed:
+        if owned is not None:
+            kopf.event(
+                kwargs["body"],
+                type="Warning",
+                reason=NOT_AUTHORIZED,
+                message=f"statement {owned.sid} was left in the policy of {parsed.bucket_name}: {decision.message}",
+            )
+        return None
+    arbitration = _arbitration(kwargs[CLAIMS_INDEX], parsed.bucket_name, tenancy, namespace, name)
+    owner = arbitration.owner
+    claim = Claim(
+        assume_role=decision.assume_role,
+        may_write=arbitration.owned_by(namespace, name),
+        owner=owner.key if owner is not None else None,
+        owner_sid=owner.sid if owner is not None else None,
+        rivals=arbitration.rivals,
+    )
+    prev = PreviousState(owned=owned)
+    if not claim.may_write:
+        return runtime.reconciler.reconcile(parsed, prev, claim) if owned is not None else None
+    if cleanup_beside_ack(kwargs, parsed):
+        return None  # ACK owns the policy: our statement left its spec.policy, or we never wrote
+    return runtime.reconciler.cleanup(parsed, prev, claim)
+
+
 def _resync_from_kwargs(kwargs: Mapping[str, Any]) -> None:
     """A resync tick from kopf handler kwargs (a kopf timer's, or the resync queue's built from kopf's index)."""
     # Level-based: a tick never raises; a failure is in status and the next tick tries again.
     resync_object(
         kwargs["memo"].runtime,
-        index=kwargs["claims_by_bucket"],
+        index=kwargs[CLAIMS_INDEX],
+        tenancy=_tenancy(kwargs),
         surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
         **_object_args(kwargs),
     )

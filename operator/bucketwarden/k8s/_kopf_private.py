@@ -42,6 +42,7 @@ __all__ = [
     "PostingContext",
     "api_patch",
     "check_kopf_private_api",
+    "get_json",
     "patch_object",
 ]
 
@@ -50,6 +51,7 @@ T = TypeVar("T")
 # The keyword arguments this module passes, per private callable.
 _PATCH_OBJ_KEYWORDS = ("settings", "resource", "namespace", "name", "patch", "logger")
 _API_PATCH_KEYWORDS = ("settings", "payload", "headers", "logger")
+_API_GET_KEYWORDS = ("settings", "logger")
 _POSTING_VARS = ("event_queue_var", "event_queue_loop_var", "settings_var")
 
 
@@ -89,6 +91,7 @@ def kopf_private_api_problems() -> list[str]:
     problems += patch_obj_problems
     api_patch_fn = getattr(_api, "patch", None)
     problems += _problems_of_callable("kopf._cogs.clients.api.patch", api_patch_fn, _API_PATCH_KEYWORDS)
+    problems += _problems_of_callable("kopf._cogs.clients.api.get", getattr(_api, "get", None), _API_GET_KEYWORDS)
     return problems
 
 
@@ -155,6 +158,11 @@ async def patch_object(
         raise KopfPrivateApiError(f"kopf's patch_obj returned {type(result).__name__}, not a (body, patch) pair")
     patched, _ = result
     return patched is not None
+
+
+async def get_json(url: str, *, settings: kopf.OperatorSettings, logger: logging.Logger) -> Any:
+    """GET an API path (relative to the server root) with kopf's authenticated client; the decoded JSON."""
+    return await _api.get(url, settings=settings, logger=logger)
 
 
 async def api_patch(

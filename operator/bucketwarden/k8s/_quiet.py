@@ -25,7 +25,7 @@ from typing import Any
 
 from bucketwarden.aws import AwsPort
 from bucketwarden.errors import BucketWardenError
-from bucketwarden.reconciler import BucketTarget, ReconcileResult
+from bucketwarden.reconciler import BucketTarget, Claim, ReconcileResult
 from bucketwarden.spec import ExemptRole, ProtectedBucketSpec
 
 
@@ -76,6 +76,7 @@ def steady_state_of(
     digest: str,
     refresh_due: datetime,
     status: Mapping[str, Any] | None = None,
+    claim: Claim | None = None,
 ) -> SteadyState | None:
     """The state to answer quiet ticks from, if ``result`` is a clean, verified InSync with nothing written."""
     if (
@@ -94,7 +95,7 @@ def steady_state_of(
     return SteadyState(
         uid=uid,
         spec_digest=digest,
-        target=BucketTarget.of(spec),
+        target=BucketTarget.of(spec, claim),
         roles=roles,
         role_ids=tuple(resolved),
         operator_arn=result.operator_principal,
@@ -147,11 +148,11 @@ def quiet_tick(
     target = state.target
     try:
         with aws.count_calls() as calls:
-            operator = aws.caller_identity(target.assume_role_arn)
+            operator = aws.caller_identity(target.assume_role)
             if operator.arn != state.operator_arn:
                 return None
             for role, role_id in zip(state.roles, state.role_ids, strict=True):
-                if aws.resolve_role(role, assume_role_arn=target.assume_role_arn).role_id != role_id:
+                if aws.resolve_role(role, assume_role=target.assume_role).role_id != role_id:
                     return None
             text = aws.get(target.bucket, **target.options)
     except BucketWardenError:

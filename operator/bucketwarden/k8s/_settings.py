@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -47,11 +46,6 @@ class OperatorSettings(BaseSettings):
     backup_readiness_ttl_seconds: float = Field(
         default=600.0, ge=0, description="How long a readiness fact (versioning, role permissions) is reused."
     )
-    bucket_claims: dict[str, list[str]] = Field(
-        default_factory=dict,
-        description="Namespace -> bucket-name glob patterns it may claim (JSON). Empty: unrestricted. "
-        "When set, a namespace not listed may claim nothing.",
-    )
     allow_list_status_seconds: float = Field(
         default=30.0, gt=0, description="How often each SourceAllowList's usedBy/inSync status is recounted."
     )
@@ -93,9 +87,3 @@ class OperatorSettings(BaseSettings):
         if self.resync_jitter_seconds is not None:
             return self.resync_jitter_seconds
         return self.resync_interval_seconds * 0.1
-
-    def may_claim(self, namespace: str, bucket: str) -> bool:
-        """Multi-tenancy: deny by default once any claim is configured."""
-        if not self.bucket_claims:
-            return True
-        return any(fnmatch.fnmatchcase(bucket, pattern) for pattern in self.bucket_claims.get(namespace, []))

@@ -84,6 +84,7 @@ def build_status(
         "driftCorrections": previous.drift_corrections + (1 if result.drift_corrected else 0),
         "findings": [f.to_k8s() for f in result.findings],
         "adoptedStatements": _adopted(result, previous),
+        "ownedStatement": _owned(result, previous),
         # Set by k8s/_effective.py (allowedSourcesFrom, writer fights); kept as they were when not given.
         "resolvedSourcesHash": previous.resolved_sources_hash,
         "contention": previous.contention.to_k8s() if previous.contention else None,
@@ -97,6 +98,15 @@ def build_status(
     touched = result.applied or changed or sync_due
     status["lastSyncTime"] = stamp if touched else previous.last_sync_time
     return StatusUpdate(status=status, changed=changed, due=changed or sync_due or result.applied)
+
+
+def _owned(result: ReconcileResult, previous: ProtectedBucketStatus) -> dict[str, Any] | None:
+    """What this resource wrote and found in force: set by a write or an InSync, cleared when given up."""
+    if result.owned is not None:
+        return result.owned.to_k8s()
+    if result.disowned or previous.owned_statement is None:
+        return None
+    return previous.owned_statement.to_k8s()
 
 
 def _adopted(result: ReconcileResult, previous: ProtectedBucketStatus) -> list[dict[str, Any]]:

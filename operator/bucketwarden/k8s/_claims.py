@@ -1,0 +1,118 @@
+"""Claims on buckets and the tenancy in force, from kopf's indices; and the arbitration between claimants.
+
+Every ProtectedBucket is indexed by its bucket (``claims_by_bucket``), every TenantPolicy by name and every
+namespace's labels by name. A reconcile asks two questions of them, looking only at its own bucket's claims:
+does a TenantPolicy grant this resource what it asks (else NotAuthorized, no AWS call), and which authorized,
+valid claimant owns the bucket (the oldest creationTimestamp, then uid). A refused or invalid resource is never
+a claimant, so it cannot hold a bucket against its rightful owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from pydantic import ValidationError
+
+from bucketwarden.spec import ProtectedBucketSpec, TenantPolicySpec
+from bucketwarden.tenancy import Request, Tenancy
+
+CLAIMS_INDEX = "claims_by_bucket"
+TENANT_POLICIES_INDEX = "tenant_policies"
+NAMESPACE_LABELS_INDEX = "namespace_labels"
+
+
+class ClaimEntry(NamedTuple):
+    """One ProtectedBucket's claim on its bucket, as the claims index keeps it."""
+
+    created: str  # metadata.creationTimestamp (RFC 3339, so it sorts as text)
+    uid: str
+    namespace: str
+    name: str
+    sid: str | None  # spec.statementSid; None for an invalid spec
+    request: Request | None  # what it asks a grant for; None for an invalid spec (never a claim)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def claim_entry(
+    namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any]
+) -> dict[str, ClaimEntry] | None:
+    """The claims index's value for one ProtectedBucket: {bucket: entry}; None without a bucket name."""
+    bucket = spec.get("bucketName")
+    if not isinstance(bucket, str) or not bucket:
+        return None
+    try:
+        parsed = ProtectedBucketSpec.model_validate(dict(spec))
+    except ValidationError:
+        request, sid = None, None
+    else:
+        request, sid = Request.of(namespace, name, parsed), parsed.statement_sid
+    created = str(meta.get("creationTimestamp") or "")
+    return {bucket: ClaimEntry(created, str(meta.get("uid") or ""), namespace, name, sid, request)}
+
+
+def tenant_policy_entry(name: str, spec: Mapping[str, Any]) -> dict[str, TenantPolicySpec] | None:
+    """The TenantPolicy index's value: parsed once per watch event, never per reconcile. Invalid: no grant."""
+    try:
+        return {name: TenantPolicySpec.model_validate(dict(spec))}
+    except ValidationError:
+        return None
+
+
+class _IndexLabels(Mapping[str, Mapping[str, str]]):
+    """Namespace labels read straight from kopf's index (no copy of the whole cluster per reconcile)."""
+
+    def __init__(self, index: Mapping[str, Iterable[Mapping[str, str]]]) -> None:
+        self._index = index
+
+    def __getitem__(self, namespace: str) -> Mapping[str, str]:
+        for labels in self._index.get(namespace, ()):
+            return labels
+        raise KeyError(namespace)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+def tenancy_from(policies: Mapping[str, Iterable[TenantPolicySpec]] | None, namespaces: Any) -> Tenancy:
+    """The tenancy in force, from the TenantPolicy and namespace-labels indices (cheap: tens of policies)."""
+    by_name = {name: spec for name, specs in (policies or {}).items() for spec in specs}
+    return Tenancy(by_name, _IndexLabels(namespaces or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Arbitration:
+    """Who owns a bucket among its authorized, valid claimants; and every other claimant's Sid."""
+
+    owner: ClaimEntry | None
+    rivals: Mapping[str, str] = field(default_factory=dict)  # Sid -> namespace/name, this resource excluded
+
+    def owned_by(self, namespace: str, name: str) -> bool:
+        """Whether (namespace, name) may write: it owns the bucket, or no authorized claim is indexed yet."""
+        return self.owner is None or (self.owner.namespace, self.owner.name) == (namespace, name)
+
+
+def arbitrate(
+    entries: Iterable[ClaimEntry], tenancy: Tenancy, namespace: str, name: str, *, leaving: bool = False
+) -> Arbitration:
+    """The deterministic owner of a bucket: oldest creationTimestamp, then uid, among claims a grant covers.
+
+    ``leaving``: (namespace, name) is being deleted and is no claimant any more (who takes over?).
+    """
+    valid = [
+        e
+        for e in entries
+        if e.request is not None
+        and not (leaving and (e.namespace, e.name) == (namespace, name))
+        and tenancy.authorize(e.request).allowed
+    ]
+    valid.sort(key=lambda e: (e.created, e.uid))
+    rivals = {e.sid: e.key for e in valid if e.sid and (e.namespace, e.name) != (namespace, name)}
+    return Arbitration(valid[0] if valid else None, rivals)
