@@ -18,7 +18,7 @@ import yaml
 from imagekit import MIB, REPO_ROOT, Engine, container_flags, find_deployment, image_under_test
 
 from bucketwarden.cli import build_parser
-from bucketwarden_testkit import PROTECTED_BUCKETS, EnforcedMoto, KubeEmulator, wait_until
+from bucketwarden_testkit import PROTECTED_BUCKETS, TENANT_POLICIES, EnforcedMoto, KubeEmulator, wait_until
 
 # One line, as the Chromium and Terraform tests skip: no engine here (docker without a daemon, no podman), or no image.
 if isinstance(_found := image_under_test(), str):
@@ -264,7 +264,11 @@ def operator_from_image(
 
 
 def test_image_runs_the_operator_with_the_charts_environment(
-    operator_from_image: tuple[OperatorContainer, int], aws: EnforcedMoto, kube: KubeEmulator
+    operator_from_image: tuple[OperatorContainer, int],
+    engine: Engine,
+    image: str,
+    aws: EnforcedMoto,
+    kube: KubeEmulator,
 ) -> None:
     container, health_port = operator_from_image
     bucket, role, namespace = (f"{prefix}-{secrets.token_hex(3)}" for prefix in ("bw-image", "backup", "image"))
@@ -277,7 +281,13 @@ def test_image_runs_the_operator_with_the_charts_environment(
     trust = json.dumps({"Version": "2012-10-17", "Statement": [backup]})
     role_id = iam.create_role(RoleName=role, Path="/service-role/", AssumeRolePolicyDocument=trust)["Role"]["RoleId"]
     try:
+        # The cluster admin's grant, printed by the image's `grant` command, as `... | kubectl apply -f -` would.
+        granted = engine.run(image, "grant", "--namespace", namespace, "--bucket", bucket)
+        assert granted.returncode == 0, granted.stderr[-3000:]
+        grant = yaml.safe_load(granted.stdout)
+        assert grant["kind"] == TENANT_POLICIES.kind
         with kube.client() as client:
+            client.create_object(TENANT_POLICIES, {"metadata": grant["metadata"], "spec": grant["spec"]})
             client.create_namespace(namespace)
             spec = {"bucketName": bucket, "allowedSourceIps": OFFICE_CIDRS, "exemptRoles": [{"name": role}]}
             client.create_object(PROTECTED_BUCKETS, {"metadata": {"name": "pb"}, "spec": spec}, namespace=namespace)
