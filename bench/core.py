@@ -2,7 +2,9 @@
 
 Times render, merge, plan and (once the verifier exists) verify for 1, 10 and 100 CIDRs against existing
 policies of 0, 10 and 100 foreign statements, in microseconds per call. No pass/fail: it prints a table.
-Run: ``python -m bench.core [--quick] [--json FILE]``.
+Also times the symbolic prover (``bucketwarden.policy.prove``, the 'prove' extra) on the typical, large and
+typical-with-denies cases, next to the fast engine: cold (first proof for a spec) and warm (the same spec again).
+Run: ``python -m bench.core [--quick] [--no-prover] [--json FILE]``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import statistics
 import timeit
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from bench import _report
@@ -187,7 +190,39 @@ def run_case(case: Case, verify: Verifier | None, *, quick: bool) -> dict[str, A
     }
 
 
-def run(quick: bool) -> dict[str, Any]:
+def prover_timings(quick: bool) -> dict[str, dict[str, float]] | None:
+    """Milliseconds per prove_policy call on B5's typical, large and typical-with-denies cases; None without z3.
+
+    Cold: a clock no earlier call used, so the callers (and the proofs remembered on them) are new. Warm: the same
+    spec and clock again, as a repeated ``verify --prove`` of an unchanged bucket would be.
+    """
+    try:
+        from bucketwarden.policy.prove import available, prove_policy
+    except ImportError:  # pragma: no cover
+        return None
+    if not available():
+        return None
+    cases = {
+        "typical": Case.make(*TYPICAL),
+        "large": Case.make(*LARGE),
+        "typical_denies": Case.make(*TYPICAL, denies=True),
+    }
+    out: dict[str, dict[str, float]] = {}
+    clock = 1_800_000_000.0
+    for name, case in cases.items():
+        desired = case.merge(case.render())
+        cold: list[float] = []
+        for _ in range(1 if quick else 5):
+            clock += 3600
+            started = timeit.default_timer()
+            prove_policy(case.spec, [ROLE], OPERATOR, desired, now=clock)
+            cold.append((timeit.default_timer() - started) * 1e3)
+        warm = measure(partial(prove_policy, case.spec, [ROLE], OPERATOR, desired, now=clock), quick=quick)
+        out[name] = {"cold_ms": statistics.median(cold), "warm_ms": warm.median_us / 1e3}
+    return out
+
+
+def run(quick: bool, *, prover: bool = True) -> dict[str, Any]:
     """Time every combination, print the table, and return the numbers (``b5_core_us`` is the headline)."""
     verify = find_verifier()
     cases = [run_case(Case.make(c, f), verify, quick=quick) for c in CIDR_COUNTS for f in FOREIGN_COUNTS]
@@ -212,6 +247,23 @@ def run(quick: bool) -> dict[str, Any]:
     )
     if verify is None:
         print("verify: bucketwarden.policy.verify_policy not available; render_merge_verify is render + merge\n")
+    proofs = prover_timings(quick) if prover else None
+    if proofs is not None:
+        fast = {
+            "typical": by_size[TYPICAL]["median_us"]["verify"],
+            "large": by_size[LARGE]["median_us"]["verify"],
+            "typical_denies": with_denies["median_us"]["verify"],
+        }
+        _report.print_table(
+            ["case", "fast verify us", "prover cold ms", "prover warm ms"],
+            [
+                [name, _report.format_us(fast[name]), f"{t['cold_ms']:.1f}", f"{t['warm_ms']:.2f}"]
+                for name, t in proofs.items()
+            ],
+            title="B5 prover (z3, verify --prove) next to the fast engine (reconcile path)",
+        )
+    elif prover:
+        print("prover: z3-solver not installed (the 'prove' extra); not measured\n")
     return {
         "benchmark": "core",
         "quick": quick,
@@ -222,6 +274,7 @@ def run(quick: bool) -> dict[str, Any]:
             "render_merge_verify_large": by_size[LARGE]["median_us"]["render_merge_verify"],
             "render_merge_verify_typical_denies": with_denies["median_us"]["render_merge_verify"],
         },
+        "b5_prover_ms": proofs,
     }
 
 
@@ -229,8 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.core", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few iterations only: checks it runs, not speed")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--no-prover", action="store_true", help="skip timing the symbolic prover")
     args = parser.parse_args(argv)
-    results = run(args.quick)
+    results = run(args.quick, prover=not args.no_prover)
     if args.json:
         _report.write_json(args.json, {"core": results})
     return 0

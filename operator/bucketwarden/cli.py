@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -32,8 +33,10 @@ from bucketwarden.policy import (
     merge_policy,
     parse_address,
     parse_date,
+    ranges_from_ip_ranges_json,
     render_statement,
     verify_policy,
+    with_aws_source_ranges,
 )
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ExemptionKey, ProtectedBucketSpec
@@ -45,6 +48,7 @@ DEFAULT_ACCOUNT = "123456789012"
 DEMO_MODULES = ("bucketwarden_testkit", "moto", "flask", "flask_cors")
 DEMO_INSTALL = "from a clone of the repository: make install, or pip install -c constraints.txt -e ./testkit"
 DEMO_KUBERNETES_MODULES = ("kmock",)
+PROVE_MODULES = ("z3",)  # verify --prove, audit --prove: the prove extra
 EXIT_USAGE = ExitCode.USAGE
 # IAM unique ids: "AROA" + 17 upper-case letters or digits for a role (IAM User Guide, "Unique identifiers").
 ROLE_ID_RE = re.compile(r"AROA[A-Z0-9]{17}")
@@ -136,14 +140,16 @@ def offline_roles(
     """Exempt roles resolved from --role-id (and --role-arn) flags instead of iam:GetRole."""
     roles = []
     for role in spec.exempt_roles:
-        arn = role.arn or (role_arns or {}).get(role.role_name) or f"arn:aws:iam::{account}:role/{role.role_name}"
+        given = role.arn or (role_arns or {}).get(role.role_name)
+        arn = given or f"arn:aws:iam::{account}:role/{role.role_name}"
         role_id = role_ids.get(role.ref) or role_ids.get(role.role_name) or role_ids.get(arn)
         if role_id is None and spec.exemption_key is ExemptionKey.USER_ID:
             raise UsageError(
                 f"no RoleId for exempt role {role.ref!r}: pass --role-id {role.ref}=AROA... "
                 f"(aws iam get-role --role-name {role.role_name} --query Role.RoleId)"
             )
-        roles.append(ResolvedRole(ref=role.ref, name=role.role_name, arn=arn, role_id=role_id))
+        # Without an ARN the role's path is a guess (none): the verifier says Unknown where the path decides.
+        roles.append(ResolvedRole(ref=role.ref, name=role.role_name, arn=arn, role_id=role_id, path_known=bool(given)))
     return roles
 
 
@@ -159,13 +165,44 @@ def offline_operator(user_id: str | None, account: str) -> CallerIdentity | None
     return CallerIdentity(account=account, arn=f"arn:aws:iam::{account}:user/bucketwarden-operator", user_id=user_id)
 
 
+def read_aws_ip_ranges(path: str | None) -> tuple[str, ...]:
+    """--aws-ip-ranges FILE: the prefixes of the user's copy of AWS's ip-ranges.json (never fetched)."""
+    if path is None:
+        return ()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--aws-ip-ranges {path}: {exc.strerror}") from None
+    try:
+        return ranges_from_ip_ranges_json(text)
+    except ValueError as exc:
+        raise UsageError(f"--aws-ip-ranges {path}: {exc}") from None
+
+
 def _offline_inputs(
     args: argparse.Namespace,
 ) -> tuple[ProtectedBucketSpec, list[ResolvedRole], CallerIdentity | None]:
-    spec = _one_spec(args.file).resource.spec
-    role_arns = _parse_role_arns(getattr(args, "role_arn", []))
+    spec = with_aws_source_ranges(_one_spec(args.file).resource.spec, read_aws_ip_ranges(args.aws_ip_ranges))
+    role_arns = _parse_role_arns(args.role_arn)
     roles = offline_roles(spec, _parse_role_ids(args.role_id), args.account, role_arns)
     return spec, roles, offline_operator(args.operator_user_id, args.account)
+
+
+# The facts every command that judges a policy takes, with the same names and meanings (a test holds them equal).
+FACT_FLAGS = ("--role-id", "--role-arn", "--operator-user-id", "--account", "--aws-ip-ranges")
+# Facts a run against AWS looks up itself (iam:GetRole, sts:GetCallerIdentity): stating them there is refused.
+LOOKED_UP_LIVE = ("role_id", "role_arn", "operator_user_id")
+
+
+def _refuse_offline_facts_live(args: argparse.Namespace) -> None:
+    given = [f"--{name.replace('_', '-')}" for name in LOOKED_UP_LIVE if getattr(args, name)]
+    if args.account != DEFAULT_ACCOUNT:
+        given.append("--account")
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: against AWS these facts are looked up (iam:GetRole, sts:GetCallerIdentity); "
+            "state them only offline (plan --offline or --existing-policy, render, verify)"
+        )
 
 
 # --- commands -----------------------------------------------------------------------------------------------
@@ -218,11 +255,15 @@ def plan_offline(args: argparse.Namespace) -> int:
     from bucketwarden.filemode import run_manifests
 
     manifests = [_one_spec(args.file)] if args.existing_policy is not None else load_manifests(args.file)
+    manifests = with_ranges(manifests, read_aws_ip_ranges(args.aws_ip_ranges))
     role_ids = _parse_role_ids(args.role_id)
+    role_arns = _parse_role_arns(args.role_arn)
     operator = offline_operator(args.operator_user_id, args.account)
     specs = [m.resource.spec for m in manifests]
     # Resolved up front: a missing --role-id is a usage error before anything runs, not a per-bucket failure.
-    identities = {spec.bucket_name: (offline_roles(spec, role_ids, args.account), operator) for spec in specs}
+    identities = {
+        spec.bucket_name: (offline_roles(spec, role_ids, args.account, role_arns), operator) for spec in specs
+    }
     policies = {specs[0].bucket_name: _read_policy_text(args.existing_policy)} if args.existing_policy else {}
     if operator is None and any(spec.exempt_operator for spec in specs):
         print(
@@ -236,28 +277,56 @@ def plan_offline(args: argparse.Namespace) -> int:
     )
 
 
+def with_ranges(manifests: Sequence[Manifest], ranges: Sequence[str]) -> list[Manifest]:
+    """Each manifest with its spec narrowed to --aws-ip-ranges (see with_aws_source_ranges)."""
+    if not ranges:
+        return list(manifests)
+    out = []
+    for m in manifests:
+        resource = m.resource.model_copy(update={"spec": with_aws_source_ranges(m.resource.spec, ranges)})
+        out.append(dataclasses.replace(m, resource=resource))
+    return out
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     spec, roles, operator = _offline_inputs(args)
     policy = _read_policy(args.policy)
     result = verify_policy(spec, roles, operator, policy)
+    proof = None
+    if args.prove:
+        if missing_modules(PROVE_MODULES):
+            print(
+                "bucketwarden verify: --prove needs the prove extra: pip install 'bucketwarden[prove]'", file=sys.stderr
+            )
+            return ExitCode.UNAVAILABLE
+        proof = _prove_or_exit(spec, roles, operator, policy)
     if args.output == "json":
         print(
             json.dumps(
                 {
                     "ok": result.ok,
                     "verdict": result.verdict,
+                    "verdicts": result.verdicts,
+                    **({"prover": proof.to_json()} if proof is not None else {}),
                     "counterexamples": [
                         {
                             "principal": c.principal,
                             "action": c.action,
                             "resource": c.resource,
                             "deniedBy": c.label,
+                            "promise": c.promise,
                             "context": {k: list(v) for k, v in sorted(c.context.items())},
                         }
                         for c in result.counterexamples
                     ],
                     "unknown": [
-                        {"principal": u.principal, "statement": u.label, "keys": list(u.keys), "action": u.action}
+                        {
+                            "principal": u.principal,
+                            "statement": u.label,
+                            "keys": list(u.keys),
+                            "action": u.action,
+                            "promise": u.promise,
+                        }
                         for u in result.unknowns
                     ],
                     "scenarios": [
@@ -282,6 +351,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"{f.severity.lower()}: {f.code}: {f.message}")
         for line in _counterexample_lines(result):
             print(line)
+        for promise, promise_verdict in result.verdicts.items():
+            print(f"verdict {promise}: {promise_verdict}")
+        if proof is not None:
+            for line in proof.lines():
+                print(line)
         verdict = {"Pass": "OK", "Fail": "FAILED", "Unknown": "INCONCLUSIVE (" + ", ".join(result.unknown_keys) + ")"}
         print("verification: " + verdict[result.verdict])
     # Unknown never blocks a write, so it is not an error either.
@@ -384,6 +458,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _prove_or_exit(
+    spec: ProtectedBucketSpec,
+    roles: Sequence[ResolvedRole],
+    operator: CallerIdentity | None,
+    policy: PolicyDocument | None,
+) -> Any:
+    from bucketwarden.policy.prove import ProverUnavailableError, prove_policy
+
+    try:
+        return prove_policy(spec, roles, operator, policy)
+    except ProverUnavailableError as exc:
+        raise UsageError(exc.message) from None
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     return _live(args, plan_only=False)
 
@@ -392,8 +480,10 @@ def _live(args: argparse.Namespace, *, plan_only: bool) -> int:
     """File mode: reconcile manifests once against AWS (or AWS_ENDPOINT_URL)."""
     from bucketwarden.filemode import run_file_mode
 
+    _refuse_offline_facts_live(args)
     return run_file_mode(
         args.file,
+        aws_ranges=read_aws_ip_ranges(args.aws_ip_ranges),
         plan_only=plan_only,
         output=getattr(args, "output", "table"),
         show_unchanged=getattr(args, "show_unchanged", False),
@@ -425,6 +515,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from bucketwarden.audit import AuditUsageError, run_audit
 
+    _refuse_offline_facts_live(args)
+    args.aws_ranges = read_aws_ip_ranges(args.aws_ip_ranges)
     try:
         return run_audit(args)
     except AuditUsageError as exc:  # a bad flag value is a usage error, whatever module notices it
@@ -497,12 +589,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- argument parsing ---------------------------------------------------------------------------------------
 
 
-def _offline_flags(p: argparse.ArgumentParser, *, policy_flag: str) -> None:
-    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest (YAML); - reads standard input")
-    if policy_flag == "existing":
-        p.add_argument("--existing-policy", metavar="FILE", help="the bucket's current policy (JSON)")
-    else:
-        p.add_argument("--policy", metavar="FILE", required=True, help="the bucket policy to verify (JSON)")
+def add_fact_flags(p: argparse.ArgumentParser) -> None:
+    """The facts every judging command takes (FACT_FLAGS): plan, render, verify, apply and audit alike."""
     p.add_argument(
         "--role-id",
         action="append",
@@ -519,6 +607,21 @@ def _offline_flags(p: argparse.ArgumentParser, *, policy_flag: str) -> None:
     )
     p.add_argument("--operator-user-id", metavar="ID", help="the operator's aws:userid; omit for no operator exemption")
     p.add_argument("--account", default=DEFAULT_ACCOUNT, help="account id used for role names (default %(default)s)")
+    p.add_argument(
+        "--aws-ip-ranges",
+        metavar="FILE",
+        help="your copy of AWS's ip-ranges.json (never fetched): AWS Backup's aws:SourceIp is judged over its "
+        "public prefixes instead of every public address",
+    )
+
+
+def _offline_flags(p: argparse.ArgumentParser, *, policy_flag: str) -> None:
+    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest (YAML); - reads standard input")
+    if policy_flag == "existing":
+        p.add_argument("--existing-policy", metavar="FILE", help="the bucket's current policy (JSON)")
+    else:
+        p.add_argument("--policy", metavar="FILE", required=True, help="the bucket policy to verify (JSON)")
+    add_fact_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -553,9 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder; - reads stdin")
     p.add_argument("--existing-policy", metavar="FILE", help="offline: the bucket's current policy (JSON)")
     p.add_argument("--offline", action="store_true", help="offline, against an empty policy")
-    p.add_argument("--role-id", action="append", default=[], metavar="NAME_OR_ARN=ROLEID")
-    p.add_argument("--operator-user-id", metavar="ID")
-    p.add_argument("--account", default=DEFAULT_ACCOUNT)
+    add_fact_flags(p)
     p.add_argument("--output", choices=("table", "json"), default="table")
     p.add_argument("--show-unchanged", action="store_true", help="also list the buckets already in sync")
     _exemption_flags(p)
@@ -567,6 +668,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _offline_flags(p, policy_flag="policy")
     p.add_argument("--output", choices=("table", "json"), default="table")
+    p.add_argument(
+        "--prove",
+        action="store_true",
+        help="also run the symbolic prover (z3, the 'prove' extra): a proof over ALL modelled requests, or a "
+        "counterexample",
+    )
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("evaluate", help="evaluate one request against a bucket policy (offline)")
@@ -585,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="reconcile manifests once against AWS; exit 0 when every bucket is Ready")
     p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder; - reads stdin")
     p.add_argument("--output", choices=("table", "json"), default="table")
+    add_fact_flags(p)
     _exemption_flags(p)
     p.set_defaults(func=cmd_apply)
 
@@ -597,6 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
         "whether AWS Backup's roles are denied; --emit-manifests DIR writes ProtectedBuckets to onboard them.",
     )
     add_audit_arguments(p)
+    add_fact_flags(p)
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser(

@@ -231,6 +231,7 @@ def _spec_schema() -> JsonSchema:
         _rule(f"self.startsWith('{RESERVED_SID_PREFIX}')", SID_PREFIX_MESSAGE),
     ]
     props["allowedSourceIps"]["items"]["x-kubernetes-validations"] = _cidr_rules()
+    props["verificationContext"]["properties"]["awsSourceRanges"]["items"]["x-kubernetes-validations"] = [_cidr_rule()]
     # A map keyed by name refuses the same list twice itself ("Duplicate value"), as the model does.
     props["allowedSourcesFrom"]["x-kubernetes-list-type"] = "map"
     props["allowedSourcesFrom"]["x-kubernetes-list-map-keys"] = ["name"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from bucketwarden.dryrun import DryRunAws
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.manifests import Manifest, load_manifests
 from bucketwarden.operator_exemption import OperatorExemptionPort, resolve_operator_role
+from bucketwarden.policy import with_aws_source_ranges
 from bucketwarden.readiness import ReadinessPort
 from bucketwarden.reconciler import READY, SYNCED, VERIFIED, AwsPort, Reconciler, ReconcileResult
 from bucketwarden.spec import Condition, ManagementPolicy
@@ -213,10 +215,19 @@ def run_file_mode(
     show_unchanged: bool = False,
     exempt_operator_role: str | None = None,
     exempt_caller: bool = True,
+    aws_ranges: Sequence[str] = (),
 ) -> int:
     """Reconcile once. The operator exemption goes to ``exempt_operator_role``'s sessions if given, else to the
-    caller unless ``exempt_caller`` is False (then no operator principal is exempted)."""
+    caller unless ``exempt_caller`` is False (then no operator principal is exempted). ``aws_ranges`` (the
+    user's ip-ranges.json) narrows where AWS Backup's requests may come from, as awsSourceRanges does."""
     manifests = load_manifests(path)
+    if aws_ranges:
+        manifests = [
+            dataclasses.replace(
+                m, resource=m.resource.model_copy(update={"spec": with_aws_source_ranges(m.resource.spec, aws_ranges)})
+            )
+            for m in manifests
+        ]
     if aws is None:
         from bucketwarden.aws import AwsGateway
 

@@ -94,6 +94,9 @@ class ResolvedRole:
     role_id: str | None  # None only for a role exempted by ARN that could not be looked up (principalArn key)
     # The role's trust policy (JSON) when iam:GetRole returned it; not part of the role's identity.
     trust_policy: str | None = field(default=None, compare=False, hash=False, repr=False)
+    # False when the ARN's path is a guess (offline, a role named without --role-arn): the verifier then treats
+    # aws:PrincipalArn's path as unknown.
+    path_known: bool = True
 
     @property
     def account(self) -> str:

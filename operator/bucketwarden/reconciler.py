@@ -28,6 +28,7 @@ from bucketwarden.policy import (
     ADOPTION_REFUSED,
     MAX_POLICY_BYTES,
     OWNED_SID_FOREIGN_CONTENT,
+    SOURCES_PENDING,
     AdoptionCheck,
     Plan,
     PolicyDocument,
@@ -38,6 +39,7 @@ from bucketwarden.policy import (
     lint_policy,
     lint_spec,
     merge_policy,
+    narrow_to_live,
     partition_for_region,
     plan_change,
     remove_policy,
@@ -77,6 +79,7 @@ R_OBSERVING = "Observing"
 R_INVALID_SPEC = "InvalidSpec"
 R_VERIFICATION_FAILED = "VerificationFailed"
 R_FOREIGN_DENY = "ForeignDenyBlocksExemptRole"
+R_FOREIGN_DENY_OPERATOR = "ForeignDenyBlocksOperator"  # a foreign Deny locks the operator out (not AWS Backup)
 R_NOT_CHECKED = "NotChecked"
 # Verified=Unknown: no promise is broken as far as bucketwarden can know, but a Deny hangs on a key it cannot
 # know (aws:PrincipalOrgID, a tag...). Ready is not blocked; the message names the keys.
@@ -435,13 +438,17 @@ class Reconciler:
             )
             base.conditions = _failed_conditions(too_large.reason, too_large.message)
             base.error = too_large
-            return base
+            return self._fail_closed(base, spec, roles, operator, target, too_large)
 
         if verification.blocking_failures:
             msg = "refusing to write: " + _summarise_failures(verification)
             base.outcome = "Blocked"
+            # A foreign Deny that locks only the operator out says so in Verified's reason (not "AWS Backup fails").
+            codes = {f.code for f in verification.findings}
+            locked = R_FOREIGN_DENY_OPERATOR in codes and R_FOREIGN_DENY not in codes
+            reason = R_FOREIGN_DENY_OPERATOR if locked else R_VERIFICATION_FAILED
             base.conditions = _failed_conditions(
-                R_VERIFICATION_FAILED, msg, verified=_cond(VERIFIED, False, R_VERIFICATION_FAILED, msg)
+                R_VERIFICATION_FAILED, msg, verified=_cond(VERIFIED, False, reason, msg)
             )
             base.policy_hash = observed.policy_hash if observed else None
             return base
@@ -472,7 +479,7 @@ class Reconciler:
 
     def _verified_conditions(self, verification: Verification) -> list[Condition]:
         """Ready and Verified once the policy in force is ours; a foreign Deny can still break backups."""
-        foreign = [f for f in verification.findings if f.code == R_FOREIGN_DENY]
+        foreign = [f for f in verification.findings if f.code in (R_FOREIGN_DENY, R_FOREIGN_DENY_OPERATOR)]
         if verification.ok and not foreign:
             if verification.verdict == "Unknown":
                 return [
@@ -484,7 +491,9 @@ class Reconciler:
                 _cond(VERIFIED, True, R_VERIFIED, MSG_VERIFIED),
             ]
         msg = "; ".join(f.message for f in foreign) or _summarise_failures(verification)
-        reason = R_FOREIGN_DENY if foreign else R_VERIFICATION_FAILED
+        # The role's code wins when both apply: AWS Backup failing is the product's promise broken.
+        codes = {f.code for f in foreign}
+        reason = next((c for c in (R_FOREIGN_DENY, R_FOREIGN_DENY_OPERATOR) if c in codes), R_VERIFICATION_FAILED)
         return [_cond(READY, False, R_VERIFICATION_FAILED, msg), _cond(VERIFIED, False, reason, msg)]
 
     def _observe_only(
@@ -513,6 +522,67 @@ class Reconciler:
         ]
         if plan.changes:
             base.findings.append(Finding(severity="Info", code="ChangesPending", message=pending))
+        return base
+
+    def _fail_closed(
+        self,
+        base: ReconcileResult,
+        spec: ProtectedBucketSpec,
+        roles: Sequence[ResolvedRole],
+        operator: CallerIdentity | None,
+        target: BucketTarget,
+        too_large: PolicyTooLargeError,
+    ) -> ReconcileResult:
+        """The change does not fit in 20 KB. Removals must not wait for it: write the sources that both our
+        statement in force and the new spec allow, and name the additions that wait. Nothing else changes."""
+        observed = base.observed
+        live = observed.find(spec.statement_sid) if observed is not None else []
+        if len(live) != 1:
+            return base  # nothing of ours in force (or duplicates): nothing to narrow, nothing written
+        narrowing = narrow_to_live(spec, live[0])
+        pending = ", ".join(narrowing.pending) or "none"
+        if narrowing.pending:
+            message = f"waiting until the policy fits in {MAX_POLICY_BYTES} bytes, the additions: {pending}"
+            base.findings.append(Finding(severity="Warning", code=SOURCES_PENDING, message=message))
+        if narrowing.empty:
+            message = (
+                "the statement in force and the new spec have no source in common: the removals are not written "
+                "either (that would deny every client but the exempt principals); shorten the lists"
+            )
+            base.findings.append(Finding(severity="Error", code=SOURCES_PENDING, message=message))
+            return base
+        ours = render_statement(narrowing.spec, roles, operator, partition=partition_for_region(spec.region))
+        desired = merge_policy(observed, ours, spec.owned_sids)
+        plan = plan_change(observed, desired)
+        if desired.size_bytes > MAX_POLICY_BYTES:
+            return base
+        try:
+            verification = verify_policy(narrowing.spec, roles, operator, desired)
+        except BucketWardenError:
+            return base
+        if verification.blocking_failures or (plan.changes and spec.management_policy is ManagementPolicy.OBSERVE):
+            return base
+        size = base.desired.size_bytes if base.desired is not None else 0
+        if plan.action == "put":
+            try:
+                self._aws.put(target.bucket, desired.to_json(), **target.options)
+            except BucketWardenError as exc:
+                return self._aws_failure(base, exc)
+            base.action, base.applied = plan.action, True
+        if base.applied:
+            done = (
+                "only the sources both the statement in force and the spec allow are written, so the removals took "
+                f"effect ({', '.join(narrowing.removed) or 'none'})"
+            )
+        else:
+            done = "the statement in force allows only sources the spec allows (every removal is in effect)"
+        message = (
+            f"the merged bucket policy would be {size} bytes, over S3's {MAX_POLICY_BYTES}-byte limit: fail closed, "
+            f"{done}, and the additions wait ({pending})"
+        )
+        base.desired, base.policy_hash, base.verification = desired, desired.policy_hash, verification
+        verified = self._verified_conditions(verification)[1]
+        base.conditions = _failed_conditions(too_large.reason, message, verified=verified)
         return base
 
     def _adoption_refused(self, base: ReconcileResult, adoption: AdoptionCheck) -> ReconcileResult:

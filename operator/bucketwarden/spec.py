@@ -285,6 +285,13 @@ class VerificationContext(_Model):
     principal_tags: list[PrincipalTag] = Field(
         default_factory=list, max_length=MAX_TAGS, description="Tags of the exempt roles (aws:PrincipalTag/...)."
     )
+    aws_source_ranges: list[Cidr] = Field(
+        default_factory=list,
+        max_length=MAX_CIDRS,
+        description="The AWS ranges AWS Backup's requests may come from (e.g. the S3 and AMAZON prefixes of the "
+        "region in ip-ranges.json); narrows the public address space aws:SourceIp is judged over. Empty: any "
+        "public address.",
+    )
 
 
 class AllowListRef(_Model):
@@ -543,7 +550,13 @@ class SourceAllowListStatus(_Model):
     sources_hash: str | None = Field(default=None, description="Hash of the list's current sources.")
     used_by: int = Field(default=0, description="ProtectedBuckets that reference this list.")
     in_sync: int = Field(default=0, description="Of those, how many are Synced with its current content.")
-    users: list[str] = Field(default_factory=list, description="namespace/name of each (at most 50 shown).")
+    users: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "How many of them each namespace holds (at most 50 namespaces shown). Counts, not names: every "
+            "namespace may read a list, and other tenants' resource names are not theirs to read."
+        ),
+    )
 
 
 # --- TenantPolicy ---------------------------------------------------------------------------------------------
@@ -551,8 +564,8 @@ class SourceAllowListStatus(_Model):
 # Globs (fnmatch: * and ?) over Kubernetes names, bucket names, ARNs and SourceAllowList names. ASCII only, no
 # brackets: a grant an admin reads must mean what it says, with no character classes to misread.
 NAME_GLOB_RE = re.compile(r"^[a-z0-9*?]([-a-z0-9.*?]*[a-z0-9*?])?$")
-ARN_GLOB_RE = re.compile(r"^arn:[A-Za-z0-9*?-]*:iam::[0-9*?]{1,12}:role/[A-Za-z0-9_+=,.@/*?-]{1,1500}$")
-EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9+=,.@:/-]{2,1224}$")
+ARN_GLOB_RE = re.compile(r"^arn:[A-Za-z0-9*?-]*:iam::[0-9*?]{1,12}:role/[A-Za-z0-9_+=,.@/*?-]+$")
+EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9+=,.@:/-]{2,}$")
 LABEL_KEY_RE = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )

@@ -789,7 +789,8 @@ def _allow_list_chapter(story: Story, world: DemoWorld, driver: OperatorDriver) 
     )
     for line in table.splitlines():
         story.say(line)
-    story.say(f"status.users: {', '.join(status.get('users') or [])}")
+    users = status.get("users") or {}
+    story.say(f"status.users (per namespace): {', '.join(f'{ns}: {n}' for ns, n in sorted(users.items()))}")
     story.check("the list's status: USED BY 2, IN SYNC 2", in_sync)
 
 

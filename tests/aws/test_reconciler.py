@@ -408,3 +408,34 @@ def test_reconcile_stated_facts_are_judged_again_even_when_the_policy_is_unchang
     previous = PreviousState(first.statement_hash, {}, first.policy_hash, verified=True)
     changed = reconciler.reconcile(make_spec(verificationContext={"organizationId": "o-zzzzzzzzzz"}), previous)
     assert cond(changed, "Verified") == ("False", "VerificationFailed")
+
+
+def test_reconcile_foreign_deny_on_the_operator_is_reported_as_such(aws: InMemoryAws) -> None:
+    lock = {
+        "Sid": "OnlyAdminsEditPolicy",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutBucketPolicy",
+        "Resource": f"arn:aws:s3:::{BUCKET}",
+    }
+    aws.put_foreign(BUCKET, policy(hand_written_deny(), lock))
+    result = Reconciler(aws).reconcile(make_spec())
+    assert cond(result, "Verified") == ("False", "ForeignDenyBlocksOperator")
+    [finding] = [f for f in result.findings if f.code == "ForeignDenyBlocksOperator"]
+    assert "the operator cannot read or fix" in finding.message and "AWS Backup" not in finding.message
+
+
+def test_reconcile_restore_only_deny_says_restores_fail_not_backups(aws: InMemoryAws) -> None:
+    protect = {
+        "Sid": "NoOverwrites",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{BUCKET}/*",
+    }
+    aws.put_foreign(BUCKET, policy(hand_written_deny(), protect))
+    result = Reconciler(aws).reconcile(make_spec())
+    assert cond(result, "Verified") == ("False", "ForeignDenyBlocksExemptRole")
+    verified = result.condition("Verified")
+    assert verified is not None and "restores into this bucket" in verified.message
+    assert "backup jobs" not in verified.message

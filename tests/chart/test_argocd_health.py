@@ -13,7 +13,9 @@ from lupa import lua51
 
 from bucketwarden import errors
 from bucketwarden.k8s import _handlers
+from bucketwarden.k8s._events import CONFLICT
 from bucketwarden.reasons import READY_REASONS, VERIFIED_INCONCLUSIVE, reasons_of
+from bucketwarden.tenancy import NOT_AUTHORIZED
 
 ARGOCD_DIR = REPO_ROOT / "examples" / "argocd"
 HEALTH_KEY = "resource.customizations.health.bucketwarden.io_ProtectedBucket"
@@ -190,7 +192,7 @@ def test_ready_reasons_cover_every_error_the_code_raises() -> None:
             found[cls.reason] = cls.retryable
     source = (REPO_ROOT / "operator" / "bucketwarden" / "aws" / "_errors.py").read_text(encoding="utf-8")
     found |= dict.fromkeys(re.findall(r'reason="([A-Za-z]+)"', source), False)
-    found |= dict.fromkeys([_handlers.CONFLICT, _handlers.NOT_AUTHORIZED, _handlers.INVALID_SPEC], False)
+    found |= dict.fromkeys([CONFLICT, NOT_AUTHORIZED, _handlers.INVALID_SPEC], False)
     assert set(found) <= set(READY_REASONS), set(found) - set(READY_REASONS)
     for reason, retryable in found.items():
         assert READY_REASONS[reason] == ("progressing" if retryable else "terminal"), reason

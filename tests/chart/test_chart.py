@@ -13,11 +13,17 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from chartkit import CHART_DIR, HELMS, REPO_ROOT, HelmError, Manifest, Render, run_helm
+from chartkit import CHART_DIR, HELMS, REPO_ROOT, HelmError, Manifest, Render, is_aggregated, run_helm
+
+from bucketwarden.crd import build_tenant_policy_crd
+from bucketwarden.spec import TenantPolicySpec
+from tests.unit.test_crd import admit
 
 KUBE_VERSIONS = ("1.30.0", "1.37.0")
 NAMESPACES = ["team-a", "team-b"]
 PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}
+# Custom resources of our own CRDs that the chart's templates may render (validated against crds/).
+OWN_CR_KINDS = {"TenantPolicy"}
 # Custom resources of CRDs that are not ours to validate (the Prometheus Operator's).
 FOREIGN_CR_KINDS = {"ServiceMonitor"}
 
@@ -33,7 +39,6 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "podDisruptionBudget": {"enabled": True},
         "networkPolicy": {"enabled": True, "kubeApiCidrs": ["10.0.0.1/32"], "metricsFrom": [{"podSelector": {}}]},
         "aws": {"region": "eu-west-1", "endpointUrl": "http://moto.aws.svc:5000"},
-        "operator": {"bucketClaims": {"team-a": ["team-a-*"], "team-b": ["team-b-*", "shared-logs"]}},
         "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/bw"}},
         "extraEnv": [{"name": "AWS_MAX_ATTEMPTS", "value": "5"}],
         "podAnnotations": {"example.com/team": "platform"},
@@ -43,7 +48,15 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
     },
     "netpol-metrics-off": {"networkPolicy": {"enabled": True}, "metrics": {"enabled": False}},
+    "grant-all": {"tenancy": {"grantAll": True}},
+    "grant-all-namespaced": {"tenancy": {"grantAll": True}, "watchNamespaces": NAMESPACES},
+    "aggregated-off": {"rbac": {"aggregateToEdit": False, "aggregateToView": False}},
 }
+
+
+def _own_crd_schema(kind: str) -> dict[str, Any]:
+    crd = {"TenantPolicy": build_tenant_policy_crd}[kind]()
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
 
 
 def _ours(docs: list[Manifest]) -> list[Manifest]:
@@ -101,6 +114,8 @@ def peering_crds(render: Render) -> dict[str, Manifest]:
         pytest.param(("--strict",), {}, id="strict"),
         pytest.param(("--strict",), SCENARIOS["ha-namespaced"], id="strict-ha-namespaced"),
         pytest.param(("--strict",), SCENARIOS["extras-on"], id="strict-extras-on"),
+        pytest.param(("--strict",), SCENARIOS["grant-all-namespaced"], id="strict-grant-all-namespaced"),
+        pytest.param(("--strict",), SCENARIOS["aggregated-off"], id="strict-aggregated-off"),
     ],
 )
 def test_chart_lints_clean(
@@ -137,6 +152,9 @@ def test_chart_renders_valid_manifests(
             assert ("namespace" in doc["metadata"]) == (crd["spec"]["scope"] == "Namespaced")
             jsonschema.validate(doc, crd_version["schema"]["openAPIV3Schema"])
             continue
+        if doc["kind"] in OWN_CR_KINDS:
+            assert admit(doc, schema=_own_crd_schema(doc["kind"])).errors == []
+            continue
         kubernetes_validate.validate(doc, kube_version, strict=True)
 
 
@@ -152,7 +170,7 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
     [
         pytest.param(
             "defaults",
-            {"ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 1, "Deployment": 1, "Service": 1},
+            {"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 1, "Deployment": 1, "Service": 1},
             id="defaults",
         ),
         pytest.param(
@@ -161,7 +179,7 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
                 "ServiceAccount": 1,
                 "Role": 2,
                 "RoleBinding": 2,
-                "ClusterRole": 2,
+                "ClusterRole": 3,
                 "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "Service": 1,
@@ -170,14 +188,14 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
         ),
         pytest.param(
             "metrics-off",
-            {"ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 1, "Deployment": 1},
+            {"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 1, "Deployment": 1},
             id="metrics-off",
         ),
         pytest.param(
             "ha-clusterwide",
             {
                 "ServiceAccount": 1,
-                "ClusterRole": 2,
+                "ClusterRole": 3,
                 "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "Service": 1,
@@ -192,7 +210,7 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
                 "ServiceAccount": 1,
                 "Role": 2,
                 "RoleBinding": 2,
-                "ClusterRole": 2,
+                "ClusterRole": 3,
                 "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "Service": 1,
@@ -205,7 +223,7 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
             "peering-shared-crds",
             {
                 "ServiceAccount": 1,
-                "ClusterRole": 2,
+                "ClusterRole": 3,
                 "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "Service": 1,
@@ -217,7 +235,7 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
             "extras-on",
             {
                 "ServiceAccount": 1,
-                "ClusterRole": 2,
+                "ClusterRole": 3,
                 "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "Service": 1,
@@ -231,12 +249,43 @@ def test_kubernetes_validate_rejects_unknown_fields() -> None:
             "netpol-metrics-off",
             {
                 "ServiceAccount": 1,
-                "ClusterRole": 2,
+                "ClusterRole": 3,
                 "ClusterRoleBinding": 1,
                 "Deployment": 1,
                 "NetworkPolicy": 1,
             },
             id="netpol-metrics-off",
+        ),
+        pytest.param(
+            "grant-all",
+            {
+                "ServiceAccount": 1,
+                "ClusterRole": 3,
+                "ClusterRoleBinding": 1,
+                "Deployment": 1,
+                "Service": 1,
+                "TenantPolicy": 1,
+            },
+            id="grant-all",
+        ),
+        pytest.param(
+            "grant-all-namespaced",
+            {
+                "ServiceAccount": 1,
+                "Role": 2,
+                "RoleBinding": 2,
+                "ClusterRole": 3,
+                "ClusterRoleBinding": 1,
+                "Deployment": 1,
+                "Service": 1,
+                "TenantPolicy": 1,
+            },
+            id="grant-all-namespaced",
+        ),
+        pytest.param(
+            "aggregated-off",
+            {"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Deployment": 1, "Service": 1},
+            id="aggregated-off",
         ),
     ],
 )
@@ -256,6 +305,10 @@ def test_chart_renders_expected_kinds(helm: str, scenario: str, expected: dict[s
         pytest.param({"networkPolicy": {"enabled": True, "egress": []}}, "egress", id="networkPolicy"),
         pytest.param({"operator": {"logFormat": "xml"}}, "logFormat", id="bad-enum"),
         pytest.param({"watchNamespaces": "team-a"}, "watchNamespaces", id="bad-type"),
+        pytest.param({"operator": {"bucketClaims": {"team-a": ["team-a-*"]}}}, "bucketClaims", id="bucket-claims-gone"),
+        pytest.param({"tenancy": {"grantAll": "yes"}}, "grantAll", id="tenancy-bad-type"),
+        pytest.param({"tenancy": {"grantAll": True, "namespaces": ["*"]}}, "namespaces", id="tenancy"),
+        pytest.param({"rbac": {"aggregateToEdit": True, "aggregateToAdmin": True}}, "aggregateToAdmin", id="rbac"),
     ],
 )
 @pytest.mark.parametrize("helm", HELMS)
@@ -423,17 +476,11 @@ def test_deployment_env_carries_operator_settings(
     assert {name: env.get(name) for name in expected} == expected
 
 
-@pytest.mark.parametrize("helm", HELMS)
-def test_deployment_env_bucket_claims_is_json(helm: str, render: Render) -> None:
-    env = _env(render(helm, SCENARIOS["extras-on"]))
-    assert json.loads(env["BUCKETWARDEN_BUCKET_CLAIMS"]) == SCENARIOS["extras-on"]["operator"]["bucketClaims"]
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @pytest.mark.parametrize("helm", HELMS)
 def test_rbac_rules_match_minimal_doc(helm: str, scenario: str, render: Render, rbac_minimal: dict[str, Any]) -> None:
     values = SCENARIOS[scenario]
-    docs = [d for d in render(helm, values) if not _is_allow_list_rbac(d)]  # tested below
+    docs = [d for d in render(helm, values) if not _is_extra_cluster_rbac(d)]  # tested below
     namespaces = values.get("watchNamespaces", [])
     mode = "namespaced" if namespaces else "clusterwide"
     expected = rbac_minimal[mode]["rules"]
@@ -462,49 +509,216 @@ def test_rbac_rules_match_minimal_doc(helm: str, scenario: str, render: Render, 
         ]
 
 
-def _is_allow_list_rbac(doc: Manifest) -> bool:
+def _is_extra_cluster_rbac(doc: Manifest) -> bool:
+    """A namespaced install's small ClusterRole (and binding), and the aggregated roles for namespace users."""
     return doc["kind"].startswith("ClusterRole") and doc["metadata"]["name"].endswith(
-        ("-allowlists", "-allowlists-view")
+        ("-cluster-scoped", "-edit", "-view")
     )
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @pytest.mark.parametrize("helm", HELMS)
-def test_rbac_allow_lists_readable_by_every_namespace_writable_by_none(
+def test_rbac_cluster_scoped_resources_are_granted_in_both_install_modes(
     helm: str, scenario: str, render: Render, rbac_minimal: dict[str, Any]
 ) -> None:
+    """SourceAllowLists, TenantPolicies and namespaces are cluster-scoped: a namespaced install needs its one
+    small ClusterRole for them; a cluster-wide install has them in its own ClusterRole."""
     values = SCENARIOS[scenario]
     docs = render(helm, values)
-    (view,) = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-allowlists-view")]
-    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
-    assert _rule_triples(view["rules"]) == {
-        ("bucketwarden.io", "sourceallowlists", v) for v in ("get", "list", "watch")
+    operator_roles = [d for d in _of_kind(docs, "ClusterRole") if not is_aggregated(d)]
+    cluster_scoped = _rule_triples(rbac_minimal["namespaced"]["clusterRules"])
+    assert {r for _, r, _ in cluster_scoped} == {
+        "sourceallowlists",
+        "sourceallowlists/status",
+        "tenantpolicies",
+        "tenantpolicies/status",
+        "namespaces",
     }
-    operator_grants = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-allowlists")]
+    (role,) = operator_roles
     if values.get("watchNamespaces"):
-        (role,) = operator_grants
-        assert _rule_triples(role["rules"]) == _rule_triples(rbac_minimal["namespaced"]["clusterRules"])
-        (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
-        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        assert role["metadata"]["name"].endswith("-cluster-scoped")
+        assert _rule_triples(role["rules"]) == cluster_scoped
     else:
-        assert operator_grants == []  # in the operator's own ClusterRole
+        assert cluster_scoped <= _rule_triples(role["rules"])
+    (binding,) = _of_kind(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("helm", HELMS)
+def test_rbac_operator_never_writes_a_tenant_policy(helm: str, scenario: str, render: Render) -> None:
+    """Only cluster admins write TenantPolicies: the operator reads them and writes their status, nothing more."""
+    docs = render(helm, SCENARIOS[scenario])
+    roles = [d for d in docs if d["kind"] in ("ClusterRole", "Role") and not is_aggregated(d)]
+    triples = {t for role in roles for t in _rule_triples(role["rules"])}
+    assert {(r, v) for g, r, v in triples if r.startswith("tenantpolicies") and g == "bucketwarden.io"} == {
+        ("tenantpolicies", "list"),
+        ("tenantpolicies", "watch"),
+        ("tenantpolicies/status", "patch"),
+    }
+    assert {v for _, r, v in triples if r == "namespaces"} == {"list", "watch"}
+
+
+EDIT_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+READ_VERBS = {"get", "list", "watch"}
+EDIT_ROLE = (
+    {"aggregate-to-admin", "aggregate-to-edit"},
+    {("protectedbuckets", v) for v in EDIT_VERBS} | {("sourceallowlists", v) for v in READ_VERBS},
+)
+VIEW_ROLE = (
+    {"aggregate-to-view"},
+    {("protectedbuckets", v) for v in READ_VERBS} | {("sourceallowlists", v) for v in READ_VERBS},
+)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param({}, {"bucketwarden-edit": EDIT_ROLE, "bucketwarden-view": VIEW_ROLE}, id="defaults"),
+        pytest.param(
+            SCENARIOS["namespaced"], {"bucketwarden-edit": EDIT_ROLE, "bucketwarden-view": VIEW_ROLE}, id="namespaced"
+        ),
+        pytest.param({"rbac": {"aggregateToView": False}}, {"bucketwarden-edit": EDIT_ROLE}, id="view-off"),
+        pytest.param({"rbac": {"aggregateToEdit": False}}, {"bucketwarden-view": VIEW_ROLE}, id="edit-off"),
+        pytest.param(SCENARIOS["aggregated-off"], {}, id="both-off"),
+    ],
+)
+@pytest.mark.parametrize("helm", HELMS)
+def test_rbac_aggregated_roles_for_namespace_users(
+    helm: str, values: dict[str, Any], expected: dict[str, tuple[set[str], set[tuple[str, str]]]], render: Render
+) -> None:
+    """As cert-manager does: <release>-edit into admin and edit, <release>-view into view; bound to nobody."""
+    docs = render(helm, values)
+    aggregated = {d["metadata"]["name"]: d for d in docs if is_aggregated(d)}
+    got = {
+        name: (
+            {k.removeprefix("rbac.authorization.k8s.io/") for k, v in d["metadata"]["labels"].items() if v == "true"},
+            {(r, v) for _, r, v in _rule_triples(d["rules"])},
+        )
+        for name, d in aggregated.items()
+    }
+    assert got == expected
+    for d in aggregated.values():
+        assert {g for g, _, _ in _rule_triples(d["rules"])} == {"bucketwarden.io"}
+    bound = {b["roleRef"]["name"] for b in docs if b["kind"] in ("ClusterRoleBinding", "RoleBinding")}
+    assert not bound & set(aggregated)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("helm", HELMS)
+def test_rbac_aggregated_roles_grant_nothing_on_tenant_policies_or_status(
+    helm: str, scenario: str, render: Render
+) -> None:
+    """Decided: not even read. A TenantPolicy names other tenants' buckets, role ARNs and ExternalIds; a
+    tenant needs none of it (NotAuthorized names the missing grant), and a cluster-wide `view` binding would
+    otherwise show every grant to every viewer. Status is the operator's to write, never a namespace user's."""
+    aggregated = [d for d in render(helm, SCENARIOS[scenario]) if is_aggregated(d)]
+    resources = {r for d in aggregated for _, r, _ in _rule_triples(d["rules"])}
+    assert not {r for r in resources if r.startswith("tenantpolicies") or "/" in r}
+    assert "*" not in {v for d in aggregated for _, _, v in _rule_triples(d["rules"])}
 
 
 @pytest.mark.parametrize(
     ("mode", "forbidden"),
     [
         pytest.param("namespaced", ("apiextensions.k8s.io", "customresourcedefinitions"), id="namespaced-no-crds"),
-        pytest.param("namespaced", ("", "namespaces"), id="namespaced-no-namespaces"),
-        pytest.param("clusterwide", ("", "namespaces"), id="clusterwide-no-namespaces"),
+        pytest.param("namespaced", ("", "secrets"), id="namespaced-no-secrets"),
+        pytest.param("clusterwide", ("", "nodes"), id="clusterwide-no-nodes"),
         pytest.param("clusterwide", ("", "secrets"), id="clusterwide-no-secrets"),
     ],
 )
 def test_rbac_minimal_doc_grants_nothing_needless(
     mode: str, forbidden: tuple[str, str], rbac_minimal: dict[str, Any]
 ) -> None:
-    rules = rbac_minimal[mode]["rules"] + rbac_minimal[mode]["peeringRules"]
+    rules = (
+        rbac_minimal[mode]["rules"] + rbac_minimal[mode]["peeringRules"] + rbac_minimal[mode].get("clusterRules", [])
+    )
     assert not {(g, r) for g, r, _ in _rule_triples(rules)} & {forbidden}
     assert not {v for _, _, v in _rule_triples(rules)} & {"*", "delete", "deletecollection", "escalate", "bind"}
+
+
+# --- tenancy ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if not SCENARIOS[s].get("tenancy", {}).get("grantAll")])
+@pytest.mark.parametrize("helm", HELMS)
+def test_chart_creates_no_tenant_policy_by_default(helm: str, scenario: str, render: Render) -> None:
+    """Default deny: without tenancy.grantAll no namespace is granted anything by the chart."""
+    assert _of_kind(render(helm, SCENARIOS[scenario]), "TenantPolicy") == []
+
+
+@pytest.mark.parametrize("scenario", ["grant-all", "grant-all-namespaced"])
+@pytest.mark.parametrize("helm", HELMS)
+def test_chart_grant_all_renders_one_visible_all_namespaces_policy(helm: str, scenario: str, render: Render) -> None:
+    (policy,) = _of_kind(render(helm, SCENARIOS[scenario]), "TenantPolicy")
+    assert (policy["apiVersion"], policy["metadata"]["name"]) == ("bucketwarden.io/v1alpha1", "all-namespaces")
+    assert "namespace" not in policy["metadata"]  # cluster-scoped
+    assert admit(policy, schema=_own_crd_schema("TenantPolicy")).errors == []
+    spec = TenantPolicySpec.model_validate(policy["spec"])
+    assert (spec.namespaces, spec.buckets, spec.assume_role_arns, spec.external_ids) == (["*"], ["*"], [], [])
+    assert spec.grants_all_namespaces
+    # Argo CD's dry run runs before the CRD exists on a first sync.
+    assert policy["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "SkipDryRunOnMissingResource=true"
+
+
+@pytest.mark.parametrize(
+    ("values", "present", "absent"),
+    [
+        pytest.param(
+            {},
+            [
+                "no TenantPolicy is installed",
+                "NotAuthorized",
+                "kind: TenantPolicy",
+                "kubectl apply -f -",
+                "bucketwarden-edit is aggregated into admin and edit",
+                "bucketwarden-view is aggregated into view",
+            ],
+            ["TenantPolicy all-namespaces"],
+            id="default-deny",
+        ),
+        pytest.param(
+            {"tenancy": {"grantAll": True}},
+            ["the TenantPolicy all-namespaces (tenancy.grantAll=true) grants every namespace every bucket"],
+            ["no TenantPolicy is installed", "NotAuthorized"],
+            id="grant-all",
+        ),
+        pytest.param(
+            {"rbac": {"aggregateToEdit": False, "aggregateToView": False}},
+            ["no TenantPolicy is installed"],
+            ["aggregated into"],
+            id="aggregated-off",
+        ),
+        pytest.param(
+            {"watchNamespaces": NAMESPACES},
+            ["ClusterRole bucketwarden-cluster-scoped: SourceAllowLists, TenantPolicies and namespaces"],
+            ["no cluster-wide access"],
+            id="namespaced",
+        ),
+    ],
+)
+def test_notes_state_the_tenancy_in_force(
+    values: dict[str, Any], present: list[str], absent: list[str], helm_binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    # helm 4 renders NOTES.txt offline (a client-side dry run); helm 3's needs a cluster.
+    out = run_helm(
+        helm_binaries["helm4"],
+        "install",
+        "bucketwarden",
+        str(CHART_DIR),
+        "-n",
+        "bucketwarden",
+        "--dry-run=client",
+        "--values",
+        str(values_file),
+    )
+    notes = " ".join(out.split("NOTES:", 1)[1].split())  # one line: the wrapping does not matter
+    for text in present:
+        assert " ".join(text.split()) in notes
+    for text in absent:
+        assert text not in notes
 
 
 @pytest.mark.parametrize(
@@ -611,6 +825,5 @@ def test_deployment_env_is_accepted_by_operator_settings(
     settings = OperatorSettings()
     values = SCENARIOS[scenario]
     assert settings.namespaces == values.get("watchNamespaces", [])
-    assert settings.bucket_claims == values.get("operator", {}).get("bucketClaims", {})
     assert settings.peering == values.get("peering", {}).get("enabled", False)
     assert (settings.metrics_port, settings.health_port) == (8080, 8081)

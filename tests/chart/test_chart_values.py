@@ -11,9 +11,18 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from chartkit import ALLOW_LIST_GRANTS, CHART_DIR, HELMS, REPO_ROOT, HelmError, Manifest, Render, cluster_scoped_grants
+from chartkit import (
+    CHART_DIR,
+    CLUSTER_SCOPED_GRANTS,
+    HELMS,
+    REPO_ROOT,
+    HelmError,
+    Manifest,
+    Render,
+    cluster_scoped_grants,
+)
 
-from bucketwarden.k8s import Metrics, OperatorSettings
+from bucketwarden.k8s import Metrics
 
 POD_IDENTITY_CIDRS = {"169.254.170.23/32", "fd00:ec2::23/128"}
 RESULTS = json.loads((REPO_ROOT / "bench" / "results.json").read_text(encoding="utf-8"))
@@ -203,24 +212,22 @@ def test_values_schema_rejects_bad_new_values(
 
 
 @pytest.mark.parametrize("helm", HELMS)
-def test_multi_tenant_example_values_confine_each_namespace(
-    helm: str, render: Render, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_multi_tenant_example_values_grant_nothing_and_watch_only_the_teams(helm: str, render: Render) -> None:
     values = yaml.safe_load(MULTI_TENANT_VALUES.read_text(encoding="utf-8"))
     docs = render(helm, values)
     env = {e["name"]: e.get("value", "") for e in container(docs)["env"]}
-    claims = json.loads(env["BUCKETWARDEN_BUCKET_CLAIMS"])
-    assert claims == values["operator"]["bucketClaims"]
-    assert set(claims) == set(values["watchNamespaces"])  # every watched namespace has a claim
-    # Nothing cluster-wide but the (cluster-scoped) SourceAllowLists: no namespaces, CRDs or other tenants' buckets.
-    assert cluster_scoped_grants(docs) <= ALLOW_LIST_GRANTS
-    for name, value in env.items():  # read back the way `bucketwarden run` reads its environment
-        if name.startswith("BUCKETWARDEN_"):
-            monkeypatch.setenv(name, value)
-    settings = OperatorSettings()
-    assert settings.may_claim("team-a", "team-a-logs")
-    assert not settings.may_claim("team-a", "team-b-logs")
-    assert not settings.may_claim("default", "team-a-logs")
+    assert env["BUCKETWARDEN_NAMESPACES"] == ",".join(values["watchNamespaces"])
+    assert "BUCKETWARDEN_BUCKET_CLAIMS" not in env  # replaced by TenantPolicy
+    # No grant for everyone: the teams' grants are the TenantPolicies of examples/tenantpolicies/.
+    assert [d for d in docs if d["kind"] == "TenantPolicy"] == []
+    granted = {
+        ns
+        for path in (REPO_ROOT / "examples" / "tenantpolicies").glob("*.yaml")
+        for ns in yaml.safe_load(path.read_text(encoding="utf-8"))["spec"].get("namespaces", [])
+    }
+    assert granted <= set(values["watchNamespaces"])  # every granted namespace is watched
+    # Nothing cluster-wide but what is cluster-scoped itself: no CRDs, no other tenants' buckets.
+    assert cluster_scoped_grants(docs) <= CLUSTER_SCOPED_GRANTS
 
 
 @pytest.mark.parametrize(

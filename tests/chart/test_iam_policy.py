@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from typing import Any
@@ -107,16 +108,38 @@ def test_scoped_iam_policy_has_the_same_statements_with_narrow_resources(
     for sid in ("ResolveRoleIds", "AssumeRoleForCrossAccountBuckets"):
         for resource in _as_list(_statement(scoped, sid)["Resource"]):
             assert re.fullmatch(r"arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+\*?", resource), resource
-    assert all("*" not in r for r in _as_list(_statement(scoped, "AssumeRoleForCrossAccountBuckets")["Resource"]))
 
 
-def test_scoped_iam_policy_covers_the_multi_tenant_example_claims(scoped: dict[str, Any]) -> None:
-    values = yaml.safe_load((REPO_ROOT / "examples" / "helm" / "values-multi-tenant.yaml").read_text())
-    patterns = {p for claims in values["operator"]["bucketClaims"].values() for p in claims}
+def test_scoped_iam_policy_covers_the_example_tenant_policies(scoped: dict[str, Any]) -> None:
+    """The scoped policy allows exactly the buckets and roles examples/tenantpolicies/ grants, no more."""
+    grants = [
+        yaml.safe_load(path.read_text())["spec"]
+        for path in sorted((REPO_ROOT / "examples" / "tenantpolicies").glob("*.yaml"))
+    ]
+    patterns = {p for spec in grants for p in spec["buckets"]}
     resources = {
         r.removeprefix("arn:aws:s3:::") for r in _as_list(_statement(scoped, "ManageBucketPolicies")["Resource"])
     }
     assert patterns == resources
+    roles = {arn for spec in grants for arn in spec.get("assumeRoleArns", [])}
+    assume = _statement(scoped, "AssumeRoleForCrossAccountBuckets")
+    assert roles and all(
+        any(fnmatch.fnmatchcase(arn, resource) for resource in _as_list(assume["Resource"])) for arn in roles
+    )
+
+
+def test_scoped_iam_policy_assumes_only_tenant_roles_with_an_external_id_and_a_named_session(
+    scoped: dict[str, Any],
+) -> None:
+    """sts:AssumeRole only on one path of tenant roles, only with an ExternalId, only as a bw-<namespace>-<name>
+    session: a TenantPolicy that forgot the ExternalId, or a role outside the path, fails at STS too."""
+    assume = _statement(scoped, "AssumeRoleForCrossAccountBuckets")
+    for resource in _as_list(assume["Resource"]):
+        account_and_path = resource.split(":role/", 1)[1]
+        assert account_and_path.endswith("/*") and account_and_path.count("*") == 1, resource  # role/<path>/*
+    condition = assume["Condition"]
+    assert condition["Null"] == {"sts:ExternalId": "false"}
+    assert condition["StringLike"] == {"sts:RoleSessionName": "bw-*"}
 
 
 def test_iam_policy_keeps_assume_role_in_its_own_statement(policy: dict[str, Any]) -> None:

@@ -216,7 +216,9 @@ def test_allow_list_change_reaches_two_buckets_in_one_reconcile_each(env: Env) -
     listed = env.kube.wait_for_status(
         ALLOW_LISTS, corp, lambda s: s.get("usedBy") == 2 and s.get("inSync") == 2, timeout=DEADLINE
     )
-    assert sorted(listed["status"]["users"]) == sorted(f"{env.namespace}/{b}" for b in (first, second))
+    # Counts per namespace, never the resources' names: every namespace may read a list's status.
+    assert listed["status"]["users"] == {env.namespace: 2}
+    assert first not in json.dumps(listed["status"]) and second not in json.dumps(listed["status"])
 
 
 def test_allow_list_missing_keeps_the_last_good_policy_until_it_exists(env: Env) -> None:
@@ -268,7 +270,7 @@ def test_allow_list_deletion_waits_while_it_is_referenced(env: Env) -> None:
         timeout=DEADLINE,
         what="an AllowListInUse event",
     )
-    assert f"{env.namespace}/{bucket}" in events[0]["message"]
+    assert f"per namespace: {env.namespace}: 1" in events[0]["message"] and bucket not in events[0]["message"]
     assert written_cidrs(env, bucket) == {"192.0.2.0/24"}  # the bucket kept its policy
 
     env.kube.delete_object(PROTECTED_BUCKETS, bucket, namespace=env.namespace)
@@ -276,3 +278,42 @@ def test_allow_list_deletion_waits_while_it_is_referenced(env: Env) -> None:
     env.buckets.remove(bucket)
     env.kube.wait_until_gone(ALLOW_LISTS, corp, timeout=DEADLINE)
     env.lists.remove(corp)
+
+
+def near_full_policy(bucket: str, headroom: int) -> dict[str, Any]:
+    """A foreign policy ``headroom`` bytes under S3's 20 KB, measured as bucketwarden writes it (compact JSON)."""
+    arns = ["arn:aws:iam::444455556666:role/reader"]
+
+    def document() -> dict[str, Any]:
+        reader = {"Sid": "Readers", "Effect": "Allow", "Principal": {"AWS": list(arns)}, "Action": "s3:GetObject"}
+        return {"Version": "2012-10-17", "Statement": [{**reader, "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+
+    while len(PolicyDocument.from_obj(document()).to_json().encode()) < 20 * 1024 - headroom:
+        arns.append(f"arn:aws:iam::4444555566{len(arns) % 100:02d}:role/reader-{len(arns)}")
+    return document()
+
+
+def test_allow_list_shrink_past_20kb_applies_the_removal_at_once(env: Env) -> None:
+    """Fail closed: the edit drops a range and adds 90, past 20 KB. The removal is written at once (the
+    intersection of what is in force and the new list), and the bucket's status names the additions that wait."""
+    corp = unique("shrinking")
+    kept, dropped = "192.0.2.0/24", "198.51.100.0/24"
+    create_list(env, corp, [kept, dropped])
+    bucket = unique("bw-al-shrink")
+    create_bucket(env, bucket, [corp], policy=near_full_policy(bucket, headroom=1300))
+    wait_until(lambda: written_cidrs(env, bucket) == {kept, dropped}, timeout=DEADLINE, what="both ranges written")
+
+    added = [f"203.0.{i // 8}.{(i % 8) * 32}/28" for i in range(90)]  # none adjacent: they do not collapse
+    env.kube.patch_object(ALLOW_LISTS, corp, {"spec": {"cidrs": [kept, *added]}})
+
+    wait_until(lambda: written_cidrs(env, bucket) == {kept}, timeout=DEADLINE, what="the removal written")
+    status = wait_until(
+        lambda: reason({"status": (s := bucket_status(env, bucket))}) == "PolicyTooLarge" and s,
+        timeout=DEADLINE,
+        what="Ready=False PolicyTooLarge",
+    )
+    pending = [f for f in status.get("findings", []) if f.get("code") == "SourcesPending"]
+    assert pending and all(cidr in pending[0]["message"] for cidr in added)
+    text = policy_text(env, bucket)
+    assert text is not None and len(text.encode()) <= 20 * 1024
+    assert PolicyDocument.parse(text).find("Readers")  # the foreign statement is kept

@@ -29,7 +29,13 @@ from bucketwarden.k8s._effective import Surroundings, reconcile_effective
 from bucketwarden.k8s._events import events_for
 from bucketwarden.policy import PolicyDocument, statement_hash
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
-from bucketwarden.spec import ManagementPolicy, ProtectedBucketSpec, ProtectedBucketStatus, SourceAllowListSpec
+from bucketwarden.spec import (
+    AllowListRef,
+    ManagementPolicy,
+    ProtectedBucketSpec,
+    ProtectedBucketStatus,
+    SourceAllowListSpec,
+)
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     AwsFaultProxy,
@@ -160,6 +166,8 @@ ADMISSION_CASES = [
         spec=base_spec("bw-bad-s38", policyWriter="ACK"),
         expect="spec.bucketRef: policyWriter: ACK needs bucketRef",
     ),
+    AdmissionCase("S41", fixture="statement-sid-hijack"),
+    AdmissionCase("S42", fixture="cidr-slash-zero"),
     AdmissionCase(
         "S36",
         kind="SourceAllowList",
@@ -432,6 +440,50 @@ def through_ack(entries: list[AckBucket]) -> Callable[[Reconciler, RecordingAws,
     return run
 
 
+def with_lists(
+    lists: dict[str, SourceAllowListSpec],
+) -> Callable[[Reconciler, RecordingAws, ProtectedBucketSpec], ReconcileResult]:
+    """S43: the referenced SourceAllowLists exist; the effective (resolved) spec is what is judged."""
+
+    def run(reconciler: Reconciler, aws: RecordingAws, spec: ProtectedBucketSpec) -> ReconcileResult:
+        before = aws.policy_of(spec.bucket_name)
+        result, _ = reconcile_effective(reconciler, spec, PreviousState(), ProtectedBucketStatus(), lists)
+        assert aws.policy_of(spec.bucket_name) == before
+        return result
+
+    return run
+
+
+def list_shrinks_past_the_limit(
+    reconciler: Reconciler, aws: RecordingAws, spec: ProtectedBucketSpec
+) -> ReconcileResult:
+    """S44: a SourceAllowList edit drops a range and adds 90, past 20 KB: the removal is written all the same."""
+    bucket, dropped = spec.bucket_name, "198.51.100.0/24"
+    uses = spec.model_copy(update={"allowed_sources_from": [AllowListRef(name="corp")]})
+    statements = foreign_statements(bucket)
+    arns = ["arn:aws:iam::444455556666:role/reader"]
+
+    def text() -> str:
+        filler = {"Sid": "Readers", "Effect": "Allow", "Principal": {"AWS": arns}, "Action": "s3:GetObject"}
+        filler["Resource"] = f"arn:aws:s3:::{bucket}/*"
+        return PolicyDocument.from_obj({"Version": "2012-10-17", "Statement": [*statements, filler]}).to_json()
+
+    while len(text().encode()) < 20 * 1024 - 1300:
+        arns.append(f"arn:aws:iam::4444555566{len(arns) % 100:02d}:role/reader-{len(arns)}")
+    aws.put_foreign(bucket, text())
+    before = {"corp": SourceAllowListSpec(cidrs=[dropped])}
+    first, _ = reconcile_effective(reconciler, uses, PreviousState(), ProtectedBucketStatus(), before)
+    assert first.ready
+    added = [f"203.0.{i // 8}.{(i % 8) * 32}/28" for i in range(90)]
+    after = {"corp": SourceAllowListSpec(cidrs=added)}
+    result, _ = reconcile_effective(reconciler, uses, PreviousState(), ProtectedBucketStatus(), after)
+    policy = PolicyDocument.parse(aws.policy_of(bucket) or "")
+    (ours,) = policy.find(OUR_SID)
+    assert set(ours.conditions["NotIpAddress"]["aws:sourceip"]) == set(CIDRS)  # the dropped range is denied now
+    assert policy_problems(aws.policy_of(bucket), uses, foreign_of(PolicyDocument.parse(text()), uses.owned_sids)) == []
+    return result
+
+
 FIGHT_RECONCILES = 13
 
 
@@ -520,19 +572,38 @@ STATUS_CASES = [
     ),
     StatusCase(
         "S07",
-        with_spec(allowedSourceIps=["0.0.0.0/1", "128.0.0.0/1"]),
-        "Protected",
-        ready=True,
-        policy="merged",
+        with_spec(allowedSourceIps=[f"{32 * i}.0.0.0/3" for i in range(8)]),
+        "InvalidSpec",
         findings=("AllowsAllAddresses",),
+        message="cover every public IPv4 address",
+        no_aws_calls=True,
     ),
     StatusCase(
         "S08",
         with_spec(allowedSourceIps=["::/1", "8000::/1", "192.0.2.0/24"]),
-        "Protected",
-        ready=True,
-        policy="merged",
+        "InvalidSpec",
         findings=("AllowsAllAddresses",),
+        message="cover every public IPv6 address (2000::/3)",
+        no_aws_calls=True,
+    ),
+    StatusCase(
+        "S43",
+        with_spec(allowedSourceIps=["0.0.0.0/1", "2001:db8::/32"], allowedSourcesFrom=[{"name": "other-half"}]),
+        "InvalidSpec",
+        findings=("AllowsAllAddresses",),
+        message="cover every public IPv4 address",
+        no_aws_calls=True,
+        shared=False,  # the operator on the emulator has no such list: it would say SourceListNotFound
+        run=with_lists({"other-half": SourceAllowListSpec(cidrs=["128.0.0.0/1"])}),
+    ),
+    StatusCase(
+        "S44",
+        with_spec(),
+        "PolicyTooLarge",
+        message="the removals took effect (198.51.100.0/24)",
+        findings=("SourcesPending",),
+        shared=False,
+        run=list_shrinks_past_the_limit,
     ),
     StatusCase(
         "S10",
@@ -1026,7 +1097,7 @@ def test_e14_deleting_a_list_in_use_waits_and_says_who_uses_it(kube: KubeEmulato
                     timeout=30,
                     what="an AllowListInUse event",
                 )
-                assert events[0]["type"] == "Warning" and f"{namespace}/e14" in events[0]["message"]
+                assert events[0]["type"] == "Warning" and f"per namespace: {namespace}: 1" in events[0]["message"]
                 held = client.get_object(ALLOW_LISTS, shared)
                 assert held is not None and held["metadata"].get("deletionTimestamp")
                 assert aws.policy_of(bucket) == kept

@@ -35,7 +35,23 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools"
 RELEASE_NAMESPACE = "bucketwarden"
 TOKEN = "bucketwarden-serviceaccount-token"
-SCANNED = {"/api/v1/namespaces", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"}
+# What a namespaced install cannot list: its small ClusterRole grants namespaces (TenantPolicy namespaceSelector),
+# but never the CRDs kopf's cluster scanning lists.
+SCANNED = {"/apis/apiextensions.k8s.io/v1/customresourcedefinitions"}
+# What is cluster-scoped itself, and so granted cluster-wide even to a namespaced install.
+CLUSTER_SCOPED = {
+    "sourceallowlists",
+    "sourceallowlists/status",
+    "tenantpolicies",
+    "tenantpolicies/status",
+    "namespaces",
+}
+
+
+def operator_cluster_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ClusterRoles a binding gives the operator: not the aggregated ones for namespace users."""
+    bound = {d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"}
+    return [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] in bound]
 
 
 @pytest.fixture(scope="module")
@@ -129,22 +145,22 @@ def test_operator_runs_its_whole_life_under_the_charts_rbac_with_zero_403(
     assert state["allowed"] > 0 and as_operator, "the operator's requests were not authorised as its ServiceAccount"
     cluster_scoped = {
         resource
-        for d in docs
-        if d["kind"] == "ClusterRole"
+        for d in operator_cluster_roles(docs)
         for rule in d.get("rules") or []
         for resource in rule.get("resources", [])
     }
-    if mode == "namespaced":  # only the SourceAllowLists, which are cluster-scoped themselves
-        assert cluster_scoped <= {"sourceallowlists", "sourceallowlists/status"}
+    if mode == "namespaced":  # only what is cluster-scoped itself: allow lists, tenant policies, namespaces
+        assert cluster_scoped == CLUSTER_SCOPED
     else:
-        assert "protectedbuckets" in cluster_scoped
+        assert {"protectedbuckets"} | CLUSTER_SCOPED <= cluster_scoped
     figures[f"rbac_enforced_{mode}"] = {"authorised": state["allowed"], "forbidden": len(state["denied"])}
 
 
 def test_namespaced_operator_that_scans_the_cluster_is_refused_by_the_enforced_rbac(
     kube: KubeEmulator, helm: Path, tmp_path: Path
 ) -> None:
-    """What the issue saw on a real API server: kopf's cluster scanning with Role-only RBAC gets 403."""
+    """What the issue saw on a real API server: kopf's cluster scanning with Role-only RBAC gets 403 (for the
+    CRDs; namespaces are granted now, for TenantPolicy namespaceSelector)."""
     aws = RecordingAws()
     namespace = unique("bw-rbac-scan")
     with kube.client() as client:
@@ -183,15 +199,18 @@ def test_emulator_denies_what_the_rendered_rules_do_not_grant(kube: KubeEmulator
         other_namespace = call(kube, f"{pbs}/namespaces/{other}/protectedbuckets")
         all_namespaces = call(kube, f"{pbs}/protectedbuckets")
         namespaces = call(kube, "/api/v1/namespaces")
+        crds = call(kube, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+        tenant_policies = call(kube, f"{pbs}/tenantpolicies")
+        write_tenant_policy = call(kube, f"{pbs}/tenantpolicies/x", method="DELETE")
         delete = call(kube, f"{pbs}/namespaces/{namespace}/protectedbuckets/x", method="DELETE")
         harness = call(kube, "/api/v1/namespaces", token=None)
         placeholder = call(kube, "/api/v1/namespaces", token="emulator")  # the harness's kubeconfig
         discovery = call(kube, "/apis")
         denied = kube.rbac_state()["denied"]
 
-    assert granted[0] == 200
-    for status, body in (other_namespace, all_namespaces, namespaces, delete):
+    assert granted[0] == namespaces[0] == tenant_policies[0] == 200  # namespaces and grants are cluster-scoped reads
+    for status, body in (other_namespace, all_namespaces, crds, write_tenant_policy, delete):
         assert (status, body["reason"]) == (403, "Forbidden")
         assert f'User "{user}" cannot' in body["message"]
-    assert len(denied) == 4
+    assert len(denied) == 5
     assert harness[0] == placeholder[0] == discovery[0] == 200

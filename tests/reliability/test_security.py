@@ -19,6 +19,8 @@ import bucketwarden.k8s as k8s_module
 from bucketwarden.aws import AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics, OperatorSettings, Runtime, reconcile_object
 from bucketwarden.reconciler import Reconciler
+from bucketwarden.spec import TenantPolicySpec
+from bucketwarden.tenancy import Tenancy
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     TENANT_POLICIES,
@@ -129,8 +131,8 @@ def test_every_kubernetes_request_the_operator_makes_is_granted_by_the_minimal_r
     namespace = unique("bw-rbac")
     with kube.client() as client:
         client.create_namespace(namespace)
-    if mode == "namespaced":  # what the namespaced install does not grant is refused, as a real API server would
-        # (namespaces stay readable: TenantPolicy's namespaceSelector needs their labels, from a small ClusterRole)
+    if mode == "namespaced":  # what a namespaced install is not granted is refused, as a real API server would
+        # (namespaces are granted: the small ClusterRole lets the operator read their labels for namespaceSelector)
         kube.script_faults(forbidden_plurals=["customresourcedefinitions"])
     kube.clear_requests()
     watched = [namespace] if mode == "namespaced" else []
@@ -147,7 +149,7 @@ def test_every_kubernetes_request_the_operator_makes_is_granted_by_the_minimal_r
 
     used = {t for r in requests if (t := rbac_triple(r["method"], r["path"], r["watch"])) is not None}
     missing = used - granted(mode)
-    # Namespaced: kopf's cluster scanning is off, so it never even asks for namespaces or CRDs (which the
+    # Namespaced: kopf's cluster scanning is off, so it never even asks for CRDs (which the
     # namespaced Role could not grant); tests/reliability/test_rbac_enforced.py enforces the chart's rules.
     assert forbidden == 0
     assert requests, "no request from kopf was recorded"
@@ -392,6 +394,9 @@ def test_invalid_names_and_arns_make_no_aws_call(spec: dict[str, Any], monkeypat
         name="x",
         patch=patch,
         index={},
+        tenancy=Tenancy(
+            {"all": TenantPolicySpec(namespaces=["*"], buckets=["*"], assumeRoleArns=["arn:*:iam::*:role/*"])}
+        ),
     )
 
     assert aws.log == [] and aws.counter.total() == 0

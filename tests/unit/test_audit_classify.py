@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -155,9 +156,10 @@ def test_verdict_for_fail_names_the_request_and_the_statement() -> None:
     from bucketwarden.audit import verification_spec
 
     verification = verify_policy(verification_spec(BUCKET, None, "X"), [ROLE], OPERATOR, None)
-    assert verdict_for(verification, "role") == (Verdict.PASS, None)
-    assert verdict_for(None, "role") == (Verdict.UNKNOWN, None)
-    assert verdict_for(verification, "no-such-kind") == (Verdict.UNKNOWN, None)
+    assert verdict_for(verification, "backup") == (Verdict.PASS, None)
+    assert verdict_for(verification, "restore") == (Verdict.PASS, None)
+    assert verdict_for(None, "backup") == (Verdict.UNKNOWN, None)
+    assert verdict_for(verification, "operator") == (Verdict.PASS, None)
     failing = classify(BucketFacts(BUCKET, None, policy(deny()), "Enabled"), CTX)
     assert failing.counterexample is not None
     assert failing.counterexample.endswith("is denied by Office")
@@ -248,4 +250,29 @@ def test_classify_judges_any_policy_without_raising(policy_statements: list[dict
     if result.backup is Verdict.FAIL:
         assert "DeniesBackupRole" in result.codes and result.counterexample
     if result.backup is Verdict.UNKNOWN:
-        assert {"PolicyUnreadable", "PolicyNotJudgeable"} & set(result.codes)
+        assert {"PolicyUnreadable", "PolicyNotJudgeable", "BackupInconclusive"} & set(result.codes)
+
+
+@pytest.mark.parametrize(
+    ("statement", "backup", "restore", "prover"),
+    [
+        pytest.param(deny(), Verdict.FAIL, Verdict.FAIL, "prover backup: counterexample", id="ip-deny-blocks-both"),
+        pytest.param(
+            deny(Action="s3:PutObject", Condition=None),
+            Verdict.PASS,
+            Verdict.FAIL,
+            "prover backup: proved",
+            id="restore-only-deny",
+        ),
+    ],
+)
+def test_classify_reports_backup_and_restore_apart_and_proves_on_request(
+    statement: dict[str, Any], backup: Verdict, restore: Verdict, prover: str
+) -> None:
+    pytest.importorskip("z3")
+    statement = {k: v for k, v in statement.items() if v is not None}
+    result = classify(BucketFacts(BUCKET, None, policy(statement), "Enabled"), replace(CTX, prove=True))
+    assert (result.backup, result.restore) == (backup, restore)
+    assert result.prover is not None and prover in result.prover
+    assert ("DeniesRestore" in result.codes) is (restore is Verdict.FAIL)
+    assert result.to_json()["restore"] == restore.value

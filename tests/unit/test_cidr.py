@@ -120,18 +120,33 @@ def test_analyse_cidrs_reports_each_non_public_entry_once() -> None:
     assert analyse_cidrs(["10.0.0.0/24", "10.0.0.0/24", "10.0.0.0/8"]).non_public == ("10.0.0.0/24", "10.0.0.0/8")
 
 
+EIGHT_SLASH_THREES = [f"{32 * i}.0.0.0/3" for i in range(8)]
+# Every IPv4 address but 10/8, which aws:SourceIp never carries: still allows every public caller.
+ALL_BUT_PRIVATE = [
+    str(n) for n in ipaddress.IPv4Network("0.0.0.0/0").address_exclude(ipaddress.IPv4Network("10.0.0.0/8"))
+]
+
+
 @pytest.mark.parametrize(
-    ("cidrs", "allow_all"),
+    ("cidrs", "all_public"),
     [
-        pytest.param(["0.0.0.0/0"], ("0.0.0.0/0",), id="ipv4"),
-        pytest.param(["::/0", "192.0.2.0/24"], ("::/0",), id="ipv6"),
-        pytest.param(["0.0.0.0/1", "128.0.0.0/1"], ("0.0.0.0/0",), id="two-halves-make-all"),
-        pytest.param(["0.0.0.0/0", "0.0.0.0/0", "192.0.2.0/24"], ("0.0.0.0/0",), id="reported-once"),
-        pytest.param(["192.0.2.0/24"], (), id="none"),
+        pytest.param(["0.0.0.0/1", "128.0.0.0/1"], ("IPv4",), id="two-halves-make-all"),
+        pytest.param(EIGHT_SLASH_THREES, ("IPv4",), id="eight-slash-threes"),
+        pytest.param(EIGHT_SLASH_THREES[:7], ("IPv4",), id="seven-slash-threes-miss-only-multicast-and-reserved"),
+        pytest.param(EIGHT_SLASH_THREES[1:], (), id="seven-slash-threes-miss-public-space"),
+        pytest.param(ALL_BUT_PRIVATE, ("IPv4",), id="all-but-private-ranges"),
+        pytest.param(["::/1", "8000::/1", "192.0.2.0/24"], ("IPv6",), id="ipv6-halves"),
+        pytest.param(["2000::/3", "2001:db8::/32"], ("IPv6",), id="global-unicast"),
+        pytest.param(["2000::/4", "3000::/4"], ("IPv6",), id="global-unicast-in-two"),
+        pytest.param(["2000::/4"], (), id="half-of-global-unicast"),
+        pytest.param(["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"], ("IPv4", "IPv6"), id="both"),
+        pytest.param(["0.0.0.0/1", "2001:db8::/32"], (), id="half-of-ipv4"),
+        pytest.param(["192.0.2.0/24", "2001:db8::/32"], (), id="none"),
+        pytest.param(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"], (), id="private-only-allows-no-public"),
     ],
 )
-def test_analyse_cidrs_reports_allow_all(cidrs: list[str], allow_all: tuple[str, ...]) -> None:
-    assert analyse_cidrs(cidrs).allow_all == allow_all
+def test_analyse_cidrs_reports_allow_all_public(cidrs: list[str], all_public: tuple[str, ...]) -> None:
+    assert analyse_cidrs(cidrs).all_public == all_public
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import yaml
 from bucketwarden import __version__
 from bucketwarden.cli import main
 from bucketwarden.exitcodes import ExitCode
-from bucketwarden.policy import PolicyDocument
+from bucketwarden.policy import PolicyDocument, Request, evaluate
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 SPEC = str(GOLDEN / "seed-spec.yaml")
@@ -337,3 +338,103 @@ def test_cli_evaluate_principal_arn_of_a_role_session(
     )
     assert code == 0
     assert json.loads(out)["decision"] == decision
+
+
+# --- issue 21: every judging command takes the same facts ---------------------------------------------------------
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    from bucketwarden.cli import build_parser
+
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def _fact_options(p: argparse.ArgumentParser) -> dict[str, tuple[object, ...]]:
+    from bucketwarden.cli import FACT_FLAGS
+
+    found = {}
+    for action in p._actions:
+        for flag in action.option_strings:
+            if flag in FACT_FLAGS:
+                found[flag] = (action.dest, action.default, action.metavar, action.help, type(action).__name__)
+    return found
+
+
+def test_cli_fact_flags_are_the_same_on_every_judging_command() -> None:
+    from bucketwarden.cli import FACT_FLAGS
+
+    parsers = _subparsers()
+    options = {name: _fact_options(parsers[name]) for name in ("plan", "render", "verify", "apply", "audit")}
+    for name, found in options.items():
+        assert set(found) == set(FACT_FLAGS), name
+    assert len({repr(sorted(found.items())) for found in options.values()}) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        pytest.param(
+            ["apply", "-f", "x.yaml", "--role-id", "R=AROAEXAMPLEEXAMPLEEXA"], "--role-id", id="apply-role-id"
+        ),
+        pytest.param(
+            ["plan", "-f", "x.yaml", "--operator-user-id", "AIDAEXAMPLE"], "--operator-user-id", id="plan-live"
+        ),
+        pytest.param(["audit", "--account", "999999999999"], "--account", id="audit-account"),
+    ],
+)
+def test_cli_live_commands_refuse_facts_they_look_up(
+    capsys: pytest.CaptureFixture[str], argv: list[str], flag: str
+) -> None:
+
+    assert main(argv) == ExitCode.USAGE
+    assert flag in capsys.readouterr().err
+
+
+def test_cli_verify_aws_ip_ranges_narrows_the_address_space(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    ranges = tmp_path / "ip-ranges.json"
+    ranges.write_text(json.dumps({"prefixes": [{"ip_prefix": "52.216.0.0/15", "service": "S3"}]}), encoding="utf-8")
+    manifest = tmp_path / "pb.yaml"
+    manifest.write_text(
+        "apiVersion: bucketwarden.io/v1alpha1\nkind: ProtectedBucket\nmetadata: {name: b, namespace: default}\n"
+        "spec: {bucketName: awsbackup-test-001, allowedSourceIps: [192.0.2.0/24], exemptRoles: [{name: R}]}\n",
+        encoding="utf-8",
+    )
+    policy = tmp_path / "policy.json"
+    statement = {
+        "Sid": "Foreign",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": "arn:aws:s3:::awsbackup-test-001/*",
+        "Condition": {"IpAddress": {"aws:SourceIp": "13.0.0.0/8"}},
+    }
+    policy.write_text(json.dumps({"Version": "2012-10-17", "Statement": [statement]}), encoding="utf-8")
+
+    base = ["verify", "-f", str(manifest), "--policy", str(policy), "--role-id", "R=AROAEXAMPLEEXAMPLEEXA"]
+    main(base)
+    assert "verdict backup: Unknown" in capsys.readouterr().out
+    main([*base, "--aws-ip-ranges", str(ranges)])
+    assert "verdict backup: Pass" in capsys.readouterr().out
+    assert main([*base, "--aws-ip-ranges", str(tmp_path / "missing.json")]) == ExitCode.USAGE
+
+
+@pytest.mark.parametrize(
+    ("policy", "outcome"),
+    [
+        pytest.param(EXPECTED, "proved", id="fixed-is-proved"),
+        pytest.param(ORIGINAL, "counterexample", id="seed-has-a-counterexample"),
+    ],
+)
+def test_cli_verify_prove_reports_the_prover_per_promise(
+    capsys: pytest.CaptureFixture[str], policy: str, outcome: str
+) -> None:
+    pytest.importorskip("z3")
+    _, out, _ = run(capsys, "verify", "-f", SPEC, "--policy", policy, *ROLE_ID, "--prove", "--output", "json")
+    report = json.loads(out)
+    assert report["prover"]["promises"]["backup"] == outcome
+    assert report["verdicts"]["backup"] == ("Pass" if outcome == "proved" else "Fail")
+    for example in report["prover"]["counterexamples"]:
+        request = Request.of(example["action"], example["resource"], example["context"])
+        assert evaluate(PolicyDocument.parse(Path(policy).read_text()), request).denied

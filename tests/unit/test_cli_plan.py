@@ -162,7 +162,7 @@ def test_cli_plan_offline_without_operator_user_id_still_sees_aws_backup_denied(
     assert code == ExitCode.FAILED  # apply would write, and AWS Backup would still be denied: not Ready
     [row] = [line for line in out.splitlines() if line.startswith("default/")]
     assert row.split()[2:6] == ["WouldUpdate", "put", "False", "VerificationFailed"]
-    assert ADOPT_ADVICE in row and "AWS Backup jobs that use this role fail with AccessDenied" in row
+    assert ADOPT_ADVICE in row and "AWS Backup backup jobs that use this role fail with AccessDenied" in row
 
 
 def test_cli_plan_offline_writes_nothing_and_says_it_made_no_aws_calls(

@@ -9,7 +9,7 @@ import pytest
 
 from bucketwarden.aws import InMemoryAws
 from bucketwarden.k8s._ack import AckBucket, ack_owner, ack_policy_patch
-from bucketwarden.k8s._allowlists import Usage, allow_list_status
+from bucketwarden.k8s._allowlists import Usage, allow_list_status, describe_users, status_patch, users_per_namespace
 from bucketwarden.k8s._effective import Surroundings, allow_lists_from_index, reconcile_effective
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import PreviousState, Reconciler
@@ -131,7 +131,43 @@ def test_allow_list_status_counts_users_and_those_in_sync() -> None:
     ]
     status = allow_list_status("corp", CORP, users, lists, 3)
     assert (status["usedBy"], status["inSync"], status["observedGeneration"]) == (3, 1, 3)
-    assert status["users"] == ["a/synced", "b/stale", "c/failing"]
+    assert status["users"] == {"a": 1, "b": 1, "c": 1}
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "limit", "expected"),
+    [
+        pytest.param(["a", "b", "b", "c", "c", "c"], 50, {"c": 3, "b": 2, "a": 1}, id="busiest-first"),
+        pytest.param(["b", "a"], 50, {"a": 1, "b": 1}, id="ties-by-name"),
+        pytest.param(["a", "b", "b", "c", "c", "c"], 2, {"c": 3, "b": 2}, id="capped"),
+        pytest.param([], 50, {}, id="unused"),
+    ],
+)
+def test_allow_list_users_per_namespace_counts_and_names_no_resource(
+    namespaces: list[str], limit: int, expected: dict[str, int]
+) -> None:
+    users = [Usage(ns, f"secret-name-{i}", {}, None, True) for i, ns in enumerate(namespaces)]
+    counted = users_per_namespace(users, limit)
+    assert counted == expected and list(counted) == list(expected)
+    status = allow_list_status("corp", CORP, users, {"corp": CORP}, 1)
+    assert "secret-name" not in json.dumps(status)
+    assert "secret-name" not in describe_users(users)
+
+
+@pytest.mark.parametrize(
+    ("current", "users", "patch_users"),
+    [
+        pytest.param({"users": {"a": 2, "b": 1}}, {"a": 1}, {"a": 1, "b": None}, id="a-namespace-left"),
+        pytest.param({"users": {"a": 2}}, {"a": 2, "b": 1}, {"a": 2, "b": 1}, id="a-namespace-joined"),
+        pytest.param({"users": ["a/x", "b/y"]}, {"a": 1}, {"a": 1}, id="old-list-form-replaced"),
+        pytest.param({}, {"a": 1}, {"a": 1}, id="first-status"),
+    ],
+)
+def test_allow_list_status_patch_removes_namespaces_gone(
+    current: dict[str, Any], users: dict[str, int], patch_users: dict[str, int | None]
+) -> None:
+    """status is merge-patched: a namespace no longer using the list must be sent as null, or its count stays."""
+    assert status_patch(current, {"usedBy": 1, "users": users})["users"] == patch_users
 
 
 def test_reconcile_effective_a_spec_change_ends_the_back_off(aws: InMemoryAws) -> None:

@@ -94,8 +94,18 @@ def document(*statements: dict[str, Any], version: str | None = "2012-10-17") ->
         pytest.param({"allowedSourceIps": ["192.0.2.0/24"]}, [("Warning", IPV4_ONLY)], id="fact14-ipv4-only"),
         pytest.param(
             {"allowedSourceIps": ["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"]},
-            [("Warning", ALLOWS_ALL_ADDRESSES), ("Warning", ALLOWS_ALL_ADDRESSES), ("Info", RANGES_COLLAPSED)],
+            [("Error", ALLOWS_ALL_ADDRESSES), ("Error", ALLOWS_ALL_ADDRESSES), ("Info", RANGES_COLLAPSED)],
             id="allows-all-addresses",
+        ),
+        pytest.param(
+            {"allowedSourceIps": [*(f"{32 * i}.0.0.0/3" for i in range(8)), "2001:db8::/32"]},
+            [("Error", ALLOWS_ALL_ADDRESSES), ("Info", RANGES_COLLAPSED)],
+            id="eight-slash-threes",
+        ),
+        pytest.param(
+            {"allowedSourceIps": ["192.0.2.0/24", "2000::/4", "3000::/4"]},
+            [("Error", ALLOWS_ALL_ADDRESSES), ("Info", RANGES_COLLAPSED)],
+            id="all-of-2000-slash-3",
         ),
         pytest.param(
             {"allowedSourceIps": ["192.0.2.7/24", "2001:db8::/32"]},
@@ -121,6 +131,27 @@ def document(*statements: dict[str, Any], version: str | None = "2012-10-17") ->
 )
 def test_lint_spec_reports_each_problem(fields: dict[str, Any], expected: list[tuple[str, str]]) -> None:
     assert codes(lint_spec(spec(**fields))) == expected
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "family", "shown"),
+    [
+        pytest.param(["0.0.0.0/1", "128.0.0.0/1", "2001:db8::/32"], "IPv4", "0.0.0.0/0", id="ipv4"),
+        pytest.param(["192.0.2.0/24", "2000::/3"], "IPv6 address (2000::/3)", "2000::/3", id="ipv6"),
+        pytest.param(
+            [*(f"{32 * i}.0.0.0/3" for i in range(7)), "2001:db8::/32"],
+            "IPv4",
+            "0.0.0.0/1, 128.0.0.0/2, 192.0.0.0/3",
+            id="union-named-collapsed",
+        ),
+    ],
+)
+def test_lint_spec_allow_all_public_is_an_error_that_names_the_union(cidrs: list[str], family: str, shown: str) -> None:
+    [finding] = [f for f in lint_spec(spec(allowedSourceIps=cidrs)) if f.code == ALLOWS_ALL_ADDRESSES]
+    assert finding.severity == "Error"
+    assert f"every public {family}" in finding.message
+    assert f"together: {shown})" in finding.message
+    assert "allowedSourcesFrom" in finding.message and "restricts nothing" in finding.message
 
 
 def test_lint_spec_fact13_private_range_message_points_to_vpc_endpoints() -> None:

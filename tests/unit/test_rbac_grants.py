@@ -16,6 +16,12 @@ def role(kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": meta, "rules": [RULE]}
 
 
+def aggregated(name: str) -> dict[str, Any]:
+    doc = role("ClusterRole", name)
+    doc["metadata"]["labels"] = {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}
+    return doc
+
+
 def binding(kind: str, ref_kind: str, ref: str, namespace: str | None = None, sa: str = "bw") -> dict[str, Any]:
     meta = {"name": "b", **({"namespace": namespace} if namespace else {})}
     return {
@@ -37,6 +43,13 @@ def binding(kind: str, ref_kind: str, ref: str, namespace: str | None = None, sa
         pytest.param([role("ClusterRole", "r"), binding("ClusterRoleBinding", "ClusterRole", "x")], [], id="no-role"),
         pytest.param(
             [role("ClusterRole", "r"), binding("ClusterRoleBinding", "ClusterRole", "r", sa="other")], [], id="other-sa"
+        ),
+        # The chart's <release>-edit/-view: aggregated into the built-in roles, bound to nobody: not the operator's.
+        pytest.param([aggregated("bw-edit"), role("ClusterRole", "r")], [], id="aggregated-unbound"),
+        pytest.param(
+            [aggregated("bw-edit"), binding("RoleBinding", "ClusterRole", "bw-edit", "a", sa="other")],
+            [],
+            id="aggregated-bound-to-a-user",
         ),
     ],
 )

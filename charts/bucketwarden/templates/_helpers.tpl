@@ -85,7 +85,7 @@ Argument: a dict with "ctx" (the root context) and "scope" ("cluster" or "namesp
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
-{{ include "bucketwarden.allowListRules" . }}
+{{ include "bucketwarden.clusterScopedRules" . }}
 {{- end }}
 {{- if $ctx.Values.peering.enabled }}
 # kopf peering: every replica keeps itself alive in the peering object's status.
@@ -107,11 +107,14 @@ argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true
 {{- end }}
 
 {{/*
-SourceAllowLists are cluster-scoped: the operator watches them, keeps kopf's finalizer (deletion waits while a
-list is in use) and annotations on them, and writes their status. In a namespaced install these rules go into
-their own small ClusterRole (allowlists-rbac.yaml).
+What the operator needs cluster-wide in either install mode, because these objects are cluster-scoped:
+- SourceAllowLists: it watches them, keeps kopf's finalizer (deletion waits while a list is in use) and
+  annotations on them, and writes their status.
+- TenantPolicies: it watches them (who may claim what) and writes their status; it never writes their spec.
+- Namespaces: it watches their labels, for a TenantPolicy's namespaceSelector.
+In a namespaced install these rules go into their own small ClusterRole (cluster-scoped-rbac.yaml).
 */}}
-{{- define "bucketwarden.allowListRules" -}}
+{{- define "bucketwarden.clusterScopedRules" -}}
 # SourceAllowLists (cluster-scoped): watch them, hold deletion with kopf's finalizer, write their status.
 - apiGroups: ["bucketwarden.io"]
   resources: ["sourceallowlists"]
@@ -119,4 +122,15 @@ their own small ClusterRole (allowlists-rbac.yaml).
 - apiGroups: ["bucketwarden.io"]
   resources: ["sourceallowlists/status"]
   verbs: ["patch"]
+# TenantPolicies (cluster-scoped, written by cluster admins only): read them, write their status.
+- apiGroups: ["bucketwarden.io"]
+  resources: ["tenantpolicies"]
+  verbs: ["list", "watch"]
+- apiGroups: ["bucketwarden.io"]
+  resources: ["tenantpolicies/status"]
+  verbs: ["patch"]
+# Namespaces: their labels, for TenantPolicy namespaceSelector.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
 {{- end }}

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bucketwarden.audit._model import (
+    BACKUP_INCONCLUSIVE,
     BUCKETWARDEN_STATEMENT_MISSING,
     BUCKETWARDEN_STATEMENT_STALE,
     DENIES_BACKUP_ROLE,
+    DENIES_RESTORE,
     IP_RESTRICTION_WITHOUT_EXEMPTION,
     NO_BACKUP_ROLE,
     NOT_SUPERSEDABLE,
@@ -63,6 +65,8 @@ class AuditContext:
     operator: CallerIdentity | None
     statement_sid: str = DEFAULT_STATEMENT_SID
     missing_roles: tuple[str, ...] = ()  # requested backup roles that do not exist
+    aws_ranges: tuple[str, ...] = ()  # --aws-ip-ranges: where AWS Backup's requests may come from
+    prove: bool = False  # --prove: also run the symbolic prover on every bucket
 
 
 def source_ips_of(statement: Statement) -> tuple[str, ...]:
@@ -131,7 +135,7 @@ def _verify(
     spec: ProtectedBucketSpec, ctx: AuditContext, policy: PolicyDocument | None
 ) -> tuple[Verification | None, str | None]:
     try:
-        return verify_policy(spec, ctx.roles, ctx.operator, policy), None
+        return verify_policy(spec, ctx.roles, ctx.operator, policy, aws_ranges=ctx.aws_ranges), None
     except BucketWardenError as exc:
         return None, exc.message
     except ValueError as exc:  # e.g. a hand-written "NotIpAddress" value that is no CIDR: AWS would reject it too
@@ -142,7 +146,7 @@ def _role_denials(verification: Verification) -> list[Finding]:
     seen: set[tuple[str, str]] = set()
     findings = []
     for r in verification.failures:
-        if r.scenario.kind != "role":
+        if r.scenario.promise != "backup":
             continue
         label = r.evaluation.label or "?"
         key = (label, r.scenario.principal or "")
@@ -168,7 +172,7 @@ def _bucketwarden_state(spec: ProtectedBucketSpec, ctx: AuditContext, policy: Po
     alone, _ = _verify(spec, ctx, PolicyDocument(tuple(ours)))
     if alone is None or not ctx.roles:
         return "unknown"
-    verdict, _ = verdict_for(alone, "role")
+    verdict, _ = verdict_for(alone, "backup")
     return "current" if verdict is Verdict.PASS else "stale"
 
 
@@ -232,10 +236,21 @@ def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:
     verification, unjudgeable = _verify(spec, ctx, policy)
     if unjudgeable is not None:
         findings.append(Finding(severity="Error", code=POLICY_UNJUDGEABLE, message=unjudgeable))
-    backup, counterexample = verdict_for(verification, "role")
+    backup, counterexample = verdict_for(verification, "backup")
+    restore, restore_example = verdict_for(verification, "restore")
     operator, operator_example = verdict_for(verification, "operator")
     if verification is not None:
         findings += _role_denials(verification)
+    if restore is Verdict.FAIL:
+        findings.append(
+            Finding(
+                severity="Error",
+                code=DENIES_RESTORE,
+                message=f"AWS Backup restores into this bucket fail (backups are judged apart): {restore_example}",
+            )
+        )
+    if backup is Verdict.UNKNOWN and verification is not None and counterexample is not None:
+        findings.append(Finding(severity="Warning", code=BACKUP_INCONCLUSIVE, message=counterexample))
     if operator is Verdict.FAIL and ctx.operator is not None:
         findings.append(
             Finding(
@@ -297,7 +312,20 @@ def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:
         findings=tuple(findings),
         counterexample=counterexample,
         backup_roles=roles,
+        restore=restore if ctx.roles else Verdict.UNKNOWN,
+        prover=_prove(spec, ctx, policy) if ctx.prove and unjudgeable is None else None,
     )
+
+
+def _prove(spec: ProtectedBucketSpec, ctx: AuditContext, policy: PolicyDocument | None) -> str:
+    """audit --prove: the symbolic prover's answer for the exempt roles and the operator, in one line."""
+    from bucketwarden.policy.prove import ProverUnavailableError, prove_policy
+
+    try:
+        proof = prove_policy(spec, ctx.roles, ctx.operator, policy, aws_ranges=ctx.aws_ranges)
+    except ProverUnavailableError as exc:
+        return f"not run: {exc.message}"
+    return "; ".join(proof.lines())
 
 
 def unjudged(facts: BucketFacts, ctx: AuditContext, why: str) -> BucketAudit:

@@ -47,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", metavar="NS", help="namespace of the emitted manifests")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="buckets read at once")
     p.add_argument("--fail-on-unknown", action="store_true", help="exit 1 also when a bucket's verdict is Unknown")
+    p.add_argument("--prove", action="store_true", help="also run the symbolic prover (z3, the 'prove' extra)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="default: on a terminal")
 
 
@@ -103,6 +104,8 @@ def run_audit(
         operator_role=args.operator_role,
         statement_sid=args.statement_sid,
         assume_role=RoleAssumption.of(args.assume_role_arn),
+        aws_ranges=getattr(args, "aws_ranges", ()),
+        prove=getattr(args, "prove", False),
     )
     for missing in ctx.missing_roles:
         err.write(f"bucketwarden audit: warning: backup role {missing} does not exist\n")

@@ -31,6 +31,8 @@ STATUS_ORDER: tuple[Status, ...] = (Status.BLOCKS_BACKUP, Status.UNKNOWN, Status
 
 # Finding codes. They are API: the JSON output and the expected-table fixtures match on them.
 DENIES_BACKUP_ROLE = "DeniesBackupRole"
+DENIES_RESTORE = "DeniesRestore"
+BACKUP_INCONCLUSIVE = "BackupInconclusive"
 IP_RESTRICTION_WITHOUT_EXEMPTION = "IpRestrictionWithoutExemption"
 BUCKETWARDEN_STATEMENT_MISSING = "BucketWardenStatementMissing"
 BUCKETWARDEN_STATEMENT_STALE = "BucketWardenStatementStale"
@@ -71,6 +73,9 @@ class BucketAudit:
     findings: tuple[Finding, ...] = ()
     counterexample: str | None = None
     backup_roles: tuple[str, ...] = ()  # role names checked
+    # Restores into the bucket (AWSBackupServiceRolePolicyForS3Restore): a promise apart from backups.
+    restore: Verdict = Verdict.UNKNOWN
+    prover: str | None = None  # audit --prove: "proved", "counterexample: ..." or why it could not run
 
     @property
     def status(self) -> Status:
@@ -78,7 +83,7 @@ class BucketAudit:
             return Status.BLOCKS_BACKUP
         if self.backup is Verdict.UNKNOWN:
             return Status.UNKNOWN
-        if self.versioning != "Enabled" or self.operator is Verdict.FAIL:
+        if self.versioning != "Enabled" or Verdict.FAIL in (self.operator, self.restore):
             return Status.NOT_READY
         return Status.READY
 
@@ -98,7 +103,9 @@ class BucketAudit:
             "region": self.region,
             "status": self.status.value,
             "backup": self.backup.value,
+            "restore": self.restore.value,
             "operator": self.operator.value,
+            **({"prover": self.prover} if self.prover is not None else {}),
             "versioning": self.versioning,
             "hasPolicy": self.has_policy,
             "bucketwardenStatement": self.bucketwarden_statement,

@@ -166,7 +166,16 @@ def audit_context(
     operator_role: str | None = None,
     statement_sid: str = DEFAULT_STATEMENT_SID,
     assume_role: RoleAssumption | None = None,
+    aws_ranges: Sequence[str] = (),
+    prove: bool = False,
 ) -> AuditContext:
     roles, missing = resolve_backup_roles(gateway, backup_roles, assume_role=assume_role)
     operator = resolve_operator(gateway, operator_role, assume_role=assume_role)
-    return AuditContext(roles=roles, operator=operator, statement_sid=statement_sid, missing_roles=missing)
+    return AuditContext(
+        roles=roles,
+        operator=operator,
+        statement_sid=statement_sid,
+        missing_roles=missing,
+        aws_ranges=tuple(aws_ranges),
+        prove=prove,
+    )

@@ -9,6 +9,7 @@ no waiting for a resync, and nothing but `patch` on protectedbuckets, which the 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -35,7 +36,7 @@ USERS_INDEX = "allow_list_users"
 CHANGE_ANNOTATION = "sources.bucketwarden.io/allow-list"
 ALLOW_LIST_IN_USE = "AllowListInUse"
 
-MAX_USERS_SHOWN = 50
+MAX_NAMESPACES_SHOWN = 50
 
 logger = logging.getLogger("bucketwarden")
 
@@ -52,6 +53,21 @@ class Usage(NamedTuple):
 
 def users_of(index: Mapping[str, Iterable[Usage]] | None, name: str) -> list[Usage]:
     return sorted((index or {}).get(name, []), key=lambda u: (u.namespace, u.name))
+
+
+def users_per_namespace(users: Iterable[Usage], limit: int = MAX_NAMESPACES_SHOWN) -> dict[str, int]:
+    """namespace -> how many of its ProtectedBuckets use the list, the busiest namespaces first.
+
+    A SourceAllowList is readable by every namespace (the chart's view role), so what it shows of its users must
+    not name another tenant's resources: counts per namespace say who to ask, and each tenant lists its own.
+    """
+    counts = Counter(u.namespace for u in users)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit])
+
+
+def describe_users(users: Iterable[Usage]) -> str:
+    """ "team-a: 2, team-b: 1" (every namespace)."""
+    return ", ".join(f"{namespace}: {count}" for namespace, count in users_per_namespace(users, limit=10**6).items())
 
 
 def _in_sync(usage: Usage, lists: Mapping[str, SourceAllowListSpec]) -> bool:
@@ -76,9 +92,19 @@ def allow_list_status(
         sources_hash=allow_list_hash(allow_list),
         used_by=len(users),
         in_sync=sum(1 for u in users if _in_sync(u, lists)),
-        users=[f"{u.namespace}/{u.name}" for u in users[:MAX_USERS_SHOWN]],
+        users=users_per_namespace(users),
     )
     return status.model_dump(mode="json", by_alias=True)
+
+
+def status_patch(current: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` as a merge patch over ``current``: a namespace gone from ``users`` is sent as null, or the merge
+    would keep its old count."""
+    old_users = current.get("users")
+    if not isinstance(old_users, Mapping):
+        return new
+    gone = {namespace: None for namespace in old_users if namespace not in new["users"]}
+    return {**new, "users": {**new["users"], **gone}}
 
 
 def _parse(spec: Mapping[str, Any]) -> SourceAllowListSpec | None:
@@ -141,7 +167,8 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
         for usage in users:
             await _touch(kwargs["memo"].kopf_settings, usage, value)
         lists = _lists(kwargs)
-        kwargs["patch"].status.update(allow_list_status(name, allow_list, users, lists, meta.get("generation")))
+        new = allow_list_status(name, allow_list, users, lists, meta.get("generation"))
+        kwargs["patch"].status.update(status_patch(kwargs.get("status") or {}, new))
 
     @kopf.timer(*lists_resource, id="usage", interval=settings.allow_list_status_seconds, registry=registry)
     def usage(name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **kwargs: Any) -> None:
@@ -150,19 +177,20 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
             return
         users = users_of(kwargs[USERS_INDEX], name)
         new = allow_list_status(name, allow_list, users, _lists(kwargs), meta.get("generation"))
-        if {k: v for k, v in dict(kwargs["status"]).items() if k in new} != new:
-            kwargs["patch"].status.update(new)
+        current = dict(kwargs["status"])
+        if {k: v for k, v in current.items() if k in new} != new:
+            kwargs["patch"].status.update(status_patch(current, new))
 
     @kopf.on.delete(*lists_resource, id="in-use", registry=registry)
     def refuse_in_use(name: str, body: kopf.Body, **kwargs: Any) -> None:
         users = users_of(kwargs[USERS_INDEX], name)
         if not users:
             return
-        shown = ", ".join(f"{u.namespace}/{u.name}" for u in users[:10])
-        more = f" and {len(users) - 10} more" if len(users) > 10 else ""
+        # Counts per namespace, not names: the Event is as readable as the list itself.
         message = (
-            f"SourceAllowList {name} is still referenced by {len(users)} ProtectedBucket(s) ({shown}{more}): "
-            "deletion waits until none references it (remove it from their allowedSourcesFrom)"
+            f"SourceAllowList {name} is still referenced by {len(users)} ProtectedBucket(s), per namespace: "
+            f"{describe_users(users)}; deletion waits until none references it (remove it from their "
+            "allowedSourcesFrom)"
         )
         kopf.event(body, type="Warning", reason=ALLOW_LIST_IN_USE, message=message)
         raise kopf.TemporaryError(message, delay=settings.allow_list_status_seconds)

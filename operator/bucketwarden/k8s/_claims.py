@@ -32,6 +32,7 @@ class ClaimEntry(NamedTuple):
     name: str
     sid: str | None  # spec.statementSid; None for an invalid spec
     request: Request | None  # what it asks a grant for; None for an invalid spec (never a claim)
+    deleting: bool = False  # metadata.deletionTimestamp is set: it is handing the bucket over
 
     @property
     def key(self) -> str:
@@ -52,7 +53,8 @@ def claim_entry(
     else:
         request, sid = Request.of(namespace, name, parsed), parsed.statement_sid
     created = str(meta.get("creationTimestamp") or "")
-    return {bucket: ClaimEntry(created, str(meta.get("uid") or ""), namespace, name, sid, request)}
+    deleting = bool(meta.get("deletionTimestamp"))
+    return {bucket: ClaimEntry(created, str(meta.get("uid") or ""), namespace, name, sid, request, deleting)}
 
 
 def tenant_policy_entry(name: str, spec: Mapping[str, Any]) -> dict[str, TenantPolicySpec] | None:
@@ -104,15 +106,17 @@ def arbitrate(
 ) -> Arbitration:
     """The deterministic owner of a bucket: oldest creationTimestamp, then uid, among claims a grant covers.
 
-    ``leaving``: (namespace, name) is being deleted and is no claimant any more (who takes over?).
+    A claimant being deleted is no claimant for the others (the next one takes over as soon as it has cleaned
+    up), but still one for itself, so its own cleanup runs as the owner's. ``leaving``: not even for itself
+    (who takes over from (namespace, name)?).
     """
-    valid = [
-        e
-        for e in entries
-        if e.request is not None
-        and not (leaving and (e.namespace, e.name) == (namespace, name))
-        and tenancy.authorize(e.request).allowed
-    ]
+
+    def counts(e: ClaimEntry) -> bool:
+        if (e.namespace, e.name) == (namespace, name):
+            return not leaving
+        return not e.deleting
+
+    valid = [e for e in entries if e.request is not None and counts(e) and tenancy.authorize(e.request).allowed]
     valid.sort(key=lambda e: (e.created, e.uid))
     rivals = {e.sid: e.key for e in valid if e.sid and (e.namespace, e.name) != (namespace, name)}
     return Arbitration(valid[0] if valid else None, rivals)

@@ -39,6 +39,7 @@ from bucketwarden.k8s._kopf_private import patch_object
 from bucketwarden.k8s._login import login_as_kubectl
 from bucketwarden.k8s._logs import log_fields, log_reconcile, log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
+from bucketwarden.k8s._nudge import KeySet
 from bucketwarden.k8s._nudge import nudge as _nudge
 from bucketwarden.k8s._quiet import SteadyStates, quiet_tick, spec_digest, steady_state_of
 from bucketwarden.k8s._resync import TARGETS_INDEX, QueueTicker, target_key
@@ -80,6 +81,7 @@ class Runtime:
     # kopf's loop and settings, for nudging another claimant from a handler thread (set by an async startup handler)
     loop: asyncio.AbstractEventLoop | None = None
     kopf_settings: kopf.OperatorSettings | None = None
+    refused: KeySet = field(default_factory=KeySet)  # NotAuthorized now: reconciled again when a grant appears
 
 
 ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciler]
@@ -181,6 +183,8 @@ def reconcile_object(
             result, extra = reconcile_effective(runtime.reconciler, parsed, prev, previous, around)
     if result.nudge:
         _nudge(runtime, result.nudge)
+    ready = result.condition("Ready")
+    runtime.refused.mark(key, ready is not None and ready.reason == NOT_AUTHORIZED)
     runtime.metrics.observe(key, result)
     update = build_status(
         result,
@@ -375,6 +379,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         runtime: Runtime = kwargs["memo"].runtime
         runtime.metrics.forget(f"{namespace}/{name}")
         runtime.steady.forget(f"{namespace}/{name}")
+        runtime.refused.mark(f"{namespace}/{name}", False)
         if runtime.ticker is not None:
             runtime.ticker.queue.forget(target_key(namespace, name))
         try:

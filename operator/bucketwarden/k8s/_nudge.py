@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -43,3 +44,22 @@ def nudge(runtime: Any, keys: Iterable[str]) -> None:
             logger=logger,
         )
         asyncio.run_coroutine_threadsafe(coroutine, runtime.loop)
+
+
+class KeySet:
+    """A thread-safe set of namespace/name keys (the ProtectedBuckets refused for want of a grant)."""
+
+    def __init__(self) -> None:
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+
+    def mark(self, key: str, present: bool) -> None:
+        with self._lock:
+            if present:
+                self._keys.add(key)
+            else:
+                self._keys.discard(key)
+
+    def snapshot(self) -> list[str]:
+        with self._lock:
+            return sorted(self._keys)

@@ -21,7 +21,7 @@ from bucketwarden.k8s._claims import (
     tenancy_from,
     tenant_policy_entry,
 )
-from bucketwarden.k8s._kopf_private import get_json
+from bucketwarden.k8s._kopf_private import get_json, patch_object
 from bucketwarden.k8s._nudge import nudge
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.spec import GROUP, TENANT_POLICY_PLURAL, VERSION, TenantPolicySpec, TenantPolicyStatus
@@ -49,7 +49,7 @@ def tenant_policy_status(
         matched_namespace_count=len(matched),
         protected_buckets=protected,
     )
-    return status.model_dump(mode="json", by_alias=True)
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def describe_tenancy(tenancy: Tenancy) -> str:
@@ -101,37 +101,64 @@ def register_tenant_policies(registry: kopf.OperatorRegistry, settings: Operator
         logger.info(describe_tenancy(Tenancy(found)), extra={"tenant_policies": sorted(found)})
 
     @kopf.index(*policies, id=TENANT_POLICIES_INDEX, registry=registry)
-    def tenant_policies(name: str, spec: Mapping[str, Any], **_: Any) -> Any:
-        return tenant_policy_entry(name, spec)
+    def tenant_policies(name: str, spec: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> Any:
+        # An index, not a change handler: kopf would keep its bookkeeping in the TenantPolicy's annotations, and
+        # the operator must not need write access to the grants. A new or changed grant is logged, and every
+        # ProtectedBucket refused so far is reconciled at once (at start-up none has been refused yet).
+        entry = tenant_policy_entry(name, spec)
+        runtime = getattr(memo, "runtime", None)
+        if runtime is not None:
+            logger.info("TenantPolicy %s %s", name, "seen" if entry else "is invalid and grants nothing")
+            nudge(runtime, runtime.refused.snapshot())
+        return entry
 
     @kopf.index("", "v1", "namespaces", id=NAMESPACE_LABELS_INDEX, registry=registry)
     def namespace_labels(name: str, labels: Mapping[str, str], **_: Any) -> Any:
         return {name: dict(labels)}
 
-    @kopf.timer(*policies, id="status", interval=settings.allow_list_status_seconds, registry=registry)
-    def status(name: str, meta: Mapping[str, Any], **kwargs: Any) -> None:
-        tenancy = tenancy_from(kwargs[TENANT_POLICIES_INDEX], kwargs[NAMESPACE_LABELS_INDEX])
-        if name not in tenancy.policies:
-            return  # invalid: admission refuses it on a real API server; it grants nothing
-        new = tenant_policy_status(name, tenancy, kwargs[CLAIMS_INDEX], meta.get("generation"))
-        if {k: v for k, v in dict(kwargs["status"]).items() if k in new} != new:
-            kwargs["patch"].status.update(new)
+    @kopf.on.startup(id="tenant-policy-status", registry=registry)
+    async def start_status_loop(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+        # One task of our own, not a kopf timer per TenantPolicy: a timer would make kopf patch the grant itself
+        # (its bookkeeping), and the operator gets no write access to grants, only to their status.
+        indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
+        interval = operator_settings.allow_list_status_seconds
+        memo.tenant_status_task = asyncio.create_task(
+            _status_loop(settings, indices, interval), name="bucketwarden-tenant-policy-status"
+        )
 
-    @kopf.on.resume(*policies, id="announce", registry=registry)
-    @kopf.on.create(*policies, id="announce", registry=registry)
-    @kopf.on.update(*policies, id="announce", registry=registry)
-    def announce(name: str, reason: str, **kwargs: Any) -> None:
-        # Every change of a grant is logged with the tenancy it leaves in force (at start-up: once per policy),
-        # and the ProtectedBuckets it now covers are reconciled at once: a grant takes effect without a resync wait.
-        tenancy = tenancy_from(kwargs[TENANT_POLICIES_INDEX], kwargs[NAMESPACE_LABELS_INDEX])
-        logger.info("TenantPolicy %s: %s", name, describe_tenancy(tenancy))
-        runtime = getattr(kwargs["memo"], "runtime", None)
-        if runtime is None or reason == "resume":
-            return  # at start-up every ProtectedBucket is reconciled by its own resume handler anyway
-        covered = [
-            entry.key
-            for entries in kwargs[CLAIMS_INDEX].values()
-            for entry in entries
-            if entry.request is not None and tenancy.authorize(entry.request).policy == name
-        ]
-        nudge(runtime, covered)
+    @kopf.on.cleanup(id="tenant-policy-status", registry=registry)
+    async def stop_status_loop(memo: kopf.Memo, **_: Any) -> None:
+        task = getattr(memo, "tenant_status_task", None)
+        if task is not None:
+            task.cancel()
+
+    operator_settings = settings
+
+
+async def _status_loop(settings: kopf.OperatorSettings, indices: Mapping[str, Any], interval: float) -> None:
+    """Every ``interval`` seconds, write each TenantPolicy's status where it changed (through /status only)."""
+    resource = kopf.Resource(GROUP, VERSION, TENANT_POLICY_PLURAL, namespaced=False, subresources=frozenset({"status"}))
+    written: dict[str, dict[str, Any]] = {}
+    delay = min(interval, 0.5)
+    while True:
+        await asyncio.sleep(delay)
+        # Every second until the indices hold a grant (they fill after start-up), then at the status interval.
+        delay = interval if written else min(interval, 1.0)
+        tenancy = tenancy_from(indices.get(TENANT_POLICIES_INDEX), indices.get(NAMESPACE_LABELS_INDEX))
+        for name in sorted(tenancy.policies):
+            new = tenant_policy_status(name, tenancy, indices.get(CLAIMS_INDEX) or {}, None)
+            if written.get(name) == new:
+                continue
+            try:
+                await patch_object(
+                    settings=settings,
+                    resource=resource,
+                    namespace=None,
+                    name=name,
+                    patch=kopf.Patch({"status": new}),
+                    logger=logger,
+                )
+            except Exception as exc:  # the API hiccuped, or the grant is gone: the next round writes it
+                logger.debug("could not write the status of TenantPolicy %s: %s", name, exc)
+                continue
+            written[name] = new

@@ -1,5 +1,6 @@
 """The pure policy core: document model, render, merge, plan, evaluate, verify and lint. No I/O."""
 
+from bucketwarden.policy._addresses import AddressSet, public_addresses, ranges_from_ip_ranges_json
 from bucketwarden.policy._adopt import (
     ADOPTION_REFUSED,
     STATEMENT_ADOPTED,
@@ -44,6 +45,7 @@ from bucketwarden.policy._lint import (
     lint_spec,
 )
 from bucketwarden.policy._merge import merge_policy, remove_policy, remove_statements
+from bucketwarden.policy._narrow import SOURCES_PENDING, Narrowing, narrow_to_live
 from bucketwarden.policy._plan import Plan, diff_policies, plan_change
 from bucketwarden.policy._render import (
     bucket_arns,
@@ -54,10 +56,13 @@ from bucketwarden.policy._render import (
 )
 from bucketwarden.policy._verify import (
     FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
+    FOREIGN_DENY_BLOCKS_OPERATOR,
     FOREIGN_DENY_STRICTER,
+    PROMISES,
     VERIFICATION_INCONCLUSIVE,
     Counterexample,
     Inconclusive,
+    PromiseName,
     Scenario,
     ScenarioResult,
     Verdict,
@@ -66,6 +71,7 @@ from bucketwarden.policy._verify import (
     model_callers,
     verify_policy,
 )
+from bucketwarden.policy._verify_scenarios import with_aws_source_ranges
 
 __all__ = [
     "ADDRESS_KEYS",
@@ -76,6 +82,7 @@ __all__ = [
     "DATE_KEYS",
     "DUPLICATE_SIDS",
     "FOREIGN_DENY_BLOCKS_EXEMPT_ROLE",
+    "FOREIGN_DENY_BLOCKS_OPERATOR",
     "FOREIGN_DENY_STRICTER",
     "HOST_BITS_NORMALISED",
     "IPV4_ONLY",
@@ -86,11 +93,14 @@ __all__ = [
     "POLICY_TOO_LARGE",
     "POLICY_VERSION",
     "PRIVATE_SOURCE_IP",
+    "PROMISES",
     "RANGES_COLLAPSED",
+    "SOURCES_PENDING",
     "STATEMENT_ADOPTED",
     "VERIFICATION_INCONCLUSIVE",
     "VERSION_KEPT",
     "VERSION_UPGRADED",
+    "AddressSet",
     "AdoptionCheck",
     "Caller",
     "CidrReport",
@@ -99,9 +109,11 @@ __all__ = [
     "Evaluation",
     "Inconclusive",
     "ModelledAction",
+    "Narrowing",
     "Plan",
     "PolicyDocument",
     "Principal",
+    "PromiseName",
     "Request",
     "Scenario",
     "ScenarioResult",
@@ -121,10 +133,13 @@ __all__ = [
     "lint_spec",
     "merge_policy",
     "model_callers",
+    "narrow_to_live",
     "parse_address",
     "parse_date",
     "partition_for_region",
     "plan_change",
+    "public_addresses",
+    "ranges_from_ip_ranges_json",
     "remove_policy",
     "remove_statements",
     "render_statement",
@@ -133,4 +148,5 @@ __all__ = [
     "supersede_problems",
     "user_id_patterns",
     "verify_policy",
+    "with_aws_source_ranges",
 ]

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from bucketwarden.policy._addresses import AddressSet
+from bucketwarden.policy._s3_keys import absent_for_action
+
 ResourceType = Literal["bucket", "object"]
 
 
@@ -27,11 +30,18 @@ def _actions(source: str, resource: ResourceType, names: Sequence[str]) -> tuple
     return tuple(ModelledAction(f"s3:{n}", resource, source) for n in names)
 
 
-# AWS managed policy AWSBackupServiceRolePolicyForS3Backup (v4, May 2024; AWS Managed Policy Reference and the
-# AWS Backup Developer Guide, "Managed policies for AWS Backup"): statement S3BucketBackupPermissions on
-# arn:aws:s3:::* and S3ObjectBackupPermissions on arn:aws:s3:::*/*. s3:ListAllMyBuckets (Resource "*") is not
-# governed by a bucket policy and is left out.
-_BACKUP = "AWSBackupServiceRolePolicyForS3Backup"
+# The managed policies an AWS Backup service role carries for S3, as data, dated. Source: AWS Managed Policy
+# Reference, read on 2026-12-06 (the pages' "Policy version" and "Edited time"), and the AWS Backup Developer Guide,
+# "Managed policies for AWS Backup". Only S3 actions on buckets (arn:aws:s3:::*) and objects (arn:aws:s3:::*/*)
+# are kept: the rest is not governed by a bucket policy.
+#
+# AWSBackupServiceRolePolicyForS3Backup v4 (default), edited 2024-05-17 17:12 UTC: statements S3BucketPermissions
+# and S3ObjectPermissions. Issue 21 reports a newer version that adds s3:ListTagsForResource on buckets; the
+# Reference pages we could read still show v4 as the default, so that action is modelled too, marked as reported
+# and not confirmed: modelling an action AWS Backup may not use can only turn a Pass into a Fail, never the reverse.
+S3_BACKUP_POLICY = "AWSBackupServiceRolePolicyForS3Backup"
+S3_BACKUP_POLICY_VERSION = "v4 (2024-05-17) + s3:ListTagsForResource (reported in issue 21, unconfirmed)"
+_BACKUP = S3_BACKUP_POLICY
 AWS_BACKUP_BACKUP_ACTIONS: tuple[ModelledAction, ...] = (
     *_actions(
         _BACKUP,
@@ -47,6 +57,7 @@ AWS_BACKUP_BACKUP_ACTIONS: tuple[ModelledAction, ...] = (
             "GetBucketLocation",
             "GetBucketTagging",
             "GetBucketAcl",  # listed in the Developer Guide's copy of S3BucketBackupPermissions
+            "ListTagsForResource",  # reported in issue 21 as added by a version after v4
         ),
     ),
     *_actions(
@@ -63,10 +74,12 @@ AWS_BACKUP_BACKUP_ACTIONS: tuple[ModelledAction, ...] = (
     ),
 )
 
-# AWS managed policy AWSBackupServiceRolePolicyForS3Restore (v2, February 2023; AWS Managed Policy Reference):
-# bucket actions on arn:aws:s3:::*, object actions on arn:aws:s3:::*/*. They matter when a backup is restored
-# into this bucket. s3:CreateBucket is left out: a bucket policy cannot govern creating the bucket it is on.
-_RESTORE = "AWSBackupServiceRolePolicyForS3Restore"
+# AWSBackupServiceRolePolicyForS3Restore v2 (default), edited 2023-02-07 00:06 UTC: bucket actions on
+# arn:aws:s3:::*, object actions on arn:aws:s3:::*/*. They matter when a backup is restored into this bucket.
+# s3:CreateBucket is left out: a bucket policy cannot govern creating the bucket it is on.
+S3_RESTORE_POLICY = "AWSBackupServiceRolePolicyForS3Restore"
+S3_RESTORE_POLICY_VERSION = "v2 (2023-02-07)"
+_RESTORE = S3_RESTORE_POLICY
 AWS_BACKUP_RESTORE_ACTIONS: tuple[ModelledAction, ...] = (
     *_actions(
         _RESTORE,
@@ -115,8 +128,9 @@ AWS_BACKUP_ACTIONS: tuple[ModelledAction, ...] = _dedupe((*AWS_BACKUP_BACKUP_ACT
 # DeleteBucketPolicy is not among them: the operator calls it only when no foreign statement remains, and then no
 # foreign Deny exists to deny it (ours exempts the operator). A foreign Deny on it (a security team's "nobody
 # deletes this policy") is never a lockout, since that very statement keeps the document from ever being empty.
+# ListBucket is the read check the verification matrix has always made for the operator; both engines model it.
 OPERATOR_ACTIONS: tuple[ModelledAction, ...] = _actions(
-    "bucketwarden's reconcile loop", "bucket", ("GetBucketPolicy", "PutBucketPolicy")
+    "bucketwarden's reconcile loop", "bucket", ("ListBucket", "GetBucketPolicy", "PutBucketPolicy")
 )
 
 # What an ordinary user on an allowed network does with the bucket.
@@ -125,8 +139,9 @@ USER_ACTIONS: tuple[ModelledAction, ...] = (
     *_actions("a client on an allowed network", "object", ("GetObject", "PutObject")),
 )
 
-# Real AWS public addresses (S3 and EC2 ranges of ip-ranges.json): AWS Backup's and the operator's requests come
-# from one of AWS's own addresses, which one is not known (the issue: "aws:SourceIp from AWS's own address space").
+# Real AWS public addresses (S3 and EC2 ranges of ip-ranges.json). They play "a client outside the allowed
+# ranges" and the operator's own address; AWS Backup's aws:SourceIp is never a sample but an address SET
+# (policy/_addresses.py).
 AWS_SOURCE_IPV4: tuple[str, ...] = ("3.5.140.2", "52.216.8.1", "54.231.0.1", "18.34.0.1")
 
 # Keys no request of these callers carries (IAM User Guide, "AWS global condition context keys", Availability):
@@ -173,18 +188,30 @@ UNKNOWABLE_KEYS: tuple[str, ...] = (
 )
 
 Values = tuple[str, ...] | None  # None: the key is absent from the request
+KeyStatus = Literal["known", "alternatives", "unknown", "present", "addresses"]
+SOURCE_IP = "aws:sourceip"
 
 
 @dataclass(frozen=True, slots=True)
 class CallerContext:
-    """A caller's request context: known keys, keys with a few possible values, and (implicitly) unknown keys.
+    """A caller's request context: what each condition key is known to be, keys lowercased.
 
-    Keys are lowercased. ``alternatives`` lists every value a key may take; a condition on it must come out the
-    same for all of them, or its outcome is unknown.
+    - ``known``: a value, or None for a key known to be absent;
+    - ``alternatives``: every value (or None) a key may take; a condition must come out the same for all of them;
+    - ``present``: keys every request carries with a value bucketwarden cannot know (aws:TokenIssueTime): Null on
+      them is known, anything else is unknown; ``samples`` gives each a plausible value for concrete requests;
+    - ``addresses``: aws:SourceIp is some address of this set, judged over the whole set (never a sample);
+    - ``role_path_unknown``: aws:PrincipalArn's path is a guess (offline, no --role-arn);
+    - every other key is unknown. A service-specific S3 key is also known ABSENT for an action that does not
+      support it (policy/_s3_keys.py), whatever the caller.
     """
 
     known: Mapping[str, Values]
     alternatives: Mapping[str, tuple[Values, ...]] = field(default_factory=dict)
+    present: frozenset[str] = frozenset()
+    samples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    addresses: AddressSet | None = None
+    role_path_unknown: bool = False
     _base: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -192,28 +219,43 @@ class CallerContext:
         for key, options in self.alternatives.items():
             if options[0] is not None:
                 out[key] = options[0]
+        out.update(self.samples)
+        if self.addresses is not None and (first := self.addresses.first()) is not None:
+            out[SOURCE_IP] = (first,)
         object.__setattr__(self, "_base", out)  # computed once: every judgement starts from it
 
     def base(self) -> Mapping[str, tuple[str, ...]]:
-        """A concrete context: the known keys and the first alternative of each other key (do not modify)."""
+        """A concrete context: known keys, the first alternative of each other key, a sample of each present key
+        and the first address of the address set (do not modify)."""
         return self._base
 
-    def status(self, key: str) -> Literal["known", "alternatives", "unknown"]:
+    def status(self, key: str, action: str | None = None) -> KeyStatus:
+        if action is not None and absent_for_action(action, key):
+            return "known"  # absent for this action: never in base() either
         if key in self.known:
             return "known"
         if key in self.alternatives:
             return "alternatives"
+        if key in self.present:
+            return "present"
+        if key == SOURCE_IP and self.addresses is not None:
+            return "addresses"
         return "unknown"
+
+
+Promise = Literal["backup", "restore", "operator"]
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """One kind of caller: who (for messages), what it does, what its requests carry."""
+    """One kind of caller: who (for messages), what it does, what its requests carry, and the promise it stands
+    for (an AWS Backup role's backups and its restores are separate promises, judged and reported apart)."""
 
     kind: Literal["role", "operator", "user"]
     who: str
     actions: tuple[ModelledAction, ...]
     context: CallerContext
+    promise: Promise = "backup"
     # What the verifier learnt about this caller, per compiled statement: a caller is built once per spec (and
     # clock step), statements are compiled once per meaning, so a resync judges each pair once. Bounded.
     memo: dict[tuple[int, str], tuple[object, object]] = field(
@@ -238,6 +280,13 @@ def now_values(now: float | None = None) -> dict[str, Values]:
     }
 
 
+def _token_issue_time(now: float | None) -> dict[str, tuple[str, ...]]:
+    # aws:TokenIssueTime is present for temporary credentials (fact 26); when the session began is not known.
+    # The sample (an hour before now) only fills concrete requests; conditions on its value are Unknown.
+    when = datetime.fromtimestamp((now if now is not None else datetime.now(UTC).timestamp()) - 3600, UTC)
+    return {"aws:tokenissuetime": (when.strftime("%Y-%m-%dT%H:%M:%SZ"),)}
+
+
 def _signed_https() -> dict[str, Values]:
     # Every SDK request over HTTPS, signed with SigV4 in the Authorization header (Amazon S3 User Guide, "Amazon
     # S3 condition key examples" and the Service Authorization Reference for S3: s3:authType REST-HEADER,
@@ -260,30 +309,36 @@ def _with_facts(known: dict[str, Values], facts: Sequence[tuple[str, tuple[str, 
     return known
 
 
+# AWS Backup's S3 session name: "AWSBackup-<role name>" is what CloudTrail shows for backup jobs (AWS-SEMANTICS
+# fact 6); AWS does not document it. The verifier therefore also tries a session of another name, so a verdict that
+# hangs on the session name is Unknown, never a guess.
+BACKUP_SESSION_PREFIX = "AWSBackup-"
+OTHER_SESSION_NAME = "bucketwarden-any-other-session"
+
+
 def backup_session(
     *,
     role_arn: str,
     account: str,
-    user_id: str,
-    session_arn: str,
+    role_id: str,
+    role_name: str,
     resource_account: str,
     region: str | None,
     facts: StatedFacts,
+    addresses: AddressSet,
+    role_path_known: bool = True,
     now: float | None = None,
 ) -> CallerContext:
-    """An AWS Backup job's S3 request, made with the exempt role's session (AWS-SEMANTICS facts 1, 4, 5, 6)."""
+    """An AWS Backup job's S3 request, made with the exempt role's session (AWS-SEMANTICS facts 1, 4, 5, 6, 25, 26)."""
     known: dict[str, Values] = {
         **_signed_https(),
         **now_values(now),
-        "aws:userid": (user_id,),
-        "aws:principalarn": (role_arn,),  # a role session's PrincipalArn is the role's ARN, path included
-        "bucketwarden:callerarn": (session_arn,),
         "aws:principalaccount": (account,),
         "aws:principaltype": ("AssumedRole",),
         # AWS Backup acts through its service role: both are false for its requests (fact 5).
         "aws:principalisawsservice": ("false",),
         "aws:viaawsservice": ("false",),
-        # A role session is temporary credentials without MFA: the key is present and false.
+        # A role session is temporary credentials without MFA: the key is present and false (fact 26).
         "aws:multifactorauthpresent": ("false",),
         "aws:resourceaccount": (resource_account,),
         "s3:resourceaccount": (resource_account,),
@@ -292,11 +347,21 @@ def backup_session(
     if region:
         known["aws:requestedregion"] = (region,)
     _with_facts(known, (*facts.keys, *facts.role_keys))
-    alternatives = {
+    # aws:PrincipalArn is the ROLE's ARN, path included (fact 4); the session ARN, which Principal elements may
+    # name, is derived from it and the session name in aws:userid (policy/_evaluate.py, caller_arn).
+    known["aws:principalarn"] = (role_arn,)
+    alternatives: dict[str, tuple[Values, ...]] = {
         **_tls_alternatives(),
-        "aws:sourceip": tuple((a,) for a in AWS_SOURCE_IPV4),
+        "aws:userid": ((f"{role_id}:{BACKUP_SESSION_PREFIX}{role_name}",), (f"{role_id}:{OTHER_SESSION_NAME}",)),
     }
-    return CallerContext(known, alternatives)
+    return CallerContext(
+        known,
+        alternatives,
+        present=frozenset({"aws:tokenissuetime"}),
+        samples=_token_issue_time(now),
+        addresses=addresses,
+        role_path_unknown=not role_path_known,
+    )
 
 
 def operator_session(
@@ -310,6 +375,7 @@ def operator_session(
     region: str | None,
     facts: StatedFacts,
     source_ips: Sequence[str],
+    addresses: AddressSet | None = None,
     now: float | None = None,
 ) -> CallerContext:
     """The operator's own boto3 calls, from wherever its cluster runs (an address outside the allowed ranges)."""
@@ -325,6 +391,7 @@ def operator_session(
         "aws:viaawsservice": ("false",),
         # Present (false) for temporary credentials, absent for an IAM user's long-term keys.
         "aws:multifactorauthpresent": ("false",) if assumed_role else None,
+        **({} if assumed_role else {"aws:tokenissuetime": None}),
         "aws:resourceaccount": (resource_account,),
         "s3:resourceaccount": (resource_account,),
         **{k.lower(): None for k in _ABSENT_FOR_SESSIONS if not (k == "aws:username" and not assumed_role)},
@@ -332,8 +399,15 @@ def operator_session(
     if region:
         known["aws:requestedregion"] = (region,)
     _with_facts(known, facts.keys)
-    alternatives = {**_tls_alternatives(), "aws:sourceip": tuple((a,) for a in source_ips)}
-    return CallerContext(known, alternatives)
+    # Where the operator runs is not known: any public address outside the allowed ranges (inside them it is let in
+    # anyway), as a set; the sample addresses stand in only when that set is empty (an allow-everything list).
+    alternatives: dict[str, tuple[Values, ...]] = _tls_alternatives()
+    if addresses is None or addresses.empty:
+        alternatives["aws:sourceip"] = tuple((a,) for a in source_ips)
+        addresses = None
+    present = frozenset({"aws:tokenissuetime"}) if assumed_role else frozenset()
+    samples = _token_issue_time(now) if assumed_role else {}
+    return CallerContext(known, alternatives, present=present, samples=samples, addresses=addresses)
 
 
 def user_request(

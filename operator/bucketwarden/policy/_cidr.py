@@ -26,6 +26,15 @@ NON_PUBLIC_RANGES: tuple[Network, ...] = tuple(
         "::1/128",
     )
 )
+# What an allow list is measured against to tell whether it restricts anything. IPv4: every address but those
+# aws:SourceIp never carries (the ranges above, and multicast, the reserved 240/4 and the benchmarking and IETF
+# ranges, none of them routed on the internet). IPv6: the global unicast space 2000::/3, which is every
+# public IPv6 address today.
+_NEVER_A_PUBLIC_SOURCE_V4: tuple[ipaddress.IPv4Network, ...] = tuple(
+    n for n in NON_PUBLIC_RANGES if isinstance(n, ipaddress.IPv4Network)
+) + tuple(ipaddress.IPv4Network(n) for n in ("192.0.0.0/24", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4"))
+ALL_IPV4 = ipaddress.IPv4Network("0.0.0.0/0")
+PUBLIC_IPV6 = ipaddress.IPv6Network("2000::/3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +45,7 @@ class CidrReport:
     host_bits: tuple[tuple[str, str], ...]  # (as written, normalised)
     collapsed: tuple[str, ...]  # entries absorbed by a wider or adjacent range
     non_public: tuple[str, ...]
-    allow_all: tuple[str, ...]
+    all_public: tuple[str, ...]  # "IPv4" and/or "IPv6": the families in which every public address is allowed
     network_texts: tuple[str, ...] = ()  # str() of each network, computed once: render asks on every reconcile
 
     @property
@@ -99,9 +108,28 @@ def _analyse_cidrs(texts: tuple[str, ...]) -> CidrReport:
             if any(n.version == r.version and n.subnet_of(r) for r in NON_PUBLIC_RANGES)  # type: ignore[arg-type]
         )
     )
-    # Checked after collapsing: 0.0.0.0/1 plus 128.0.0.0/1 allows every address just as 0.0.0.0/0 does.
-    allow_all = tuple(str(n) for n in networks if n.prefixlen == 0)
-    return CidrReport(networks, tuple(host_bits), collapsed, non_public, allow_all, tuple(str(n) for n in networks))
+    return CidrReport(
+        networks, tuple(host_bits), collapsed, non_public, covers_all_public(networks), tuple(str(n) for n in networks)
+    )
+
+
+def covers_all_public(networks: Iterable[Network]) -> tuple[str, ...]:
+    """The address families ("IPv4", "IPv6") in which these ranges allow every address a request may come from.
+
+    Measured on the union, not entry by entry: 0.0.0.0/1 plus 128.0.0.0/1, or eight /3s, allow every address
+    just as 0.0.0.0/0 does; and leaving out only private or reserved ranges (which aws:SourceIp never carries)
+    leaves out nothing.
+    """
+    nets = list(networks)
+    v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]
+    families = []
+    # collapse_addresses yields the canonical decomposition: a block wholly covered lies inside one of its networks.
+    if v4 and ALL_IPV4 in ipaddress.collapse_addresses([*v4, *_NEVER_A_PUBLIC_SOURCE_V4]):
+        families.append("IPv4")
+    if any(PUBLIC_IPV6.subnet_of(n) for n in ipaddress.collapse_addresses(v6)):
+        families.append("IPv6")
+    return tuple(families)
 
 
 def contains(networks: Iterable[Network], address: str) -> bool:

@@ -135,6 +135,39 @@ def substitute_pattern(value: str, context: Context) -> str | None:
     return _substitute(value, context, wildcards=True)
 
 
+Segment = tuple[Literal["pattern", "literal"], str] | tuple[Literal["var"], str, str | None]
+
+
+def segments(value: str) -> tuple[Segment, ...]:
+    """A value split into ("pattern", text) (wildcards live), ("literal", text) and ("var", key, default)."""
+    out: list[Segment] = []
+    for seg in _template(value):
+        if isinstance(seg, _Var):
+            out.append(("var", seg.key, seg.default))
+        else:
+            out.append(seg)
+    return tuple(out)
+
+
+def widen_pattern(value: str) -> str:
+    """A wildcard pattern with every variable replaced by ``*``: it matches whatever values the variables take
+    (their default included), so a string it does not match is matched by no substitution."""
+    out: list[str] = []
+    for seg in _template(value):
+        if isinstance(seg, _Var):
+            out.append("*")
+        elif seg[0] == "pattern":
+            out.append(seg[1])
+        else:
+            out.append(seg[1].replace("*", _LITERAL_STAR).replace("?", _LITERAL_QUESTION))
+    return "".join(out)
+
+
+def unmark(pattern: str) -> str:
+    """A substituted pattern's literal ``*`` and ``?`` markers back as the characters themselves."""
+    return pattern.replace(_LITERAL_STAR, "*").replace(_LITERAL_QUESTION, "?")
+
+
 def _substitute(value: str, context: Context, *, wildcards: bool) -> str | None:
     out: list[str] = []
     for seg in _template(value):

@@ -273,6 +273,7 @@ class CompiledStatement:
     # (lowercased key, values) of each entry of ``conditions``: a compiled statement is shared by every statement
     # of the same meaning, whose blocks may list their entries in another order.
     condition_entries: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    condition_operators: tuple[str, ...] = ()  # the operator of each entry, as written
 
     def applies(self, request: Request) -> bool:
         if not self.action(request.action):
@@ -322,6 +323,7 @@ class CompiledStatement:
             conditions,
             principal is None and principal_negated,
             tuple((key.lower(), values) for keys in stmt.conditions.values() for key, values in keys.items()),
+            tuple(operator for operator, keys in stmt.conditions.items() for _ in keys),
         )
 
 

@@ -23,6 +23,11 @@ POLICY_TOO_LARGE = "PolicyTooLarge"
 OWNED_SID_FOREIGN_CONTENT = "OwnedSidForeignContent"
 
 
+def _some(items: list[str], shown: int = 4) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
 def lint_spec(spec: ProtectedBucketSpec) -> list[Finding]:
     """What is wrong or surprising in the spec's allow lists and lockout settings."""
     report = analyse_cidrs(spec.allowed_source_ips)
@@ -40,11 +45,16 @@ def lint_spec(spec: ProtectedBucketSpec) -> list[Finding]:
     ]
     findings += [
         Finding(
-            severity="Warning",
+            severity="Error",
             code=ALLOWS_ALL_ADDRESSES,
-            message=f"{cidr} allows every address: the IP restriction becomes pointless for that address family",
+            message=(
+                f"the allowed sources (allowedSourceIps and the SourceAllowLists of allowedSourcesFrom, together: "
+                f"{_some([n for n in report.texts if (':' in n) == (family == 'IPv6')])}) cover every public "
+                f"{family} address{' (2000::/3)' if family == 'IPv6' else ''}: a restriction that allows everyone "
+                "restricts nothing, so nothing is written; list only the ranges your clients use"
+            ),
         )
-        for cidr in dict.fromkeys(report.allow_all)
+        for family in report.all_public
     ]
     if report.has_ipv4 and not report.has_ipv6:
         findings.append(

@@ -18,6 +18,7 @@ from bucketwarden.k8s import OperatorSettings
 from bucketwarden.policy import PolicyDocument
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
+    TENANT_POLICIES,
     KubeClient,
     KubeEmulator,
     grant_namespaces,
@@ -102,6 +103,14 @@ def test_tenancy_done_when_under_the_charts_rbac(
             # team-a's own bucket becomes Ready and keeps the security team's DenyInsecureTransport.
             wait_for_reason(client, team_a, "own", "Protected", status="True", timeout=HANDOVER_LIMIT_S)
             assert deny_insecure(own) in statements(aws, own)
+            # The grant's status says whom it matches and how many ProtectedBuckets it authorizes (written through
+            # /status: the operator may not write the grant itself).
+            client.wait_for_status(
+                TENANT_POLICIES,
+                f"a-{suffix}",
+                lambda s: s.get("protectedBuckets", 0) >= 1 and team_a in s.get("matchedNamespaces", []),
+                timeout=HANDOVER_LIMIT_S,
+            )
 
             # Hijack by Sid, at creation and at deletion: the statement never changes.
             before = aws.policy_of(own)

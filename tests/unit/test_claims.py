@@ -1,0 +1,70 @@
+"""Arbitration between the claimants of one bucket: deterministic, and only among valid, authorized claims."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bucketwarden.k8s._claims import ClaimEntry, arbitrate, claim_entry
+from bucketwarden.spec import TenantPolicySpec
+from bucketwarden.tenancy import Request, Tenancy
+
+BUCKET = "shared-logs"
+TENANCY = Tenancy(
+    {
+        "a": TenantPolicySpec(namespaces=["team-a"], buckets=["shared-*"]),
+        "c": TenantPolicySpec(namespaces=["team-c"], buckets=["shared-*"]),
+    }
+)
+
+
+def entry(namespace: str, created: str, uid: str, *, sid: str = "BucketWardenIpRestriction", **kw: Any) -> ClaimEntry:
+    request = None if kw.get("invalid") else Request(namespace, "pb", BUCKET)
+    return ClaimEntry(created, uid, namespace, "pb", sid, request, kw.get("deleting", False))
+
+
+A_OLD = entry("team-a", "2026-12-01T00:00:01Z", "ffff")
+C_NEW = entry("team-c", "2026-12-01T00:00:02Z", "0000", sid="BucketWardenTeamC")
+C_SAME_SECOND = entry("team-c", "2026-12-01T00:00:01Z", "0000", sid="BucketWardenTeamC")
+SQUATTER = entry("team-x", "2026-11-01T00:00:00Z", "0000")  # older, but no grant covers team-x
+
+
+@pytest.mark.parametrize(
+    ("entries", "owner"),
+    [
+        pytest.param([C_NEW, A_OLD], "team-a", id="oldest-creation-wins"),
+        pytest.param([A_OLD, C_SAME_SECOND], "team-c", id="same-second-lowest-uid-wins"),
+        pytest.param([SQUATTER, C_NEW], "team-c", id="a-refused-claim-never-holds-the-bucket"),
+        pytest.param([entry("team-a", "2026-01-01T00:00:00Z", "0", invalid=True), C_NEW], "team-c", id="invalid"),
+        pytest.param([A_OLD._replace(deleting=True), C_NEW], "team-c", id="a-deleting-owner-hands-over"),
+        pytest.param([SQUATTER], None, id="nobody-authorized"),
+    ],
+)
+def test_arbitrate_picks_the_oldest_authorized_valid_claim(entries: list[ClaimEntry], owner: str | None) -> None:
+    result = arbitrate(entries, TENANCY, "team-c", "pb")
+    assert (result.owner.namespace if result.owner else None) == owner
+
+
+def test_arbitrate_a_deleting_owner_still_owns_for_its_own_cleanup() -> None:
+    leaving = A_OLD._replace(deleting=True)
+    assert arbitrate([leaving, C_NEW], TENANCY, "team-a", "pb").owned_by("team-a", "pb")
+    successor = arbitrate([leaving, C_NEW], TENANCY, "team-a", "pb", leaving=True).owner
+    assert successor is not None and successor.namespace == "team-c"
+
+
+def test_arbitrate_rivals_name_other_claimants_by_sid() -> None:
+    result = arbitrate([A_OLD, C_NEW], TENANCY, "team-a", "pb")
+    assert result.rivals == {"BucketWardenTeamC": "team-c/pb"}
+    assert result.owned_by("team-a", "pb") and not result.owned_by("team-c", "pb")
+
+
+def test_arbitrate_with_no_indexed_claim_lets_the_caller_write() -> None:
+    assert arbitrate([], TENANCY, "team-a", "pb").owned_by("team-a", "pb")
+
+
+def test_claim_entry_of_an_invalid_spec_is_never_a_request() -> None:
+    meta = {"creationTimestamp": "2026-12-01T00:00:00Z", "uid": "u", "deletionTimestamp": "2026-12-02T00:00:00Z"}
+    [(bucket, made)] = (claim_entry("team-a", "pb", meta, {"bucketName": BUCKET, "statementSid": "Nope"}) or {}).items()
+    assert bucket == BUCKET and made.request is None and made.sid is None and made.deleting
+    assert claim_entry("team-a", "pb", meta, {}) is None
