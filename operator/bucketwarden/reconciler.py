@@ -240,6 +240,11 @@ def _summarise_failures(verification: Verification) -> str:
     return "; ".join(parts[:5])
 
 
+def _verdict_line(verification: Verification) -> str:
+    """Each promise's own verdict (backup and restore are different promises): "backup Pass, restore Fail"."""
+    return ", ".join(f"{promise} {verdict}" for promise, verdict in verification.verdicts.items())
+
+
 def _inconclusive_message(verification: Verification) -> str:
     keys = ", ".join(verification.unknown_keys)
     details = "; ".join(u.describe() for u in verification.unknowns[:3])
@@ -482,9 +487,10 @@ class Reconciler:
         foreign = [f for f in verification.findings if f.code in (R_FOREIGN_DENY, R_FOREIGN_DENY_OPERATOR)]
         if verification.ok and not foreign:
             if verification.verdict == "Unknown":
+                message = f"{_verdict_line(verification)}; {_inconclusive_message(verification)}"
                 return [
                     _cond(READY, True, R_PROTECTED, "bucket policy protected; verification inconclusive"),
-                    _cond(VERIFIED, None, R_INCONCLUSIVE, _inconclusive_message(verification)),
+                    _cond(VERIFIED, None, R_INCONCLUSIVE, message),
                 ]
             return [
                 _cond(READY, True, R_PROTECTED, "bucket policy protected and verified"),
@@ -494,7 +500,8 @@ class Reconciler:
         # The role's code wins when both apply: AWS Backup failing is the product's promise broken.
         codes = {f.code for f in foreign}
         reason = next((c for c in (R_FOREIGN_DENY, R_FOREIGN_DENY_OPERATOR) if c in codes), R_VERIFICATION_FAILED)
-        return [_cond(READY, False, R_VERIFICATION_FAILED, msg), _cond(VERIFIED, False, reason, msg)]
+        verified = f"{_verdict_line(verification)}; {msg}"
+        return [_cond(READY, False, R_VERIFICATION_FAILED, msg), _cond(VERIFIED, False, reason, verified)]
 
     def _observe_only(
         self,

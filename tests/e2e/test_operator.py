@@ -254,6 +254,13 @@ def spec_for(bucket: str, role: str | None = None, **extra: Any) -> dict[str, An
     return {**spec, **extra}
 
 
+def wait_past_creation_second(created: Mapping[str, Any]) -> None:
+    """The owner of a bucket is the oldest creationTimestamp, then the lowest uid: within one second the uid
+    decides. A test that needs a claim to be the younger one makes it in a later second."""
+    first = created["metadata"]["creationTimestamp"]
+    wait_until(lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) > first, timeout=3, interval=0.05)
+
+
 def create_protected_bucket(
     env: Env, name: str, spec: Mapping[str, Any], *, namespace: str | None = None
 ) -> dict[str, Any]:
@@ -628,10 +635,7 @@ def test_operator_lets_the_first_claim_win_and_the_second_write_nothing(env: Env
     created = create_protected_bucket(env, first, spec_for(bucket, role))
     wait_for_status(env, first, protected)
     winning = read_policy(env, bucket)
-    # The owner is the oldest creationTimestamp, then the lowest uid: within one second the uid decides, so the
-    # second claim is made in a later second to be the younger one.
-    first_second = created["metadata"]["creationTimestamp"]
-    wait_until(lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) > first_second, timeout=3, interval=0.05)
+    wait_past_creation_second(created)
 
     loser_spec = spec_for(bucket, role, allowedSourceIps=["198.51.100.0/24"])
     create_protected_bucket(env, second, loser_spec, namespace=env.other_namespace)
@@ -751,10 +755,11 @@ def test_operator_status_does_not_churn_after_convergence(env: Env) -> None:
     for bucket in (enforce, observe, failing):
         create_bucket(env, bucket, {"Version": "2012-10-17", "Statement": [foreign_allow(bucket)]})
     names = {bucket: unique("quiet") for bucket in (enforce, observe, failing)}
-    create_protected_bucket(env, names[enforce], spec_for(enforce, role))
+    owner = create_protected_bucket(env, names[enforce], spec_for(enforce, role))
     create_protected_bucket(env, names[observe], spec_for(observe, role, managementPolicy="Observe"))
     create_protected_bucket(env, names[failing], spec_for(failing, "NoSuchRole"))
     wait_for_status(env, names[enforce], in_sync)
+    wait_past_creation_second(owner)
     blocked = unique("quiet-conflict")
     create_protected_bucket(env, blocked, spec_for(enforce, role), namespace=env.other_namespace)
     wait_for_status(env, names[observe], lambda s: has_condition(s, "Ready", "True", "Observing"))

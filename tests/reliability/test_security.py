@@ -1,5 +1,5 @@
 """Security: the Kubernetes verbs the operator really uses are granted by docs/rbac-minimal.yaml (and no more is
-needed); bucket_claims confines each namespace to its buckets; credentials never reach logs, Events or status;
+needed); TenantPolicy grants confine each namespace to its buckets; credentials never reach logs, Events or status;
 and invalid names and ARNs are refused before any AWS call."""
 
 from __future__ import annotations
