@@ -13,10 +13,10 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from chartkit import CHART_DIR, HELMS, REPO_ROOT, HelmError, Manifest, Render, is_aggregated, run_helm
 
 from bucketwarden.crd import build_tenant_policy_crd
 from bucketwarden.spec import TenantPolicySpec
+from tests.chart.chartkit import CHART_DIR, HELMS, REPO_ROOT, HelmError, Manifest, Render, is_aggregated, run_helm
 from tests.unit.test_crd import admit
 
 KUBE_VERSIONS = ("1.30.0", "1.37.0")

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from chartkit import REPO_ROOT
+
+from tests.chart.chartkit import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 IMAGE_VENV = "/opt/venv"

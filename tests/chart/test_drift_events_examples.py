@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
-from chartkit import REPO_ROOT
 
 from bucketwarden.aws import parse_policy_event
 from bucketwarden.aws._drift_queue import POLICY_EVENTS
+from tests.chart.chartkit import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples" / "drift-events"
 TEMPLATE = EXAMPLES / "cloudformation.yaml"

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from chartkit import REPO_ROOT
+
+from tests.chart.chartkit import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
 REQUIRED_ACTIONS = {
