@@ -35,7 +35,7 @@ class _CfnLoader(yaml.SafeLoader):
     """YAML with CloudFormation's short tags (!Ref, !GetAtt) read as plain values."""
 
 
-_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node))  # type: ignore[arg-type]
+_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node))
 
 
 def template() -> dict[str, Any]:

@@ -7,6 +7,7 @@ list's propagation, not a resync. Buckets are checked in moto by meaning, lists 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import secrets
 import threading
@@ -185,10 +186,11 @@ def test_allow_list_change_reaches_two_buckets_in_one_reconcile_each(env: Env) -
         timeout=DEADLINE,
         what="both buckets protected with the list's first CIDR",
     )
-    hashes = {
-        b: wait_until(lambda b=b: bucket_status(env, b).get("resolvedSourcesHash"), timeout=DEADLINE)
-        for b in (first, second)
-    }
+
+    def sources_hash(bucket: str) -> str | None:
+        return bucket_status(env, bucket).get("resolvedSourcesHash")
+
+    hashes = {b: wait_until(functools.partial(sources_hash, b), timeout=DEADLINE) for b in (first, second)}
     before = {b: len(env.log.of(b)) for b in (first, second)}
 
     env.kube.patch_object(ALLOW_LISTS, corp, {"spec": {"cidrs": ["198.51.100.0/24"]}})
@@ -198,9 +200,14 @@ def test_allow_list_change_reaches_two_buckets_in_one_reconcile_each(env: Env) -
         timeout=DEADLINE,
         what="the changed CIDR in both buckets",
     )
+
+    def rehashed_status(bucket: str) -> dict[str, Any] | None:
+        status = bucket_status(env, bucket)
+        return status if status.get("resolvedSourcesHash") != hashes[bucket] else None
+
     for bucket in (first, second):
         status = wait_until(
-            lambda b=bucket: (s := bucket_status(env, b)).get("resolvedSourcesHash") != hashes[b] and s,
+            functools.partial(rehashed_status, bucket),
             timeout=DEADLINE,
             what=f"the new resolvedSourcesHash on {bucket}",
         )

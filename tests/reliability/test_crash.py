@@ -199,8 +199,9 @@ def test_operator_killed_between_get_and_put_or_before_status_patch_converges_on
         assert written != before["after-put"] and all(cidr in written for cidr in cidrs)  # killed after writing
         for point in CRASH_POINTS:  # nothing reported for the change: the status is as before the crash
             now = client.get_object(PROTECTED_BUCKETS, names[point], namespace=namespace)
-            assert now is not None and stale[point] is not None
-            assert now.get("status") == stale[point].get("status")
+            previous = stale[point]
+            assert now is not None and previous is not None
+            assert now.get("status") == previous.get("status")
 
         # 2. Restarted: converges, with exactly the PUTs still needed.
         proxy.reset_records()

@@ -107,7 +107,7 @@ def test_verifier_refuses_a_vpc_endpoints_only_policy_that_shuts_the_endpoint_ou
 
 
 def test_turning_the_operator_exemption_off_needs_acknowledgement() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "apiVersion": "bucketwarden.io/v1alpha1",
         "kind": "ProtectedBucket",
         "metadata": {"name": "x"},

@@ -395,7 +395,7 @@ def test_invalid_names_and_arns_make_no_aws_call(spec: dict[str, Any], monkeypat
         patch=patch,
         index={},
         tenancy=Tenancy(
-            {"all": TenantPolicySpec(namespaces=["*"], buckets=["*"], assumeRoleArns=["arn:*:iam::*:role/*"])}
+            {"all": TenantPolicySpec(namespaces=["*"], buckets=["*"], assume_role_arns=["arn:*:iam::*:role/*"])}
         ),
     )
 

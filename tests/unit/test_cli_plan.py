@@ -31,7 +31,7 @@ ADOPT_ADVICE = "list 'SourceIPRestriction001' in spec.adoptSids"
 
 
 def spec_with(**changes: Any) -> dict[str, Any]:
-    doc = json.loads(json.dumps(SPEC))
+    doc: dict[str, Any] = json.loads(json.dumps(SPEC))
     for key, value in changes.items():
         if value is None:
             doc["spec"].pop(key, None)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import bucketwarden.aws._errors as aws_errors
-from bucketwarden import contention, errors, reconciler, sources
+from bucketwarden import contention, errors, reconciler, sources, tenancy
 from bucketwarden.exitcodes import exit_code_table
 from bucketwarden.k8s import _allowlists, _effective, _events, _handlers
 from bucketwarden.k8s._metrics import Metrics
@@ -61,7 +61,7 @@ def markdown_table_after(text: str, heading: str) -> list[list[str]]:
 # --- what the code says ---------------------------------------------------------------------------------------
 
 
-def _subclasses(cls: type) -> Iterator[type]:
+def _subclasses(cls: type[errors.BucketWardenError]) -> Iterator[type[errors.BucketWardenError]]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)
@@ -73,7 +73,7 @@ def code_ready_reasons() -> set[str]:
     from_reconciler |= {reconciler.R_VERIFICATION_FAILED, reconciler.R_ADOPTION_REFUSED}
     from_errors = {c.reason for c in _subclasses(errors.BucketWardenError) if c.__module__ == errors.__name__}
     from_aws = set(re.findall(r'reason="(\w+)"', inspect.getsource(aws_errors)))
-    from_k8s = {_handlers.NOT_AUTHORIZED, _handlers.INVALID_SPEC, _events.CONFLICT}
+    from_k8s = {tenancy.NOT_AUTHORIZED, _handlers.INVALID_SPEC, _events.CONFLICT}
     from_k8s |= {sources.SOURCE_LIST_NOT_FOUND, contention.CONTENDED}
     from_k8s |= {_effective.MANAGED_BY_ACK, _effective.ACK_BUCKET_NOT_FOUND, _effective.ACK_BUCKET_MISMATCH}
     from_k8s |= {_effective.ACK_PATCH_FAILED, _effective.ACK_PENDING}

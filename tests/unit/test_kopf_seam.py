@@ -108,7 +108,7 @@ def test_kopf_seam_patch_object_refuses_a_result_of_another_shape(monkeypatch: p
     async def returns_a_body(**_: Any) -> dict[str, Any]:
         return {"metadata": {}}
 
-    monkeypatch.setattr(_kopf_private._patching, "patch_obj", returns_a_body)
+    monkeypatch.setattr("bucketwarden.k8s._kopf_private._patching.patch_obj", returns_a_body)
     call = patch_object(
         settings=kopf.OperatorSettings(),
         resource=kopf.Resource("bucketwarden.io", "v1alpha1", "protectedbuckets"),
@@ -130,7 +130,7 @@ def test_kopf_seam_patch_object_is_false_when_the_object_is_gone(
     async def patch_obj(**_: Any) -> tuple[dict[str, Any] | None, None]:
         return patched, None
 
-    monkeypatch.setattr(_kopf_private._patching, "patch_obj", patch_obj)
+    monkeypatch.setattr("bucketwarden.k8s._kopf_private._patching.patch_obj", patch_obj)
     call = patch_object(
         settings=kopf.OperatorSettings(),
         resource=kopf.Resource("bucketwarden.io", "v1alpha1", "protectedbuckets"),

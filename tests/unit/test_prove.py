@@ -17,7 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bucketwarden.policy import PolicyDocument, evaluate, merge_policy, render_statement, verify_policy
+from bucketwarden.policy import (
+    PolicyDocument,
+    PromiseName,
+    evaluate,
+    merge_policy,
+    render_statement,
+    verify_policy,
+)
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ProtectedBucketSpec
 
@@ -41,7 +48,7 @@ SPEC = ProtectedBucketSpec.model_validate(
     {"bucketName": BUCKET, "allowedSourceIps": ["192.0.2.0/24"], "exemptRoles": [{"name": ROLE_NAME}]}
 )
 NOW = 1_795_000_000.0
-PROMISES = ("backup", "restore", "operator")
+PROMISES: tuple[PromiseName, ...] = ("backup", "restore", "operator")
 
 ACTIONS = (
     "s3:*",

@@ -175,6 +175,6 @@ def test_runtime_pip_install_without_extras_gives_a_working_cli(tmp_path: Path) 
     assert helped.returncode == 0, helped.stderr
     assert helped.stdout.startswith("usage: bucketwarden")
     demo = subprocess.run([str(cli), "demo"], capture_output=True, text=True, timeout=60, check=False, env=env)
-    assert demo.returncode == ExitCode.UNAVAILABLE == 69
+    assert demo.returncode == ExitCode.UNAVAILABLE.value == 69
     assert len(demo.stderr.splitlines()) == 1
     assert "bucketwarden_testkit" in demo.stderr and "testkit" in demo.stderr

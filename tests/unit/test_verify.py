@@ -512,7 +512,7 @@ def test_verify_policy_whole_bucket_verdict(statement: dict[str, Any], verdict: 
         assert all(f.severity != "Error" for f in verification.findings)
         assert verification.blocking_failures == []
     else:
-        assert verification.counterexamples == verification.unknowns == []
+        assert (verification.counterexamples, verification.unknowns) == ([], [])
 
 
 def test_verify_policy_counterexample_names_a_key_under_the_denied_prefix() -> None:
