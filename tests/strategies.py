@@ -16,11 +16,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from tests.shared import OUR_SID
+
 JsonObj = dict[str, Any]
 
 ACCOUNT = "111122223333"
 BUCKET = "awsbackup-test-001"
-OWNED_SIDS = ("BucketWardenIpRestriction", "SourceIPRestriction001")
+OWNED_SIDS = (OUR_SID, "SourceIPRestriction001")
 # A small pool makes Sid collisions (duplicates, owned Sids) likely; free text covers the rest.
 SID_POOL = ("AllowRead", "CrossAccount", "DenyHttp", "Foreign1", "Foreign2", *OWNED_SIDS)
 

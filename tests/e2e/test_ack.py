@@ -33,14 +33,13 @@ from bucketwarden_testkit import (
     run_operator_in_thread,
     wait_until,
 )
+from tests.shared import DEADLINE, OUR_SID
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-DEADLINE = 30.0
-OUR_SID = "BucketWardenIpRestriction"
 ACK_CRD_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "ack" / "s3.services.k8s.aws_buckets.yaml"
 ACK_CRD = yaml.safe_load(ACK_CRD_FILE.read_text())
 (ACK_BUCKETS,) = ResourceSpec.from_crd(ACK_CRD)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import secrets
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -35,20 +33,18 @@ from bucketwarden_testkit import (
     run_operator_in_thread,
     wait_until,
 )
+from tests.shared import DEADLINE, OUR_SID, REPO_ROOT, unique
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-DEADLINE = 30.0
 RESYNC_SECONDS = 600.0  # no resync happens during a test: only propagation can bring a change
 LIST_STATUS_SECONDS = 1.0
-OUR_SID = "BucketWardenIpRestriction"
-ROOT = Path(__file__).resolve().parents[2]
 (ALLOW_LISTS,) = [
     r
-    for crd in load_crds(sorted((ROOT / "crds").glob("*.yaml")))
+    for crd in load_crds(sorted((REPO_ROOT / "crds").glob("*.yaml")))
     for r in ResourceSpec.from_crd(crd)
     if r.plural == "sourceallowlists"
 ]
@@ -128,10 +124,6 @@ def env(warden: Env, moto: MotoServer) -> Iterator[Env]:
         for name in warden.lists:
             warden.kube.delete_object(ALLOW_LISTS, name)
             deleting.callback(warden.kube.wait_until_gone, ALLOW_LISTS, name, timeout=DEADLINE)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
 
 
 def create_list(env: Env, name: str, cidrs: list[str]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,7 +32,6 @@ from bucketwarden_testkit import (
 
 ACCOUNT = "123456789012"
 ROLE = "AWSBackupDefaultServiceRole"
-OUR_SID = "BucketWardenIpRestriction"
 ADOPT_SID = "SourceIPRestriction001"
 CIDRS = ["192.0.2.0/24", "2001:db8::/32"]
 TRUST_POLICY = json.dumps(
@@ -44,10 +42,6 @@ TRUST_POLICY = json.dumps(
         ],
     }
 )
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
 
 
 def policy_text(*statements: Mapping[str, Any], version: str | None = "2012-10-17") -> str:

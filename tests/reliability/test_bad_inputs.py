@@ -50,7 +50,6 @@ from bucketwarden_testkit import (
 from tests.reliability._kit import (
     ACCOUNT,
     ADOPT_SID,
-    OUR_SID,
     ROLE,
     TRUST_POLICY,
     RecordingAws,
@@ -62,16 +61,15 @@ from tests.reliability._kit import (
     operator_on,
     policy_problems,
     policy_text,
-    unique,
     wait_for_reason,
 )
+from tests.shared import OUR_SID, REPO_ROOT, unique
 from tests.unit.test_crd import INVALID_FILES, InvalidFixture, admit, pydantic_errors
 from tests.unit.test_crd import OPENAPI as ADMISSION_OPENAPI
 
 pytestmark = pytest.mark.timeout(120)
 
-ROOT = Path(__file__).resolve().parents[2]
-CATALOGUE = ROOT / "docs" / "bad-inputs.md"
+CATALOGUE = REPO_ROOT / "docs" / "bad-inputs.md"
 OTHER_ACCOUNT = "210987654321"
 CIDRS = ["192.0.2.0/24", "2001:db8::/32"]
 
@@ -1068,10 +1066,9 @@ def catalogue_ids() -> list[str]:
     return re.findall(r"^\| ([SPEC][0-9]{2}) \|", CATALOGUE.read_text(encoding="utf-8"), flags=re.MULTILINE)
 
 
-ROOT = Path(__file__).resolve().parents[2]
 (ALLOW_LISTS,) = [
     r
-    for crd in load_crds(sorted((ROOT / "crds").glob("*.yaml")))
+    for crd in load_crds(sorted((REPO_ROOT / "crds").glob("*.yaml")))
     for r in ResourceSpec.from_crd(crd)
     if r.plural == "sourceallowlists"
 ]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -33,7 +32,6 @@ from bucketwarden_testkit import (
     load_crds,
 )
 from tests.reliability._kit import (
-    OUR_SID,
     ROLE,
     TRUST_POLICY,
     RecordingAws,
@@ -42,17 +40,16 @@ from tests.reliability._kit import (
     foreign_statements,
     operator_on,
     policy_text,
-    unique,
     wait_for_reason,
 )
+from tests.shared import OUR_SID, REPO_ROOT, unique
 
 pytestmark = pytest.mark.timeout(120)
 
-ROOT = Path(__file__).resolve().parents[2]
-RBAC_DOC = ROOT / "docs" / "rbac-minimal.yaml"
+RBAC_DOC = REPO_ROOT / "docs" / "rbac-minimal.yaml"
 (ALLOW_LISTS,) = [
     r
-    for crd in load_crds(sorted((ROOT / "crds").glob("*.yaml")))
+    for crd in load_crds(sorted((REPO_ROOT / "crds").glob("*.yaml")))
     for r in ResourceSpec.from_crd(crd)
     if r.plural == "sourceallowlists"
 ]

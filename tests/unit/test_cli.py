@@ -16,8 +16,8 @@ from bucketwarden import __version__
 from bucketwarden.cli import main
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.policy import PolicyDocument, Request, evaluate
+from tests.shared import GOLDEN
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 SPEC = str(GOLDEN / "seed-spec.yaml")
 ORIGINAL = str(GOLDEN / "seed-original-policy.json")
 EXPECTED = str(GOLDEN / "seed-expected-policy.json")

@@ -18,8 +18,8 @@ from bucketwarden.aws import FakeRole, InMemoryAws
 from bucketwarden.cli import main, offline_operator
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.filemode import run_file_mode
+from tests.shared import GOLDEN
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 SPEC = yaml.safe_load((GOLDEN / "seed-spec.yaml").read_text())
 ORIGINAL = (GOLDEN / "seed-original-policy.json").read_text()
 EXPECTED = (GOLDEN / "seed-expected-policy.json").read_text()

@@ -6,14 +6,13 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from bucketwarden.cli import DEMO_INSTALL, main
 from bucketwarden.exitcodes import ExitCode, exit_code_help
+from tests.shared import GOLDEN
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 SPEC = str(GOLDEN / "seed-spec.yaml")
 
 

@@ -1,0 +1,41 @@
+"""What many test modules share: where the repository is, our statement's Sid, how long e2e waits, small helpers."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import socket
+import urllib.request
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = REPO_ROOT / "tests" / "golden"
+
+# Written out, not imported from bucketwarden.spec: the Sid users see in their policies is a contract, so a renamed
+# default must fail the tests.
+OUR_SID = "BucketWardenIpRestriction"
+
+# How long an e2e test waits for the operator to converge: generous, because the CI machine's two cores are shared.
+# Modules that wait for more (a process to start, two writers to settle) scale it and say why.
+DEADLINE = 30.0
+
+
+def unique(prefix: str) -> str:
+    """A name no other test (nor an earlier run against the same cluster) has used."""
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def positive(value: object) -> bool:
+    """A benchmark figure: a finite number above zero (a bool is not a number here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
