@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import socket
@@ -14,6 +15,16 @@ GOLDEN = REPO_ROOT / "tests" / "golden"
 # Written out, not imported from bucketwarden.spec: the Sid users see in their policies is a contract, so a renamed
 # default must fail the tests.
 OUR_SID = "BucketWardenIpRestriction"
+
+# AWS Backup may assume the role: the trust policy of the backup roles tests create in moto.
+TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
 
 # How long an e2e test waits for the operator to converge: generous, because the CI machine's two cores are shared.
 # Modules that wait for more (a process to start, two writers to settle) scale it and say why.

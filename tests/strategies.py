@@ -10,15 +10,24 @@ and a few draws per statement keep the property tests fast while still covering 
 
 from __future__ import annotations
 
+import os
 import string
 from random import Random
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from tests.shared import OUR_SID
 
 JsonObj = dict[str, Any]
+
+# BUCKETWARDEN_HYPOTHESIS_EXAMPLES raises the examples per property for a longer run; no deadline on a shared machine.
+PROPERTY_SETTINGS = settings(
+    max_examples=int(os.environ.get("BUCKETWARDEN_HYPOTHESIS_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 ACCOUNT = "111122223333"
 BUCKET = "awsbackup-test-001"

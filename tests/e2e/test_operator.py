@@ -35,7 +35,7 @@ from bucketwarden_testkit import (
     run_operator_in_thread,
     wait_until,
 )
-from tests.shared import DEADLINE, GOLDEN, OUR_SID, REPO_ROOT, unique
+from tests.shared import DEADLINE, GOLDEN, OUR_SID, REPO_ROOT, TRUST_POLICY, unique
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -50,14 +50,6 @@ CRD_FILES = sorted((REPO_ROOT / "crds").glob("*.yaml"))
 SEED_BUCKET = "awsbackup-test-001"  # as written in the golden files
 SEED_SID = "SourceIPRestriction001"
 OFFICE_CIDRS = ["192.0.2.0/24", "203.0.113.0/24"]
-TRUST_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-)
 
 
 # --- the operator under test -----------------------------------------------------------------------------------

@@ -29,19 +29,12 @@ from bucketwarden_testkit import (
     OperatorHandle,
     run_operator_in_thread,
 )
+from tests.shared import TRUST_POLICY
 
 ACCOUNT = "123456789012"
 ROLE = "AWSBackupDefaultServiceRole"
 ADOPT_SID = "SourceIPRestriction001"
 CIDRS = ["192.0.2.0/24", "2001:db8::/32"]
-TRUST_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-)
 
 
 def policy_text(*statements: Mapping[str, Any], version: str | None = "2012-10-17") -> str:

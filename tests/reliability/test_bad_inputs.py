@@ -51,7 +51,6 @@ from tests.reliability._kit import (
     ACCOUNT,
     ADOPT_SID,
     ROLE,
-    TRUST_POLICY,
     RecordingAws,
     create_pb,
     delete_all,
@@ -63,7 +62,7 @@ from tests.reliability._kit import (
     policy_text,
     wait_for_reason,
 )
-from tests.shared import OUR_SID, REPO_ROOT, unique
+from tests.shared import OUR_SID, REPO_ROOT, TRUST_POLICY, unique
 from tests.unit.test_crd import INVALID_FILES, InvalidFixture, admit, pydantic_errors
 from tests.unit.test_crd import OPENAPI as ADMISSION_OPENAPI
 

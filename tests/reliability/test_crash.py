@@ -34,7 +34,6 @@ from bucketwarden_testkit import (
 from tests.reliability._kit import (
     ADOPT_SID,
     ROLE,
-    TRUST_POLICY,
     create_pb,
     delete_all,
     foreign_of,
@@ -44,7 +43,7 @@ from tests.reliability._kit import (
     policy_text,
     wait_for_reason,
 )
-from tests.shared import DEADLINE, unique
+from tests.shared import DEADLINE, TRUST_POLICY, unique
 
 pytestmark = pytest.mark.timeout(180)
 

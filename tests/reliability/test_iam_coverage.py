@@ -16,8 +16,8 @@ from bucketwarden.filemode import run_file_mode
 from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import AwsFaultProxy, MotoServer
-from tests.reliability._kit import ACCOUNT, ROLE, TRUST_POLICY, foreign_statements, policy_text
-from tests.shared import REPO_ROOT
+from tests.reliability._kit import ACCOUNT, ROLE, foreign_statements, policy_text
+from tests.shared import REPO_ROOT, TRUST_POLICY
 
 IAM_POLICIES = [REPO_ROOT / "docs" / "iam-policy.json", REPO_ROOT / "docs" / "iam-policy-scoped.json"]
 # STS answers GetCallerIdentity for any valid credentials: no policy grants or denies it.

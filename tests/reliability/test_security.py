@@ -33,7 +33,6 @@ from bucketwarden_testkit import (
 )
 from tests.reliability._kit import (
     ROLE,
-    TRUST_POLICY,
     RecordingAws,
     create_pb,
     delete_all,
@@ -42,7 +41,7 @@ from tests.reliability._kit import (
     policy_text,
     wait_for_reason,
 )
-from tests.shared import OUR_SID, REPO_ROOT, unique
+from tests.shared import OUR_SID, REPO_ROOT, TRUST_POLICY, unique
 
 pytestmark = pytest.mark.timeout(120)
 

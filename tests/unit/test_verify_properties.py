@@ -8,10 +8,9 @@ Whenever verify says Pass, no request of a large generated set of AWS Backup (an
 from __future__ import annotations
 
 import itertools
-import os
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bucketwarden.policy import (
@@ -26,13 +25,16 @@ from bucketwarden.policy import (
 )
 from bucketwarden.spec import ProtectedBucketSpec
 from tests.seed import ROLE_NAME, backup_role, operator_identity
-from tests.strategies import ACCOUNT, BACKUP_KEYS, BACKUP_ROLE_ID, BUCKET, BUCKET_ARN, backup_deny_statements
-
-PROPERTY_SETTINGS = settings(
-    max_examples=int(os.environ.get("BUCKETWARDEN_HYPOTHESIS_EXAMPLES", "100")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+from tests.strategies import (
+    ACCOUNT,
+    BACKUP_KEYS,
+    BACKUP_ROLE_ID,
+    BUCKET,
+    BUCKET_ARN,
+    PROPERTY_SETTINGS,
+    backup_deny_statements,
 )
+
 NOW = 1_795_000_000.0  # 2026-11-18: a fixed clock, so aws:CurrentTime conditions are reproducible
 ROLE = backup_role(ACCOUNT, BACKUP_ROLE_ID)
 OPERATOR = operator_identity(ACCOUNT)
