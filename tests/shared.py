@@ -6,8 +6,10 @@ import json
 import math
 import secrets
 import socket
+import threading
 import urllib.request
 from pathlib import Path
+from typing import Self
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = REPO_ROOT / "tests" / "golden"
@@ -50,3 +52,29 @@ def free_port() -> int:
 def fetch(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(response.read().decode())
+
+
+class BackgroundLoop:
+    """Calls ``tick`` every ``interval`` seconds in a daemon thread, from entering the with-block to leaving it: how
+    the e2e tests play another writer beside the operator."""
+
+    interval = 0.2
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
