@@ -22,7 +22,7 @@ install: $(STAMP) ## create .venv and install pinned dependencies
 demo: $(STAMP) ## run the demo: the AWS Backup story end to end, on embedded AWS and Kubernetes emulators
 	$(BIN)/bucketwarden demo
 
-test: $(STAMP) ## lint, typecheck, import contracts and the whole test suite
+test: $(STAMP) ## lint, typecheck (tests and bench too), import contracts and the whole test suite
 	$(BIN)/ruff check operator testkit tests bench tools
 	$(BIN)/ruff format --check operator testkit tests bench tools
 	$(BIN)/mypy
@@ -37,7 +37,7 @@ fmt: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix operator testkit tests bench tools
 	$(BIN)/ruff format operator testkit tests bench tools
 
-typecheck: $(STAMP) ## mypy strict and the import-linter layer contracts
+typecheck: $(STAMP) ## mypy strict over the packages, tests, bench and tools; the import-linter contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

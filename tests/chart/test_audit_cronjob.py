@@ -8,7 +8,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from chartkit import CHART_DIR, REPO_ROOT
+
+from tests.chart.chartkit import CHART_DIR, REPO_ROOT
 
 CRONJOB = REPO_ROOT / "examples" / "audit-cronjob" / "cronjob.yaml"
 

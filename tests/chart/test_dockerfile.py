@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chartkit import REPO_ROOT
+
+from tests.chart.chartkit import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 IMAGE_VENV = "/opt/venv"

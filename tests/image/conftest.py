@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagekit import REPO_ROOT, Engine, image_under_test
 
 from bucketwarden_testkit import PROTECTED_BUCKETS, EnforcedMoto, KubeEmulator, load_crds
+from tests.image.imagekit import REPO_ROOT, Engine, image_under_test
 
 
 @pytest.fixture(scope="session")

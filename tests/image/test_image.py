@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
-from imagekit import MIB, REPO_ROOT, Engine, container_flags, find_deployment, image_under_test
 
 from bucketwarden.cli import build_parser
 from bucketwarden_testkit import PROTECTED_BUCKETS, TENANT_POLICIES, EnforcedMoto, KubeEmulator, wait_until
+from tests.image.imagekit import MIB, REPO_ROOT, Engine, container_flags, find_deployment, image_under_test
 
 # One line, as the Chromium and Terraform tests skip: no engine here (docker without a daemon, no podman), or no image.
 if isinstance(_found := image_under_test(), str):

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imagekit import REPO_ROOT, container_flags
+
+from tests.image.imagekit import REPO_ROOT, container_flags
 
 # What tools/image.sh needs besides the engines; the fake engines go in front of only these.
 SYSTEM_TOOLS = ("bash", "env", "sed", "dirname", "head", "awk", "cat")
@@ -100,7 +101,7 @@ def deployment(env: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_image_container_flags_reproduce_the_deployment() -> None:
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "BUCKETWARDEN_LOG_FORMAT", "value": "json"},
     ]
