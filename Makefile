@@ -22,7 +22,7 @@ install: $(STAMP) ## create .venv and install pinned dependencies
 demo: $(STAMP) ## run the demo: the AWS Backup story end to end, on embedded AWS and Kubernetes emulators
 	$(BIN)/bucketwarden demo
 
-test: $(STAMP) ## lint, typecheck, import contracts and the whole test suite
+test: $(STAMP) ## lint, typecheck (tests and bench too), import contracts and the whole test suite
 	$(BIN)/ruff check operator testkit tests bench tools
 	$(BIN)/ruff format --check operator testkit tests bench tools
 	$(BIN)/mypy
@@ -37,7 +37,7 @@ fmt: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix operator testkit tests bench tools
 	$(BIN)/ruff format operator testkit tests bench tools
 
-typecheck: $(STAMP) ## mypy strict and the import-linter layer contracts
+typecheck: $(STAMP) ## mypy strict over the packages, tests, bench and tools; the import-linter contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -59,6 +59,23 @@ crd: $(STAMP) ## regenerate crds/ and the chart's CRDs from spec.py
 	$(BIN)/bucketwarden crd --kind TenantPolicy > crds/bucketwarden.io_tenantpolicies.yaml
 	cp crds/bucketwarden.io_*.yaml charts/bucketwarden/crds/
 
+# The image: IMAGE (default ghcr.io/bucketwarden/bucketwarden, the chart's image.repository), TAG (default the
+# version in pyproject.toml, the chart's appVersion), BASE_IMAGE and ENGINE pass through to tools/image.sh.
+export IMAGE TAG BASE_IMAGE ENGINE
+
+image: ## build the operator image with docker or podman (tools/image.sh; a local base where no registry answers)
+	tools/image.sh build
+	tools/image.sh size
+
+image-test: $(STAMP) ## build the image, then run every command and the operator from it (tests/image)
+	@if tools/image.sh engine >/dev/null 2>&1; then \
+	  tools/image.sh build && \
+	  BUCKETWARDEN_IMAGE="$$(tools/image.sh ref)" $(BIN)/python -m pytest -q -rs tests/image && \
+	  tools/image.sh size; \
+	else \
+	  $(BIN)/python -m pytest -q -rs tests/image; \
+	fi
+
 lock: ## regenerate constraints.txt from a fresh resolve (slow)
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/pip install -q -e ./testkit -e '.[dev]'
@@ -68,4 +85,4 @@ lock: ## regenerate constraints.txt from a fresh resolve (slow)
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
 
-.PHONY: help install demo test lint fmt typecheck unit e2e bench bench-smoke crd lock clean
+.PHONY: help install demo test lint fmt typecheck unit e2e bench bench-smoke crd image image-test lock clean

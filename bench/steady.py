@@ -38,6 +38,7 @@ from bench._operator import (
 )
 from bench.drift import percentile
 from bench.workload import NAMESPACE, admin_s3, bucket_name
+from bucketwarden.spec import DEFAULT_STATEMENT_SID
 from bucketwarden_testkit import KubeClient, KubeEmulator, MotoServer, grant_namespaces
 
 FULL_SCALES = (1000, 5000, 10000)
@@ -53,7 +54,7 @@ GOAL_CORE_SHARE = 0.60
 GOAL_TICK_RATIO = 1.3
 GOAL_DRIFT_SLACK_S = 2.0
 HELD_INTERVAL_SLACK = 1.05
-OUR_SID = "BucketWardenIpRestriction"
+OUR_SID = DEFAULT_STATEMENT_SID
 RECONCILES = re.compile(r'^bucketwarden_reconciles_total\{result="[A-Za-z]+"\} ([0-9.e+]+)$', re.M)
 PATHS = re.compile(r'^bucketwarden_resync_ticks_total\{path="([a-z]+)"\} ([0-9.e+]+)$', re.M)
 LAG = re.compile(r"^bucketwarden_resync_lag_seconds ([0-9.e+-]+)$", re.M)

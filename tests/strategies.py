@@ -10,17 +10,28 @@ and a few draws per statement keep the property tests fast while still covering 
 
 from __future__ import annotations
 
+import os
 import string
 from random import Random
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+from tests.shared import OUR_SID
 
 JsonObj = dict[str, Any]
 
+# BUCKETWARDEN_HYPOTHESIS_EXAMPLES raises the examples per property for a longer run; no deadline on a shared machine.
+PROPERTY_SETTINGS = settings(
+    max_examples=int(os.environ.get("BUCKETWARDEN_HYPOTHESIS_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
 ACCOUNT = "111122223333"
 BUCKET = "awsbackup-test-001"
-OWNED_SIDS = ("BucketWardenIpRestriction", "SourceIPRestriction001")
+OWNED_SIDS = (OUR_SID, "SourceIPRestriction001")
 # A small pool makes Sid collisions (duplicates, owned Sids) likely; free text covers the rest.
 SID_POOL = ("AllowRead", "CrossAccount", "DenyHttp", "Foreign1", "Foreign2", *OWNED_SIDS)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Literal, Self, TypeVar, cast
 
 import kopf
 import kubernetes.client
@@ -41,9 +41,15 @@ class HarnessTimeoutError(HarnessError, TimeoutError):
 
 
 def wait_until(
-    probe: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1, what: str = "the condition"
+    probe: Callable[[], T | Literal[False] | None],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "the condition",
 ) -> T:
-    """Call `probe` until it returns something truthy, and return that; raise after `timeout` seconds."""
+    """Call `probe` until it returns something truthy, and return that; raise after `timeout` seconds.
+
+    A probe may answer "not yet" with None or False (``x and y``): neither is ever returned."""
     deadline = time.monotonic() + timeout
     while True:
         result = probe()

@@ -13,6 +13,7 @@ from botocore.config import Config
 
 from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsPort, AwsSettings, InMemoryAws, ManualClock
 from bucketwarden_testkit import MotoServer
+from tests.shared import TRUST_POLICY
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
 ACCOUNT = "123456789012"  # moto's default account; InMemoryAws uses the same
-TRUST_POLICY = (
-    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"backup.amazonaws.com"},'
-    '"Action":"sts:AssumeRole"}]}'
-)
 
 
 def moto_settings(moto: MotoServer, **overrides: Any) -> AwsSettings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,15 +12,7 @@ from bucketwarden.aws import AwsGateway, ManualClock
 from bucketwarden.principals import CallerIdentity
 from bucketwarden_testkit import MotoServer
 from tests.aws._harness import AdminClients, moto_settings
-
-TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-)
+from tests.shared import TRUST_POLICY
 
 
 @dataclass(frozen=True)
@@ -68,7 +59,7 @@ class MotoWorld(AwsGateway):
             raise
 
     def create_role(self, name: str, *, path: str = "/") -> WorldRole:
-        role = self._iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=TRUST)["Role"]
+        role = self._iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=TRUST_POLICY)["Role"]
         return WorldRole(name, role["Arn"], role["RoleId"])
 
     def role(self, name: str) -> WorldRole:

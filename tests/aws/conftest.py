@@ -13,8 +13,9 @@ import boto3
 import pytest
 
 from bucketwarden.aws import AwsGateway, ManualClock
-from bucketwarden_testkit import MotoServer
+from bucketwarden_testkit import EnforcedMoto, MotoServer
 from tests.aws._harness import AdminClients, FakeHarness, Harness, MotoHarness, moto_settings
+from tests.shared import OUR_SID
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +43,13 @@ def moto(moto_server: MotoServer) -> MotoServer:
     return moto_server
 
 
+@pytest.fixture(scope="module")
+def enforced() -> Iterator[EnforcedMoto]:
+    """moto behind the enforcing S3 front: bucket policies are judged on every request, as AWS does."""
+    with EnforcedMoto() as server:
+        yield server
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(start=1000.0)
@@ -66,7 +74,7 @@ def aws(request: pytest.FixtureRequest, clock: ManualClock) -> Harness:
 def make_policy() -> Callable[..., str]:
     """A valid bucket policy document for a bucket, padded to exactly ``pad_to`` bytes if asked."""
 
-    def make(bucket: str, *, sid: str = "BucketWardenIpRestriction", pad_to: int = 0) -> str:
+    def make(bucket: str, *, sid: str = OUR_SID, pad_to: int = 0) -> str:
         statement: dict[str, Any] = {
             "Sid": sid,
             "Effect": "Deny",

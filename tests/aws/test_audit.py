@@ -35,7 +35,8 @@ from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import DEFAULT_STATEMENT_SID
 from bucketwarden_testkit import MotoServer, scrubbed_environ
 from tests.aws._audit_seed import Ids, ip_deny, seed_bucket
-from tests.aws._harness import TRUST_POLICY, AdminClients, moto_settings
+from tests.aws._harness import AdminClients, moto_settings
+from tests.shared import TRUST_POLICY
 
 FIXTURE = Path(__file__).with_name("fixtures") / "audit_account.yaml"
 READ_APIS = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,6 @@ SEED = {
     "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
     "Condition": {"NotIpAddress": {"aws:SourceIp": CIDRS}},
 }
-
-
-@pytest.fixture(scope="module")
-def enforced() -> Iterator[EnforcedMoto]:
-    with EnforcedMoto() as server:
-        yield server
 
 
 @pytest.fixture

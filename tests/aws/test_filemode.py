@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,38 +14,15 @@ from bucketwarden.filemode import reconcile_all
 from bucketwarden.manifests import Manifest, parse_manifest
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import Reconciler
-from bucketwarden_testkit import MotoServer, scrubbed_environ
+from bucketwarden_testkit import MotoServer
+from tests.aws._cli import backup_world, manifest, run_cli
 from tests.aws._harness import AdminClients
 from tests.aws._world import MotoWorld
-
-ROLE = "AWSBackupDefaultServiceRole"
-
-
-def manifest(name: str, bucket: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "bucketwarden.io/v1alpha1",
-        "kind": "ProtectedBucket",
-        "metadata": {"name": name, "namespace": "team-a"},
-        "spec": {"bucketName": bucket, "allowedSourceIps": ["192.0.2.0/24"], "exemptRoles": [{"name": ROLE}], **spec},
-    }
-
-
-def run_cli(moto: MotoServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bucketwarden", *args],
-        env=scrubbed_environ(moto.env()),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture
 def world(moto: MotoServer, boto_session: boto3.session.Session, admin: AdminClients) -> MotoWorld:
-    w = MotoWorld(moto, boto_session, admin)
-    w.create_role(ROLE, path="/service-role/")
-    return w
+    return backup_world(moto, boto_session, admin)
 
 
 def test_cli_plan_then_apply_then_plan_against_aws_endpoint(world: MotoWorld, moto: MotoServer, tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +11,17 @@ import pytest
 import yaml
 
 from bucketwarden.exitcodes import ExitCode
-from bucketwarden_testkit import MotoServer, scrubbed_environ
+from bucketwarden_testkit import MotoServer
+from tests.aws._cli import backup_world, run_cli
+from tests.aws._cli import manifest as cli_manifest
 from tests.aws._harness import AdminClients
 from tests.aws._world import MotoWorld
 
-ROLE = "AWSBackupDefaultServiceRole"
 HAND_WRITTEN = "SourceIPRestriction001"
 
 
 def manifest(name: str, bucket: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "bucketwarden.io/v1alpha1",
-        "kind": "ProtectedBucket",
-        "metadata": {"name": name, "namespace": "team-a"},
-        "spec": {
-            "bucketName": bucket,
-            "allowedSourceIps": ["192.0.2.0/24", "2001:db8::/32"],
-            "exemptRoles": [{"name": ROLE}],
-            **spec,
-        },
-    }
+    return cli_manifest(name, bucket, **{"allowedSourceIps": ["192.0.2.0/24", "2001:db8::/32"], **spec})
 
 
 def hand_written_deny(bucket: str) -> str:
@@ -47,23 +36,9 @@ def hand_written_deny(bucket: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
-def run_cli(moto: MotoServer, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bucketwarden", *args],
-        env=scrubbed_environ(moto.env()),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.fixture
 def world(moto: MotoServer, boto_session: boto3.session.Session, admin: AdminClients) -> MotoWorld:
-    w = MotoWorld(moto, boto_session, admin)
-    w.create_role(ROLE, path="/service-role/")
-    return w
+    return backup_world(moto, boto_session, admin)
 
 
 def verdicts(stdout: str) -> dict[str, tuple[str, str, str]]:

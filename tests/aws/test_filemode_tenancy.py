@@ -16,18 +16,16 @@ from bucketwarden.manifests import parse_manifest
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import Reconciler
 from bucketwarden_testkit import MotoServer
+from tests.aws._cli import backup_world, manifest, run_cli
 from tests.aws._harness import AdminClients, moto_settings
 from tests.aws._world import MotoWorld
-from tests.aws.test_filemode import ROLE, manifest, run_cli
 
 SECURITY_SIDS = ["SecurityTeamDenyDelete", "DenyInsecureTransport"]
 
 
 @pytest.fixture
 def world(moto: MotoServer, boto_session: boto3.session.Session, admin: AdminClients) -> MotoWorld:
-    w = MotoWorld(moto, boto_session, admin)
-    w.create_role(ROLE, path="/service-role/")
-    return w
+    return backup_world(moto, boto_session, admin)
 
 
 def safeguards(bucket: str) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ def test_identity_resolves_role_id(aws: Harness, role: ExemptRole, expected_call
     resolved = aws.port.resolve_role(role)
 
     assert (resolved.ref, resolved.name, resolved.arn, resolved.role_id) == (role.ref, BACKUP_ROLE, arn, role_id)
-    assert resolved.role_id.startswith("AROA")
+    assert resolved.role_id is not None and resolved.role_id.startswith("AROA")
     assert resolved.user_id_pattern == f"{role_id}:*"
     assert aws.counter.snapshot() == expected_calls
 
@@ -118,7 +118,7 @@ def test_identity_single_flight_100_threads_make_one_get_role(aws: Harness) -> N
     role = ExemptRole(name=BACKUP_ROLE)
     start = threading.Barrier(100)
 
-    def reconcile() -> str:
+    def reconcile() -> str | None:
         start.wait()
         return aws.port.resolve_role(role).role_id
 
@@ -134,7 +134,7 @@ def test_identity_100_buckets_sharing_3_roles_make_3_get_role_calls(aws: Harness
     ids = {name: aws.create_role(name)[1] for name in names}
     roles = [ExemptRole(name=name) for name in names]
 
-    def reconcile(_: int) -> dict[str, str]:
+    def reconcile(_: int) -> dict[str, str | None]:
         return {role.ref: aws.port.resolve_role(role).role_id for role in roles}
 
     with ThreadPoolExecutor(max_workers=16) as pool:

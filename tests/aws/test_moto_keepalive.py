@@ -7,6 +7,7 @@ import json
 import logging
 import urllib.parse
 import urllib.request
+from typing import Any
 
 import boto3
 import pytest
@@ -33,7 +34,10 @@ def test_each_client_uses_one_connection_for_many_calls(
     sts = boto_session.client("sts", endpoint_url=moto.endpoint_url)
     with caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"):
         s3.create_bucket(Bucket=BUCKET)
-        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*"}]}
+        policy: dict[str, Any] = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*"}],
+        }
         policy["Statement"][0]["Resource"] = f"arn:aws:s3:::{BUCKET}/*"
         s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
         for _ in range(5):

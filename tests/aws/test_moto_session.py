@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings, ClientFactory
 from bucketwarden.errors import AccessDeniedError, AwsUnavailableError, CredentialsError
@@ -27,15 +27,18 @@ class _Body:
         yield self._data
 
 
-def inject(status: int, body: str, *, times: int) -> Callable[..., AWSResponse | None]:
-    """A before-send handler that answers the first ``times`` requests itself, like a faulty AWS."""
+def inject(status: int, body: str, *, times: int) -> Callable[..., Any]:
+    """A before-send handler that answers the first ``times`` requests itself, like a faulty AWS.
+
+    Typed ``Callable[..., Any]``: botocore-stubs type every event handler as returning None, but a before-send
+    handler's response is what botocore sends back instead of calling AWS."""
     remaining = [times]
 
     def handler(request: Any, **_: Any) -> AWSResponse | None:
         if remaining[0] <= 0:
             return None
         remaining[0] -= 1
-        return AWSResponse(request.url, status, {}, _Body(body.encode()))
+        return AWSResponse(request.url, status, HTTPHeaders(), _Body(body.encode()))
 
     return handler
 

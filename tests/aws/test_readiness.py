@@ -11,7 +11,8 @@ from bucketwarden.aws import S3_BACKUP_MANAGED_POLICIES, AwsGateway, ManualClock
 from bucketwarden.readiness import ROLE_LACKS_S3_PERMISSIONS, ROLE_NOT_ASSUMABLE, VERSIONING_NOT_ENABLED
 from bucketwarden.reconciler import Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
-from tests.aws._harness import TRUST_POLICY, AdminClients
+from tests.aws._harness import AdminClients
+from tests.shared import TRUST_POLICY
 
 ROLE = "AWSBackupDefaultServiceRole"
 TTL = 600.0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,6 @@ SEED_DENY: dict[str, Any] = {
     "Resource": RESOURCES,
     "Condition": {"NotIpAddress": {"aws:SourceIp": ["192.0.2.0/24", "203.0.113.0/24"]}},
 }
-
-
-@pytest.fixture(scope="module")
-def enforced() -> Iterator[EnforcedMoto]:
-    with EnforcedMoto() as server:
-        yield server
 
 
 @pytest.fixture

@@ -5,18 +5,14 @@ Never asserts on timing.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
 
 from bench.audit import QUICK_BUCKETS, run
+from tests.shared import positive
 
 pytestmark = pytest.mark.slow
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +24,7 @@ def b7() -> dict[str, Any]:
 def test_bench_audit_reports_timings_and_the_ratio(b7: dict[str, Any]) -> None:
     assert b7["buckets"] == QUICK_BUCKETS
     for key in ("floor_s", "bucketwarden_s", "ratio_vs_floor", "buckets_per_s", "peak_python_memory_kib"):
-        assert _positive(b7[key]), key
+        assert positive(b7[key]), key
 
 
 def test_bench_audit_makes_the_floors_calls_and_no_more(b7: dict[str, Any]) -> None:

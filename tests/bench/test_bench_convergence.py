@@ -6,7 +6,6 @@ Never asserts on timing. Cloud Custodian runs only if its venv (.bench-venv/c7n)
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,11 @@ from bench import custodian
 from bench.__main__ import main as bench_main
 from bench.convergence import QUICK_BUCKETS, run
 from bench.workload import GROUPS
+from tests.shared import positive
 
 pytestmark = pytest.mark.slow
 
 DISTINCT_ROLES = len({role for group in GROUPS for role in group})
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +31,10 @@ def test_bench_b1_reports_timings_and_ratios(results: dict[str, Any]) -> None:
     b1 = results["b1_first_convergence"]
     assert b1["buckets"] == QUICK_BUCKETS
     for key in ("bucketwarden_s", "floor_s", "ratio_vs_floor"):
-        assert _positive(b1[key]), key
+        assert positive(b1[key]), key
     if custodian.available():
-        assert _positive(b1["custodian_s"])
-        assert _positive(b1["speedup_vs_custodian"])
+        assert positive(b1["custodian_s"])
+        assert positive(b1["speedup_vs_custodian"])
     else:
         assert b1["custodian_s"] is None
         assert b1["speedup_vs_custodian"] is None
@@ -77,7 +73,7 @@ def test_bench_main_writes_headline_keys(tmp_path: Path, capsys: pytest.CaptureF
     assert bench_main(["--quick", "--json", str(target), "--no-custodian", "--buckets", "6", "convergence"]) == 0
     written = json.loads(target.read_text())
     assert {"machine", "b1_first_convergence", "b2_steady_state", "convergence"} <= set(written)
-    assert _positive(written["machine"]["cores"])
+    assert positive(written["machine"]["cores"])
     assert written["b1_first_convergence"]["buckets"] == 6
     assert written["b2_steady_state"]["writes"] == 0
     assert "B1 first convergence" in capsys.readouterr().out

@@ -6,13 +6,13 @@ is undone exactly once), never timing.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import pytest
 
 from bench import drift, scale
+from tests.shared import positive
 
 # Each quick run starts the operator, moto and the emulated API as processes (about 3 minutes in all on the
 # 2-core CI machine), so it runs with `make bench-smoke`, not in `make test`, keeping CI well under 15 minutes.
@@ -22,10 +22,6 @@ pytestmark = [
         not os.environ.get("BUCKETWARDEN_BENCH_SMOKE"), reason="operator benchmarks: run with make bench-smoke"
     ),
 ]
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +38,7 @@ def test_bench_b3_reports_latency_percentiles(drift_results: dict[str, Any]) -> 
     b3 = drift_results["b3_drift_latency_s"]
     assert b3["interval_s"] == drift.QUICK["interval_s"]
     assert b3["samples"] == drift.QUICK["samples"]
-    assert all(_positive(b3[key]) for key in ("p50", "p95", "max", "mean")), b3
+    assert all(positive(b3[key]) for key in ("p50", "p95", "max", "mean")), b3
     assert b3["p50"] <= b3["p95"] <= b3["max"]
     assert isinstance(drift_results["goal_met"], bool)
 
@@ -58,10 +54,10 @@ def test_bench_b3_every_edit_is_undone_once(drift_results: dict[str, Any]) -> No
 def test_bench_b4_reports_memory_cpu_and_convergence(scale_results: dict[str, Any]) -> None:
     b4 = scale_results["b4_operator"]
     assert b4["measured_at"] == max(scale.QUICK_SCALES)
-    assert _positive(b4["baseline_rss_mb"])
+    assert positive(b4["baseline_rss_mb"])
     for objects in scale.QUICK_SCALES:
         entry = b4[str(objects)]
-        assert all(_positive(entry[key]) for key in ("rss_mb", "peak_rss_mb", "cpu_s", "converge_s")), entry
+        assert all(positive(entry[key]) for key in ("rss_mb", "peak_rss_mb", "cpu_s", "converge_s")), entry
         assert entry["peak_rss_mb"] >= entry["rss_mb"]
     assert all(v is None or isinstance(v, float) for v in b4["mb_per_1000"].values())
     assert set(scale_results["goals"]) == {"rss_peak_at_1000_at_most_150_mb", "rss_peak_at_10000_at_most_400_mb"}
@@ -71,7 +67,7 @@ def test_bench_b4_restart_converges_every_object(scale_results: dict[str, Any]) 
     restart = scale_results["restart"]
     assert restart["converged"]
     assert restart["objects"] == scale.QUICK_SCALES[0]
-    assert _positive(restart["converge_s"])
+    assert positive(restart["converge_s"])
 
 
 def test_bench_b4_census_explains_memory_per_object(scale_results: dict[str, Any]) -> None:
@@ -82,4 +78,4 @@ def test_bench_b4_census_explains_memory_per_object(scale_results: dict[str, Any
     assert census["kopf_memories_per_object"] == 1
     assert census["asyncio_tasks_per_object"].get("_runner") == 1
     for key in ("kopf_body_bytes_per_object", "of_which_status_bytes", "python_heap_bytes_per_object"):
-        assert _positive(census[key]), (key, census[key])
+        assert positive(census[key]), (key, census[key])

@@ -5,13 +5,13 @@ Each starts ``bucketwarden run``, moto and the emulated API as processes: run wi
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import pytest
 
 from bench import drift_queue, steady
+from tests.shared import positive
 
 pytestmark = [
     pytest.mark.slow,
@@ -19,10 +19,6 @@ pytestmark = [
         not os.environ.get("BUCKETWARDEN_BENCH_SMOKE"), reason="operator benchmarks: run with make bench-smoke"
     ),
 ]
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +30,10 @@ def test_bench_steady_reports_cost_per_tick_at_each_scale(steady_results: dict[s
     summary = steady_results["b4_steady_state"]
     assert [r["objects"] for r in summary["rows"]] == list(steady.QUICK_SCALES)
     for row in summary["rows"]:
-        assert all(_positive(row[k]) for k in ("ticks", "cpu_ms_per_tick", "effective_interval_s", "rss_mb")), row
+        assert all(positive(row[k]) for k in ("ticks", "cpu_ms_per_tick", "effective_interval_s", "rss_mb")), row
         assert row["get_bucket_policy"] >= row["ticks"] - row["drift"]["edits"] * 2
         assert row["drift"]["restored"] == row["drift"]["edits"]
-    assert _positive(summary["tick_ratio_largest_vs_smallest"])
+    assert positive(summary["tick_ratio_largest_vs_smallest"])
     assert set(summary["goals"]) == {"core_share_at_largest_at_most_60pct", "tick_ratio_at_most_1_3", "largest_held"}
 
 

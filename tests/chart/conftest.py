@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from chartkit import CHART_DIR, HELMS, REPO_ROOT, TOOLS_DIR, Manifest, Render, run_helm
+
+from tests.chart.chartkit import CHART_DIR, HELMS, REPO_ROOT, TOOLS_DIR, Manifest, Render, run_helm
 
 
 @pytest.fixture(scope="session")

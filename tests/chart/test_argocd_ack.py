@@ -6,9 +6,9 @@ import json
 
 import jsonpatch
 import yaml
-from chartkit import REPO_ROOT
 
 from bucketwarden.k8s._ack import ACK_GROUP, ack_policy_patch
+from tests.chart.chartkit import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "examples" / "argocd" / "application-ack-buckets.yaml"
 

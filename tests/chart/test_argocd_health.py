@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-from chartkit import REPO_ROOT
 from lupa import lua51
 
 from bucketwarden import errors
@@ -16,6 +15,7 @@ from bucketwarden.k8s import _handlers
 from bucketwarden.k8s._events import CONFLICT
 from bucketwarden.reasons import READY_REASONS, VERIFIED_INCONCLUSIVE, reasons_of
 from bucketwarden.tenancy import NOT_AUTHORIZED
+from tests.chart.chartkit import REPO_ROOT
 
 ARGOCD_DIR = REPO_ROOT / "examples" / "argocd"
 HEALTH_KEY = "resource.customizations.health.bucketwarden.io_ProtectedBucket"

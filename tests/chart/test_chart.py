@@ -13,10 +13,10 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from chartkit import CHART_DIR, HELMS, REPO_ROOT, HelmError, Manifest, Render, is_aggregated, run_helm
 
 from bucketwarden.crd import build_tenant_policy_crd
 from bucketwarden.spec import TenantPolicySpec
+from tests.chart.chartkit import CHART_DIR, HELMS, REPO_ROOT, HelmError, Manifest, Render, is_aggregated, run_helm
 from tests.unit.test_crd import admit
 
 KUBE_VERSIONS = ("1.30.0", "1.37.0")
@@ -87,6 +87,7 @@ def _rule_triples(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 
 def _container(docs: list[Manifest]) -> dict[str, Any]:
+    container: dict[str, Any]
     [container] = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     return container
 
@@ -97,7 +98,8 @@ def _env(docs: list[Manifest]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def rbac_minimal() -> dict[str, Any]:
-    return yaml.safe_load((REPO_ROOT / "docs" / "rbac-minimal.yaml").read_text())
+    minimal: dict[str, Any] = yaml.safe_load((REPO_ROOT / "docs" / "rbac-minimal.yaml").read_text())
+    return minimal
 
 
 @pytest.fixture(scope="module")
@@ -511,9 +513,9 @@ def test_rbac_rules_match_minimal_doc(helm: str, scenario: str, render: Render, 
 
 def _is_extra_cluster_rbac(doc: Manifest) -> bool:
     """A namespaced install's small ClusterRole (and binding), and the aggregated roles for namespace users."""
-    return doc["kind"].startswith("ClusterRole") and doc["metadata"]["name"].endswith(
-        ("-cluster-scoped", "-edit", "-view")
-    )
+    kind: str = doc["kind"]
+    name: str = doc["metadata"]["name"]
+    return kind.startswith("ClusterRole") and name.endswith(("-cluster-scoped", "-edit", "-view"))
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

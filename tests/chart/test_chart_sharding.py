@@ -7,7 +7,8 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from chartkit import HELMS, HelmError, Manifest, Render
+
+from tests.chart.chartkit import HELMS, HelmError, Manifest, Render
 
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/bucketwarden-drift"
 

@@ -11,7 +11,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from chartkit import (
+
+from bucketwarden.k8s import Metrics
+from tests.chart.chartkit import (
     CHART_DIR,
     CLUSTER_SCOPED_GRANTS,
     HELMS,
@@ -21,8 +23,6 @@ from chartkit import (
     Render,
     cluster_scoped_grants,
 )
-
-from bucketwarden.k8s import Metrics
 
 POD_IDENTITY_CIDRS = {"169.254.170.23/32", "fd00:ec2::23/128"}
 RESULTS = json.loads((REPO_ROOT / "bench" / "results.json").read_text(encoding="utf-8"))

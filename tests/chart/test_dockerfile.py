@@ -1,4 +1,5 @@
-"""The operator image: hadolint, its contract (user, entrypoint, ports, labels), and its install steps replayed."""
+"""The operator image's Dockerfile: hadolint, its contract (base, user, entrypoint, ports, labels), its install
+steps equal to the README's and replayed. tests/image builds and runs the image itself."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from chartkit import REPO_ROOT
+import yaml
+
+from tests.chart.chartkit import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 IMAGE_VENV = "/opt/venv"
-BASE_IMAGE = re.compile(r"^python:3\.11\.\d+-slim-bookworm$")
+BASE_IMAGE = re.compile(r"^python:3\.11(\.\d+)?-slim-bookworm$")
+README = REPO_ROOT / "README.md"
 
 
 @dataclass
@@ -41,7 +45,10 @@ class Stage:
 
 
 def parse_dockerfile(text: str) -> list[Stage]:
-    """Stages with their instructions; continuation lines joined, comments dropped."""
+    """Stages with their instructions; continuation lines joined, comments dropped.
+
+    The ARGs before the first FROM go to a stage of their own, with base "" and name "global".
+    """
     logical: list[str] = []
     pending = ""
     for raw in text.splitlines():
@@ -55,7 +62,7 @@ def parse_dockerfile(text: str) -> list[Stage]:
             continue
         logical.append(pending + line)
         pending = ""
-    stages: list[Stage] = []
+    stages: list[Stage] = [Stage(base="", name="global")]
     for line in logical:
         keyword, _, args = line.partition(" ")
         keyword, args = keyword.upper(), args.strip()
@@ -68,8 +75,18 @@ def parse_dockerfile(text: str) -> list[Stage]:
 
 
 @pytest.fixture(scope="module")
-def stages() -> list[Stage]:
+def parsed() -> list[Stage]:
     return parse_dockerfile(DOCKERFILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def stages(parsed: list[Stage]) -> list[Stage]:
+    """The build stages: builder, then the final one."""
+    return parsed[1:]
+
+
+def _arg_defaults(stage: Stage) -> dict[str, str]:
+    return {name: default for name, _, default in (args.partition("=") for args in stage.args("ARG"))}
 
 
 def _pyproject_version() -> str:
@@ -93,18 +110,25 @@ def test_dockerfile_hadolint_clean() -> None:
     assert result.stdout.strip() == ""
 
 
-def test_dockerfile_is_multi_stage_on_pinned_python_slim(stages: list[Stage]) -> None:
+def test_dockerfile_builds_both_stages_on_the_base_image_argument(parsed: list[Stage], stages: list[Stage]) -> None:
     assert [s.name for s in stages] == ["builder", None]
-    for stage in stages:
-        assert BASE_IMAGE.match(stage.base), stage.base
-        assert "@sha256:" not in stage.base
+    assert [s.base for s in stages] == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    default = _arg_defaults(parsed[0])["BASE_IMAGE"]
+    assert BASE_IMAGE.match(default), default
+
+
+def test_dockerfile_says_how_to_pin_the_base_by_digest() -> None:
+    comments = [line for line in DOCKERFILE.read_text().splitlines() if line.startswith("#")]
+    assert any("--build-arg BASE_IMAGE=python:3.11-slim-bookworm@sha256:" in line for line in comments)
 
 
 @pytest.mark.parametrize(
     ("keyword", "expected"),
     [
         pytest.param("USER", ["65532:65532"], id="non-root-numeric-user"),
-        pytest.param("ENTRYPOINT", ['["bucketwarden", "run"]'], id="entrypoint"),
+        # Every subcommand stays reachable (`IMAGE audit ...`); the default is the operator.
+        pytest.param("ENTRYPOINT", ['["bucketwarden"]'], id="entrypoint"),
+        pytest.param("CMD", ['["run"]'], id="default-command"),
         pytest.param("EXPOSE", ["8080 8081"], id="ports"),
         pytest.param("COPY", [f"--from=builder {IMAGE_VENV} {IMAGE_VENV}"], id="copies-only-the-venv"),
     ],
@@ -131,6 +155,12 @@ def test_dockerfile_final_stage_has_no_build_tools(stages: list[Stage]) -> None:
         assert tool not in final_runs
 
 
+def test_dockerfile_builder_removes_pip_and_setuptools_from_the_venv(stages: list[Stage]) -> None:
+    steps = [step.strip() for run in stages[0].args("RUN") for step in run.split("&&")]
+    install = next(i for i, step in enumerate(steps) if step.startswith("pip install"))
+    assert "pip uninstall --yes pip setuptools" in steps[install + 1 :]
+
+
 @pytest.mark.parametrize(
     "label",
     [
@@ -145,8 +175,47 @@ def test_dockerfile_has_oci_labels(label: str, stages: list[Stage]) -> None:
     assert _labels(stages[-1])[label]
 
 
-def test_dockerfile_version_label_matches_pyproject(stages: list[Stage]) -> None:
-    assert _labels(stages[-1])["org.opencontainers.image.version"] == _pyproject_version()
+@pytest.mark.parametrize(
+    ("label", "argument"),
+    [
+        pytest.param("org.opencontainers.image.version", "VERSION", id="version"),
+        pytest.param("org.opencontainers.image.revision", "REVISION", id="revision"),
+        pytest.param("org.opencontainers.image.base.name", "BASE_IMAGE", id="base"),
+    ],
+)
+def test_dockerfile_labels_come_from_build_arguments(label: str, argument: str, stages: list[Stage]) -> None:
+    assert _labels(stages[-1])[label] == f"${{{argument}}}"
+    assert argument in _arg_defaults(stages[-1])
+
+
+def test_dockerfile_version_argument_defaults_to_pyproject(stages: list[Stage]) -> None:
+    assert _arg_defaults(stages[-1])["VERSION"] == _pyproject_version()
+
+
+def _readme_install_steps() -> list[str]:
+    """The commands of the README's block between the install-steps markers (comments and `export` dropped)."""
+    text = README.read_text()
+    block = text[text.index("<!-- install-steps:begin") : text.index("<!-- install-steps:end -->")]
+    lines = [line.split("#")[0].strip() for line in block.splitlines()]
+    return [line for line in lines if line and not line.startswith(("<!--", "```", "export "))]
+
+
+def test_dockerfile_install_steps_equal_the_readmes(stages: list[Stage]) -> None:
+    """The venv and the pip install, as the README's build-without-a-container steps give them."""
+    steps = [step.strip() for run in stages[0].args("RUN") for step in run.split("&&")]
+    install_steps = [step for step in steps if step.startswith(("python -m venv", "pip install"))]
+    assert install_steps == _readme_install_steps()
+
+
+def test_dockerfile_chart_image_defaults_are_what_make_image_builds() -> None:
+    values = yaml.safe_load((REPO_ROOT / "charts" / "bucketwarden" / "values.yaml").read_text())["image"]
+    chart = yaml.safe_load((REPO_ROOT / "charts" / "bucketwarden" / "Chart.yaml").read_text())
+    script = (REPO_ROOT / "tools" / "image.sh").read_text()
+    built = re.search(r'^IMAGE="\$\{IMAGE:-(?P<repository>[^}]+)\}"$', script, re.M)
+    assert built, "tools/image.sh: no IMAGE default"
+    assert values["repository"] == built["repository"]
+    assert values["tag"] == ""  # the chart's appVersion
+    assert chart["appVersion"] == _pyproject_version()  # tools/image.sh tags pyproject's version
 
 
 def test_dockerfile_installs_with_constraints(stages: list[Stage]) -> None:
@@ -226,6 +295,7 @@ def test_dockerfile_install_steps_give_working_cli(stages: list[Stage], tmp_path
             assert step_result.returncode == 0, f"{shlex.join(command)}:\n{step_result.stderr[-3000:]}"
             replayed.append(command)
     assert any("install" in command for command in replayed)
+    assert not (venv / "bin" / "pip").exists()
 
     result = subprocess.run(
         [str(venv / "bin" / "bucketwarden"), "--version"],

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
-from chartkit import REPO_ROOT
 
 from bucketwarden.aws import parse_policy_event
 from bucketwarden.aws._drift_queue import POLICY_EVENTS
+from tests.chart.chartkit import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples" / "drift-events"
 TEMPLATE = EXAMPLES / "cloudformation.yaml"
@@ -35,7 +35,7 @@ class _CfnLoader(yaml.SafeLoader):
     """YAML with CloudFormation's short tags (!Ref, !GetAtt) read as plain values."""
 
 
-_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node))  # type: ignore[arg-type]
+_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node))
 
 
 def template() -> dict[str, Any]:

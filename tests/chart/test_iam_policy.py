@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from chartkit import REPO_ROOT
+
+from tests.chart.chartkit import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
 REQUIRED_ACTIONS = {
@@ -35,7 +36,8 @@ def _as_list(value: str | list[str]) -> list[str]:
 
 
 def _load(name: str) -> dict[str, Any]:
-    return json.loads((DOCS / name).read_text())
+    loaded: dict[str, Any] = json.loads((DOCS / name).read_text())
+    return loaded
 
 
 @pytest.fixture(scope="module", params=["iam-policy.json", "iam-policy-scoped.json"])
@@ -91,6 +93,7 @@ def test_iam_policy_grants_nothing_for_get_caller_identity(any_policy: dict[str,
 
 
 def _statement(policy: dict[str, Any], sid: str) -> dict[str, Any]:
+    statement: dict[str, Any]
     [statement] = [s for s in policy["Statement"] if s["Sid"] == sid]
     return statement
 

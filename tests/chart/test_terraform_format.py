@@ -17,8 +17,8 @@ import pytest
 from bucketwarden.cli import main
 from bucketwarden.formats import terraform_name
 from bucketwarden.policy import PolicyDocument
+from tests.shared import GOLDEN
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 MIRROR = Path(os.environ.get("BUCKETWARDEN_TF_PROVIDER_MIRROR", "/opt/tf-plugins"))
 ARGS = [
     "-f",

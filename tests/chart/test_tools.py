@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from chartkit import REPO_ROOT, TOOLS_DIR
+
+from tests.chart.chartkit import REPO_ROOT, TOOLS_DIR
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,44 +32,35 @@ from bucketwarden_testkit import (
     run_operator_in_thread,
     wait_until,
 )
+from tests.shared import DEADLINE, OUR_SID, BackgroundLoop
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-DEADLINE = 30.0
-OUR_SID = "BucketWardenIpRestriction"
 ACK_CRD_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "ack" / "s3.services.k8s.aws_buckets.yaml"
 ACK_CRD = yaml.safe_load(ACK_CRD_FILE.read_text())
 (ACK_BUCKETS,) = ResourceSpec.from_crd(ACK_CRD)
 
 
-class StandInAck:
+class StandInAck(BackgroundLoop):
     """What the ACK S3 controller does with spec.policy: PUT it to the bucket whenever it changes."""
 
+    interval = 0.2
+
     def __init__(self, kube: KubeClient, namespace: str, s3: S3Client) -> None:
+        super().__init__("stand-in-ack")
         self.kube, self.namespace, self.s3 = kube, namespace, s3
         self.written: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stand-in-ack", daemon=True)
 
-    def __enter__(self) -> StandInAck:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            for obj in self.kube.list_objects(ACK_BUCKETS, namespace=self.namespace):
-                spec = obj.get("spec") or {}
-                bucket, policy = spec.get("name"), spec.get("policy")
-                if bucket and policy and self.written.get(bucket) != policy:
-                    self.s3.put_bucket_policy(Bucket=bucket, Policy=policy)
-                    self.written[bucket] = policy
+    def tick(self) -> None:
+        for obj in self.kube.list_objects(ACK_BUCKETS, namespace=self.namespace):
+            spec = obj.get("spec") or {}
+            bucket, policy = spec.get("name"), spec.get("policy")
+            if bucket and policy and self.written.get(bucket) != policy:
+                self.s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+                self.written[bucket] = policy
 
 
 @dataclass

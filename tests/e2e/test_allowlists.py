@@ -7,13 +7,12 @@ list's propagation, not a resync. Buckets are checked in moto by meaning, lists 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import secrets
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -34,20 +33,18 @@ from bucketwarden_testkit import (
     run_operator_in_thread,
     wait_until,
 )
+from tests.shared import DEADLINE, OUR_SID, REPO_ROOT, unique
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-DEADLINE = 30.0
 RESYNC_SECONDS = 600.0  # no resync happens during a test: only propagation can bring a change
 LIST_STATUS_SECONDS = 1.0
-OUR_SID = "BucketWardenIpRestriction"
-ROOT = Path(__file__).resolve().parents[2]
 (ALLOW_LISTS,) = [
     r
-    for crd in load_crds(sorted((ROOT / "crds").glob("*.yaml")))
+    for crd in load_crds(sorted((REPO_ROOT / "crds").glob("*.yaml")))
     for r in ResourceSpec.from_crd(crd)
     if r.plural == "sourceallowlists"
 ]
@@ -115,10 +112,6 @@ def env(warden: Env, moto: MotoServer) -> Iterator[Env]:
             deleting.callback(warden.kube.wait_until_gone, ALLOW_LISTS, name, timeout=DEADLINE)
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
-
-
 def create_list(env: Env, name: str, cidrs: list[str]) -> None:
     env.kube.create_object(ALLOW_LISTS, {"metadata": {"name": name}, "spec": {"cidrs": cidrs, "owner": "network"}})
     env.lists.append(name)
@@ -171,10 +164,11 @@ def test_allow_list_change_reaches_two_buckets_in_one_reconcile_each(env: Env) -
         timeout=DEADLINE,
         what="both buckets protected with the list's first CIDR",
     )
-    hashes = {
-        b: wait_until(lambda b=b: bucket_status(env, b).get("resolvedSourcesHash"), timeout=DEADLINE)
-        for b in (first, second)
-    }
+
+    def sources_hash(bucket: str) -> str | None:
+        return bucket_status(env, bucket).get("resolvedSourcesHash")
+
+    hashes = {b: wait_until(functools.partial(sources_hash, b), timeout=DEADLINE) for b in (first, second)}
     before = {b: len(env.log.of(b)) for b in (first, second)}
 
     env.kube.patch_object(ALLOW_LISTS, corp, {"spec": {"cidrs": ["198.51.100.0/24"]}})
@@ -184,9 +178,14 @@ def test_allow_list_change_reaches_two_buckets_in_one_reconcile_each(env: Env) -
         timeout=DEADLINE,
         what="the changed CIDR in both buckets",
     )
+
+    def rehashed_status(bucket: str) -> dict[str, Any] | None:
+        status = bucket_status(env, bucket)
+        return status if status.get("resolvedSourcesHash") != hashes[bucket] else None
+
     for bucket in (first, second):
         status = wait_until(
-            lambda b=bucket: (s := bucket_status(env, b)).get("resolvedSourcesHash") != hashes[b] and s,
+            functools.partial(rehashed_status, bucket),
             timeout=DEADLINE,
             what=f"the new resolvedSourcesHash on {bucket}",
         )

@@ -20,12 +20,12 @@ from bucketwarden.k8s import OperatorSettings, build_registry
 from bucketwarden.reconciler import Reconciler
 from bucketwarden_testkit import PROTECTED_BUCKETS, EnforcedMoto, KubeClient, MotoServer, run_backup_job
 from tests.e2e.conftest import OperatorFactory
+from tests.shared import DEADLINE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 ROLE = "AWSBackupDefaultServiceRole"
 CIDRS = ["192.0.2.0/24", "203.0.113.0/24"]
-DEADLINE = 30.0
 
 
 def seed(bucket: str) -> dict[str, Any]:

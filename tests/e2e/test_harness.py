@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from bucketwarden_testkit import KubeClient, KubeTarget, MotoServer, ResourceSpec, scrubbed_environ, wait_until
+from tests.shared import unique
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -59,10 +59,6 @@ def build_probe_registry(resource: ResourceSpec, probe: Probe) -> kopf.OperatorR
         probe.deleted.add(name)
 
     return registry
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
 
 
 def test_operator_handles_create_update_timer_and_delete(

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
@@ -38,6 +36,7 @@ from bucketwarden_testkit import (
     run_operator_in_thread,
     wait_until,
 )
+from tests.shared import DEADLINE, GOLDEN, OUR_SID, REPO_ROOT, TRUST_POLICY, unique
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -47,23 +46,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 RESYNC_SECONDS = 2.0
 ROLE_CACHE_TTL_SECONDS = 1.0
-DEADLINE = 30.0  # generous: other engineers' tests share these two cores
 
-ROOT = Path(__file__).resolve().parents[2]
-GOLDEN = ROOT / "tests" / "golden"
-CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
+CRD_FILES = sorted((REPO_ROOT / "crds").glob("*.yaml"))
 SEED_BUCKET = "awsbackup-test-001"  # as written in the golden files
 SEED_SID = "SourceIPRestriction001"
-OUR_SID = "BucketWardenIpRestriction"
 OFFICE_CIDRS = ["192.0.2.0/24", "203.0.113.0/24"]
-TRUST_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-)
 
 
 # --- the operator under test -----------------------------------------------------------------------------------
@@ -203,10 +190,6 @@ def env(warden: Env, moto: MotoServer) -> Iterator[Env]:
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
 
 
 def seed_policy(bucket: str) -> dict[str, Any]:

@@ -23,21 +23,12 @@ from bucketwarden.k8s._drift import DRIFT_ANNOTATION
 from bucketwarden.reconciler import Reconciler
 from bucketwarden_testkit import PROTECTED_BUCKETS, KubeClient, MotoServer, wait_until
 from tests.e2e.conftest import OperatorFactory
+from tests.shared import DEADLINE, OUR_SID, TRUST_POLICY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-DEADLINE = 30.0
-OUR_SID = "BucketWardenIpRestriction"
 EVENT = json.loads(
     (Path(__file__).resolve().parents[1] / "fixtures" / "cloudtrail" / "put-bucket-policy.json").read_text("utf-8")
-)
-TRUST_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
 )
 
 

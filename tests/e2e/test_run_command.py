@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,19 +19,9 @@ from bucketwarden_testkit import (
     scrubbed_environ,
     wait_until,
 )
+from tests.shared import fetch, free_port
 
 BUCKET = "run-command-bucket"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
 
 
 @pytest.fixture(scope="module")

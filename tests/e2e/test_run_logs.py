@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from bucketwarden_testkit import (
     scrubbed_environ,
     wait_until,
 )
+from tests.shared import fetch, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -33,17 +32,6 @@ BUCKETS = ("run-logs-a", "run-logs-b", "run-logs-c")
 RESYNC_S = 1.0
 RECONCILES = re.compile(r'^bucketwarden_reconciles_total\{result="[A-Za-z]+"\} ([0-9.e+]+)$', re.M)
 FIELDS = {"bucket", "namespace", "name", "outcome", "reason", "action", "aws_calls", "duration"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
 
 
 class Operator:

@@ -28,14 +28,14 @@ from bucketwarden_testkit import (
     run_operator_in_thread,
     wait_until,
 )
+from tests.shared import DEADLINE, OUR_SID, BackgroundLoop
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-DEADLINE = 90.0
-OUR_SID = "BucketWardenIpRestriction"
+FIGHT_DEADLINE = 3 * DEADLINE  # the fight needs a threshold of repairs, each a full reconcile, then 12 more
 
 
 class Tally:
@@ -54,30 +54,22 @@ class Tally:
             return len(self.wrote)
 
 
-class ForeignWriter:
+class ForeignWriter(BackgroundLoop):
     """Owns the whole policy, as Terraform would: puts its own document back whenever ours shows up."""
 
+    interval = 0.05
+
     def __init__(self, s3: S3Client, bucket: str, policy: dict[str, Any]) -> None:
+        super().__init__("foreign-writer")
         self.s3, self.bucket, self.policy = s3, bucket, json.dumps(policy)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="foreign-writer", daemon=True)
 
-    def __enter__(self) -> ForeignWriter:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            try:
-                text = self.s3.get_bucket_policy(Bucket=self.bucket)["Policy"]
-            except ClientError:
-                continue
-            if OUR_SID in text:
-                self.s3.put_bucket_policy(Bucket=self.bucket, Policy=self.policy)
+    def tick(self) -> None:
+        try:
+            text = self.s3.get_bucket_policy(Bucket=self.bucket)["Policy"]
+        except ClientError:
+            return
+        if OUR_SID in text:
+            self.s3.put_bucket_policy(Bucket=self.bucket, Policy=self.policy)
 
 
 @pytest.fixture
@@ -129,14 +121,14 @@ def test_writer_fight_is_contended_and_the_writes_back_off(
         bucket,
         lambda s: any(c.get("reason") == "Contended" for c in s.get("conditions", [])),
         namespace=namespace,
-        timeout=DEADLINE,
+        timeout=FIGHT_DEADLINE,
     )
     synced = next(c for c in obj["status"]["conditions"] if c["type"] == "Synced")
     assert synced["status"] == "False" and "another writer" in synced["message"]
     assert obj["status"]["contention"]["repairs"] >= DEFAULT_THRESHOLD
 
     start = tally.count()
-    wait_until(lambda: tally.count() >= start + 12, timeout=DEADLINE, what="12 more reconciles")
+    wait_until(lambda: tally.count() >= start + 12, timeout=FIGHT_DEADLINE, what="12 more reconciles")
     with tally.lock:
         later = tally.wrote[start : start + 12]
     # Without back-off every one of them would repair (12 PUTs); backing off 1, 2, 4, 8 resyncs allows 4 at most.

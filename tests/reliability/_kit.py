@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,24 +29,12 @@ from bucketwarden_testkit import (
     OperatorHandle,
     run_operator_in_thread,
 )
+from tests.shared import TRUST_POLICY
 
 ACCOUNT = "123456789012"
 ROLE = "AWSBackupDefaultServiceRole"
-OUR_SID = "BucketWardenIpRestriction"
 ADOPT_SID = "SourceIPRestriction001"
 CIDRS = ["192.0.2.0/24", "2001:db8::/32"]
-TRUST_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
 
 
 def policy_text(*statements: Mapping[str, Any], version: str | None = "2012-10-17") -> str:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from bucketwarden_testkit import KubeEmulator, MotoServer, grant_namespaces, load_crds, moto_for_tests
+from tests.shared import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
+CRD_FILES = sorted((REPO_ROOT / "crds").glob("*.yaml"))
 FIGURES_FILE_VARIABLE = "BUCKETWARDEN_RELIABILITY_FIGURES"
 
 _FIGURES: dict[str, Any] = {}

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from bucketwarden.aws import AwsCallCounter, AwsGateway, AwsSettings
 from bucketwarden.k8s import Metrics
-from bucketwarden.k8s._handlers import _backoff
+from bucketwarden.k8s._object import backoff as _backoff
 from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ManagementPolicy, ProtectedBucketSpec

@@ -23,6 +23,7 @@ from bucketwarden.aws import AwsGateway, AwsSettings, map_client_error
 from bucketwarden.contention import is_contended
 from bucketwarden.crd import build_allow_list_crd
 from bucketwarden.errors import AwsUnavailableError
+from bucketwarden.exitcodes import ExitCode
 from bucketwarden.k8s import OperatorSettings
 from bucketwarden.k8s._ack import AckBucket
 from bucketwarden.k8s._effective import Surroundings, reconcile_effective
@@ -49,9 +50,7 @@ from bucketwarden_testkit import (
 from tests.reliability._kit import (
     ACCOUNT,
     ADOPT_SID,
-    OUR_SID,
     ROLE,
-    TRUST_POLICY,
     RecordingAws,
     create_pb,
     delete_all,
@@ -61,16 +60,15 @@ from tests.reliability._kit import (
     operator_on,
     policy_problems,
     policy_text,
-    unique,
     wait_for_reason,
 )
+from tests.shared import OUR_SID, REPO_ROOT, TRUST_POLICY, unique
 from tests.unit.test_crd import INVALID_FILES, InvalidFixture, admit, pydantic_errors
 from tests.unit.test_crd import OPENAPI as ADMISSION_OPENAPI
 
 pytestmark = pytest.mark.timeout(120)
 
-ROOT = Path(__file__).resolve().parents[2]
-CATALOGUE = ROOT / "docs" / "bad-inputs.md"
+CATALOGUE = REPO_ROOT / "docs" / "bad-inputs.md"
 OTHER_ACCOUNT = "210987654321"
 CIDRS = ["192.0.2.0/24", "2001:db8::/32"]
 
@@ -919,7 +917,7 @@ spec:
 ROLE_ID = "AWSBackupDefaultServiceRole=AROAEXAMPLEEXAMPLE123"
 
 
-def cli_case(case_id: str, files: dict[str, str], argv: list[str], expect: str, code: int = cli.ExitCode.USAGE) -> Any:
+def cli_case(case_id: str, files: dict[str, str], argv: list[str], expect: str, code: int = ExitCode.USAGE) -> Any:
     """A bad command line or input file is a usage error (64) unless ``code`` says it is a refused run."""
     return pytest.param(files, argv, expect, code, id=case_id)
 
@@ -977,7 +975,7 @@ CLI_CASES = [
             {"m.yaml": GOOD_MANIFEST + "---" + GOOD_MANIFEST.replace("name: good", "name: twin")},
             [command, "-f", "{dir}/m.yaml"],
             "a bucket has at most one owner: nothing was written for it",
-            cli.ExitCode.FAILED,
+            ExitCode.FAILED,
         )
         for case_id, command in (("C10", "apply"), ("C11", "plan"))
     ),
@@ -1022,16 +1020,20 @@ def test_operator_keeps_running_through_every_bad_input_and_loses_nothing(
             with operator_on(kube, aws, [namespace]) as handle:
                 for case in invalid:
                     create_pb(client, namespace, case.id.lower(), case.docs()[0]["spec"])
-                for case in shared:
-                    create_pb(client, namespace, case.id.lower(), prepared[case.id][0].to_k8s())
+                for status_case in shared:
+                    create_pb(client, namespace, status_case.id.lower(), prepared[status_case.id][0].to_k8s())
                 create_pb(client, namespace, "healthy", base_spec(healthy))
 
                 wait_for_reason(client, namespace, "healthy", "Protected", status="True")
                 for case in invalid:
                     wait_for_reason(client, namespace, case.id.lower(), "InvalidSpec", status="False")
-                for case in shared:
+                for status_case in shared:
                     wait_for_reason(
-                        client, namespace, case.id.lower(), case.reason, status="True" if case.ready else "False"
+                        client,
+                        namespace,
+                        status_case.id.lower(),
+                        status_case.reason,
+                        status="True" if status_case.ready else "False",
                     )
                 lockout = [
                     e for e in client.list_events(namespace, involved_name="s26") if e["reason"] == "OperatorNotExempt"
@@ -1041,9 +1043,9 @@ def test_operator_keeps_running_through_every_bad_input_and_loses_nothing(
         finally:
             delete_all(client, namespace)
 
-    for case in shared:
-        spec, before = prepared[case.id]
-        check_policy(aws, case, spec, before)
+    for status_case in shared:
+        spec, before = prepared[status_case.id]
+        check_policy(aws, status_case, spec, before)
     # An invalid spec never reaches AWS: none of their buckets or roles was ever asked about.
     asked = aws.subjects()
     for case in invalid:
@@ -1063,10 +1065,9 @@ def catalogue_ids() -> list[str]:
     return re.findall(r"^\| ([SPEC][0-9]{2}) \|", CATALOGUE.read_text(encoding="utf-8"), flags=re.MULTILINE)
 
 
-ROOT = Path(__file__).resolve().parents[2]
 (ALLOW_LISTS,) = [
     r
-    for crd in load_crds(sorted((ROOT / "crds").glob("*.yaml")))
+    for crd in load_crds(sorted((REPO_ROOT / "crds").glob("*.yaml")))
     for r in ResourceSpec.from_crd(crd)
     if r.plural == "sourceallowlists"
 ]

@@ -22,7 +22,6 @@ from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import MotoServer
 from tests.reliability._kit import (
-    OUR_SID,
     ROLE,
     foreign_of,
     foreign_statements,
@@ -33,6 +32,7 @@ from tests.reliability._kit import (
     policy_text,
     seed_fleet,
 )
+from tests.shared import OUR_SID
 
 SEED = 7
 INTERLEAVINGS = 100

@@ -16,10 +16,10 @@ from bucketwarden.filemode import run_file_mode
 from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
 from bucketwarden_testkit import AwsFaultProxy, MotoServer
-from tests.reliability._kit import ACCOUNT, ROLE, TRUST_POLICY, foreign_statements, policy_text
+from tests.reliability._kit import ACCOUNT, ROLE, foreign_statements, policy_text
+from tests.shared import REPO_ROOT, TRUST_POLICY
 
-ROOT = Path(__file__).resolve().parents[2]
-IAM_POLICIES = [ROOT / "docs" / "iam-policy.json", ROOT / "docs" / "iam-policy-scoped.json"]
+IAM_POLICIES = [REPO_ROOT / "docs" / "iam-policy.json", REPO_ROOT / "docs" / "iam-policy-scoped.json"]
 # STS answers GetCallerIdentity for any valid credentials: no policy grants or denies it.
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 MANIFEST = """
@@ -118,7 +118,7 @@ def test_every_aws_call_is_an_action_the_iam_policy_grants(
     figures["iam_actions_called"] = sorted(called)
 
 
-AUDIT_POLICY = ROOT / "docs" / "iam-audit-policy.json"
+AUDIT_POLICY = REPO_ROOT / "docs" / "iam-audit-policy.json"
 # IAM action names that differ from the API's name.
 ACTION_OF_API = {"s3:ListBuckets": "s3:ListAllMyBuckets"}
 

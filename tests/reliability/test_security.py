@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -34,26 +33,23 @@ from bucketwarden_testkit import (
     load_crds,
 )
 from tests.reliability._kit import (
-    OUR_SID,
     ROLE,
-    TRUST_POLICY,
     RecordingAws,
     create_pb,
     delete_all,
     foreign_statements,
     operator_on,
     policy_text,
-    unique,
     wait_for_reason,
 )
+from tests.shared import OUR_SID, REPO_ROOT, TRUST_POLICY, unique
 
 pytestmark = pytest.mark.timeout(120)
 
-ROOT = Path(__file__).resolve().parents[2]
-RBAC_DOC = ROOT / "docs" / "rbac-minimal.yaml"
+RBAC_DOC = REPO_ROOT / "docs" / "rbac-minimal.yaml"
 (ALLOW_LISTS,) = [
     r
-    for crd in load_crds(sorted((ROOT / "crds").glob("*.yaml")))
+    for crd in load_crds(sorted((REPO_ROOT / "crds").glob("*.yaml")))
     for r in ResourceSpec.from_crd(crd)
     if r.plural == "sourceallowlists"
 ]
@@ -398,7 +394,7 @@ def test_invalid_names_and_arns_make_no_aws_call(spec: dict[str, Any], monkeypat
         patch=patch,
         index={},
         tenancy=Tenancy(
-            {"all": TenantPolicySpec(namespaces=["*"], buckets=["*"], assumeRoleArns=["arn:*:iam::*:role/*"])}
+            {"all": TenantPolicySpec(namespaces=["*"], buckets=["*"], assume_role_arns=["arn:*:iam::*:role/*"])}
         ),
     )
 

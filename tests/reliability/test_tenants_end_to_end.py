@@ -25,9 +25,10 @@ from bucketwarden_testkit import (
     load_crds,
     wait_until,
 )
-from tests.reliability._kit import RecordingAws, condition, create_pb, policy_text, unique, wait_for_reason
+from tests.reliability._kit import RecordingAws, condition, create_pb, policy_text, wait_for_reason
 from tests.reliability.conftest import CRD_FILES
 from tests.reliability.test_rbac_enforced import enforced, helm, operator_as_service_account, render_chart
+from tests.shared import unique
 
 __all__ = ["helm"]  # the module-scoped fixture, re-used
 

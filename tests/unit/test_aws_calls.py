@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from bucketwarden.aws import AwsCallCounter, AwsSettings, ClientFactory
 
@@ -36,7 +36,7 @@ def answer(*statuses: int) -> Any:
             )
         else:
             body = "<ErrorResponse><Error><Code>Throttling</Code><Message>slow down</Message></Error></ErrorResponse>"
-        return AWSResponse(request.url, status, {}, _Body(body.encode()))
+        return AWSResponse(request.url, status, HTTPHeaders(), _Body(body.encode()))
 
     return handler
 
@@ -101,10 +101,10 @@ def test_counter_reset_forgets_everything() -> None:
 
 def test_factory_configures_standard_bounded_retries_timeouts_and_pool(factory: ClientFactory) -> None:
     for client in (factory.s3(), factory.iam(), factory.sts()):
-        config = client.meta.config
-        assert config.retries == {"mode": "standard", "total_max_attempts": 3}
-        assert (config.connect_timeout, config.read_timeout) == (5.0, 20.0)
-        assert config.max_pool_connections == 32
+        config = vars(client.meta.config)  # botocore-stubs declare Config's options as __init__ arguments only
+        assert config["retries"] == {"mode": "standard", "total_max_attempts": 3}
+        assert (config["connect_timeout"], config["read_timeout"]) == (5.0, 20.0)
+        assert config["max_pool_connections"] == 32
         assert client.meta.endpoint_url == "http://127.0.0.1:9"  # the override applies to every service
 
 

@@ -6,6 +6,7 @@ What the fake shares with the real gateway is tested against both in tests/aws (
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -53,7 +54,7 @@ def test_fake_validation_failure_consumes_no_scripted_error(fake: InMemoryAws) -
     fake.fail_next("PutBucketPolicy", AwsUnavailableError("SlowDown"))
 
     with pytest.raises(PolicyTooLargeError):
-        fake.put(BUCKET, " " * 30000)
+        fake.put(BucketTarget(BUCKET), " " * 30000)
 
     with pytest.raises(AwsUnavailableError):
         fake.put(BucketTarget(BUCKET), POLICY)
@@ -62,7 +63,7 @@ def test_fake_validation_failure_consumes_no_scripted_error(fake: InMemoryAws) -
 @pytest.mark.parametrize("operation", ["get", "put", "delete"])
 def test_fake_expected_owner_mismatch_is_the_bare_access_denied_s3_sends(fake: InMemoryAws, operation: str) -> None:
     # moto ignores ExpectedBucketOwner, so only the fake can show this: S3 answers 403 AccessDenied.
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "get": lambda: fake.get(BucketTarget(BUCKET, expected_owner="999999999999")),
         "put": lambda: fake.put(BucketTarget(BUCKET, expected_owner="999999999999"), POLICY),
         "delete": lambda: fake.delete(BucketTarget(BUCKET, expected_owner="999999999999")),

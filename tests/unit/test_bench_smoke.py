@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
 
 from bench import core
 from bench.__main__ import main as bench_main
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+from tests.shared import positive
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +25,7 @@ def test_bench_core_reports_b5_headline(results: dict[str, object]) -> None:
         "render_merge_verify_large",
         "render_merge_verify_typical_denies",
     }
-    assert all(_positive(v) for v in headline.values())
+    assert all(positive(v) for v in headline.values())
 
 
 def test_bench_core_covers_every_combination(results: dict[str, object]) -> None:
@@ -39,11 +35,11 @@ def test_bench_core_covers_every_combination(results: dict[str, object]) -> None
         (c, f) for c in core.CIDR_COUNTS for f in core.FOREIGN_COUNTS
     ]
     for case in cases:
-        assert _positive(case["policy_bytes"])
+        assert positive(case["policy_bytes"])
         for stat in ("median_us", "best_us"):
             measured = {op: v for op, v in case[stat].items() if v is not None}
             assert set(measured) >= {"render", "merge", "plan", "render_merge_verify"}
-            assert all(_positive(v) for v in measured.values())
+            assert all(positive(v) for v in measured.values())
             assert (case[stat]["verify"] is not None) == results["verify_included"]
 
 
@@ -58,7 +54,7 @@ def test_bench_main_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
     target = tmp_path / "out" / "results.json"
     assert bench_main(["--quick", "--json", str(target), "core"]) == 0
     written = json.loads(target.read_text())
-    assert _positive(written["core"]["b5_core_us"]["render_merge_verify_typical"])
+    assert positive(written["core"]["b5_core_us"]["render_merge_verify_typical"])
     capsys.readouterr()
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ from bucketwarden import __version__
 from bucketwarden.cli import main
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.policy import PolicyDocument, Request, evaluate
+from tests.shared import GOLDEN
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 SPEC = str(GOLDEN / "seed-spec.yaml")
 ORIGINAL = str(GOLDEN / "seed-original-policy.json")
 EXPECTED = str(GOLDEN / "seed-expected-policy.json")
@@ -201,7 +202,7 @@ MFA_ON_TAX = {
 }
 
 
-def _with_statement(tmp_path: Path, base: str, statement: dict[str, object]) -> str:
+def _with_statement(tmp_path: Path, base: str, statement: Mapping[str, object]) -> str:
     doc = json.loads(Path(base).read_text())
     doc["Statement"].append(statement)
     path = tmp_path / "policy.json"
@@ -354,7 +355,7 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
 def _fact_options(p: argparse.ArgumentParser) -> dict[str, tuple[object, ...]]:
     from bucketwarden.cli import FACT_FLAGS
 
-    found = {}
+    found: dict[str, tuple[object, ...]] = {}
     for action in p._actions:
         for flag in action.option_strings:
             if flag in FACT_FLAGS:

@@ -11,8 +11,8 @@ import yaml
 from bucketwarden.cli import main
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.policy import PolicyDocument
+from tests.shared import GOLDEN
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 SPEC_TEXT = (GOLDEN / "seed-spec.yaml").read_text()
 SPEC = yaml.safe_load(SPEC_TEXT)
 ROLE_ID = ["--role-id", "AWSBackupDefaultServiceRole=AROASAMPLESAMPLESAMPL"]

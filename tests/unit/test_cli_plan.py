@@ -18,8 +18,8 @@ from bucketwarden.aws import FakeRole, InMemoryAws
 from bucketwarden.cli import main, offline_operator
 from bucketwarden.exitcodes import ExitCode
 from bucketwarden.filemode import run_file_mode
+from tests.shared import GOLDEN
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 SPEC = yaml.safe_load((GOLDEN / "seed-spec.yaml").read_text())
 ORIGINAL = (GOLDEN / "seed-original-policy.json").read_text()
 EXPECTED = (GOLDEN / "seed-expected-policy.json").read_text()
@@ -31,7 +31,7 @@ ADOPT_ADVICE = "list 'SourceIPRestriction001' in spec.adoptSids"
 
 
 def spec_with(**changes: Any) -> dict[str, Any]:
-    doc = json.loads(json.dumps(SPEC))
+    doc: dict[str, Any] = json.loads(json.dumps(SPEC))
     for key, value in changes.items():
         if value is None:
             doc["spec"].pop(key, None)

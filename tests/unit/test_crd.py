@@ -34,14 +34,14 @@ from pydantic import ValidationError
 from bucketwarden import crd as crd_module
 from bucketwarden.crd import MIN_KUBERNETES_VERSION, MIN_KUBERNETES_VERSION_ANNOTATION, build_crd, render_crd_yaml
 from bucketwarden.spec import ProtectedBucket, ProtectedBucketSpec, ProtectedBucketStatus, validate_cidr
+from tests.shared import REPO_ROOT
 
 Schema = dict[str, Any]
 
-REPO = Path(__file__).resolve().parents[2]
-CRD_FILE = REPO / "crds" / "bucketwarden.io_protectedbuckets.yaml"
-CHART_CRD_FILE = REPO / "charts" / "bucketwarden" / "crds" / "bucketwarden.io_protectedbuckets.yaml"
-EXAMPLE_FILES = sorted((REPO / "examples" / "protectedbuckets").glob("*.yaml"))
-INVALID_FILES = sorted((REPO / "tests" / "fixtures" / "invalid").glob("*.yaml"))
+CRD_FILE = REPO_ROOT / "crds" / "bucketwarden.io_protectedbuckets.yaml"
+CHART_CRD_FILE = REPO_ROOT / "charts" / "bucketwarden" / "crds" / "bucketwarden.io_protectedbuckets.yaml"
+EXAMPLE_FILES = sorted((REPO_ROOT / "examples" / "protectedbuckets").glob("*.yaml"))
+INVALID_FILES = sorted((REPO_ROOT / "tests" / "fixtures" / "invalid").glob("*.yaml"))
 
 CRD = build_crd()
 OPENAPI: Schema = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]

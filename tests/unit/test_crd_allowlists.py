@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ from pydantic import ValidationError
 
 from bucketwarden.crd import ALLOW_LIST_CRD_NAME, CRD_RENDERERS, build_allow_list_crd, render_allow_list_crd_yaml
 from bucketwarden.spec import ProtectedBucketSpec, SourceAllowListSpec
+from tests.shared import REPO_ROOT
 from tests.unit.test_crd import (
     PER_RULE_COST_LIMIT,
     _walk,
@@ -19,9 +19,8 @@ from tests.unit.test_crd import (
     structural_problems,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-CRD_FILE = REPO / "crds" / "bucketwarden.io_sourceallowlists.yaml"
-CHART_CRD_FILE = REPO / "charts" / "bucketwarden" / "crds" / "bucketwarden.io_sourceallowlists.yaml"
+CRD_FILE = REPO_ROOT / "crds" / "bucketwarden.io_sourceallowlists.yaml"
+CHART_CRD_FILE = REPO_ROOT / "charts" / "bucketwarden" / "crds" / "bucketwarden.io_sourceallowlists.yaml"
 CRD = build_allow_list_crd()
 SCHEMA: dict[str, Any] = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
@@ -121,6 +120,6 @@ def test_bucket_reference_admission_and_model_agree(spec: dict[str, Any], error:
 
 
 def test_allow_list_example_is_admitted() -> None:
-    doc = yaml.safe_load((REPO / "examples" / "sourceallowlists" / "corp-egress.yaml").read_text())
+    doc = yaml.safe_load((REPO_ROOT / "examples" / "sourceallowlists" / "corp-egress.yaml").read_text())
     assert admit(doc, schema=SCHEMA).allowed
     SourceAllowListSpec.model_validate(doc["spec"])

@@ -16,18 +16,18 @@ import pytest
 import yaml
 
 import bucketwarden.aws._errors as aws_errors
-from bucketwarden import contention, errors, reconciler, sources
+from bucketwarden import contention, errors, reconciler, sources, tenancy
 from bucketwarden.exitcodes import exit_code_table
 from bucketwarden.k8s import _allowlists, _effective, _events, _handlers, _object
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.reasons import READY_REASONS, VERIFIED_INCONCLUSIVE
 from bucketwarden.spec import ProtectedBucketSpec, ProtectedBucketStatus
+from tests.shared import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-README = (ROOT / "README.md").read_text()
-DOCS = sorted((ROOT / "docs").glob("*.md"))
-CRD_FILE = ROOT / "crds" / "bucketwarden.io_protectedbuckets.yaml"
+README = (REPO_ROOT / "README.md").read_text()
+DOCS = sorted((REPO_ROOT / "docs").glob("*.md"))
+CRD_FILE = REPO_ROOT / "crds" / "bucketwarden.io_protectedbuckets.yaml"
 CONDITION_TYPES = {reconciler.READY, reconciler.SYNCED, reconciler.VERIFIED}
 TICKED = re.compile(r"`([^`]+)`")
 
@@ -61,7 +61,7 @@ def markdown_table_after(text: str, heading: str) -> list[list[str]]:
 # --- what the code says ---------------------------------------------------------------------------------------
 
 
-def _subclasses(cls: type) -> Iterator[type]:
+def _subclasses(cls: type[errors.BucketWardenError]) -> Iterator[type[errors.BucketWardenError]]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)
@@ -73,7 +73,7 @@ def code_ready_reasons() -> set[str]:
     from_reconciler |= {reconciler.R_VERIFICATION_FAILED, reconciler.R_ADOPTION_REFUSED}
     from_errors = {c.reason for c in _subclasses(errors.BucketWardenError) if c.__module__ == errors.__name__}
     from_aws = set(re.findall(r'reason="(\w+)"', inspect.getsource(aws_errors)))
-    from_k8s = {_handlers.NOT_AUTHORIZED, _handlers.INVALID_SPEC, _events.CONFLICT}
+    from_k8s = {tenancy.NOT_AUTHORIZED, _handlers.INVALID_SPEC, _events.CONFLICT}
     from_k8s |= {sources.SOURCE_LIST_NOT_FOUND, contention.CONTENDED}
     from_k8s |= {_effective.MANAGED_BY_ACK, _effective.ACK_BUCKET_NOT_FOUND, _effective.ACK_BUCKET_MISMATCH}
     from_k8s |= {_effective.ACK_PATCH_FAILED, _effective.ACK_PENDING}
@@ -145,7 +145,7 @@ def test_docs_readme_exit_codes_are_the_generated_table() -> None:
 
 
 def test_docs_reliability_rbac_table_is_what_rbac_minimal_grants() -> None:
-    rbac = yaml.safe_load((ROOT / "docs" / "rbac-minimal.yaml").read_text())
+    rbac = yaml.safe_load((REPO_ROOT / "docs" / "rbac-minimal.yaml").read_text())
     granted = {
         (group, resource, verb)
         for mode in rbac.values()
@@ -155,7 +155,7 @@ def test_docs_reliability_rbac_table_is_what_rbac_minimal_grants() -> None:
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    reliability = (ROOT / "docs" / "reliability.md").read_text()
+    reliability = (REPO_ROOT / "docs" / "reliability.md").read_text()
     listed = set()
     for group_cell, resource_cell, verbs_cell in markdown_table_after(reliability, "grants exactly this"):
         group = TICKED.findall(group_cell)[0].strip('"')
@@ -166,7 +166,7 @@ def test_docs_reliability_rbac_table_is_what_rbac_minimal_grants() -> None:
 
 
 def test_docs_argocd_names_the_annotation_prefix_and_finalizer_kopf_is_configured_with() -> None:
-    argocd = (ROOT / "docs" / "argocd.md").read_text()
+    argocd = (REPO_ROOT / "docs" / "argocd.md").read_text()
     assert f"`{_handlers.ANNOTATION_PREFIX}/" in argocd
     assert f"`{_handlers.FINALIZER}`" in argocd
     assert "kopf.zalando.org" not in argocd  # kopf's default prefix, which the operator does not use
@@ -174,7 +174,7 @@ def test_docs_argocd_names_the_annotation_prefix_and_finalizer_kopf_is_configure
 
 
 def test_docs_argocd_states_the_crds_real_size() -> None:
-    argocd = (ROOT / "docs" / "argocd.md").read_text()
+    argocd = (REPO_ROOT / "docs" / "argocd.md").read_text()
     text = CRD_FILE.read_text(encoding="utf-8")
     as_json = json.dumps(yaml.safe_load(text), separators=(",", ":"))
     stated = re.search(r"about (\d+) KiB of YAML, about (\d+) KiB as the compact JSON", argocd)
@@ -196,10 +196,16 @@ NOT_IN_THE_REPOSITORY = {
 }
 
 
-@pytest.mark.parametrize("doc", [ROOT / "README.md", *DOCS], ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", [REPO_ROOT / "README.md", *DOCS], ids=lambda p: p.name)
 def test_docs_every_repository_path_they_name_exists(doc: Path) -> None:
-    bases = [ROOT, doc.parent, ROOT / "operator", ROOT / "operator" / "bucketwarden", ROOT / "examples" / "argocd"]
-    bases += [ROOT / "tests" / "reliability", ROOT / "docs"]
+    bases = [
+        REPO_ROOT,
+        doc.parent,
+        REPO_ROOT / "operator",
+        REPO_ROOT / "operator" / "bucketwarden",
+        REPO_ROOT / "examples" / "argocd",
+    ]
+    bases += [REPO_ROOT / "tests" / "reliability", REPO_ROOT / "docs"]
     missing = []
     for path in _named_paths(doc.read_text()):
         if path in NOT_IN_THE_REPOSITORY or path.startswith("..") or ("/" not in path and not path.endswith(".md")):

@@ -21,27 +21,16 @@ from bucketwarden.policy import (
 from bucketwarden.policy._cidr import NON_PUBLIC_RANGES
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ProtectedBucketSpec
+from tests.seed import ACCOUNT, BUCKET, BUCKET_ARN, OPERATOR, ROLE, ROLE_ARN, ROLE_ID, ROLE_NAME
 
-ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "111122223333"
-BUCKET = "awsbackup-test-001"
-BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 OBJECT_ARN = f"{BUCKET_ARN}/data/file.txt"
-ROLE_NAME = "AWSBackupDefaultServiceRole"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/service-role/{ROLE_NAME}"
-ROLE_ID = "AROASAMPLESAMPLESAMPL"
 NEW_ROLE_ID = "AROANEWNEWNEWNEWNEWNE"
 BACKUP_SESSION = f"{ROLE_ID}:AWSBackup-{ROLE_NAME}"
 USER_ID = "AIDAEXAMPLEUSER000001"
 USER_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
 AWS_ADDRESS = "3.5.140.2"  # an AWS public address, outside the seed's ranges
 SEED_CIDRS = ["192.0.2.0/24", "203.0.113.0/24"]
-ROLE = ResolvedRole(ref=ROLE_NAME, name=ROLE_NAME, arn=ROLE_ARN, role_id=ROLE_ID)
-OPERATOR = CallerIdentity(
-    account=ACCOUNT,
-    arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/bucketwarden/botocore-session-1",
-    user_id="AROAOPERATOREXAMPLE01:botocore-session-1",
-)
 
 
 def doc(*statements: dict[str, Any], version: str | None = "2012-10-17") -> PolicyDocument:

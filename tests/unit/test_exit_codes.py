@@ -6,14 +6,13 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from bucketwarden.cli import DEMO_INSTALL, main
 from bucketwarden.exitcodes import ExitCode, exit_code_help
+from tests.shared import GOLDEN
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 SPEC = str(GOLDEN / "seed-spec.yaml")
 
 
@@ -30,7 +29,7 @@ SPEC = str(GOLDEN / "seed-spec.yaml")
 def test_cli_argparse_usage_errors_exit_64_not_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(argv)
-    assert exited.value.code == ExitCode.USAGE == 64
+    assert exited.value.code == ExitCode.USAGE.value == 64
     err = capsys.readouterr().err
     assert "usage: bucketwarden" in err and "error:" in err
 
@@ -38,7 +37,7 @@ def test_cli_argparse_usage_errors_exit_64_not_2(capsys: pytest.CaptureFixture[s
 def test_exit_codes_are_distinct_and_documented_in_help(capsys: pytest.CaptureFixture[str]) -> None:
     values = [code.value for code in ExitCode]
     assert len(values) == len(set(values))
-    assert ExitCode.VERIFICATION_FAILED is ExitCode.FAILED  # an alias, for the commands that only verify
+    assert ExitCode["VERIFICATION_FAILED"] is ExitCode.FAILED  # an alias, for the commands that only verify
     assert len({ExitCode.USAGE, ExitCode.FAILED, ExitCode.CHANGES_PENDING}) == 3
     with pytest.raises(SystemExit) as exited:
         main(["--help"])
@@ -96,7 +95,7 @@ def test_cli_demo_without_only_the_kit_exits_69_naming_it() -> None:
         timeout=120,
         check=False,
     )
-    assert result.returncode == ExitCode.UNAVAILABLE == 69
+    assert result.returncode == ExitCode.UNAVAILABLE.value == 69
     assert result.stderr.splitlines() == [
         f"bucketwarden demo: needs the test kit (missing: bucketwarden_testkit): {DEMO_INSTALL}"
     ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ import yaml
 from bucketwarden.cli import main
 from bucketwarden.formats import CROSSPLANE_API_VERSION, terraform_name, terraform_statement
 from bucketwarden.policy import PolicyDocument, Statement
+from tests.shared import GOLDEN
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 SPEC = str(GOLDEN / "seed-spec.yaml")
 ORIGINAL = str(GOLDEN / "seed-original-policy.json")
 ROLE_ID = ["--role-id", "AWSBackupDefaultServiceRole=AROASAMPLESAMPLESAMPL"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from bucketwarden.manifests import load_manifests
 from bucketwarden.policy import PolicyDocument, Statement, merge_policy, plan_change, remove_policy, render_statement
 from bucketwarden.principals import ResolvedRole
 from bucketwarden.spec import ProtectedBucketSpec
+from tests.shared import GOLDEN
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SPEC_FILE = GOLDEN / "seed-spec.yaml"
 ORIGINAL_FILE = GOLDEN / "seed-original-policy.json"
 EXPECTED_FILE = GOLDEN / "seed-expected-policy.json"

@@ -9,7 +9,6 @@ import importlib.metadata
 import logging
 import re
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import kopf
@@ -23,8 +22,8 @@ from bucketwarden.k8s._kopf_private import (
     kopf_private_api_problems,
     patch_object,
 )
+from tests.shared import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SEAM = "operator/bucketwarden/k8s/_kopf_private.py"
 # kopf's private subpackages (an underscore after "kopf."), spelled so that this file does not match itself.
 PRIVATE_PACKAGES = {"kopf." + name for name in ("_cogs", "_core", "_kits")}
@@ -33,14 +32,14 @@ PRIVATE = re.compile(r"\bkopf\._[a-z]")  # not kopf.on, kopf.testing
 
 def test_kopf_seam_is_the_only_module_that_mentions_kopfs_private_modules() -> None:
     folders = ("operator", "testkit", "tests", "bench", "tools")
-    sources = [path for folder in folders for path in (ROOT / folder).rglob("*.py")]
-    mentioning = sorted(str(p.relative_to(ROOT)) for p in sources if PRIVATE.search(p.read_text(encoding="utf-8")))
+    sources = [path for folder in folders for path in (REPO_ROOT / folder).rglob("*.py")]
+    mentioning = sorted(str(p.relative_to(REPO_ROOT)) for p in sources if PRIVATE.search(p.read_text(encoding="utf-8")))
     assert mentioning == [SEAM]
 
 
 def test_kopf_seam_contract_forbids_kopfs_private_modules_outside_the_seam() -> None:
     config = configparser.ConfigParser()
-    config.read(ROOT / ".importlinter")
+    config.read(REPO_ROOT / ".importlinter")
     assert "kopf" in config["importlinter"]["root_packages"].split()  # else its submodules are not in the graph
     contract = config["importlinter:contract:kopf-seam"]
     assert contract["type"] == "forbidden"
@@ -51,10 +50,10 @@ def test_kopf_seam_contract_forbids_kopfs_private_modules_outside_the_seam() -> 
 
 
 def test_kopf_seam_kopf_is_pinned_below_its_next_minor_and_installed_within_the_pin() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     [kopf_requirement] = [Requirement(r) for r in project["dependencies"] if Requirement(r).name == "kopf"]
     assert str(kopf_requirement.specifier) == "<1.46,>=1.45.2"
-    constraints = (ROOT / "constraints.txt").read_text(encoding="utf-8")
+    constraints = (REPO_ROOT / "constraints.txt").read_text(encoding="utf-8")
     [pinned] = re.findall(r"^kopf==(\S+)$", constraints, re.M)
     assert kopf_requirement.specifier.contains(pinned)
     assert kopf_requirement.specifier.contains(importlib.metadata.version("kopf"))
@@ -108,7 +107,7 @@ def test_kopf_seam_patch_object_refuses_a_result_of_another_shape(monkeypatch: p
     async def returns_a_body(**_: Any) -> dict[str, Any]:
         return {"metadata": {}}
 
-    monkeypatch.setattr(_kopf_private._patching, "patch_obj", returns_a_body)
+    monkeypatch.setattr("bucketwarden.k8s._kopf_private._patching.patch_obj", returns_a_body)
     call = patch_object(
         settings=kopf.OperatorSettings(),
         resource=kopf.Resource("bucketwarden.io", "v1alpha1", "protectedbuckets"),
@@ -130,7 +129,7 @@ def test_kopf_seam_patch_object_is_false_when_the_object_is_gone(
     async def patch_obj(**_: Any) -> tuple[dict[str, Any] | None, None]:
         return patched, None
 
-    monkeypatch.setattr(_kopf_private._patching, "patch_obj", patch_obj)
+    monkeypatch.setattr("bucketwarden.k8s._kopf_private._patching.patch_obj", patch_obj)
     call = patch_object(
         settings=kopf.OperatorSettings(),
         resource=kopf.Resource("bucketwarden.io", "v1alpha1", "protectedbuckets"),

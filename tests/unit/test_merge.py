@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from bucketwarden.policy import PolicyDocument, Statement, merge_policy, remove_policy, remove_statements
+from tests.shared import OUR_SID
 
-OUR_SID = "BucketWardenIpRestriction"
 ADOPTED = "SourceIPRestriction001"
 OWNED = (OUR_SID, ADOPTED)
 BUCKET_ARN = "arn:aws:s3:::awsbackup-test-001"

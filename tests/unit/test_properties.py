@@ -6,17 +6,17 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bucketwarden.policy import PolicyDocument, Statement, merge_policy, plan_change, remove_policy
 from tests.strategies import (
     BUCKET,
     OWNED_SIDS,
+    PROPERTY_SETTINGS,
     documents,
     equivalent_variants,
     foreign_statements,
@@ -24,11 +24,6 @@ from tests.strategies import (
     statements,
 )
 
-PROPERTY_SETTINGS = settings(
-    max_examples=int(os.environ.get("BUCKETWARDEN_HYPOTHESIS_EXAMPLES", "100")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
 OUR_SID, *ADOPTED = OWNED_SIDS
 
 OURS = Statement.build(

@@ -17,31 +17,30 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bucketwarden.policy import PolicyDocument, evaluate, merge_policy, render_statement, verify_policy
-from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.policy import (
+    PolicyDocument,
+    PromiseName,
+    evaluate,
+    merge_policy,
+    render_statement,
+    verify_policy,
+)
 from bucketwarden.spec import ProtectedBucketSpec
+from tests.seed import BUCKET, BUCKET_ARN, ROLE_ID, ROLE_NAME, backup_role, operator_identity
 
 z3_prove = pytest.importorskip("bucketwarden.policy.prove")
 if not z3_prove.available():  # pragma: no cover - the dev extra installs z3-solver
     pytest.skip("z3-solver is not installed (the 'prove' extra)", allow_module_level=True)
 
 ACCOUNT = "111122223333"
-BUCKET = "awsbackup-test-001"
-BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
-ROLE_NAME = "AWSBackupDefaultServiceRole"
-ROLE_ID = "AROASAMPLESAMPLESAMPL"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/service-role/{ROLE_NAME}"
-ROLE = ResolvedRole(ref=ROLE_NAME, name=ROLE_NAME, arn=ROLE_ARN, role_id=ROLE_ID)
-OPERATOR = CallerIdentity(
-    account=ACCOUNT,
-    arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/bucketwarden/botocore-session-1",
-    user_id="AROAOPERATOREXAMPLE01:botocore-session-1",
-)
+ROLE = backup_role(ACCOUNT)
+OPERATOR = operator_identity(ACCOUNT)
 SPEC = ProtectedBucketSpec.model_validate(
     {"bucketName": BUCKET, "allowedSourceIps": ["192.0.2.0/24"], "exemptRoles": [{"name": ROLE_NAME}]}
 )
 NOW = 1_795_000_000.0
-PROMISES = ("backup", "restore", "operator")
+PROMISES: tuple[PromiseName, ...] = ("backup", "restore", "operator")
 
 ACTIONS = (
     "s3:*",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.shared import REPO_ROOT
 
 # Path parts that only a virtualenv, a cache or a build leaves behind.
 GENERATED_PARTS = {"__pycache__", "site-packages", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis"}
@@ -16,9 +16,9 @@ GENERATED_NAMES = {"pyvenv.cfg"}
 
 
 def _git(*args: str) -> list[str]:
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
+    if shutil.which("git") is None or not (REPO_ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    out = subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(["git", *args], cwd=REPO_ROOT, check=True, capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if line]
 
 
@@ -37,5 +37,5 @@ def test_repository_tracks_no_virtualenv_or_cache() -> None:
 
 
 def test_repository_gitignore_lists_the_local_virtualenvs() -> None:
-    ignored = set((ROOT / ".gitignore").read_text().split())
+    ignored = set((REPO_ROOT / ".gitignore").read_text().split())
     assert {".venv/", ".bench-venv/", "__pycache__/"} <= ignored

@@ -18,9 +18,9 @@ import pytest
 from packaging.requirements import Requirement
 
 from bucketwarden.exitcodes import ExitCode
+from tests.shared import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = ROOT / "operator" / "bucketwarden"
+RUNTIME = REPO_ROOT / "operator" / "bucketwarden"
 
 # What only the test kit may bring: the emulators, the servers under them, the kubernetes client and the kit itself.
 EMULATORS = {"moto", "kmock", "flask", "flask_cors", "werkzeug", "kubernetes"}
@@ -80,11 +80,11 @@ def test_runtime_distribution_requires_no_emulator_and_not_the_kit() -> None:
 
 
 def test_runtime_kit_pins_the_private_apis_it_touches_to_the_locked_versions() -> None:
-    kit = tomllib.loads((ROOT / "testkit" / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    kit = tomllib.loads((REPO_ROOT / "testkit" / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     requirements = {Requirement(r).name: Requirement(r) for r in kit["dependencies"]}
     assert "bucketwarden" not in requirements  # see testkit/pyproject.toml: a different project has that name on PyPI
-    constraints = (ROOT / "constraints.txt").read_text(encoding="utf-8")
-    readme = (ROOT / "testkit" / "README.md").read_text(encoding="utf-8")
+    constraints = (REPO_ROOT / "constraints.txt").read_text(encoding="utf-8")
+    readme = (REPO_ROOT / "testkit" / "README.md").read_text(encoding="utf-8")
     for name in ("moto", "kmock"):
         [locked] = re.findall(rf"^{name}==(\S+)$", constraints, re.M)
         assert str(requirements[name].specifier) == f"=={locked}"
@@ -142,7 +142,7 @@ def test_runtime_pip_install_without_extras_gives_a_working_cli(tmp_path: Path) 
     source = tmp_path / "src"
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, source / name)
+        shutil.copy(REPO_ROOT / name, source / name)
     # Only the runtime's sources: a build must not need (or pick up) testkit/ or tests/.
     shutil.copytree(RUNTIME, source / "operator" / "bucketwarden", ignore=shutil.ignore_patterns("__pycache__"))
     env_dir = tmp_path / "venv"
@@ -151,7 +151,7 @@ def test_runtime_pip_install_without_extras_gives_a_working_cli(tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     pip_install = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     install = subprocess.run(
-        [*pip_install, "-c", str(ROOT / "constraints.txt"), str(source)],
+        [*pip_install, "-c", str(REPO_ROOT / "constraints.txt"), str(source)],
         capture_output=True,
         text=True,
         timeout=240,
@@ -175,6 +175,6 @@ def test_runtime_pip_install_without_extras_gives_a_working_cli(tmp_path: Path) 
     assert helped.returncode == 0, helped.stderr
     assert helped.stdout.startswith("usage: bucketwarden")
     demo = subprocess.run([str(cli), "demo"], capture_output=True, text=True, timeout=60, check=False, env=env)
-    assert demo.returncode == ExitCode.UNAVAILABLE == 69
+    assert demo.returncode == ExitCode.UNAVAILABLE.value == 69
     assert len(demo.stderr.splitlines()) == 1
     assert "bucketwarden_testkit" in demo.stderr and "testkit" in demo.stderr

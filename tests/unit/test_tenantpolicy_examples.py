@@ -4,7 +4,6 @@ emulator), valid models, and granting what each example says it grants."""
 from __future__ import annotations
 
 import fnmatch
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +12,10 @@ import yaml
 
 from bucketwarden.crd import build_tenant_policy_crd
 from bucketwarden.spec import TenantPolicySpec
+from tests.shared import REPO_ROOT
 from tests.unit.test_crd import _walk, admit
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_FILES = sorted((REPO / "examples" / "tenantpolicies").glob("*.yaml"))
+EXAMPLE_FILES = sorted((REPO_ROOT / "examples" / "tenantpolicies").glob("*.yaml"))
 SCHEMA: dict[str, Any] = build_tenant_policy_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 EXAMPLES = {path.stem: yaml.safe_load(path.read_text(encoding="utf-8")) for path in EXAMPLE_FILES}
 

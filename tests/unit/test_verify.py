@@ -20,24 +20,13 @@ from bucketwarden.policy import (
 )
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ProtectedBucketSpec
+from tests.seed import ACCOUNT, BUCKET, BUCKET_ARN, OPERATOR, ROLE, ROLE_ARN, ROLE_ID, ROLE_NAME
 
-ACCOUNT = "123456789012"
-BUCKET = "awsbackup-test-001"
-BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
-ROLE_NAME = "AWSBackupDefaultServiceRole"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/service-role/{ROLE_NAME}"
-ROLE_ID = "AROASAMPLESAMPLESAMPL"
 BACKUP_SESSION = f"{ROLE_ID}:AWSBackup-{ROLE_NAME}"
 SEED_CIDRS = ["192.0.2.0/24", "203.0.113.0/24"]
 SEED_SID = "SourceIPRestriction001"
 VPCE = "vpce-0123456789abcdef0"
 VPC = "vpc-0123456789abcdef0"
-ROLE = ResolvedRole(ref=ROLE_NAME, name=ROLE_NAME, arn=ROLE_ARN, role_id=ROLE_ID)
-OPERATOR = CallerIdentity(
-    account=ACCOUNT,
-    arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/bucketwarden/botocore-session-1",
-    user_id="AROAOPERATOREXAMPLE01:botocore-session-1",
-)
 SEED_STATEMENT: dict[str, Any] = {
     "Sid": SEED_SID,
     "Effect": "Deny",
@@ -512,7 +501,7 @@ def test_verify_policy_whole_bucket_verdict(statement: dict[str, Any], verdict: 
         assert all(f.severity != "Error" for f in verification.findings)
         assert verification.blocking_failures == []
     else:
-        assert verification.counterexamples == verification.unknowns == []
+        assert (verification.counterexamples, verification.unknowns) == ([], [])
 
 
 def test_verify_policy_counterexample_names_a_key_under_the_denied_prefix() -> None:

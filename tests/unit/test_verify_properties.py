@@ -8,10 +8,9 @@ Whenever verify says Pass, no request of a large generated set of AWS Backup (an
 from __future__ import annotations
 
 import itertools
-import os
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bucketwarden.policy import (
@@ -24,25 +23,21 @@ from bucketwarden.policy import (
     render_statement,
     verify_policy,
 )
-from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ProtectedBucketSpec
-from tests.strategies import ACCOUNT, BACKUP_KEYS, BACKUP_ROLE_ID, BUCKET, BUCKET_ARN, backup_deny_statements
+from tests.seed import ROLE_NAME, backup_role, operator_identity
+from tests.strategies import (
+    ACCOUNT,
+    BACKUP_KEYS,
+    BACKUP_ROLE_ID,
+    BUCKET,
+    BUCKET_ARN,
+    PROPERTY_SETTINGS,
+    backup_deny_statements,
+)
 
-PROPERTY_SETTINGS = settings(
-    max_examples=int(os.environ.get("BUCKETWARDEN_HYPOTHESIS_EXAMPLES", "100")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
 NOW = 1_795_000_000.0  # 2026-11-18: a fixed clock, so aws:CurrentTime conditions are reproducible
-ROLE_NAME = "AWSBackupDefaultServiceRole"
-ROLE = ResolvedRole(
-    ref=ROLE_NAME, name=ROLE_NAME, arn=f"arn:aws:iam::{ACCOUNT}:role/service-role/{ROLE_NAME}", role_id=BACKUP_ROLE_ID
-)
-OPERATOR = CallerIdentity(
-    account=ACCOUNT,
-    arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/bucketwarden/botocore-session-1",
-    user_id="AROAOPERATOREXAMPLE01:botocore-session-1",
-)
+ROLE = backup_role(ACCOUNT, BACKUP_ROLE_ID)
+OPERATOR = operator_identity(ACCOUNT)
 SPEC = ProtectedBucketSpec.model_validate(
     {"bucketName": BUCKET, "allowedSourceIps": ["192.0.2.0/24"], "exemptRoles": [{"name": ROLE_NAME}]}
 )

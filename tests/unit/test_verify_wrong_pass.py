@@ -20,25 +20,14 @@ from bucketwarden.policy import (
     render_statement,
     verify_policy,
 )
-from bucketwarden.principals import CallerIdentity, ResolvedRole
+from bucketwarden.principals import ResolvedRole
 from bucketwarden.spec import ProtectedBucketSpec
+from tests.seed import ACCOUNT, BUCKET, BUCKET_ARN, OPERATOR, ROLE, ROLE_ARN, ROLE_ID, ROLE_NAME
 
-ACCOUNT = "123456789012"
-BUCKET = "awsbackup-test-001"
-BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 EVERYTHING = [BUCKET_ARN, f"{BUCKET_ARN}/*"]
-ROLE_NAME = "AWSBackupDefaultServiceRole"
-ROLE_ID = "AROASAMPLESAMPLESAMPL"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/service-role/{ROLE_NAME}"
-ROLE = ResolvedRole(ref=ROLE_NAME, name=ROLE_NAME, arn=ROLE_ARN, role_id=ROLE_ID)
 # Offline without --role-arn: the path is a guess.
 ROLE_GUESSED = ResolvedRole(
     ref=ROLE_NAME, name=ROLE_NAME, arn=f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}", role_id=ROLE_ID, path_known=False
-)
-OPERATOR = CallerIdentity(
-    account=ACCOUNT,
-    arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/bucketwarden/botocore-session-1",
-    user_id="AROAOPERATOREXAMPLE01:botocore-session-1",
 )
 NOW = 1_795_000_000.0
 

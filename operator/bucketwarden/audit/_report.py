@@ -43,7 +43,16 @@ def _tap(audits: Iterable[BucketAudit], summary: AuditSummary, progress: Progres
             progress(summary.total, audit)
 
 
-_COLUMNS = (("BUCKET", 40), ("REGION", 14), ("STATUS", 13), ("BACKUP", 8), ("OPERATOR", 9), ("VERSIONING", 11))
+# Backup and restore are different promises (different managed policies): a column each.
+_COLUMNS = (
+    ("BUCKET", 40),
+    ("REGION", 14),
+    ("STATUS", 13),
+    ("BACKUP", 8),
+    ("RESTORE", 8),
+    ("OPERATOR", 9),
+    ("VERSIONING", 11),
+)
 
 
 def _table_row(cells: Iterable[str]) -> str:
@@ -58,7 +67,15 @@ def write_table(audits: Iterable[BucketAudit], out: IO[str], *, progress: Progre
     for a in _tap(audits, summary, progress):
         if progress is not None:
             progress.clear()
-        cells = (a.bucket, a.region or "?", a.status.value, a.backup.value, a.operator.value, a.versioning or "Off")
+        cells = (
+            a.bucket,
+            a.region or "?",
+            a.status.value,
+            a.backup.value,
+            a.restore.value,
+            a.operator.value,
+            a.versioning or "Off",
+        )
         out.write(f"{_table_row(cells)}  {a.bucketwarden_statement.ljust(12)}  {','.join(a.codes) or '-'}\n")
         out.flush()
     if progress is not None:
@@ -130,7 +147,8 @@ def _html_row(a: BucketAudit) -> str:
     return (
         f'<tr data-status="{a.status.value}"><td class="n">{e(a.bucket)}</td><td class="n">{e(a.region or "?")}</td>'
         f'<td class="s" style="color:{STATUS_COLOURS[a.status]}">{STATUS_LABELS[a.status]}</td>'
-        f"<td>{a.backup.value}</td><td>{a.operator.value}</td><td>{e(a.versioning or 'Off')}</td>"
+        f"<td>{a.backup.value}</td><td>{a.restore.value}</td><td>{a.operator.value}</td>"
+        f"<td>{e(a.versioning or 'Off')}</td>"
         f"<td>{e(a.bucketwarden_statement)}</td>"
         f'<td><ul class="f">{findings}</ul>{example}</td></tr>\n'
     )
@@ -170,7 +188,7 @@ def write_html(
             f"<h1>{html.escape(title)}</h1>"
             f'<p class="sub" id="summary-line">{line}</p>\n'
             f'<div class="summary">{_chart(summary)}<div class="counts">{counts}</div></div>\n'
-            "<table><thead><tr><th>Bucket</th><th>Region</th><th>Status</th><th>AWS Backup</th>"
+            "<table><thead><tr><th>Bucket</th><th>Region</th><th>Status</th><th>AWS Backup</th><th>Restore</th>"
             "<th>Operator</th><th>Versioning</th><th>bucketwarden</th><th>Findings</th></tr></thead><tbody>\n"
         )
         for status in STATUS_ORDER:

@@ -21,7 +21,6 @@ from bucketwarden.k8s._login import login_as_kubectl
 from bucketwarden.k8s._logs import log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._object import INVALID_SPEC as INVALID_SPEC
-from bucketwarden.k8s._object import backoff as _backoff  # noqa: F401  (tests drive the retry delays)
 from bucketwarden.k8s._object import finalize_object, handle_change
 from bucketwarden.k8s._object import reconcile_object as reconcile_object
 from bucketwarden.k8s._object import resync_object as resync_object
