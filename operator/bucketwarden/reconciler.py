@@ -693,7 +693,9 @@ class Reconciler:
         message = f"bucket {spec.bucket_name} is owned by ProtectedBucket {owner}; this one writes nothing"
         result = ReconcileResult(spec.bucket_name, "Blocked", failed_conditions(R_CONFLICT, message))
         recorded = previous.owned
-        if recorded is None or recorded.sid == claim.owner_sid:
+        # Only this resource's own Sid is ever released: a record naming another Sid (a status someone edited)
+        # must not make it delete a rival's statement.
+        if recorded is None or recorded.sid != spec.statement_sid or recorded.sid == claim.owner_sid:
             return result  # never wrote, or wrote under the owner's Sid (the owner's own statement now)
         target = target_of(spec, claim)
         arns = bucket_arns_of(spec.bucket_name, partition_for_region(spec.region))

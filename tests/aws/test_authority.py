@@ -147,6 +147,16 @@ def test_race_loser_with_the_owners_sid_leaves_the_statement_to_the_owner(aws: I
     assert sids(aws) == ["DenyInsecureTransport", "BucketWardenIpRestriction"]
 
 
+def test_race_loser_whose_record_names_a_rivals_sid_removes_nothing(aws: InMemoryAws) -> None:
+    # A status edited to claim another claimant's Sid must not turn the release into a deletion of that statement.
+    Reconciler(aws).reconcile(spec(statementSid="BucketWardenTeamC"))
+    forged = AdoptedStatement(sid="BucketWardenTeamC", hash="x")
+    lost = Claim(may_write=False, owner="team-a/data", owner_sid="BucketWardenIpRestriction")
+    result = Reconciler(aws).reconcile(spec(statementSid="BucketWardenTeamB"), PreviousState(owned=forged), lost)
+    assert not result.applied and result.aws_calls == {}
+    assert sids(aws) == ["DenyInsecureTransport", "BucketWardenTeamC"]
+
+
 def test_non_owner_that_never_wrote_makes_no_aws_call(aws: InMemoryAws) -> None:
     lost = Claim(may_write=False, owner="team-a/data", owner_sid="BucketWardenIpRestriction")
     result = Reconciler(aws).reconcile(spec(statementSid="BucketWardenTeamC"), PreviousState(), lost)

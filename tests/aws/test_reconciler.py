@@ -438,4 +438,9 @@ def test_reconcile_restore_only_deny_says_restores_fail_not_backups(aws: InMemor
     assert cond(result, "Verified") == ("False", "ForeignDenyBlocksExemptRole")
     verified = result.condition("Verified")
     assert verified is not None and "restores into this bucket" in verified.message
+    # Each promise's own verdict, on the condition and on the verification (two managed policies, two promises).
+    assert "backup Pass" in verified.message and "restore Fail" in verified.message
+    assert result.verification is not None
+    assert result.verification.verdict_for("backup") == "Pass"
+    assert result.verification.verdict_for("restore") == "Fail"
     assert "backup jobs" not in verified.message

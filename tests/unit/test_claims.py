@@ -68,3 +68,14 @@ def test_claim_entry_of_an_invalid_spec_is_never_a_request() -> None:
     [(bucket, made)] = (claim_entry("team-a", "pb", meta, {"bucketName": BUCKET, "statementSid": "Nope"}) or {}).items()
     assert bucket == BUCKET and made.request is None and made.sid is None and made.deleting
     assert claim_entry("team-a", "pb", meta, {}) is None
+
+
+def test_previous_owned_believes_only_a_record_of_the_resources_own_sid() -> None:
+    from bucketwarden.k8s._object import _previous_owned
+    from bucketwarden.spec import AdoptedStatement, ProtectedBucketSpec, ProtectedBucketStatus
+
+    spec = ProtectedBucketSpec.model_validate({"bucketName": BUCKET, "allowedSourceIps": ["192.0.2.0/24"]})
+    own = AdoptedStatement(sid="BucketWardenIpRestriction", hash="h")
+    forged = AdoptedStatement(sid="BucketWardenTeamC", hash="h")
+    assert _previous_owned(ProtectedBucketStatus(owned_statement=own), spec) == own
+    assert _previous_owned(ProtectedBucketStatus(owned_statement=forged), spec) is None

@@ -65,7 +65,8 @@ def _arbitration(index: Any, bucket: str, tenancy: Tenancy, namespace: str, name
 def _previous_owned(status: ProtectedBucketStatus, spec: ProtectedBucketSpec) -> AdoptedStatement | None:
     """What this resource recorded writing. A status from before ownedStatement existed: Synced means it wrote."""
     if status.owned_statement is not None:
-        return status.owned_statement
+        # Only our own Sid can be ours: a record naming any other Sid is not believed.
+        return status.owned_statement if status.owned_statement.sid == spec.statement_sid else None
     synced = any(c.type == "Synced" and c.status == "True" and c.reason == "InSync" for c in status.conditions)
     if synced and status.statement_hash is not None and status.policy_hash:
         return AdoptedStatement(sid=spec.statement_sid, hash=status.statement_hash)
