@@ -1035,9 +1035,16 @@ def test_operator_keeps_running_through_every_bad_input_and_loses_nothing(
                         status_case.reason,
                         status="True" if status_case.ready else "False",
                     )
-                lockout = [
-                    e for e in client.list_events(namespace, involved_name="s26") if e["reason"] == "OperatorNotExempt"
-                ]
+                # kopf posts Events from a background queue: the status can land before the Event does.
+                lockout = wait_until(
+                    lambda: [
+                        e
+                        for e in client.list_events(namespace, involved_name="s26")
+                        if e["reason"] == "OperatorNotExempt"
+                    ],
+                    timeout=10,
+                    what="the OperatorNotExempt Event",
+                )
                 assert lockout and {e["type"] for e in lockout} == {"Warning"}
                 assert handle.running
         finally:
