@@ -14,6 +14,12 @@ outside handlers:
   ``api.patch`` sends one PATCH to any URL (ACK's Buckets, an annotation on a ProtectedBucket);
 - kopf's posting queue is found through context variables that kopf sets only inside an object's processing, so
   a handler captures them (``PostingContext.capture``) and the outside work runs under them (``PostingContext.run``).
+
+One fix to kopf itself is carried here, for upstream (docs/kopf-upstream.md): ``linear_index_wait``. At start-up
+kopf makes one toggle per indexed object in one ``ToggleSet`` and drops it once the object is indexed; every handler
+of every object waits on that set. kopf 1.45 wakes every waiter on every make and drop, so a restart with N objects
+costs N x N wake-ups before the first handler runs (10,000 objects: nothing reconciled for minutes). The fix wakes
+the waiters only when the set's overall state changes, which is all they wait for.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import kopf
+from kopf._cogs.aiokits import aiotoggles as _aiotoggles
 from kopf._cogs.clients import api as _api
 from kopf._cogs.clients import patching as _patching
 from kopf._cogs.clients.errors import APINotFoundError
@@ -40,9 +47,11 @@ __all__ = [
     "APINotFoundError",
     "KopfPrivateApiError",
     "PostingContext",
+    "ToggleSet",
     "api_patch",
     "check_kopf_private_api",
     "get_json",
+    "linear_index_wait",
     "patch_object",
 ]
 
@@ -92,6 +101,7 @@ def kopf_private_api_problems() -> list[str]:
     api_patch_fn = getattr(_api, "patch", None)
     problems += _problems_of_callable("kopf._cogs.clients.api.patch", api_patch_fn, _API_PATCH_KEYWORDS)
     problems += _problems_of_callable("kopf._cogs.clients.api.get", getattr(_api, "get", None), _API_GET_KEYWORDS)
+    problems += _toggle_set_problems()
     return problems
 
 
@@ -170,3 +180,61 @@ async def api_patch(
 ) -> Any:
     """One PATCH to ``url`` (relative to the API root) with kopf's authenticated client; 404 raises APINotFoundError."""
     return await _api.patch(url, settings=settings, payload=payload, headers=headers, logger=logger)
+
+
+ToggleSet: Any = _aiotoggles.ToggleSet  # kopf's start-up wait primitive, for the tests of linear_index_wait
+
+# ToggleSet's private attributes and methods that linear_index_wait replaces or reads.
+_TOGGLE_SET_ATTRIBUTES = ("_condition", "_toggles", "_fn")
+_TOGGLE_SET_METHODS = ("make_toggle", "drop_toggle", "drop_toggles", "is_on")
+
+
+def _toggle_set_problems() -> list[str]:
+    toggle_set = getattr(_aiotoggles, "ToggleSet", None)
+    if toggle_set is None:
+        return ["kopf._cogs.aiokits.aiotoggles.ToggleSet is gone"]
+    if getattr(toggle_set, "_bucketwarden_linear", False):
+        return []  # already replaced by linear_index_wait
+    problems = [f"ToggleSet.{m} is missing" for m in _TOGGLE_SET_METHODS if not callable(getattr(toggle_set, m, None))]
+    probe = toggle_set(all)
+    problems += [f"ToggleSet has no {a}" for a in _TOGGLE_SET_ATTRIBUTES if not hasattr(probe, a)]
+    return problems
+
+
+async def _make_toggle(self: Any, __val: bool = False, *, name: str | None = None) -> Any:
+    toggle = _aiotoggles.Toggle(__val, name=name, condition=self._condition)
+    async with self._condition:
+        before = self.is_on()
+        self._toggles.add(toggle)
+        if self.is_on() != before:
+            self._condition.notify_all()
+    return toggle
+
+
+async def _drop_toggles(self: Any, toggles: Any) -> None:
+    async with self._condition:
+        before = self.is_on()
+        self._toggles.difference_update(toggles)
+        if self.is_on() != before:
+            self._condition.notify_all()
+
+
+async def _drop_toggle(self: Any, toggle: Any) -> None:
+    await _drop_toggles(self, (toggle,))
+
+
+def linear_index_wait() -> None:
+    """Make kopf's start-up index wait linear: wake a ToggleSet's waiters only when its overall state changes.
+
+    Every waiter of a ToggleSet waits for the set's overall state (``ToggleSet.wait_for``); adding or dropping a
+    toggle can change only that, so a wake-up that leaves it as it was wakes everyone for nothing. A toggle's own
+    ``turn_to`` still wakes everyone (peering's toggles flip that way). Idempotent; checked by
+    ``check_kopf_private_api`` first.
+    """
+    toggle_set = _aiotoggles.ToggleSet
+    if getattr(toggle_set, "_bucketwarden_linear", False):
+        return
+    toggle_set.make_toggle = _make_toggle  # type: ignore[method-assign]
+    toggle_set.drop_toggle = _drop_toggle  # type: ignore[method-assign]
+    toggle_set.drop_toggles = _drop_toggles  # type: ignore[method-assign]
+    toggle_set._bucketwarden_linear = True  # type: ignore[attr-defined]
