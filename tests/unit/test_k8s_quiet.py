@@ -4,6 +4,7 @@ to the full reconcile. Also the managed-buckets gauge, now kept incrementally.""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -87,14 +88,35 @@ def test_quiet_tick_falls_through_on_any_change(change: Change) -> None:
     assert quiet_tick(aws, state, **kwargs) is None
 
 
-def test_steady_state_of_only_a_clean_insync_without_write() -> None:
+def test_after_a_write_the_policy_is_known_by_meaning_and_the_first_quiet_tick_learns_its_text() -> None:
     aws = InMemoryAws()
     aws.create_role("backup", path="/service-role/")
     aws.create_bucket("quiet-bucket")
     spec = ProtectedBucketSpec.model_validate(RAW_SPEC)
     wrote = Reconciler(aws).reconcile(spec)
     assert wrote.outcome == "Updated"
-    assert steady_state_of(wrote, spec, uid="u", digest="d", refresh_due=NOW) is None
+    state = steady_state_of(wrote, spec, uid="u", digest="d", refresh_due=NOW + timedelta(seconds=600))
+    assert state is not None and state.policy_digest is None and state.policy_hash == wrote.policy_hash
+    # AWS returns the text in its own form: the same meaning, other bytes.
+    text = aws.policy_of("quiet-bucket") or ""
+    aws.put_foreign("quiet-bucket", json.dumps(json.loads(text), indent=2))
+    first = quiet_tick(aws, state, uid="u", digest="d", now=NOW)
+    assert first is not None and first.learned_digest is not None
+    assert first.aws_calls.get("GetBucketPolicy") == 1
+    learned = dataclasses.replace(state, policy_digest=first.learned_digest)
+    assert quiet_tick(aws, learned, uid="u", digest="d", now=NOW) is not None
+    aws.put_foreign("quiet-bucket", text.replace("192.0.2.0", "10.0.0.0"))
+    assert quiet_tick(aws, state, uid="u", digest="d", now=NOW) is None  # by meaning: changed
+    assert quiet_tick(aws, learned, uid="u", digest="d", now=NOW) is None  # by text: changed
+
+
+def test_no_steady_state_from_a_failed_or_blocked_reconcile() -> None:
+    aws = InMemoryAws()
+    aws.create_bucket("quiet-bucket")  # the exempt role does not exist
+    spec = ProtectedBucketSpec.model_validate(RAW_SPEC)
+    failed = Reconciler(aws).reconcile(spec)
+    assert failed.outcome in ("Failed", "Blocked")
+    assert steady_state_of(failed, spec, uid="u", digest="d", refresh_due=NOW) is None
 
 
 def test_spec_digest_ignores_key_order() -> None:
@@ -146,72 +168,152 @@ class _Clock:
         return self.now
 
 
-def test_resync_rewrites_the_remembered_status_when_only_last_sync_time_is_due(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Through the handler code: write, settle, quiet ticks that write nothing, then a due refresh that writes the
-    same status with a new lastSyncTime and no reconcile; an edit afterwards still takes the full path."""
-    import kopf
+class _Process:
+    """One operator process's handler state (metrics, steady states) over a shared bucket and API object."""
 
-    from bucketwarden.k8s import OperatorSettings, Runtime
-    from bucketwarden.k8s._claims import claim_entry
-    from bucketwarden.k8s._handlers import resync_object
-    from bucketwarden.spec import TenantPolicySpec
-    from bucketwarden.tenancy import Tenancy
+    def __init__(self, aws: InMemoryAws, clock: _Clock, status: dict[str, Any], spec: dict[str, Any]) -> None:
+        from bucketwarden.k8s import OperatorSettings, Runtime
+        from bucketwarden.k8s._claims import claim_entry
+        from bucketwarden.spec import TenantPolicySpec
+        from bucketwarden.tenancy import Tenancy
 
-    monkeypatch.setattr(kopf, "event", lambda *a, **k: None)
-    aws = InMemoryAws()
-    aws.create_role("backup", path="/service-role/")
-    aws.create_bucket("quiet-bucket")
-    clock = _Clock()
-    metrics = Metrics()
-    runtime = Runtime(OperatorSettings(metrics_port=0, health_port=0), Reconciler(aws), metrics, clock)
-    status: dict[str, Any] = {}
-    meta = {"generation": 1, "uid": "u1", "creationTimestamp": "2026-12-01T00:00:00Z"}
-    claims = {bucket: [entry] for bucket, entry in (claim_entry("ns", "pb", meta, RAW_SPEC) or {}).items()}
-    tenancy = Tenancy({"all": TenantPolicySpec(namespaces=["*"], buckets=["*"])})
+        self.aws, self.status, self.spec = aws, status, spec
+        self.metrics = Metrics()
+        self.runtime = Runtime(OperatorSettings(metrics_port=0, health_port=0), Reconciler(aws), self.metrics, clock)
+        self.meta = {"generation": 1, "uid": "u1", "creationTimestamp": "2026-12-01T00:00:00Z"}
+        self.claims = {b: [e] for b, e in (claim_entry("ns", "pb", self.meta, spec) or {}).items()}
+        self.tenancy = Tenancy({"all": TenantPolicySpec(namespaces=["*"], buckets=["*"])})
 
-    def tick() -> dict[str, Any]:
+    def tick(self) -> dict[str, Any]:
+        """One resync tick through the handler code; the status it wrote (applied to the shared status)."""
+        import kopf
+
+        from bucketwarden.k8s._handlers import resync_object
+
         patch = kopf.Patch()
         resync_object(
-            runtime,
-            index=claims,
-            tenancy=tenancy,
+            self.runtime,
+            index=self.claims,
+            tenancy=self.tenancy,
             body=kopf.Body({}),
-            spec=RAW_SPEC,
-            meta=meta,
-            status=status,
+            spec=self.spec,
+            meta=self.meta,
+            status=dict(self.status),
             namespace="ns",
             name="pb",
             patch=patch,
         )
         written = dict(patch.get("status") or {})
-        status.update(written)
+        self.status.update(written)
         return written
 
-    def paths() -> dict[str, float]:
-        text = metrics.registry.get_sample_value
+    def paths(self) -> dict[str, float]:
+        text = self.metrics.registry.get_sample_value
         return {p: text("bucketwarden_resync_ticks_total", {"path": p}) or 0.0 for p in ("quiet", "full")}
 
-    assert tick()  # the write
-    clock.now += timedelta(seconds=60)
-    tick()  # InSync: remembers the steady state
+
+@pytest.fixture
+def bucket(monkeypatch: pytest.MonkeyPatch) -> InMemoryAws:
+    import kopf
+
+    monkeypatch.setattr(kopf, "event", lambda *a, **k: None)
+    aws = InMemoryAws()
+    aws.create_role("backup", path="/service-role/")
+    aws.create_bucket("quiet-bucket")
+    return aws
+
+
+def test_resync_rewrites_the_remembered_status_when_only_last_sync_time_is_due(bucket: InMemoryAws) -> None:
+    """Through the handler code: write, then quiet ticks that write nothing, then a due refresh that writes the
+    same status with a new lastSyncTime and no reconcile; an edit afterwards still takes the full path."""
+    clock, status = _Clock(), dict[str, Any]()
+    process = _Process(bucket, clock, status, RAW_SPEC)
+    assert process.tick()  # the write: remembers the steady state, the policy known by meaning
     settled = dict(status)
     for _ in range(3):
         clock.now += timedelta(seconds=60)
-        assert tick() == {}
-    assert paths() == {"quiet": 3.0, "full": 2.0}
+        assert process.tick() == {}
+    assert process.paths() == {"quiet": 3.0, "full": 1.0}
     clock.now += timedelta(seconds=600)
-    refreshed = tick()
-    assert paths() == {"quiet": 4.0, "full": 2.0}
+    refreshed = process.tick()
+    assert process.paths() == {"quiet": 4.0, "full": 1.0}
     assert refreshed["lastSyncTime"] != settled["lastSyncTime"]
     assert {k: v for k, v in refreshed.items() if k != "lastSyncTime"} == {
         k: v for k, v in settled.items() if k != "lastSyncTime"
     }
     clock.now += timedelta(seconds=60)
-    assert tick() == {}  # the refresh moved the next due time
-    aws.put_foreign("quiet-bucket", None)
+    assert process.tick() == {}  # the refresh moved the next due time
+    bucket.put_foreign("quiet-bucket", None)
     clock.now += timedelta(seconds=60)
-    tick()
-    assert paths()["full"] == 3.0
-    assert "BucketWardenIpRestriction" in (aws.policy_of("quiet-bucket") or "")
+    process.tick()
+    assert process.paths()["full"] == 2.0
+    assert "BucketWardenIpRestriction" in (bucket.policy_of("quiet-bucket") or "")
+
+
+def test_a_restarted_process_answers_from_the_status_with_one_get_and_writes_nothing(bucket: InMemoryAws) -> None:
+    clock, status = _Clock(), dict[str, Any]()
+    _Process(bucket, clock, status, RAW_SPEC).tick()  # the old process wrote and recorded it
+    clock.now += timedelta(seconds=120)
+    restarted = _Process(bucket, clock, status, RAW_SPEC)
+    with bucket.count_calls() as calls:
+        assert restarted.tick() == {}
+    assert restarted.paths() == {"quiet": 1.0, "full": 0.0}
+    assert calls.get("GetBucketPolicy") == 1 and calls.get("PutBucketPolicy", 0) == 0
+    assert len(restarted.runtime.warmup) == 0
+    with bucket.count_calls() as calls:
+        assert restarted.tick() == {}  # learned the text: compared by digest now
+    assert calls == {"GetBucketPolicy": 1}
+
+
+def _drop_role_ids(status: dict[str, Any]) -> None:
+    status["exemptPrincipals"] = [{**p, "roleId": None} for p in status["exemptPrincipals"]]
+
+
+def _not_ready(status: dict[str, Any]) -> None:
+    status["conditions"] = [{**c, "status": "False"} if c["type"] == "Ready" else c for c in status["conditions"]]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda status, aws, spec: status.update(observedGeneration=0),
+        lambda status, aws, spec: _not_ready(status),
+        lambda status, aws, spec: _drop_role_ids(status),
+        lambda status, aws, spec: status.pop("policyHash"),
+        lambda status, aws, spec: aws.put_foreign(
+            "quiet-bucket", (aws.policy_of("quiet-bucket") or "").replace("192.0.2.0", "10.0.0.0")
+        ),
+        lambda status, aws, spec: spec.update(allowedSourcesFrom=[{"name": "office"}]),
+        lambda status, aws, spec: spec.update(managementPolicy="Observe"),
+    ],
+    ids=[
+        "other-generation",
+        "not-ready",
+        "role-id-unknown",
+        "no-policy-hash",
+        "policy-edited-while-down",
+        "allow-list-refs",
+        "observe-mode",
+    ],
+)
+def test_a_restarted_process_reconciles_fully_what_the_status_cannot_vouch_for(
+    bucket: InMemoryAws, edit: Callable[[dict[str, Any], InMemoryAws, dict[str, Any]], Any]
+) -> None:
+    clock, status = _Clock(), dict[str, Any]()
+    spec = dict(RAW_SPEC)
+    _Process(bucket, clock, status, spec).tick()
+    edit(status, bucket, spec)
+    restarted = _Process(bucket, clock, status, spec)
+    restarted.tick()
+    assert restarted.paths() == {"quiet": 0.0, "full": 1.0}
+
+
+def test_a_status_patch_that_never_landed_is_written_again_by_the_next_tick(bucket: InMemoryAws) -> None:
+    clock, status = _Clock(), dict[str, Any]()
+    process = _Process(bucket, clock, status, RAW_SPEC)
+    written = process.tick()
+    status.clear()  # kopf gave up on the patch: the API shows no status
+    clock.now += timedelta(seconds=60)
+    again = process.tick()
+    assert process.paths() == {"quiet": 0.0, "full": 2.0}
+    assert again["observedGeneration"] == written["observedGeneration"] == 1

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,6 +21,7 @@ from bucketwarden.k8s._resync import TARGETS_INDEX, QueueTicker, target_key
 from bucketwarden.k8s._runtime import Runtime
 from bucketwarden.k8s._scheduler import ResyncQueue
 from bucketwarden.k8s._settings import OperatorSettings
+from bucketwarden.k8s._warmup import Entry, conditions_of, entry_of
 from bucketwarden.spec import GROUP, PLURAL, VERSION
 
 logger = logging.getLogger("bucketwarden")
@@ -98,7 +100,18 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: O
             queue, resync_from_kwargs, executor, settings, memo, asyncio.get_running_loop(), runtime.metrics, indices
         )
         runtime.metrics.watch_resync_queue(lambda: queue.lag_seconds, lambda: len(queue))
-        memo.resync_task = asyncio.create_task(queue.run(runtime.ticker), name="bucketwarden-resync-queue")
+        runtime.metrics.watch_warmup(lambda: len(runtime.warmup))
+        memo.resync_task = asyncio.create_task(
+            _when_indexed(runtime.ticker.indexed, queue.run(runtime.ticker)), name="bucketwarden-resync-queue"
+        )
+
+    @kopf.on.event("", "v1", "namespaces", id="indices-ready", registry=registry)
+    async def indices_ready(memo: kopf.Memo, **_: Any) -> None:
+        # kopf runs no handler before every index is filled (the grants, the namespaces' labels, the claims), so
+        # the first call of any handler says they are; a namespace handler is the cheapest (there is always one).
+        ticker = memo.runtime.ticker
+        if ticker is not None:
+            ticker.indexed.set()
 
     @kopf.on.cleanup(id="resync-queue", registry=registry)
     async def stop_resync_queue(memo: kopf.Memo, **_: Any) -> None:
@@ -111,10 +124,34 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: O
     async def resync_targets(body: kopf.Body, memo: kopf.Memo, resource: kopf.Resource, **kwargs: Any) -> Any:
         # async: runs in kopf's loop; O(1) per watch event. The latest body of each object, for its resync ticks.
         key = target_key(kwargs.get("namespace"), kwargs.get("name"))
-        ticker = memo.runtime.ticker
+        runtime: Runtime = memo.runtime
+        ticker = runtime.ticker
+        raw = dict(body)
         if ticker is not None:
             ticker.observed(resource)
-        return {key: dict(body)}
+            if runtime.warmup.first_sight(key):
+                enter_queue(runtime, ticker.queue, key, raw)
+        return {key: raw}
+
+
+async def _when_indexed(indexed: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` once kopf's indices are complete: a tick judged against half-filled grants would refuse."""
+    try:
+        await indexed.wait()
+    except asyncio.CancelledError:
+        work.close()
+        raise
+    await work
+
+
+def enter_queue(runtime: Runtime, queue: ResyncQueue, key: str, body: Mapping[str, Any]) -> None:
+    """An object this process sees for the first time: restore its Ready gauge, and queue it (k8s/_warmup.py)."""
+    runtime.metrics.restore(key, conditions_of(body.get("status")))
+    entry = entry_of(body)
+    if entry is Entry.NOW:
+        queue.poke(key)
+    elif entry is Entry.LATER:
+        queue.track(key)
 
 
 def start_drift_poller(

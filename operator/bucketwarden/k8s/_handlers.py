@@ -1,7 +1,8 @@
 """kopf wiring, kept thin: which handler runs on which event. Every path ends in the same reconcile of one object.
 
-create, update and resume start a reconcile early (k8s/_object.py); a resync tick at the interval catches drift
-(k8s/_background.py); the delete handler (kopf adds the finalizer) honours deletionPolicy.
+create and update start a reconcile early (k8s/_object.py); a resync tick at the interval catches drift
+(k8s/_background.py), and after a restart the first tick of every object comes at once (k8s/_warmup.py); the
+delete handler (kopf adds the finalizer) honours deletionPolicy.
 """
 
 from __future__ import annotations
@@ -99,11 +100,16 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
     # The claims index stays unfiltered: every shard must see every claim to decide conflicts alike.
     mine = shard_filter(settings.shard_count, settings.shard_index)
 
-    @kopf.on.resume(*resource, id="reconcile", when=mine, registry=registry)
-    @kopf.on.create(*resource, id="reconcile", when=mine, registry=registry)
-    @kopf.on.update(*resource, id="reconcile", when=mine, registry=registry)
     def reconcile_on_change(**kwargs: Any) -> None:
         handle_change(kwargs)
+
+    kopf.on.create(*resource, id="reconcile", when=mine, registry=registry)(reconcile_on_change)
+    kopf.on.update(*resource, id="reconcile", when=mine, registry=registry)(reconcile_on_change)
+    if settings.peering:
+        # Under kopf's peering the resync is kopf's per-object timers, and a restart reconciles every object
+        # again. Without it a restart needs no handler: the resync queue takes every object kopf handled
+        # before, from what its status records (k8s/_warmup.py), and kopf writes nothing.
+        kopf.on.resume(*resource, id="reconcile", when=mine, registry=registry)(reconcile_on_change)
 
     register_resync(registry, settings, mine)
 

@@ -65,6 +65,12 @@ class Metrics:
             ["where"],
             registry=r,
         )
+        self.unchecked = Gauge(
+            "bucketwarden_objects_unchecked",
+            "Objects this process knows and has not checked yet (no reconcile, no quiet tick since it started): "
+            "above 0 only while a new process warms up. The Ready gauge meanwhile holds what each status says.",
+            registry=r,
+        )
         self._lock = threading.Lock()
         self._states: dict[str, dict[str, str]] = {}
         self._counts: _Counter[tuple[str, str]] = _Counter()
@@ -94,6 +100,13 @@ class Metrics:
         self.resync_lag.set_function(lag)
         self.resync_queued.set_function(lambda: float(objects()))
 
+    def watch_warmup(self, unchecked: Callable[[], int]) -> None:
+        self.unchecked.set_function(lambda: float(unchecked()))
+
+    def restore(self, key: str, conditions: dict[str, str]) -> None:
+        """An object's conditions from its status, before this process has reconciled it (a restart)."""
+        self.set_state(key, conditions, only_new=True)
+
     def count_missing_posting_context(self, where: str) -> None:
         self.posting_context_missing.labels(where=where).inc()
 
@@ -103,12 +116,12 @@ class Metrics:
     def count_aws_call(self, api: str, outcome: str) -> None:
         self.aws_calls.labels(api=api, outcome=outcome).inc()
 
-    def set_state(self, key: str, conditions: dict[str, str]) -> None:
+    def set_state(self, key: str, conditions: dict[str, str], *, only_new: bool = False) -> None:
         # Incremental: only the labels this object leaves and enters move, so a reconcile costs the same at
         # 10 objects and at 10,000 (recounting every object on every reconcile made each tick O(N)).
         with self._lock:
             before = self._states.get(key)
-            if before == conditions:
+            if before == conditions or (only_new and before is not None):
                 return
             self._states[key] = conditions
             self._shift(before, -1)

@@ -31,7 +31,7 @@ from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surro
 from bucketwarden.k8s._events import events_for
 from bucketwarden.k8s._logs import log_fields, log_reconcile
 from bucketwarden.k8s._nudge import nudge as _nudge
-from bucketwarden.k8s._quiet import quiet_tick, spec_digest, steady_state_of
+from bucketwarden.k8s._quiet import SteadyState, cold_steady_state, quiet_tick, spec_digest, steady_state_of
 from bucketwarden.k8s._resync import target_key
 from bucketwarden.k8s._runtime import Runtime
 from bucketwarden.k8s._status import (
@@ -175,6 +175,7 @@ def reconcile_object(  # noqa: PLR0913 (kopf's handler arguments, by name)
             claim=claim,
         )
     runtime.steady.remember(key, steady)
+    runtime.warmup.checked(key)
     # INFO is for changes and failures; a resync that found everything as it was is DEBUG.
     noteworthy = result.applied or update.changed or bool(events) or result.outcome in ("Failed", "Blocked")
     log_reconcile(result, namespace, name, level=logging.INFO if noteworthy else logging.DEBUG)
@@ -193,6 +194,44 @@ def _still_granted(state: Any, tenancy: Tenancy, index: Any, namespace: str, nam
     return _arbitration(index, state.target.bucket, tenancy, namespace, name).owned_by(namespace, name)
 
 
+def _status_landed(kwargs: Mapping[str, Any]) -> bool:
+    """The object's status records this generation: the status patch of its last reconcile was not lost.
+
+    A patch kopf gave up on (or a status someone wiped) leaves the object without it: the tick then reconciles fully
+    and writes the status again, rather than answer quietly from a steady state the API does not show.
+    """
+    status = kwargs.get("status") or {}
+    return bool(status) and status.get("observedGeneration") == (kwargs.get("meta") or {}).get("generation")
+
+
+def _cold_state(runtime: Runtime, kwargs: Mapping[str, Any], tenancy: Tenancy, index: Any) -> SteadyState | None:
+    """The steady state the object's status records, for its first tick in this process (k8s/_warmup.py)."""
+    namespace, name, meta, spec = kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"]
+    raw_status = kwargs.get("status") or {}
+    if not raw_status:
+        return None
+    try:
+        parsed = ProtectedBucketSpec.model_validate(dict(spec))
+    except ValidationError:
+        return None
+    decision = tenancy.authorize(Request.of(namespace, name, parsed))
+    arbitration = _arbitration(index, parsed.bucket_name, tenancy, namespace, name)
+    if not decision.allowed or not arbitration.owned_by(namespace, name):
+        return None
+    status = read_status(raw_status)
+    synced_at = parse_time(status.last_sync_time) or runtime.clock()
+    return cold_steady_state(
+        parsed,
+        status,
+        raw_status,
+        uid=str(meta.get("uid") or ""),
+        generation=meta.get("generation"),
+        digest=spec_digest(spec),
+        claim=_claim(decision, arbitration, namespace, name),
+        refresh_due=synced_at + timedelta(seconds=runtime.settings.status_refresh_seconds),
+    )
+
+
 def resync_object(runtime: Runtime, *, index: Any, tenancy: Tenancy | None = None, **kwargs: Any) -> None:
     """A resync tick: answered by the quiet path when nothing changed, otherwise the full reconcile."""
     namespace, name, meta, spec = kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"]
@@ -200,7 +239,11 @@ def resync_object(runtime: Runtime, *, index: Any, tenancy: Tenancy | None = Non
     state = runtime.steady.get(key)
     quiet = None
     tenancy = tenancy if tenancy is not None else Tenancy()
-    if state is not None and _still_granted(state, tenancy, index, namespace, name):
+    if state is None:
+        state = _cold_state(runtime, kwargs, tenancy, index)  # a restarted process: what the status records
+    elif not _status_landed(kwargs) or not _still_granted(state, tenancy, index, namespace, name):
+        state = None
+    if state is not None:
         quiet = quiet_tick(
             runtime.reconciler.aws,
             state,
@@ -214,6 +257,10 @@ def resync_object(runtime: Runtime, *, index: Any, tenancy: Tenancy | None = Non
         return
     runtime.metrics.count_resync("quiet")
     runtime.metrics.observe_quiet(quiet.duration_seconds)
+    runtime.warmup.checked(key)
+    if quiet.learned_digest is not None and state is not None:
+        state = dataclasses.replace(state, policy_digest=quiet.learned_digest)
+        runtime.steady.remember(key, state)
     if quiet.refresh and state is not None and state.status is not None:
         now = runtime.clock()
         refreshed = {**state.status, "lastSyncTime": format_time(now)}
@@ -263,6 +310,7 @@ def finalize_object(kwargs: Mapping[str, Any]) -> None:
     runtime.metrics.forget(f"{namespace}/{name}")
     runtime.steady.forget(f"{namespace}/{name}")
     runtime.refused.mark(f"{namespace}/{name}", False)
+    runtime.warmup.forget(f"{namespace}/{name}")
     if runtime.ticker is not None:
         runtime.ticker.queue.forget(target_key(namespace, name))
     try:

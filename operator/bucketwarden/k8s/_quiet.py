@@ -10,6 +10,12 @@ through to the full reconcile, which decides exactly as before. The status the l
 re-read: kopf's copy of the body can lag behind the API under load, and a stale status must not turn every tick
 into a full one. lastSyncTime keeps its refresh rate: a quiet tick due to rewrite it writes the status that reconcile
 left once more, with a new lastSyncTime, which also repairs a status someone else changed.
+
+Two states know the policy by meaning only, not yet by its text: the one a reconcile that wrote leaves (AWS may
+return the text we PUT in another form), and the one a restarted process reads back from a status that records an
+in-sync reconcile (``cold_steady_state``). Their first quiet tick parses the text once, compares its hash of
+meaning with the recorded ``policyHash`` and, if equal, learns the text's digest for the ticks after it. So a
+restart costs one GetBucketPolicy per unchanged object and writes nothing.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from typing import Any
 
 from bucketwarden.aws import AwsPort
 from bucketwarden.errors import BucketWardenError
+from bucketwarden.policy import PolicyDocument
 from bucketwarden.principals import BucketTarget
 from bucketwarden.reconciler import Claim, ReconcileResult, target_of
-from bucketwarden.spec import ExemptRole, ProtectedBucketSpec
+from bucketwarden.spec import ExemptRole, ManagementPolicy, PolicyWriter, ProtectedBucketSpec, ProtectedBucketStatus
 
 
 def spec_digest(spec: Mapping[str, Any]) -> str:
@@ -50,7 +57,7 @@ class SteadyState:
     roles: tuple[ExemptRole, ...]
     role_ids: tuple[str | None, ...]
     operator_arn: str | None
-    policy_digest: bytes
+    policy_digest: bytes | None  # None: known by meaning only (policy_hash); the first quiet tick learns it
     policy_hash: str | None
     refresh_due: datetime  # when lastSyncTime must be rewritten
     # The whole status that reconcile left in the API. With it, a tick that finds lastSyncTime due but nothing else
@@ -67,6 +74,7 @@ class QuietTick:
     aws_calls: dict[str, int]
     duration_seconds: float
     refresh: bool = False  # lastSyncTime is due: write ``SteadyState.status`` again with a new lastSyncTime
+    learned_digest: bytes | None = None  # the state knew the policy by meaning only; this is its text's digest
 
 
 def steady_state_of(
@@ -79,13 +87,18 @@ def steady_state_of(
     status: Mapping[str, Any] | None = None,
     claim: Claim | None = None,
 ) -> SteadyState | None:
-    """The state to answer quiet ticks from, if ``result`` is a clean, verified InSync with nothing written."""
+    """The state to answer quiet ticks from, if ``result`` is a clean, verified InSync, or a write of ours.
+
+    After a write the policy is known by meaning (its hash) only: the next tick compares by meaning once and learns
+    the text, so a fresh object's first resync is quiet and writes no status again.
+    """
+    written = result.outcome == "Updated" and result.applied
     if (
-        result.outcome != "InSync"
-        or result.applied
+        not (written or (result.outcome == "InSync" and not result.applied))
         or result.error is not None
         or not result.ready
-        or result.observed_text is None
+        or (result.observed_text is None and not written)
+        or result.policy_hash is None
     ):
         return None
     # describe_exemptions lists the resolved roles in the spec's order, then the operator.
@@ -100,7 +113,7 @@ def steady_state_of(
         roles=roles,
         role_ids=tuple(resolved),
         operator_arn=result.operator_principal,
-        policy_digest=text_digest(result.observed_text),
+        policy_digest=None if written or result.observed_text is None else text_digest(result.observed_text),
         policy_hash=result.policy_hash,
         refresh_due=refresh_due,
         status=dict(status) if status is not None else None,
@@ -149,15 +162,90 @@ def quiet_tick(
     target = state.target
     try:
         with aws.count_calls() as calls:
-            operator = aws.caller_identity(target.assume_role)
-            if operator.arn != state.operator_arn:
-                return None
-            for role, role_id in zip(state.roles, state.role_ids, strict=True):
-                if aws.resolve_role(role, assume_role=target.assume_role).role_id != role_id:
-                    return None
-            text = aws.get(target)
+            text = aws.get(target) if _identities_unchanged(aws, state) else None
     except BucketWardenError:
         return None  # the full reconcile reports it, with its conditions and events
-    if text is None or text_digest(text) != state.policy_digest:
+    if text is None:
         return None
-    return QuietTick(target.bucket, dict(calls), time.perf_counter() - started, refresh=refresh)
+    text_hash = text_digest(text)
+    if state.policy_digest is None and not _same_meaning(text, state.policy_hash):
+        return None
+    if state.policy_digest is not None and text_hash != state.policy_digest:
+        return None
+    learned = text_hash if state.policy_digest is None else None
+    return QuietTick(target.bucket, dict(calls), time.perf_counter() - started, refresh=refresh, learned_digest=learned)
+
+
+def _identities_unchanged(aws: AwsPort, state: SteadyState) -> bool:
+    """The operator's principal and every exempt role's RoleId are the ones the state was reached with (cached)."""
+    assume_role = state.target.assume_role
+    if aws.caller_identity(assume_role).arn != state.operator_arn:
+        return False
+    return all(
+        aws.resolve_role(role, assume_role=assume_role).role_id == role_id
+        for role, role_id in zip(state.roles, state.role_ids, strict=True)
+    )
+
+
+def _same_meaning(text: str, policy_hash: str | None) -> bool:
+    try:
+        return policy_hash is not None and PolicyDocument.parse(text).policy_hash == policy_hash
+    except BucketWardenError:
+        return False
+
+
+def _in_sync(status: ProtectedBucketStatus, generation: object) -> bool:
+    """The status records a reconcile of this generation that found (or left) the policy in sync, verified."""
+    if status.observed_generation is None or status.observed_generation != generation or status.contention:
+        return False
+    true = {c.type for c in status.conditions if c.status == "True" and c.observed_generation in (None, generation)}
+    return {"Ready", "Synced", "Verified"} <= true and bool(status.policy_hash) and status.statement_hash is not None
+
+
+def cold_steady_state(
+    spec: ProtectedBucketSpec,
+    status: ProtectedBucketStatus,
+    raw_status: Mapping[str, Any],
+    *,
+    uid: str,
+    generation: object,
+    digest: str,
+    claim: Claim,
+    refresh_due: datetime,
+) -> SteadyState | None:
+    """The steady state a status records, for a process that has not reconciled the object yet (after a restart).
+
+    Only a status of this very generation that says Ready, Synced and Verified, with the policy's hash of meaning,
+    every exempt role's RoleId and the operator's principal, and only for a plain Enforce spec (no allow-list
+    references, no stated facts, no ACK writer: their verdict depends on more than the status holds). Anything
+    else: None, and the first tick reconciles fully.
+    """
+    if (
+        not _in_sync(status, generation)
+        or spec.management_policy is not ManagementPolicy.ENFORCE
+        or spec.verification_context is not None
+        or spec.allowed_sources_from
+        or spec.policy_writer is not PolicyWriter.DIRECT
+        or not status.operator_principal
+    ):
+        return None
+    role_ids: dict[str, str | None] = {}
+    for principal in status.exempt_principals:
+        if principal.kind == "Role":
+            role_ids.update({ref: principal.role_id for ref in (principal.name, principal.arn) if ref})
+    roles = tuple(spec.exempt_roles)
+    resolved = tuple(role_ids.get(role.ref) for role in roles)
+    if any(role_id is None for role_id in resolved):
+        return None
+    return SteadyState(
+        uid=uid,
+        spec_digest=digest,
+        target=target_of(spec, claim),
+        roles=roles,
+        role_ids=resolved,
+        operator_arn=status.operator_principal,
+        policy_digest=None,
+        policy_hash=status.policy_hash,
+        refresh_due=refresh_due,
+        status=dict(raw_status),
+    )

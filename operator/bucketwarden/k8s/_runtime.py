@@ -14,6 +14,7 @@ from bucketwarden.k8s._nudge import KeySet
 from bucketwarden.k8s._quiet import SteadyStates
 from bucketwarden.k8s._resync import QueueTicker
 from bucketwarden.k8s._settings import OperatorSettings
+from bucketwarden.k8s._warmup import Warmup
 from bucketwarden.reconciler import Reconciler
 
 
@@ -31,6 +32,7 @@ class Runtime:
     loop: asyncio.AbstractEventLoop | None = None
     kopf_settings: kopf.OperatorSettings | None = None
     refused: KeySet = field(default_factory=KeySet)  # NotAuthorized now: reconciled again when a grant appears
+    warmup: Warmup = field(default_factory=Warmup)  # objects known and not checked yet by this process
 
 
 ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciler]

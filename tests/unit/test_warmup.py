@@ -1,0 +1,73 @@
+"""A restarted process: how each known object enters the resync queue, and the gauges it restores (k8s/_warmup.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bucketwarden.k8s import Metrics
+from bucketwarden.k8s._warmup import KOPF_DIFFBASE, Entry, Warmup, conditions_of, entry_of
+
+READY = {"type": "Ready", "status": "True", "reason": "InSync"}
+
+
+def body(*, handled: bool = True, generation: int = 2, observed: int | None = 2, deleting: bool = False) -> Any:
+    meta: dict[str, Any] = {"name": "pb", "namespace": "ns", "generation": generation}
+    if handled:
+        meta["annotations"] = {KOPF_DIFFBASE: "{}"}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-06T00:00:00Z"
+    status = {"observedGeneration": observed, "conditions": [READY]} if observed is not None else {}
+    return {"metadata": meta, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (body(), Entry.NOW),  # kopf handled it and runs nothing now: its first tick at once
+        (body(observed=1), Entry.LATER),  # the spec changed while down: kopf's update handler has it first
+        (body(observed=None), Entry.LATER),
+        (body(handled=False), Entry.KOPF),  # new: kopf's create handler
+        (body(deleting=True), Entry.KOPF),  # kopf's delete handler
+    ],
+    ids=["handled-in-sync", "spec-changed", "no-status", "new", "deleting"],
+)
+def test_entry_of(raw: Any, expected: Entry) -> None:
+    assert entry_of(raw) is expected
+
+
+def test_diffbase_annotation_is_the_one_kopf_is_configured_with() -> None:
+    import inspect
+
+    from bucketwarden.k8s import _handlers
+
+    source = inspect.getsource(_handlers)
+    prefix, _, key = KOPF_DIFFBASE.partition("/")
+    assert f'key="{key}"' in source and prefix == _handlers.ANNOTATION_PREFIX
+
+
+def test_warmup_counts_each_object_until_checked() -> None:
+    warmup = Warmup()
+    assert warmup.first_sight("ns/a") and warmup.first_sight("ns/b")
+    assert not warmup.first_sight("ns/a")
+    assert len(warmup) == 2
+    warmup.checked("ns/a")
+    warmup.forget("ns/b")
+    assert len(warmup) == 0
+    assert not warmup.first_sight("ns/a")  # checked objects stay seen
+
+
+def test_ready_gauge_is_restored_from_status_but_never_over_a_reconcile() -> None:
+    metrics = Metrics()
+    gauge = metrics.registry.get_sample_value
+    metrics.set_state("ns/a", {"Ready": "False"})  # this process reconciled it already
+    metrics.restore("ns/a", conditions_of({"conditions": [READY]}))
+    metrics.restore("ns/b", conditions_of({"conditions": [READY]}))
+    assert gauge("bucketwarden_managed_buckets", {"condition": "Ready", "status": "True"}) == 1.0
+    assert gauge("bucketwarden_managed_buckets", {"condition": "Ready", "status": "False"}) == 1.0
+
+
+def test_conditions_of_ignores_what_is_not_a_condition() -> None:
+    assert conditions_of({"conditions": [READY, "junk", {"status": "True"}]}) == {"Ready": "True"}
+    assert conditions_of(None) == {}
