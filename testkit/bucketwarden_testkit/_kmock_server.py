@@ -80,6 +80,8 @@ class Kind:
 # Always served: kopf needs namespaces, and posts events.
 NAMESPACES = Kind("", "v1", "namespaces", "Namespace", "namespace", namespaced=False, short_names=("ns",))
 EVENTS = Kind("", "v1", "events", "Event", "event", namespaced=True, short_names=("ev",))
+# Leases: the operator's leader election (coordination.k8s.io/v1, always served on a real cluster).
+LEASES = Kind("coordination.k8s.io", "v1", "leases", "Lease", "lease", namespaced=True)
 # CRDs: creating one starts serving its resource, so the same CRD-applying setup works here and on a cluster.
 CRDS = Kind(
     "apiextensions.k8s.io",
@@ -875,7 +877,7 @@ def _desired_state(obj: JsonDict, kind: Kind) -> JsonDict:
 async def serve(kinds: list[Kind], *, host: str, port_file: str, parent_pid: int | None) -> None:
     """Serve until killed; the parent stops it with SIGTERM (nothing in memory is worth a graceful exit)."""
     handler = EmulatedApiServer()
-    for kind in (NAMESPACES, EVENTS, CRDS, *kinds):
+    for kind in (NAMESPACES, EVENTS, LEASES, CRDS, *kinds):
         handler.serve_kind(kind)
     handler.add_namespace("default")
     async with handler, kmock.Server(handler, host=host) as server:

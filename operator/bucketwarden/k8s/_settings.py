@@ -64,6 +64,21 @@ class OperatorSettings(BaseSettings):
         default=20, ge=1, le=20, description="SQS long-poll wait per ReceiveMessage call (at most 20)."
     )
 
+    leader_election: bool = Field(
+        default=False,
+        description="Lease-based leader election (coordination.k8s.io/v1) for HA: one replica runs the operator, "
+        "the others wait for the Lease. Replaces peering; the new leader starts cheaply from the recorded status.",
+    )
+    leader_election_name: str = Field(default="bucketwarden", description="The Lease's name.")
+    leader_election_namespace: str | None = Field(
+        default=None, description="The Lease's namespace; default: the pod's own (POD_NAMESPACE, service account)."
+    )
+    leader_election_lease_seconds: float = Field(default=15.0, gt=0, description="How long a Lease holds unrenewed.")
+    leader_election_renew_deadline_seconds: float = Field(
+        default=10.0, gt=0, description="A leader that cannot renew for this long stops and exits."
+    )
+    leader_election_retry_seconds: float = Field(default=2.0, gt=0, description="Renew and standby poll interval.")
+
     shard_count: int = Field(
         default=1, ge=1, le=256, description="Shards the ProtectedBuckets are split into (one process each)."
     )
@@ -73,6 +88,8 @@ class OperatorSettings(BaseSettings):
     def _shard_in_range(self) -> OperatorSettings:
         if self.shard_index >= self.shard_count:
             raise ValueError(f"shard_index {self.shard_index} must be below shard_count {self.shard_count}")
+        if self.leader_election and self.peering:
+            raise ValueError("leader_election and peering are two ways to HA: choose one (leader election scales)")
         return self
 
     @field_validator("namespaces", mode="before")
