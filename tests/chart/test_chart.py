@@ -34,6 +34,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "ha-clusterwide": {"replicaCount": 2, "peering": {"enabled": True}},
     "ha-namespaced": {"replicaCount": 2, "peering": {"enabled": True}, "watchNamespaces": NAMESPACES},
     "peering-shared-crds": {"peering": {"enabled": True, "createCRDs": False}},
+    "ha-leader-election": {"replicaCount": 2, "leaderElection": {"enabled": True}},
+    "ha-leader-election-namespaced": {
+        "replicaCount": 2,
+        "leaderElection": {"enabled": True},
+        "watchNamespaces": NAMESPACES,
+    },
     "extras-on": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "podDisruptionBudget": {"enabled": True},
@@ -76,7 +82,7 @@ def _one(docs: list[Manifest], kind: str) -> Manifest:
 def _rule_triples(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     """RBAC rules as (apiGroup, resource, verb) triples, so that grouping and order do not matter."""
     for rule in rules:
-        assert set(rule) <= {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {rule}"
+        assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames"}, f"unexpected rule fields: {rule}"
     return {
         (group, resource, verb)
         for rule in rules
@@ -340,8 +346,48 @@ def test_values_schema_closes_every_object_it_describes() -> None:
 @pytest.mark.parametrize("replicas", [2, 3])
 @pytest.mark.parametrize("helm", HELMS)
 def test_chart_rejects_replicas_without_peering(helm: str, replicas: int, render: Render) -> None:
-    with pytest.raises(HelmError, match=rf"replicaCount is {replicas} but peering\.enabled is false"):
+    with pytest.raises(HelmError, match=rf"replicaCount is {replicas} but neither leaderElection\.enabled"):
         render(helm, {"replicaCount": replicas})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param(
+            {"leaderElection": {"enabled": True}, "peering": {"enabled": True}}, "two ways to HA", id="both-ha"
+        ),
+        pytest.param(
+            {"leaderElection": {"enabled": True, "retrySeconds": 12}}, "retrySeconds < renewDeadline", id="timings"
+        ),
+        pytest.param({"leaderElection": {"enabled": True}, "sharding": {"shards": 2}}, "one replica per", id="shards"),
+    ],
+)
+@pytest.mark.parametrize("helm", HELMS)
+def test_chart_rejects_leader_election_it_cannot_honour(
+    helm: str, values: dict[str, Any], message: str, render: Render
+) -> None:
+    with pytest.raises(HelmError, match=message):
+        render(helm, values)
+
+
+@pytest.mark.parametrize("scenario", ["ha-leader-election", "ha-leader-election-namespaced"])
+@pytest.mark.parametrize("helm", HELMS)
+def test_leader_election_gets_its_one_lease_in_the_release_namespace(helm: str, scenario: str, render: Render) -> None:
+    docs = render(helm, SCENARIOS[scenario])
+    role = next(d for d in _of_kind(docs, "Role") if d["metadata"]["name"].endswith("-leader-election"))
+    binding = next(d for d in _of_kind(docs, "RoleBinding") if d["metadata"]["name"].endswith("-leader-election"))
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "bucketwarden"
+    unnamed = [{k: v for k, v in rule.items() if k != "resourceNames"} for rule in role["rules"]]
+    assert _rule_triples(unnamed) == {
+        ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases", "get"),
+        ("coordination.k8s.io", "leases", "update"),
+    }
+    env = _env(docs)
+    named = [r for r in role["rules"] if r.get("resourceNames")]
+    assert [r["resourceNames"] for r in named] == [[env["BUCKETWARDEN_LEADER_ELECTION_NAME"]]]
+    assert env["BUCKETWARDEN_LEADER_ELECTION"] == "true" and env["BUCKETWARDEN_PEERING"] == "false"
+    assert _one(docs, "Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
 
 
 @pytest.mark.parametrize(
@@ -401,6 +447,7 @@ def test_deployment_probes_hit_healthz_on_health_port(helm: str, scenario: str, 
         pytest.param("namespaced", "Recreate", id="namespaced-recreate"),
         pytest.param("ha-clusterwide", "RollingUpdate", id="peering-rolling"),
         pytest.param("peering-shared-crds", "RollingUpdate", id="peering-one-replica-rolling"),
+        pytest.param("ha-leader-election", "RollingUpdate", id="leader-election-rolling"),
     ],
 )
 @pytest.mark.parametrize("helm", HELMS)
@@ -515,6 +562,8 @@ def _is_extra_cluster_rbac(doc: Manifest) -> bool:
     """A namespaced install's small ClusterRole (and binding), and the aggregated roles for namespace users."""
     kind: str = doc["kind"]
     name: str = doc["metadata"]["name"]
+    if name.endswith("-leader-election"):  # its one Lease, in the release namespace (tested on its own)
+        return True
     return kind.startswith("ClusterRole") and name.endswith(("-cluster-scoped", "-edit", "-view"))
 
 

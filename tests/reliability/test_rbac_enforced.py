@@ -214,3 +214,49 @@ def test_emulator_denies_what_the_rendered_rules_do_not_grant(kube: KubeEmulator
         assert f'User "{user}" cannot' in body["message"]
     assert len(denied) == 5
     assert harness[0] == placeholder[0] == discovery[0] == 200
+
+
+def test_leader_election_takes_renews_and_hands_back_its_lease_under_the_charts_rbac(
+    kube: KubeEmulator, helm: Path, tmp_path: Path
+) -> None:
+    """The chart's leader-election Role grants the one Lease, in the release namespace, and nothing else."""
+    import asyncio
+
+    from bucketwarden.k8s._elected import ApiLeases
+    from bucketwarden.k8s._leader import LeaderElector, LeaseApiError
+
+    docs = render_chart(helm, {"replicaCount": 2, "leaderElection": {"enabled": True}}, tmp_path)
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    lease_name = env["BUCKETWARDEN_LEADER_ELECTION_NAME"]
+    with kube.client() as client:
+        client.create_namespace(RELEASE_NAMESPACE)
+    info = kopf.ConnectionInfo(server=kube.server, insecure=True, token=TOKEN)
+
+    async def life() -> tuple[bool, bool, str]:
+        store = ApiLeases(info, namespace=RELEASE_NAMESPACE, name=lease_name)
+        elsewhere = ApiLeases(info, namespace="default", name=lease_name)
+        other = ApiLeases(info, namespace=RELEASE_NAMESPACE, name="someone-elses-lease")
+        try:
+            elector = LeaderElector(store, name=lease_name, namespace=RELEASE_NAMESPACE, identity="pod-a_1")
+            took = await elector.try_acquire_or_renew()  # create
+            renewed = await elector.try_acquire_or_renew()  # get + update
+            await elector.release()
+            refused = []
+            for where in (elsewhere, other):
+                try:
+                    await where.get()
+                except LeaseApiError as exc:
+                    refused.append("403" in str(exc))
+            lease = await store.get()
+            return took and renewed, refused == [True, True], str((lease or {}).get("spec", {}).get("holderIdentity"))
+        finally:
+            for s in (store, elsewhere, other):
+                await s.close()
+
+    with enforced(kube, docs):
+        granted, others_refused, holder = asyncio.run(life())
+        state = kube.rbac_state()
+    assert granted and holder == ""
+    assert others_refused  # another namespace's Lease, another Lease's name: 403
+    assert len(state["denied"]) == 2, state["denied"]

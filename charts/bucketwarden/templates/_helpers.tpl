@@ -48,11 +48,19 @@ app.kubernetes.io/component: operator
 
 {{/* Fail early on combinations the schema cannot express. */}}
 {{- define "bucketwarden.validate" -}}
-{{- if and (gt (int .Values.sharding.shards) 1) (or .Values.peering.enabled (gt (int .Values.replicaCount) 1)) }}
-{{- fail "sharding.shards > 1 runs one replica per shard: set replicaCount=1 and peering.enabled=false (a dead shard's pod is restarted by its Deployment; only its own objects wait)." }}
+{{- if and (gt (int .Values.sharding.shards) 1) (or .Values.peering.enabled .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1)) }}
+{{- fail "sharding.shards > 1 runs one replica per shard: set replicaCount=1, leaderElection.enabled=false and peering.enabled=false (a dead shard's pod is restarted by its Deployment; only its own objects wait)." }}
 {{- end }}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
-{{- fail (printf "replicaCount is %d but peering.enabled is false: more than one replica needs kopf peering, or the replicas reconcile the same buckets at once. Set peering.enabled=true or replicaCount=1." (int .Values.replicaCount)) }}
+{{- if and .Values.peering.enabled .Values.leaderElection.enabled }}
+{{- fail "leaderElection.enabled and peering.enabled are two ways to HA: choose one (leader election scales to 10,000 objects, peering's per-object timers do not)." }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not (or .Values.peering.enabled .Values.leaderElection.enabled)) }}
+{{- fail (printf "replicaCount is %d but neither leaderElection.enabled nor peering.enabled is set: more than one replica needs one of them, or the replicas reconcile the same buckets at once. Set leaderElection.enabled=true or replicaCount=1." (int .Values.replicaCount)) }}
+{{- end }}
+{{- with .Values.leaderElection }}
+{{- if and .enabled (not (and (lt (float64 .retrySeconds) (float64 .renewDeadlineSeconds)) (lt (float64 .renewDeadlineSeconds) (float64 .leaseSeconds)))) }}
+{{- fail "leaderElection needs retrySeconds < renewDeadlineSeconds < leaseSeconds." }}
+{{- end }}
 {{- end }}
 {{- if and .Values.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "serviceMonitor.enabled needs metrics.enabled: there is no metrics Service to scrape." }}
