@@ -229,3 +229,17 @@ def test_a_key_forgotten_during_its_tick_is_not_rescheduled() -> None:
     queue.track("a")
     _run(queue, tick, 0.3)
     assert seen["a"] == 1 and "a" not in queue
+
+
+def test_overdue_counts_the_keys_due_and_not_started_and_the_longest_wait() -> None:
+    clock = FakeClock()
+    queue = _queue(clock, interval=10.0)
+    for key in ("a", "b", "c"):
+        queue.track(key)
+    clock.now += 5
+    queue.poke("d")
+    assert queue.overdue() == (1, 0.0)
+    clock.now += 7  # a, b, c due 2 s ago, d 7 s ago
+    assert queue.overdue() == (4, 7.0)
+    queue._pop_due(clock.now)
+    assert queue.overdue()[0] == 3

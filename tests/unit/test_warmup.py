@@ -71,3 +71,16 @@ def test_ready_gauge_is_restored_from_status_but_never_over_a_reconcile() -> Non
 def test_conditions_of_ignores_what_is_not_a_condition() -> None:
     assert conditions_of({"conditions": [READY, "junk", {"status": "True"}]}) == {"Ready": "True"}
     assert conditions_of(None) == {}
+
+
+def test_oldest_age_is_the_wait_of_the_first_object_still_unchecked() -> None:
+    now = [100.0]
+    warmup = Warmup(clock=lambda: now[0])
+    assert warmup.oldest_age() == 0.0
+    warmup.first_sight("ns/a")
+    now[0] += 5
+    warmup.first_sight("ns/b")
+    now[0] += 5
+    assert warmup.oldest_age() == 10.0
+    warmup.checked("ns/a")
+    assert warmup.oldest_age() == 5.0

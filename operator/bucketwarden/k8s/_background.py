@@ -101,6 +101,12 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: O
         )
         runtime.metrics.watch_resync_queue(lambda: queue.lag_seconds, lambda: len(queue))
         runtime.metrics.watch_warmup(lambda: len(runtime.warmup))
+
+        def waiting() -> tuple[int, float]:
+            late, late_s = queue.overdue()
+            return len(runtime.warmup) + late, max(runtime.warmup.oldest_age(), late_s)
+
+        runtime.metrics.watch_work(waiting)
         memo.resync_task = asyncio.create_task(
             _when_indexed(runtime.ticker.indexed, queue.run(runtime.ticker)), name="bucketwarden-resync-queue"
         )

@@ -71,6 +71,17 @@ class Metrics:
             "above 0 only while a new process warms up. The Ready gauge meanwhile holds what each status says.",
             registry=r,
         )
+        self.queue_depth = Gauge(
+            "bucketwarden_reconcile_queue_depth",
+            "Work waiting: objects known and not reconciled yet (new, or a new process's fleet), plus resync ticks "
+            "due and not started.",
+            registry=r,
+        )
+        self.queue_oldest = Gauge(
+            "bucketwarden_reconcile_queue_oldest_seconds",
+            "How long the oldest waiting item (of bucketwarden_reconcile_queue_depth) has waited.",
+            registry=r,
+        )
         self._lock = threading.Lock()
         self._states: dict[str, dict[str, str]] = {}
         self._counts: _Counter[tuple[str, str]] = _Counter()
@@ -102,6 +113,11 @@ class Metrics:
 
     def watch_warmup(self, unchecked: Callable[[], int]) -> None:
         self.unchecked.set_function(lambda: float(unchecked()))
+
+    def watch_work(self, waiting: Callable[[], tuple[int, float]]) -> None:
+        """The work queue's depth and oldest age, read at scrape time: ``waiting`` returns (items, oldest seconds)."""
+        self.queue_depth.set_function(lambda: float(waiting()[0]))
+        self.queue_oldest.set_function(lambda: waiting()[1])
 
     def restore(self, key: str, conditions: dict[str, str]) -> None:
         """An object's conditions from its status, before this process has reconciled it (a restart)."""

@@ -68,6 +68,13 @@ class ResyncQueue:
     def __contains__(self, key: object) -> bool:
         return key in self._due or (key in self._in_flight and key not in self._dropped)
 
+    def overdue(self) -> tuple[int, float]:
+        """(keys due and not started, seconds the most overdue one has waited). For the metrics scrape only: it
+        counts every deadline, which no tick ever does."""
+        now = self._clock()
+        late = [due for due in self._due.values() if due <= now]
+        return len(late), (now - min(late)) if late else 0.0
+
     def track(self, key: str) -> None:
         """Schedule ``key`` one interval (plus jitter) from now, unless it is already tracked."""
         if key in self._in_flight:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any
 
 KOPF_DIFFBASE = "bucketwarden.io/last-handled-configuration"  # kopf's diff base (k8s/_handlers.configure)
@@ -51,12 +53,15 @@ def conditions_of(status: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 class Warmup:
-    """The objects this process knows and has not checked yet (no reconcile, no quiet tick). Thread-safe."""
+    """The objects this process knows and has not checked yet (no reconcile, no quiet tick), oldest first: new
+    objects waiting for kopf's create handler, and a restarted process's fleet waiting for its first tick.
+    Thread-safe; every operation touches one key (the oldest is the head of an ordered dict)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._seen: set[str] = set()
-        self._unchecked: set[str] = set()
+        self._unchecked: OrderedDict[str, float] = OrderedDict()  # key -> when first seen, in that order
         self._lock = threading.Lock()
+        self._clock = clock
 
     def __len__(self) -> int:
         return len(self._unchecked)
@@ -67,15 +72,21 @@ class Warmup:
             if key in self._seen:
                 return False
             self._seen.add(key)
-            self._unchecked.add(key)
+            self._unchecked[key] = self._clock()
             return True
 
     def checked(self, key: str) -> None:
         with self._lock:
             self._seen.add(key)
-            self._unchecked.discard(key)
+            self._unchecked.pop(key, None)
 
     def forget(self, key: str) -> None:
         with self._lock:
             self._seen.discard(key)
-            self._unchecked.discard(key)
+            self._unchecked.pop(key, None)
+
+    def oldest_age(self) -> float:
+        """Seconds the longest-waiting unchecked object has waited (0 when none waits)."""
+        with self._lock:
+            first = next(iter(self._unchecked.values()), None)
+        return 0.0 if first is None else max(0.0, self._clock() - first)
