@@ -132,7 +132,7 @@ def register_ack(registry: kopf.OperatorRegistry) -> None:
         memo.kopf_loop = asyncio.get_running_loop()  # sync handlers hand their API calls to it
 
     @kopf.index(ACK_GROUP, ACK_VERSION, ACK_PLURAL, id=ACK_INDEX, registry=registry)
-    def ack_buckets(namespace: str | None, name: str, spec: Any, **_: Any) -> Any:
+    async def ack_buckets(namespace: str | None, name: str, spec: Any, **_: Any) -> Any:
         bucket = spec.get("name")
         if not isinstance(bucket, str) or not bucket:
             return None

@@ -139,11 +139,11 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
         memo.kopf_settings = settings  # the API client needs them to patch other objects
 
     @kopf.index(*lists_resource, id=ALLOW_LISTS_INDEX, registry=registry)
-    def allow_lists_by_name(name: str, spec: Mapping[str, Any], **_: Any) -> Any:
+    async def allow_lists_by_name(name: str, spec: Mapping[str, Any], **_: Any) -> Any:
         return {name: dict(spec)}
 
     @kopf.index(*buckets_resource, id=USERS_INDEX, registry=registry)
-    def allow_list_users(namespace: str | None, name: str, spec: Any, status: Any, **_: Any) -> Any:
+    async def allow_list_users(namespace: str | None, name: str, spec: Any, status: Any, **_: Any) -> Any:
         refs = [r.get("name") for r in spec.get("allowedSourcesFrom") or [] if isinstance(r, Mapping)]
         if not refs:
             return None

@@ -102,7 +102,7 @@ def register_tenant_policies(registry: kopf.OperatorRegistry, settings: Operator
         logger.info(describe_tenancy(Tenancy(found)), extra={"tenant_policies": sorted(found)})
 
     @kopf.index(*policies, id=TENANT_POLICIES_INDEX, registry=registry)
-    def tenant_policies(name: str, spec: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> Any:
+    async def tenant_policies(name: str, spec: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> Any:
         # An index, not a change handler: kopf would keep its bookkeeping in the TenantPolicy's annotations, and
         # the operator must not need write access to the grants. A new or changed grant is logged, and every
         # ProtectedBucket refused so far is reconciled at once (at start-up none has been refused yet).
@@ -114,12 +114,12 @@ def register_tenant_policies(registry: kopf.OperatorRegistry, settings: Operator
         return entry
 
     @kopf.index(*policies, id=TENANT_POLICY_STATUS_INDEX, registry=registry)
-    def tenant_policy_statuses(name: str, status: Mapping[str, Any], **_: Any) -> Any:
+    async def tenant_policy_statuses(name: str, status: Mapping[str, Any], **_: Any) -> Any:
         # What each grant's status says now: a restarted operator rewrites only the statuses that changed.
         return {name: dict(status)}
 
     @kopf.index("", "v1", "namespaces", id=NAMESPACE_LABELS_INDEX, registry=registry)
-    def namespace_labels(name: str, labels: Mapping[str, str], **_: Any) -> Any:
+    async def namespace_labels(name: str, labels: Mapping[str, str], **_: Any) -> Any:
         return {name: dict(labels)}
 
     @kopf.on.startup(id="tenant-policy-status", registry=registry)
