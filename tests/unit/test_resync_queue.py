@@ -243,3 +243,40 @@ def test_overdue_counts_the_keys_due_and_not_started_and_the_longest_wait() -> N
     assert queue.overdue() == (4, 7.0)
     queue._pop_due(clock.now)
     assert queue.overdue()[0] == 3
+
+
+def test_ticks_give_way_to_new_objects_but_never_longer_than_max_defer() -> None:
+    clock = FakeClock()
+    waiting = [True]
+    queue = ResyncQueue(interval=10.0, jitter=0.0, concurrency=1, clock=clock, defer=lambda: waiting[0], max_defer=30.0)
+    assert queue.deferring()
+    clock.now += 29
+    assert queue.deferring()
+    clock.now += 2
+    assert not queue.deferring()  # a burst longer than max_defer: drift repair resumes
+    waiting[0] = False
+    assert not queue.deferring()
+    waiting[0] = True
+    assert queue.deferring()  # a new burst: a new allowance
+
+
+def test_the_runner_starts_no_tick_while_deferring() -> None:
+    waiting = [True]
+    ticked: list[str] = []
+
+    async def tick(key: str) -> bool:
+        ticked.append(key)
+        return True
+
+    async def scenario() -> None:
+        queue = ResyncQueue(interval=60.0, jitter=0.0, concurrency=2, defer=lambda: waiting[0], max_defer=60.0)
+        queue.poke("a")
+        runner = asyncio.create_task(queue.run(tick))
+        await asyncio.sleep(0.6)
+        assert ticked == []
+        waiting[0] = False
+        await asyncio.sleep(0.6)
+        runner.cancel()
+
+    asyncio.run(scenario())
+    assert ticked == ["a"]

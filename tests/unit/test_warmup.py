@@ -28,7 +28,7 @@ def body(*, handled: bool = True, generation: int = 2, observed: int | None = 2,
         (body(), Entry.NOW),  # kopf handled it and runs nothing now: its first tick at once
         (body(observed=1), Entry.LATER),  # the spec changed while down: kopf's update handler has it first
         (body(observed=None), Entry.LATER),
-        (body(handled=False), Entry.KOPF),  # new: kopf's create handler
+        (body(handled=False), Entry.NEW),  # new: kopf's create handler
         (body(deleting=True), Entry.KOPF),  # kopf's delete handler
     ],
     ids=["handled-in-sync", "spec-changed", "no-status", "new", "deleting"],
@@ -84,3 +84,13 @@ def test_oldest_age_is_the_wait_of_the_first_object_still_unchecked() -> None:
     assert warmup.oldest_age() == 10.0
     warmup.checked("ns/a")
     assert warmup.oldest_age() == 5.0
+
+
+def test_new_objects_are_counted_until_kopfs_create_handler_checks_them() -> None:
+    warmup = Warmup()
+    warmup.first_sight("ns/new")
+    warmup.mark_new("ns/new")
+    warmup.mark_new("ns/never-seen")  # only an unchecked object can be new
+    assert warmup.new == 1
+    warmup.checked("ns/new")
+    assert warmup.new == 0

@@ -93,6 +93,7 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: O
             interval=operator_settings.resync_interval_seconds,
             jitter=operator_settings.jitter_seconds,
             concurrency=operator_settings.max_concurrent_reconciles,
+            defer=lambda: runtime.warmup.new > 0,  # new objects first, then resync
         )
         executor = ThreadPoolExecutor(operator_settings.max_concurrent_reconciles, thread_name_prefix="bw-resync")
         indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
@@ -158,6 +159,8 @@ def enter_queue(runtime: Runtime, queue: ResyncQueue, key: str, body: Mapping[st
         queue.poke(key)
     elif entry is Entry.LATER:
         queue.track(key)
+    elif entry is Entry.NEW:
+        runtime.warmup.mark_new(key)
 
 
 def start_drift_poller(

@@ -12,6 +12,9 @@ controller-runtime's work queue, there is one heap of deadlines and a bounded po
   of a key is one interval after its tick started; when the workers fall behind, keys wait in deadline order (the
   oldest first), so the lag is shared evenly and is visible as ``lag_seconds``.
 - A tick returns False when its object is gone: the key is dropped.
+- New objects first, then resync: while ``defer()`` says work of higher priority is waiting (objects kopf has not
+  created yet, in a burst), no tick starts, for at most ``max_defer`` seconds in a row (one interval by default),
+  so a burst cannot starve drift repair for longer than that.
 
 Nothing here walks every key: each operation touches the heap's head or one key. The heap holds stale entries
 (after a poke) that are skipped when they surface; it is rebuilt when they outnumber the live ones.
@@ -29,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 Tick = Callable[[str], Awaitable[bool]]
+DEFER_POLL_SECONDS = 0.25
 
 logger = logging.getLogger("bucketwarden")
 
@@ -44,6 +48,8 @@ class ResyncQueue:
         concurrency: int,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        defer: Callable[[], bool] | None = None,
+        max_defer: float | None = None,
     ) -> None:
         if interval <= 0 or concurrency < 1:
             raise ValueError("interval must be > 0 and concurrency >= 1")
@@ -61,6 +67,9 @@ class ResyncQueue:
         self._wake: asyncio.Event | None = None
         self.ticks = 0
         self.lag_seconds = 0.0  # how late the last started tick was
+        self._defer = defer
+        self.max_defer = interval if max_defer is None else max_defer
+        self._deferring_since: float | None = None
 
     def __len__(self) -> int:
         return len(self._due) + len(self._in_flight - self._dropped)
@@ -127,6 +136,16 @@ class ResyncQueue:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
+    def deferring(self) -> bool:
+        """Whether ticks wait now for work of higher priority (never longer than ``max_defer`` in a row)."""
+        if self._defer is None or not self._defer():
+            self._deferring_since = None
+            return False
+        now = self._clock()
+        if self._deferring_since is None:
+            self._deferring_since = now
+        return now - self._deferring_since < self.max_defer
+
     async def run(self, tick: Tick) -> None:
         """Run due ticks forever (until cancelled), ``concurrency`` at most at once."""
         self._wake = asyncio.Event()
@@ -135,6 +154,10 @@ class ResyncQueue:
         try:
             while True:
                 await slots.acquire()
+                if self.deferring():
+                    slots.release()
+                    await asyncio.sleep(DEFER_POLL_SECONDS)
+                    continue
                 popped = self._pop_due(self._clock())
                 if popped is None:
                     slots.release()

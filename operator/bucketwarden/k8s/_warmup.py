@@ -27,14 +27,17 @@ class Entry(enum.Enum):
 
     NOW = "now"  # kopf handled it before and will not run a handler now: tick at once (quiet if in sync)
     LATER = "later"  # kopf is likely to handle it (its spec changed while we were down): one interval from now
-    KOPF = "kopf"  # new or being deleted: kopf's create or delete handler has it; it tracks the key itself
+    NEW = "new"  # kopf's create handler has it (and tracks the key itself); resync ticks give way meanwhile
+    KOPF = "kopf"  # being deleted: kopf's delete handler has it
 
 
 def entry_of(body: Mapping[str, Any]) -> Entry:
     """Decide from the raw body alone (cheap: called for the first watch event of every object)."""
     meta = body.get("metadata") or {}
-    if meta.get("deletionTimestamp") or KOPF_DIFFBASE not in (meta.get("annotations") or {}):
+    if meta.get("deletionTimestamp"):
         return Entry.KOPF
+    if KOPF_DIFFBASE not in (meta.get("annotations") or {}):
+        return Entry.NEW
     status = body.get("status") or {}
     if status.get("observedGeneration") != meta.get("generation"):
         # Either kopf's update handler runs now (and tracks it), or a process stopped between kopf's annotation
@@ -60,11 +63,17 @@ class Warmup:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._seen: set[str] = set()
         self._unchecked: OrderedDict[str, float] = OrderedDict()  # key -> when first seen, in that order
+        self._new: set[str] = set()  # unchecked and waiting for kopf's create handler (a burst)
         self._lock = threading.Lock()
         self._clock = clock
 
     def __len__(self) -> int:
         return len(self._unchecked)
+
+    @property
+    def new(self) -> int:
+        """Unchecked objects that kopf's create handler has not reached yet."""
+        return len(self._new)
 
     def first_sight(self, key: str) -> bool:
         """True the first time this process sees ``key`` (then it counts as unchecked until ``checked``)."""
@@ -75,15 +84,23 @@ class Warmup:
             self._unchecked[key] = self._clock()
             return True
 
+    def mark_new(self, key: str) -> None:
+        """``key`` waits for kopf's create handler (resync ticks give way meanwhile)."""
+        with self._lock:
+            if key in self._unchecked:
+                self._new.add(key)
+
     def checked(self, key: str) -> None:
         with self._lock:
             self._seen.add(key)
             self._unchecked.pop(key, None)
+            self._new.discard(key)
 
     def forget(self, key: str) -> None:
         with self._lock:
             self._seen.discard(key)
             self._unchecked.pop(key, None)
+            self._new.discard(key)
 
     def oldest_age(self) -> float:
         """Seconds the longest-waiting unchecked object has waited (0 when none waits)."""
