@@ -16,6 +16,7 @@ from bucketwarden.policy._callers import (
     AWS_SOURCE_IPV4,
     OPERATOR_ACTIONS,
     Caller,
+    RequestScene,
     StatedFacts,
     backup_session,
     operator_session,
@@ -24,7 +25,7 @@ from bucketwarden.policy._callers import (
 from bucketwarden.policy._cidr import analyse_cidrs, contains
 from bucketwarden.policy._evaluate import Request
 from bucketwarden.policy._render import bucket_arns, partition_for_region
-from bucketwarden.policy._verify_model import Scenario
+from bucketwarden.policy._verify_model import Expectation, Scenario
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ProtectedBucketSpec, VerificationContext
 
@@ -120,6 +121,10 @@ class _Inputs:
     now: int
     # Where AWS Backup's aws:SourceIp may come from: any public address, narrowed by what the user stated.
     aws_addresses: AddressSet
+
+    @property
+    def scene(self) -> RequestScene:
+        return RequestScene(self.account, self.region, self.facts, self.now)
 
 
 def aws_addresses(spec: ProtectedBucketSpec, aws_ranges: Sequence[str] | None = None) -> AddressSet:
@@ -223,12 +228,9 @@ def _callers(inputs: _Inputs, session_address: str) -> tuple[Caller, ...]:
             account=role.account,
             role_id=role.role_id or "AROAUNRESOLVED",
             role_name=role.name,
-            resource_account=inputs.account,
-            region=inputs.region,
-            facts=inputs.facts,
+            scene=inputs.scene,
             addresses=inputs.aws_addresses,
             role_path_known=role.path_known,
-            now=inputs.now,
         )
         who = f"exempt role {role.name} ({role.arn})"
         out.append(Caller("role", who, AWS_BACKUP_BACKUP_ACTIONS, context, "backup"))
@@ -242,12 +244,9 @@ def _callers(inputs: _Inputs, session_address: str) -> tuple[Caller, ...]:
             account=operator.account,
             user_id=operator.session_user_id,
             assumed_role=operator.is_assumed_role,
-            resource_account=inputs.account,
-            region=inputs.region,
-            facts=inputs.facts,
+            scene=inputs.scene,
             source_ips=sources,
             addresses=_operator_addresses(inputs.cidrs),
-            now=inputs.now,
         )
         out.append(Caller("operator", f"the operator ({operator.arn})", OPERATOR_ACTIONS, context, "operator"))
     return tuple(out)
@@ -361,34 +360,21 @@ def _scenarios(inputs: _Inputs) -> tuple[Scenario, ...]:
     other_endpoint = _unlisted("vpce", endpoints)
     other_vpc = _unlisted("vpc", vpcs)
     via_endpoint = {**client, "aws:VpcSourceIp": (VPC_SOURCE_IP,)}
-    for endpoint in endpoints:
-        scenarios.append(
-            Scenario(
-                f"vpce-{endpoint}",
-                f"an IAM user through allowed VPC endpoint {endpoint} (in {other_vpc}), no aws:SourceIp",
-                get_object({**via_endpoint, "aws:SourceVpce": (endpoint,), "aws:SourceVpc": (other_vpc,)}),
-                "not denied",
-                kind="vpc",
-            )
-        )
-    for vpc in vpcs:
-        scenarios.append(
-            Scenario(
-                f"vpc-{vpc}",
-                f"an IAM user through endpoint {other_endpoint} in allowed VPC {vpc}, no aws:SourceIp",
-                get_object({**via_endpoint, "aws:SourceVpce": (other_endpoint,), "aws:SourceVpc": (vpc,)}),
-                "not denied",
-                kind="vpc",
-            )
-        )
+
+    def through(name: str, route: str, endpoint: str, vpc: str, expect: Expectation) -> Scenario:
+        context = {**via_endpoint, "aws:SourceVpce": (endpoint,), "aws:SourceVpc": (vpc,)}
+        description = f"an IAM user through {route}, no aws:SourceIp"
+        return Scenario(name, description, get_object(context), expect, kind="vpc")
+
+    scenarios += [
+        through(f"vpce-{e}", f"allowed VPC endpoint {e} (in {other_vpc})", e, other_vpc, "not denied")
+        for e in endpoints
+    ]
+    scenarios += [
+        through(f"vpc-{v}", f"endpoint {other_endpoint} in allowed VPC {v}", other_endpoint, v, "not denied")
+        for v in vpcs
+    ]
     listed = "an unlisted" if endpoints or vpcs else "a"
-    scenarios.append(
-        Scenario(
-            "vpce-unlisted",
-            f"an IAM user through {listed} VPC endpoint {other_endpoint} in {other_vpc}, no aws:SourceIp",
-            get_object({**via_endpoint, "aws:SourceVpce": (other_endpoint,), "aws:SourceVpc": (other_vpc,)}),
-            "denied",
-            kind="vpc",
-        )
-    )
+    route = f"{listed} VPC endpoint {other_endpoint} in {other_vpc}"
+    scenarios.append(through("vpce-unlisted", route, other_endpoint, other_vpc, "denied"))
     return tuple(scenarios)
