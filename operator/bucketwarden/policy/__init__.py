@@ -54,11 +54,7 @@ from bucketwarden.policy._render import (
     render_statement,
     user_id_patterns,
 )
-from bucketwarden.policy._verify import (
-    build_scenarios,
-    model_callers,
-    verify_policy,
-)
+from bucketwarden.policy._verify import verify_policy
 from bucketwarden.policy._verify_model import (
     FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
     FOREIGN_DENY_BLOCKS_OPERATOR,
@@ -73,7 +69,7 @@ from bucketwarden.policy._verify_model import (
     Verdict,
     Verification,
 )
-from bucketwarden.policy._verify_scenarios import with_aws_source_ranges
+from bucketwarden.policy._verify_scenarios import build_scenarios, model_callers, with_aws_source_ranges
 
 __all__ = [
     "ADDRESS_KEYS",

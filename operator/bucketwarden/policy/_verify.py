@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar, cast
 
-from bucketwarden.policy._callers import OPERATOR_ACTIONS, Caller
+from bucketwarden.policy._callers import Caller
 from bucketwarden.policy._conditions import Context
 from bucketwarden.policy._document import POLICY_VERSION, PolicyDocument, Statement
 from bucketwarden.policy._evaluate import (
@@ -44,49 +44,15 @@ from bucketwarden.policy._verify_model import (
     PROMISES,
     VERIFICATION_INCONCLUSIVE,
     Counterexample,
-    Expectation,
     Inconclusive,
-    PromiseName,
     Scenario,
     ScenarioKind,
     ScenarioResult,
-    Verdict,
     Verification,
 )
-from bucketwarden.policy._verify_scenarios import (
-    OUTSIDE_IPV4,
-    _address_plan,
-    _inputs,
-    _scenarios,
-    build_scenarios,
-    callers_of,
-    model_callers,
-    stated_facts,
-)
+from bucketwarden.policy._verify_scenarios import OUTSIDE_IPV4, _address_plan, _inputs, _scenarios, callers_of
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import Finding, ProtectedBucketSpec
-
-__all__ = [
-    "FOREIGN_DENY_BLOCKS_EXEMPT_ROLE",
-    "FOREIGN_DENY_BLOCKS_OPERATOR",
-    "FOREIGN_DENY_STRICTER",
-    "OPERATOR_ACTIONS",
-    "PROMISES",
-    "VERIFICATION_INCONCLUSIVE",
-    "Counterexample",
-    "Expectation",
-    "Inconclusive",
-    "PromiseName",
-    "Scenario",
-    "ScenarioKind",
-    "ScenarioResult",
-    "Verdict",
-    "Verification",
-    "build_scenarios",
-    "model_callers",
-    "stated_facts",
-    "verify_policy",
-]
 
 _MEMO_LIMIT = 4096
 _T = TypeVar("_T")
@@ -167,6 +133,11 @@ class _Run:
     foreign_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None  # computed when needed
     blocked: set[tuple[int, str, str]] = field(default_factory=set)  # (statement, principal, promise) shown to deny
     doubtful: set[tuple[int, str, str]] = field(default_factory=set)
+    # What the run has found so far, as the Verification reports it.
+    findings: list[Finding] = field(default_factory=list)
+    counterexamples: list[Counterexample] = field(default_factory=list)
+    unknowns: list[Inconclusive] = field(default_factory=list)
+    stricter: set[int] = field(default_factory=set)  # foreign Denies already reported as stricter than the spec
 
     def denies(self) -> list[int]:
         return [i for i, c in enumerate(self.compiled.statements) if c.deny]
@@ -193,6 +164,18 @@ class _Run:
                 compiled, stmt, caller, self.bucket_arn, variables=self.variables, owned_sample=sample
             ),
         )
+
+    def first_verdict(self, seen: set[tuple[int, str, str]], index: int, caller: Caller) -> Evaluation | None:
+        """The statement's verdict the first time it meets this caller's promise in ``seen`` (marked); then None."""
+        key = (index, caller.who, caller.promise)
+        if key in seen:
+            return None
+        seen.add(key)
+        return self.verdict(index)
+
+    def report(self, index: int, caller: Caller, what: str, finding: Callable[[], Finding]) -> None:
+        # Building a Finding (a pydantic model) costs more than judging the statement: remember it for the next resync.
+        self.findings.append(_remembered(caller, self.compiled.statements[index], what, finding))
 
 
 def verify_policy(
@@ -224,21 +207,17 @@ def verify_policy(
         plan.outside_v4 or OUTSIDE_IPV4[0],
     )
     results: list[ScenarioResult] = []
-    findings: list[Finding] = []
-    counterexamples: list[Counterexample] = []
-    unknowns: list[Inconclusive] = []
-    stricter: set[int] = set()
 
     for scenario in _scenarios(inputs):
         caller = scenario.caller
         if caller is None:
-            results.append(_judge_concrete(run, scenario, findings, stricter))
+            results.append(_judge_concrete(run, scenario))
             for other in _range_witnesses(run, scenario):
-                result = _judge_concrete(run, other, findings, stricter)
+                result = _judge_concrete(run, other)
                 if not result.passed:
                     results.append(result)
             continue
-        results.append(_judge_caller_scenario(run, scenario, caller, counterexamples, unknowns, findings))
+        results.append(_judge_caller_scenario(run, scenario, caller))
 
     # The whole bucket: every Deny, every modelled action of every caller, a key of every Resource pattern.
     callers = callers_of(inputs)
@@ -252,9 +231,9 @@ def verify_policy(
                 continue
             request = request_for(outcome.hit, caller.context.base(), outcome.judgement)
             if outcome.applies is None:
-                _record_doubt(run, index, caller, outcome.judgement, request, unknowns, findings)
+                _record_doubt(run, index, caller, outcome.judgement, request)
                 continue
-            _record_block(run, index, caller, kind, request, counterexamples, findings)
+            _record_block(run, index, caller, kind, request)
             verdict = run.verdict(index)
             name = f"{caller.promise}-{outcome.hit.action.action.removeprefix('s3:')}-{verdict.label}"
             scenario = Scenario(
@@ -268,17 +247,10 @@ def verify_policy(
             )
             results.append(ScenarioResult(scenario, verdict, False, run.is_owned(index)))
     promises = tuple(p for p in PROMISES if p == "network" or any(c.promise == p for c in callers))
-    return Verification(results, findings, counterexamples, unknowns, promises)
+    return Verification(results, run.findings, run.counterexamples, run.unknowns, promises)
 
 
-def _judge_caller_scenario(
-    run: _Run,
-    scenario: Scenario,
-    caller: Caller,
-    counterexamples: list[Counterexample],
-    unknowns: list[Inconclusive],
-    findings: list[Finding],
-) -> ScenarioResult:
+def _judge_caller_scenario(run: _Run, scenario: Scenario, caller: Caller) -> ScenarioResult:
     """A familiar request of an exempt role or the operator (GetObject, ListBucket...), judged three-valued."""
     base = caller.context.base()
     request = scenario.request
@@ -303,9 +275,9 @@ def _judge_caller_scenario(
         if judgement.applies is True:
             evaluation = evaluation or run.verdict(index)
             denied = Request(request.action, request.resource, {**request.context, **judgement.witness})
-            _record_block(run, index, caller, scenario.kind, denied, counterexamples, findings)
+            _record_block(run, index, caller, scenario.kind, denied)
         elif judgement.applies is None:
-            _record_doubt(run, index, caller, judgement, request, unknowns, findings)
+            _record_doubt(run, index, caller, judgement, request)
     evaluation = evaluation or Evaluation("NoMatch")
     by_owned = evaluation.index is not None and run.is_owned(evaluation.index)
     return ScenarioResult(scenario, evaluation, not evaluation.denied, by_owned)
@@ -412,7 +384,7 @@ def _range_witnesses(run: _Run, scenario: Scenario) -> list[Scenario]:
     return out
 
 
-def _judge_concrete(run: _Run, scenario: Scenario, findings: list[Finding], stricter: set[int]) -> ScenarioResult:
+def _judge_concrete(run: _Run, scenario: Scenario) -> ScenarioResult:
     """A request of a user on an allowed (or a forbidden) network: fully known, judged by the evaluator."""
     evaluation = run.compiled.decide(scenario.request)
     by_owned = evaluation.sid is not None and evaluation.sid in run.owned
@@ -425,9 +397,9 @@ def _judge_concrete(run: _Run, scenario: Scenario, findings: list[Finding], stri
     if ours is not None:
         return ScenarioResult(scenario, ours, False, True)
     for verdict in denying:
-        if verdict.index is not None and verdict.index not in stricter:
-            stricter.add(verdict.index)
-            findings.append(
+        if verdict.index is not None and verdict.index not in run.stricter:
+            run.stricter.add(verdict.index)
+            run.findings.append(
                 Finding(
                     severity="Warning",
                     code=FOREIGN_DENY_STRICTER,
@@ -442,20 +414,10 @@ def _judge_concrete(run: _Run, scenario: Scenario, findings: list[Finding], stri
     return ScenarioResult(scenario, evaluation, True, False)
 
 
-def _record_block(
-    run: _Run,
-    index: int,
-    caller: Caller,
-    kind: ScenarioKind,
-    request: Request,
-    counterexamples: list[Counterexample],
-    findings: list[Finding],
-) -> None:
-    key = (index, caller.who, caller.promise)
-    if key in run.blocked:
+def _record_block(run: _Run, index: int, caller: Caller, kind: ScenarioKind, request: Request) -> None:
+    verdict = run.first_verdict(run.blocked, index, caller)
+    if verdict is None:
         return
-    run.blocked.add(key)
-    verdict = run.verdict(index)
     label = verdict.label or "?"
     owned = run.is_owned(index)
     source = next((a.source for a in caller.actions if a.action == request.action), "")
@@ -470,51 +432,36 @@ def _record_block(
         source,
         caller.promise,
     )
-    counterexamples.append(example)
+    run.counterexamples.append(example)
     if owned:
         return
     code = FOREIGN_DENY_BLOCKS_OPERATOR if caller.promise == "operator" else FOREIGN_DENY_BLOCKS_EXEMPT_ROLE
-    # Building a Finding (a pydantic model) costs more than judging the statement: remember it for the next resync.
-    findings.append(
-        _remembered(
-            caller,
-            run.compiled.statements[index],
-            f"block\0{label}\0{kind}\0{request.action}\0{request.resource}",
-            lambda: Finding(
-                severity="Error",
-                code=code,
-                message=_blocked_message(label, verdict.sid, caller.promise, caller.who, example.describe()),
-                sid=label,
-            ),
-        )
+    run.report(
+        index,
+        caller,
+        f"block\0{label}\0{kind}\0{request.action}\0{request.resource}",
+        lambda: Finding(
+            severity="Error",
+            code=code,
+            message=_blocked_message(label, verdict.sid, caller.promise, caller.who, example.describe()),
+            sid=label,
+        ),
     )
 
 
-# _record_block's signature: a doubt is recorded beside a block, for the same caller and request.
-def _record_doubt(
-    run: _Run,
-    index: int,
-    caller: Caller,
-    judgement: Judgement,
-    request: Request,
-    unknowns: list[Inconclusive],
-    findings: list[Finding],
-) -> None:
-    key = (index, caller.who, caller.promise)
-    if key in run.doubtful:
+def _record_doubt(run: _Run, index: int, caller: Caller, judgement: Judgement, request: Request) -> None:
+    """A Deny that may deny the caller's request, on a fact bucketwarden cannot know: recorded beside the blocks."""
+    verdict = run.first_verdict(run.doubtful, index, caller)
+    if verdict is None:
         return
-    run.doubtful.add(key)
-    verdict = run.verdict(index)
     label = verdict.label or "?"
     item = Inconclusive(
         caller.who, label, verdict.sid, judgement.unknown_keys, request.action, request.resource, caller.promise
     )
-    unknowns.append(item)
-    findings.append(
-        _remembered(
-            caller,
-            run.compiled.statements[index],
-            f"doubt\0{label}\0{request.action}\0{request.resource}\0{item.keys}",
-            lambda: Finding(severity="Warning", code=VERIFICATION_INCONCLUSIVE, message=item.describe(), sid=label),
-        )
+    run.unknowns.append(item)
+    run.report(
+        index,
+        caller,
+        f"doubt\0{label}\0{request.action}\0{request.resource}\0{item.keys}",
+        lambda: Finding(severity="Warning", code=VERIFICATION_INCONCLUSIVE, message=item.describe(), sid=label),
     )
