@@ -448,9 +448,9 @@ def cmd_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from bucketwarden.crd import CRD_RENDERERS
+    from bucketwarden.crd import render_crd_yaml
 
-    print(CRD_RENDERERS[args.kind](), end="")
+    print(render_crd_yaml(args.kind), end="")
     return EXIT_OK
 
 
