@@ -69,7 +69,7 @@ from bucketwarden.policy._verify_model import (
     Verdict,
     Verification,
 )
-from bucketwarden.policy._verify_scenarios import build_scenarios, model_callers, with_aws_source_ranges
+from bucketwarden.policy._verify_scenarios import ModelledWorld, model_world, with_aws_source_ranges
 
 __all__ = [
     "ADDRESS_KEYS",
@@ -107,6 +107,7 @@ __all__ = [
     "Evaluation",
     "Inconclusive",
     "ModelledAction",
+    "ModelledWorld",
     "Narrowing",
     "Plan",
     "PolicyDocument",
@@ -120,7 +121,6 @@ __all__ = [
     "Verification",
     "analyse_cidrs",
     "bucket_arns",
-    "build_scenarios",
     "check_adoption",
     "describe_exemptions",
     "diff_policies",
@@ -130,7 +130,7 @@ __all__ = [
     "lint_policy",
     "lint_spec",
     "merge_policy",
-    "model_callers",
+    "model_world",
     "narrow_to_live",
     "parse_address",
     "parse_date",

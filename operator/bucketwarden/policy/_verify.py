@@ -27,7 +27,6 @@ from bucketwarden.policy._evaluate import (
     Request,
     compile_policy,
 )
-from bucketwarden.policy._render import bucket_arns
 from bucketwarden.policy._verify_judge import (
     NEVER,
     Hit,
@@ -50,7 +49,7 @@ from bucketwarden.policy._verify_model import (
     ScenarioResult,
     Verification,
 )
-from bucketwarden.policy._verify_scenarios import OUTSIDE_IPV4, _address_plan, _inputs, _scenarios, callers_of
+from bucketwarden.policy._verify_scenarios import model_world
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import Finding, ProtectedBucketSpec
 
@@ -195,20 +194,19 @@ def verify_policy(
     operator the evaluator does not know, and InvalidConditionValueError (MalformedPolicy) for a value AWS would
     reject, such as an invalid CIDR.
     """
-    inputs = _inputs(spec, roles, operator, partition, now, aws_ranges)
+    world = model_world(spec, roles, operator, partition=partition, now=now, aws_ranges=aws_ranges)
     compiled = compile_policy(policy) if policy is not None else EMPTY_POLICY
-    plan = _address_plan(inputs.cidrs)
     run = _Run(
         compiled,
         policy.statements if policy is not None else (),
         set(spec.owned_sids),
         policy is not None and policy.version == POLICY_VERSION,
-        bucket_arns(inputs.bucket, inputs.partition)[0],
-        plan.outside_v4 or OUTSIDE_IPV4[0],
+        world.bucket_arn,
+        world.outside_address,
     )
     results: list[ScenarioResult] = []
 
-    for scenario in _scenarios(inputs):
+    for scenario in world.scenarios:
         caller = scenario.caller
         if caller is None:
             results.append(_judge_concrete(run, scenario))
@@ -220,7 +218,7 @@ def verify_policy(
         results.append(_judge_caller_scenario(run, scenario, caller))
 
     # The whole bucket: every Deny, every modelled action of every caller, a key of every Resource pattern.
-    callers = callers_of(inputs)
+    callers = world.callers
     for caller in callers:
         kind: ScenarioKind = "role" if caller.kind == "role" else "operator"
         for index in run.denies():

@@ -175,9 +175,36 @@ def _inputs(
     )
 
 
-# The verification signature: (spec, roles, operator; partition, now, aws_ranges), the same for build_scenarios,
-# model_callers, verify_policy (_verify.py) and prove_policy (prove.py); each turns it into _inputs at once.
-def build_scenarios(
+@dataclass(frozen=True, slots=True)
+class ModelledWorld:
+    """The modelled world of one verification, built once from its inputs (hashable: the caches key on them)."""
+
+    inputs: _Inputs
+
+    @property
+    def scenarios(self) -> list[Scenario]:
+        """The requests that show whether a policy keeps the spec's promises."""
+        return list(_scenarios(self.inputs))
+
+    @property
+    def callers(self) -> tuple[Caller, ...]:
+        """The callers whose requests no statement may deny: each exempt role's AWS Backup sessions (backup and
+        restore, two promises), the operator."""
+        return _callers(self.inputs, self.outside_address)
+
+    @property
+    def bucket_arn(self) -> str:
+        return bucket_arns(self.inputs.bucket, self.inputs.partition)[0]
+
+    @property
+    def outside_address(self) -> str:
+        """An IPv4 address outside every allowed range: "somewhere on the internet, not allowed"."""
+        return _address_plan(self.inputs.cidrs).outside_v4 or OUTSIDE_IPV4[0]
+
+
+# The verification signature, (spec, roles, operator; partition, now, aws_ranges): verify_policy (_verify.py) and
+# prove_policy (prove.py) take it too, and turn it into the modelled world at once.
+def model_world(
     spec: ProtectedBucketSpec,
     roles: Sequence[ResolvedRole],
     operator: CallerIdentity | None,
@@ -185,29 +212,11 @@ def build_scenarios(
     partition: str | None = None,
     now: float | None = None,
     aws_ranges: Sequence[str] | None = None,
-) -> list[Scenario]:
-    """The requests that show whether a policy keeps the spec's promises."""
-    return list(_scenarios(_inputs(spec, roles, operator, partition, now, aws_ranges)))
-
-
-def model_callers(
-    spec: ProtectedBucketSpec,
-    roles: Sequence[ResolvedRole],
-    operator: CallerIdentity | None,
-    *,
-    partition: str | None = None,
-    now: float | None = None,
-    aws_ranges: Sequence[str] | None = None,
-) -> tuple[Caller, ...]:
-    """The callers whose requests no statement may deny: each exempt role's AWS Backup sessions (backup and
-    restore, two promises), the operator."""
-    inputs = _inputs(spec, roles, operator, partition, now, aws_ranges)
-    return callers_of(inputs)
-
-
-def callers_of(inputs: _Inputs) -> tuple[Caller, ...]:
-    plan = _address_plan(inputs.cidrs)
-    return _callers(inputs, plan.outside_v4 or OUTSIDE_IPV4[0])
+) -> ModelledWorld:
+    """The callers and scenarios of the spec's promises to these roles and this operator (None: not exempted), in
+    ``partition`` (default: the spec's region's), at ``now`` (default: the clock), with AWS Backup's addresses
+    narrowed by ``aws_ranges`` (the user's ip-ranges.json), as spec.verificationContext.awsSourceRanges does."""
+    return ModelledWorld(_inputs(spec, roles, operator, partition, now, aws_ranges))
 
 
 @lru_cache(maxsize=256)

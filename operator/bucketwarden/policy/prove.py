@@ -25,10 +25,9 @@ from bucketwarden.policy._callers import Caller, CallerContext, ModelledAction, 
 from bucketwarden.policy._conditions import parse_date, parse_operator, segments, variable_keys
 from bucketwarden.policy._document import POLICY_VERSION, PolicyDocument, Statement
 from bucketwarden.policy._evaluate import CompiledStatement, Request, compile_policy
-from bucketwarden.policy._render import bucket_arns, partition_for_region
 from bucketwarden.policy._s3_keys import absent_for_action
 from bucketwarden.policy._verify_judge import _principal_contexts, _role_path_alternatives
-from bucketwarden.policy._verify_scenarios import model_callers
+from bucketwarden.policy._verify_scenarios import model_world
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ProtectedBucketSpec
 
@@ -147,8 +146,8 @@ def prove_policy(
     if z3 is None:
         raise ProverUnavailableError("the prover needs z3-solver: pip install 'bucketwarden[prove]'")
     started = time.perf_counter()
-    callers = model_callers(spec, roles, operator, partition=partition, now=now, aws_ranges=aws_ranges)
-    bucket = bucket_arns(spec.bucket_name, partition or partition_for_region(spec.region))[0]
+    world = model_world(spec, roles, operator, partition=partition, now=now, aws_ranges=aws_ranges)
+    callers, bucket = world.callers, world.bucket_arn
     findings: list[Finding] = []
     if policy is not None:
         compiled = compile_policy(policy)
