@@ -37,11 +37,8 @@ from bucketwarden.policy._verify_judge import (
     resource_matches,
 )
 from bucketwarden.policy._verify_model import (
-    FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
-    FOREIGN_DENY_BLOCKS_OPERATOR,
     FOREIGN_DENY_STRICTER,
     PROMISES,
-    VERIFICATION_INCONCLUSIVE,
     Counterexample,
     Inconclusive,
     Scenario,
@@ -302,29 +299,6 @@ def _judge_request(
     return Judgement(None, tuple(dict.fromkeys((*keys, *judgement.unknown_keys))))
 
 
-_CONSEQUENCES: dict[str, str] = {
-    "operator": "the operator cannot read or fix the bucket policy (only the account root can)",
-    "backup": "AWS Backup backup jobs that use this role fail with AccessDenied",
-    "restore": "AWS Backup restores into this bucket that use this role fail with AccessDenied (backups are judged "
-    "apart)",
-}
-
-
-def _blocked_message(label: str, sid: str | None, promise: str, who: str, example: str) -> str:
-    consequence = _CONSEQUENCES[promise]
-    if sid is not None:
-        advice = (
-            f"list {sid!r} in spec.adoptSids so bucketwarden replaces it with its own statement, which exempts "
-            "this principal, or add the exemption to it by hand"
-        )
-    else:
-        advice = (
-            "it has no Sid, so adoptSids cannot name it: give it a Sid and list that in spec.adoptSids, "
-            "or add the exemption to it by hand"
-        )
-    return f"Deny statement {label} is not bucketwarden's and denies {who} ({example}): {consequence}; {advice}"
-
-
 _MAX_RANGE_WITNESSES = 8
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -431,20 +405,8 @@ def _record_block(run: _Run, index: int, caller: Caller, kind: ScenarioKind, req
         caller.promise,
     )
     run.counterexamples.append(example)
-    if owned:
-        return
-    code = FOREIGN_DENY_BLOCKS_OPERATOR if caller.promise == "operator" else FOREIGN_DENY_BLOCKS_EXEMPT_ROLE
-    run.report(
-        index,
-        caller,
-        f"block\0{label}\0{kind}\0{request.action}\0{request.resource}",
-        lambda: Finding(
-            severity="Error",
-            code=code,
-            message=_blocked_message(label, verdict.sid, caller.promise, caller.who, example.describe()),
-            sid=label,
-        ),
-    )
+    if not owned:
+        run.report(index, caller, f"block\0{label}\0{kind}\0{request.action}\0{request.resource}", example.finding)
 
 
 def _record_doubt(run: _Run, index: int, caller: Caller, judgement: Judgement, request: Request) -> None:
@@ -457,9 +419,4 @@ def _record_doubt(run: _Run, index: int, caller: Caller, judgement: Judgement, r
         caller.who, label, verdict.sid, judgement.unknown_keys, request.action, request.resource, caller.promise
     )
     run.unknowns.append(item)
-    run.report(
-        index,
-        caller,
-        f"doubt\0{label}\0{request.action}\0{request.resource}\0{item.keys}",
-        lambda: Finding(severity="Warning", code=VERIFICATION_INCONCLUSIVE, message=item.describe(), sid=label),
-    )
+    run.report(index, caller, f"doubt\0{label}\0{request.action}\0{request.resource}\0{item.keys}", item.finding)
