@@ -489,6 +489,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- argument parsing ---------------------------------------------------------------------------------------
 
 
+# Flag declarations, parallel to audit/_cli.py's add_arguments (audit takes both).
 def add_fact_flags(p: argparse.ArgumentParser) -> None:
     """The facts every judging command takes (FACT_FLAGS): plan, render, verify, apply and audit alike."""
     add_repeatable(p, "--role-id", metavar="NAME_OR_ARN=ROLEID", help="RoleId of an exempt role (repeatable)")

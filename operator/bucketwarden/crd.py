@@ -469,6 +469,7 @@ def _tenant_policy_spec_schema() -> JsonSchema:
     return spec
 
 
+# Parallel to build_allow_list_crd: one declaration per cluster-scoped kind, through _cluster_crd.
 def build_tenant_policy_crd() -> dict[str, Any]:
     """The cluster-scoped TenantPolicy CRD: which namespaces may claim which buckets, roles and allow lists."""
     return _cluster_crd(

@@ -196,6 +196,7 @@ class _Model(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+# The spec's enums: four parallel StrEnum declarations (the duplicates tool pairs them), one per field.
 class ExemptionKey(StrEnum):
     """How exempt roles are written into the Deny statement."""
 

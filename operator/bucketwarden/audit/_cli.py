@@ -28,6 +28,7 @@ from bucketwarden.spec import DEFAULT_STATEMENT_SID, ManagementPolicy
 EXIT_CLEAR, EXIT_BLOCKING = ExitCode.OK, ExitCode.FAILED
 
 
+# A table of flags, parallel to cli.py's add_fact_flags (which audit takes too): declarations, not shared logic.
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_repeatable(p, "--bucket", metavar="GLOB", help="bucket name glob (repeatable)")
     add_repeatable(p, "--tag", metavar="KEY=VALUE", help="bucket tag filter (repeatable)")

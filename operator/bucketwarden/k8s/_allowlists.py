@@ -41,6 +41,7 @@ MAX_NAMESPACES_SHOWN = 50
 logger = logging.getLogger("bucketwarden")
 
 
+# Same preamble shape as _ack.py's AckBucket (parallel declarations, see there).
 class Usage(NamedTuple):
     """One ProtectedBucket's use of a list, as the `allow_list_users` index keeps it."""
 

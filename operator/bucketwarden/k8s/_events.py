@@ -19,6 +19,7 @@ CONFLICT = "Conflict"
 ACCESS_DENIED = "AccessDenied"
 
 
+# Named reasons, then a frozen record: the shape of audit/_model.py's codes and IpRestriction (parallel, not shared).
 @dataclass(frozen=True, slots=True)
 class Event:
     type: Literal["Normal", "Warning"]

@@ -76,6 +76,7 @@ AWS_BACKUP_BACKUP_ACTIONS: tuple[ModelledAction, ...] = _policy_actions(
 # s3:CreateBucket is left out: a bucket policy cannot govern creating the bucket it is on.
 S3_RESTORE_POLICY = "AWSBackupServiceRolePolicyForS3Restore"
 S3_RESTORE_POLICY_VERSION = "v2 (2023-02-07)"
+# The same shape as AWS_BACKUP_BACKUP_ACTIONS: one table per managed policy, parallel data by design.
 AWS_BACKUP_RESTORE_ACTIONS: tuple[ModelledAction, ...] = _policy_actions(
     S3_RESTORE_POLICY,
     bucket=(

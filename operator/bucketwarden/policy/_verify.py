@@ -174,6 +174,8 @@ class _Run:
         self.findings.append(_remembered(caller, self.compiled.statements[index], what, finding))
 
 
+# prove_policy (prove.py) has this signature too (protocol: the same question, another engine); model_world's is
+# the same without the policy.
 def verify_policy(
     spec: ProtectedBucketSpec,
     roles: Sequence[ResolvedRole],

@@ -129,7 +129,8 @@ def available() -> bool:
     return z3 is not None
 
 
-# The signature of verify_policy (policy/_verify.py), plus a timeout: the prover answers the same question.
+# Same signature as verify_policy (policy/_verify.py), plus a timeout: the prover answers the same question, and
+# bench/ calls both engines alike.
 def prove_policy(
     spec: ProtectedBucketSpec,
     roles: Sequence[ResolvedRole],
