@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bucketwarden import __version__
+from bucketwarden._flags import add_repeatable
 from bucketwarden._table import verification_table
 from bucketwarden.errors import BucketWardenError, InvalidSpecError, PolicyParseError
 from bucketwarden.exitcodes import ExitCode, exit_code_help
@@ -447,9 +448,9 @@ def cmd_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from bucketwarden.crd import CRD_RENDERERS
+    from bucketwarden.crd import render_crd_yaml
 
-    print(CRD_RENDERERS[args.kind](), end="")
+    print(render_crd_yaml(args.kind), end="")
     return EXIT_OK
 
 
@@ -488,19 +489,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- argument parsing ---------------------------------------------------------------------------------------
 
 
+# Flag declarations, parallel to audit/_cli.py's add_arguments (audit takes both).
 def add_fact_flags(p: argparse.ArgumentParser) -> None:
     """The facts every judging command takes (FACT_FLAGS): plan, render, verify, apply and audit alike."""
-    p.add_argument(
-        "--role-id",
-        action="append",
-        default=[],
-        metavar="NAME_OR_ARN=ROLEID",
-        help="RoleId of an exempt role (repeatable)",
-    )
-    p.add_argument(
+    add_repeatable(p, "--role-id", metavar="NAME_OR_ARN=ROLEID", help="RoleId of an exempt role (repeatable)")
+    add_repeatable(
+        p,
         "--role-arn",
-        action="append",
-        default=[],
         metavar="NAME=ARN",
         help="full ARN of an exempt role given by name, e.g. one with a path (role/service-role/...) (repeatable)",
     )
@@ -523,19 +518,140 @@ def _offline_flags(p: argparse.ArgumentParser, *, policy_flag: str) -> None:
     add_fact_flags(p)
 
 
-def _add_runtime_commands(sub: Any) -> None:
-    """crd, demo and run: the commands that generate or start something rather than judge a policy."""
-    p = sub.add_parser("crd", help="print a CustomResourceDefinition (ProtectedBucket by default)")
+def _command(
+    sub: Any,
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str | None = None,
+    exit_codes: bool = False,
+) -> argparse.ArgumentParser:
+    """A subcommand that runs ``func``; ``exit_codes`` ends its --help with the exit-code table."""
+    table = {"epilog": exit_code_help(), "formatter_class": argparse.RawDescriptionHelpFormatter} if exit_codes else {}
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description, **table)
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_judging_commands(sub: Any) -> None:
+    """render, plan, verify and evaluate: what a policy would be, and whether it keeps the spec's promises."""
+    p = _command(sub, "render", cmd_render, help="print the bucket policy a ProtectedBucket produces (offline)")
+    _offline_flags(p, policy_flag="existing")
+    p.add_argument(
+        "--format",
+        choices=("policy", "statement", "terraform-json", "crossplane"),
+        default="policy",
+        help="policy: the merged document; statement: ours alone; terraform-json: an aws_iam_policy_document "
+        "data source; crossplane: a BucketPolicy (default %(default)s)",
+    )
+
+    p = _command(
+        sub,
+        "plan",
+        cmd_plan,
+        help="show what apply would do; exit 0 no change, 2 changes pending, 1 a check fails",
+        description="apply's checks and verdicts, writing nothing. Offline with --existing-policy (one manifest) "
+        "or --offline (any number, against empty policies); otherwise against AWS (or AWS_ENDPOINT_URL).",
+        exit_codes=True,
+    )
+    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder; - reads stdin")
+    p.add_argument("--existing-policy", metavar="FILE", help="offline: the bucket's current policy (JSON)")
+    p.add_argument("--offline", action="store_true", help="offline, against an empty policy")
+    add_fact_flags(p)
+    p.add_argument("--output", choices=("table", "json"), default="table")
+    p.add_argument("--show-unchanged", action="store_true", help="also list the buckets already in sync")
+    _exemption_flags(p)
+
+    p = _command(
+        sub,
+        "verify",
+        cmd_verify,
+        help="check a policy against the spec: AWS Backup's requests on the whole bucket, allowed networks (offline)",
+    )
+    _offline_flags(p, policy_flag="policy")
+    p.add_argument("--output", choices=("table", "json"), default="table")
+    p.add_argument(
+        "--prove",
+        action="store_true",
+        help="also run the symbolic prover (z3, the 'prove' extra): a proof over ALL modelled requests, or a "
+        "counterexample",
+    )
+
+    p = _command(sub, "evaluate", cmd_evaluate, help="evaluate one request against a bucket policy (offline)")
+    p.add_argument("--policy", required=True, metavar="FILE")
+    p.add_argument("--action", required=True, help="e.g. s3:GetObject")
+    p.add_argument("--resource", required=True, help="e.g. arn:aws:s3:::bucket/key")
+    add_repeatable(p, "--context", metavar="KEY=VALUE", help="request context (repeatable)")
+    p.add_argument(
+        "--principal-arn",
+        metavar="ARN",
+        help="the caller: an IAM user/role/root ARN or an assumed-role session ARN (sets aws:PrincipalArn and more)",
+    )
+    p.add_argument("--output", choices=("text", "json"), default="text")
+
+
+def _add_aws_commands(sub: Any) -> None:
+    """apply, audit and bootstrap: the commands that read or write real buckets, with the caller's credentials."""
+    p = _command(
+        sub, "apply", cmd_apply, help="reconcile manifests once against AWS; exit 0 when every bucket is Ready"
+    )
+    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder; - reads stdin")
+    p.add_argument("--output", choices=("table", "json"), default="table")
+    add_fact_flags(p)
+    _exemption_flags(p)
+
+    from bucketwarden.audit import add_arguments as add_audit_arguments
+
+    p = _command(
+        sub,
+        "audit",
+        cmd_audit,
+        help="find every bucket that breaks AWS Backup (read-only); exit 1 if any does",
+        description="Reads every bucket's policy, versioning and location (never writes) and reports, per bucket, "
+        "whether AWS Backup's roles are denied; --emit-manifests DIR writes ProtectedBuckets to onboard them.",
+    )
+    add_audit_arguments(p)
+    add_fact_flags(p)
+
+    p = _command(
+        sub,
+        "bootstrap",
+        cmd_bootstrap,
+        help="write the policy once so the in-cluster operator is let in (for a bucket that locks it out)",
+        description="Run once, by someone the bucket's current policy allows (an admin on an allowed network, or "
+        "the account root): writes the policy with every session of the operator's role exempted, verifies it, "
+        "and prints what it did. Uses AWS (or AWS_ENDPOINT_URL) with your own credentials.",
+    )
+    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder")
+    p.add_argument("--operator-role", required=True, metavar="ARN", help="the in-cluster operator's IAM role ARN")
+
+
+def _add_generating_commands(sub: Any) -> None:
+    """grant, crd, demo and run: the commands that generate or start something rather than judge a policy."""
+    p = _command(
+        sub,
+        "grant",
+        cmd_grant,
+        help="print a TenantPolicy granting namespaces their buckets (pipe to kubectl apply -f -)",
+        description="Cluster admins only: without a TenantPolicy granting its namespace the bucket (and any "
+        "assumeRoleArn or SourceAllowList it names), a ProtectedBucket is NotAuthorized and makes no AWS call.",
+    )
+    p.add_argument("--namespace", action="append", required=True, metavar="NS", help="namespace or glob (repeatable)")
+    p.add_argument("--bucket", action="append", required=True, metavar="GLOB", help="bucket name or glob (repeatable)")
+    p.add_argument("--assume-role-arn", action="append", metavar="ARN", help="a role they may assume (repeatable)")
+    p.add_argument("--external-id", help="the sts:ExternalId to send when assuming those roles")
+    p.add_argument("--source-allow-list", action="append", metavar="NAME", help="SourceAllowList they may use")
+    p.add_argument("--name", help="the TenantPolicy's name (default: grant-<first namespace>)")
+
+    p = _command(sub, "crd", cmd_crd, help="print a CustomResourceDefinition (ProtectedBucket by default)")
     p.add_argument("--kind", choices=("ProtectedBucket", "SourceAllowList", "TenantPolicy"), default="ProtectedBucket")
-    p.set_defaults(func=cmd_crd)
 
-    p = sub.add_parser("demo", help="replay the AWS Backup story on embedded AWS and Kubernetes emulators")
+    p = _command(sub, "demo", cmd_demo, help="replay the AWS Backup story on embedded AWS and Kubernetes emulators")
     p.add_argument("--no-kubernetes", action="store_true", help="skip the operator part (reconciler only)")
-    p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("run", help="run the operator (kubeconfig or in-cluster service account)")
+    p = _command(sub, "run", cmd_run, help="run the operator (kubeconfig or in-cluster service account)")
     p.add_argument("--namespace", action="append", metavar="NS", help="watch this namespace (repeatable); default all")
-    p.set_defaults(func=cmd_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -547,107 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bucketwarden {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("render", help="print the bucket policy a ProtectedBucket produces (offline)")
-    _offline_flags(p, policy_flag="existing")
-    p.add_argument(
-        "--format",
-        choices=("policy", "statement", "terraform-json", "crossplane"),
-        default="policy",
-        help="policy: the merged document; statement: ours alone; terraform-json: an aws_iam_policy_document "
-        "data source; crossplane: a BucketPolicy (default %(default)s)",
-    )
-    p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser(
-        "plan",
-        help="show what apply would do; exit 0 no change, 2 changes pending, 1 a check fails",
-        description="apply's checks and verdicts, writing nothing. Offline with --existing-policy (one manifest) "
-        "or --offline (any number, against empty policies); otherwise against AWS (or AWS_ENDPOINT_URL).",
-        epilog=exit_code_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder; - reads stdin")
-    p.add_argument("--existing-policy", metavar="FILE", help="offline: the bucket's current policy (JSON)")
-    p.add_argument("--offline", action="store_true", help="offline, against an empty policy")
-    add_fact_flags(p)
-    p.add_argument("--output", choices=("table", "json"), default="table")
-    p.add_argument("--show-unchanged", action="store_true", help="also list the buckets already in sync")
-    _exemption_flags(p)
-    p.set_defaults(func=cmd_plan)
-
-    p = sub.add_parser(
-        "verify",
-        help="check a policy against the spec: AWS Backup's requests on the whole bucket, allowed networks (offline)",
-    )
-    _offline_flags(p, policy_flag="policy")
-    p.add_argument("--output", choices=("table", "json"), default="table")
-    p.add_argument(
-        "--prove",
-        action="store_true",
-        help="also run the symbolic prover (z3, the 'prove' extra): a proof over ALL modelled requests, or a "
-        "counterexample",
-    )
-    p.set_defaults(func=cmd_verify)
-
-    p = sub.add_parser("evaluate", help="evaluate one request against a bucket policy (offline)")
-    p.add_argument("--policy", required=True, metavar="FILE")
-    p.add_argument("--action", required=True, help="e.g. s3:GetObject")
-    p.add_argument("--resource", required=True, help="e.g. arn:aws:s3:::bucket/key")
-    p.add_argument("--context", action="append", default=[], metavar="KEY=VALUE", help="request context (repeatable)")
-    p.add_argument(
-        "--principal-arn",
-        metavar="ARN",
-        help="the caller: an IAM user/role/root ARN or an assumed-role session ARN (sets aws:PrincipalArn and more)",
-    )
-    p.add_argument("--output", choices=("text", "json"), default="text")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("apply", help="reconcile manifests once against AWS; exit 0 when every bucket is Ready")
-    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder; - reads stdin")
-    p.add_argument("--output", choices=("table", "json"), default="table")
-    add_fact_flags(p)
-    _exemption_flags(p)
-    p.set_defaults(func=cmd_apply)
-
-    from bucketwarden.audit import add_arguments as add_audit_arguments
-
-    p = sub.add_parser(
-        "audit",
-        help="find every bucket that breaks AWS Backup (read-only); exit 1 if any does",
-        description="Reads every bucket's policy, versioning and location (never writes) and reports, per bucket, "
-        "whether AWS Backup's roles are denied; --emit-manifests DIR writes ProtectedBuckets to onboard them.",
-    )
-    add_audit_arguments(p)
-    add_fact_flags(p)
-    p.set_defaults(func=cmd_audit)
-
-    p = sub.add_parser(
-        "bootstrap",
-        help="write the policy once so the in-cluster operator is let in (for a bucket that locks it out)",
-        description="Run once, by someone the bucket's current policy allows (an admin on an allowed network, or "
-        "the account root): writes the policy with every session of the operator's role exempted, verifies it, "
-        "and prints what it did. Uses AWS (or AWS_ENDPOINT_URL) with your own credentials.",
-    )
-    p.add_argument("-f", "--file", required=True, help="ProtectedBucket manifest file or folder")
-    p.add_argument("--operator-role", required=True, metavar="ARN", help="the in-cluster operator's IAM role ARN")
-    p.set_defaults(func=cmd_bootstrap)
-
-    p = sub.add_parser(
-        "grant",
-        help="print a TenantPolicy granting namespaces their buckets (pipe to kubectl apply -f -)",
-        description="Cluster admins only: without a TenantPolicy granting its namespace the bucket (and any "
-        "assumeRoleArn or SourceAllowList it names), a ProtectedBucket is NotAuthorized and makes no AWS call.",
-    )
-    p.add_argument("--namespace", action="append", required=True, metavar="NS", help="namespace or glob (repeatable)")
-    p.add_argument("--bucket", action="append", required=True, metavar="GLOB", help="bucket name or glob (repeatable)")
-    p.add_argument("--assume-role-arn", action="append", metavar="ARN", help="a role they may assume (repeatable)")
-    p.add_argument("--external-id", help="the sts:ExternalId to send when assuming those roles")
-    p.add_argument("--source-allow-list", action="append", metavar="NAME", help="SourceAllowList they may use")
-    p.add_argument("--name", help="the TenantPolicy's name (default: grant-<first namespace>)")
-    p.set_defaults(func=cmd_grant)
-
-    _add_runtime_commands(sub)
+    _add_judging_commands(sub)
+    _add_aws_commands(sub)
+    _add_generating_commands(sub)
     return parser
 
 

@@ -45,6 +45,8 @@ class InvalidConditionValueError(PolicyError):
     reason = "MalformedPolicy"
 
 
+# One class per reason, each a docstring and its reason: parallel declarations by design (the duplicates tool
+# pairs them with the AWS errors below); an `except` clause needs a real class, so no factory makes them.
 class PolicyTooLargeError(PolicyError):
     """The merged document would exceed S3's 20 KB bucket policy limit."""
 
@@ -94,6 +96,7 @@ class AccessDeniedError(AwsError):
     )
 
 
+# Parallel to the policy-core classes above: one declaration per reason (see there).
 class BucketNotFoundError(AwsError):
     """The bucket does not exist (NoSuchBucket)."""
 

@@ -300,6 +300,8 @@ class Reconciler:
 
     # --- the public operations -------------------------------------------------------------------------------
 
+    # The shape of __init__'s signature (one required, three optional): parallel declarations, not shared logic;
+    # k8s/_object.py and k8s/_effective.py call it positionally.
     def reconcile(
         self,
         spec: ProtectedBucketSpec,

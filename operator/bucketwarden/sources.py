@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from bucketwarden.spec import ProtectedBucketSpec, SourceAllowListSpec
 
 SOURCE_LIST_NOT_FOUND = "SourceListNotFound"
-SOURCE_LIST_INVALID = "SourceListInvalid"
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,6 +165,12 @@ def _pattern(regex: re.Pattern[str], what: str) -> Any:
     return _Pattern(regex, what)
 
 
+def _bounded_list(max_items: int, description: str) -> Any:
+    """A list field that may be left out (then empty), with at most ``max_items`` items: every list in a CRD is
+    bounded, for the API server's CEL cost estimate."""
+    return Field(default_factory=list, max_length=max_items, description=description)
+
+
 Cidr = Annotated[str, Field(max_length=MAX_CIDR_LENGTH), AfterValidator(validate_cidr)]
 VpcEndpointId = Annotated[str, Field(max_length=MAX_NAME_LENGTH), _pattern(VPCE_RE, "VPC endpoint id (vpce-...)")]
 VpcId = Annotated[str, Field(max_length=MAX_NAME_LENGTH), _pattern(VPC_RE, "VPC id (vpc-...)")]
@@ -190,6 +196,7 @@ class _Model(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+# The spec's enums: four parallel StrEnum declarations (the duplicates tool pairs them), one per field.
 class ExemptionKey(StrEnum):
     """How exempt roles are written into the Deny statement."""
 
@@ -277,18 +284,13 @@ class VerificationContext(_Model):
     organization_id: Annotated[str | None, _pattern(ORG_ID_RE, "organization id (o-...)")] = Field(
         default=None, max_length=34, description="aws:PrincipalOrgID (and aws:ResourceOrgID) of the account."
     )
-    organization_paths: list[OrgPath] = Field(
-        default_factory=list,
-        max_length=10,
-        description="aws:PrincipalOrgPaths of the account, e.g. o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/.",
+    organization_paths: list[OrgPath] = _bounded_list(
+        10, "aws:PrincipalOrgPaths of the account, e.g. o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/."
     )
-    principal_tags: list[PrincipalTag] = Field(
-        default_factory=list, max_length=MAX_TAGS, description="Tags of the exempt roles (aws:PrincipalTag/...)."
-    )
-    aws_source_ranges: list[Cidr] = Field(
-        default_factory=list,
-        max_length=MAX_CIDRS,
-        description="The AWS ranges AWS Backup's requests may come from (e.g. the S3 and AMAZON prefixes of the "
+    principal_tags: list[PrincipalTag] = _bounded_list(MAX_TAGS, "Tags of the exempt roles (aws:PrincipalTag/...).")
+    aws_source_ranges: list[Cidr] = _bounded_list(
+        MAX_CIDRS,
+        "The AWS ranges AWS Backup's requests may come from (e.g. the S3 and AMAZON prefixes of the "
         "region in ip-ranges.json); narrows the public address space aws:SourceIp is judged over. Empty: any "
         "public address.",
     )
@@ -314,25 +316,15 @@ class ProtectedBucketSpec(_Model):
     region: Annotated[str | None, _pattern(REGION_RE, "AWS region (e.g. eu-west-1)")] = Field(
         default=None, max_length=32, description="The bucket's region; defaults to the operator's region."
     )
-    allowed_source_ips: list[Cidr] = Field(
-        default_factory=list,
-        max_length=MAX_CIDRS,
-        description="IPv4/IPv6 CIDRs (or bare addresses) allowed through aws:SourceIp.",
+    allowed_source_ips: list[Cidr] = _bounded_list(
+        MAX_CIDRS, "IPv4/IPv6 CIDRs (or bare addresses) allowed through aws:SourceIp."
     )
-    allowed_vpc_endpoints: list[VpcEndpointId] = Field(
-        default_factory=list,
-        max_length=MAX_VPCS,
-        description="VPC endpoints (vpce-...) whose traffic is allowed; it carries no aws:SourceIp.",
+    allowed_vpc_endpoints: list[VpcEndpointId] = _bounded_list(
+        MAX_VPCS, "VPC endpoints (vpce-...) whose traffic is allowed; it carries no aws:SourceIp."
     )
-    allowed_vpcs: list[VpcId] = Field(
-        default_factory=list,
-        max_length=MAX_VPCS,
-        description="VPCs (vpc-...) whose endpoint traffic is allowed.",
-    )
-    exempt_roles: list[ExemptRole] = Field(
-        default_factory=list,
-        max_length=MAX_ROLES,
-        description="Roles whose sessions bypass the restriction, e.g. AWSBackupDefaultServiceRole.",
+    allowed_vpcs: list[VpcId] = _bounded_list(MAX_VPCS, "VPCs (vpc-...) whose endpoint traffic is allowed.")
+    exempt_roles: list[ExemptRole] = _bounded_list(
+        MAX_ROLES, "Roles whose sessions bypass the restriction, e.g. AWSBackupDefaultServiceRole."
     )
     exemption_key: ExemptionKey = Field(
         default=ExemptionKey.USER_ID,
@@ -351,10 +343,8 @@ class ProtectedBucketSpec(_Model):
     statement_sid: Annotated[str, _pattern(SID_RE, "statement Sid (letters and digits)")] = Field(
         default=DEFAULT_STATEMENT_SID, max_length=MAX_NAME_LENGTH, description="Sid of the statement we own."
     )
-    adopt_sids: list[AdoptSid] = Field(
-        default_factory=list,
-        max_length=MAX_SIDS,
-        description="Existing statement Sids this resource takes over and replaces.",
+    adopt_sids: list[AdoptSid] = _bounded_list(
+        MAX_SIDS, "Existing statement Sids this resource takes over and replaces."
     )
     management_policy: ManagementPolicy = Field(
         default=ManagementPolicy.ENFORCE,
@@ -374,10 +364,9 @@ class ProtectedBucketSpec(_Model):
         default=None,
         description="Facts verification cannot look up (organization, principal tags); see docs/verification.md.",
     )
-    allowed_sources_from: list[AllowListRef] = Field(
-        default_factory=list,
-        max_length=MAX_ALLOW_LIST_REFS,
-        description="SourceAllowLists whose CIDRs, VPC endpoints and VPCs are allowed too; the union is written.",
+    allowed_sources_from: list[AllowListRef] = _bounded_list(
+        MAX_ALLOW_LIST_REFS,
+        "SourceAllowLists whose CIDRs, VPC endpoints and VPCs are allowed too; the union is written.",
     )
     policy_writer: PolicyWriter = Field(
         default=PolicyWriter.DIRECT,
@@ -516,17 +505,9 @@ class ProtectedBucket(_Model):
 class SourceAllowListSpec(_Model):
     """A shared list of allowed sources (cluster-scoped), referenced by ProtectedBuckets' allowedSourcesFrom."""
 
-    cidrs: list[Cidr] = Field(
-        default_factory=list,
-        max_length=MAX_CIDRS,
-        description="IPv4/IPv6 CIDRs (or bare addresses) allowed through aws:SourceIp.",
-    )
-    vpc_endpoints: list[VpcEndpointId] = Field(
-        default_factory=list, max_length=MAX_VPCS, description="VPC endpoints (vpce-...) whose traffic is allowed."
-    )
-    vpcs: list[VpcId] = Field(
-        default_factory=list, max_length=MAX_VPCS, description="VPCs (vpc-...) whose endpoint traffic is allowed."
-    )
+    cidrs: list[Cidr] = _bounded_list(MAX_CIDRS, "IPv4/IPv6 CIDRs (or bare addresses) allowed through aws:SourceIp.")
+    vpc_endpoints: list[VpcEndpointId] = _bounded_list(MAX_VPCS, "VPC endpoints (vpce-...) whose traffic is allowed.")
+    vpcs: list[VpcId] = _bounded_list(MAX_VPCS, "VPCs (vpc-...) whose endpoint traffic is allowed.")
     description: str | None = Field(
         default=None, max_length=MAX_DESCRIPTION_LENGTH, description="What these sources are (e.g. office egress)."
     )
@@ -658,14 +639,10 @@ class TenantPolicySpec(_Model):
     buckets: list[NameGlob] = Field(
         min_length=1, max_length=MAX_GRANTS, description="Bucket names (or globs) these namespaces may protect."
     )
-    assume_role_arns: list[ArnGlob] = Field(
-        default_factory=list,
-        max_length=MAX_GRANTS,
-        description="Role ARNs (or globs) these namespaces may name in assumeRoleArn. Default: none.",
+    assume_role_arns: list[ArnGlob] = _bounded_list(
+        MAX_GRANTS, "Role ARNs (or globs) these namespaces may name in assumeRoleArn. Default: none."
     )
-    external_ids: list[ExternalIdGrant] = Field(
-        default_factory=list, max_length=MAX_GRANTS, description="ExternalIds to send when assuming granted roles."
-    )
+    external_ids: list[ExternalIdGrant] = _bounded_list(MAX_GRANTS, "ExternalIds to send when assuming granted roles.")
     source_allow_lists: list[NameGlob] = Field(
         default_factory=lambda: ["*"],
         max_length=MAX_GRANTS,

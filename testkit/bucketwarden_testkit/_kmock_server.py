@@ -630,24 +630,14 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
             if watcher.wants(kind.key, obj):
                 watcher.queue.put_nowait(event)
 
-    def _create(self, route: Route, body: Any) -> JsonDict:  # noqa: C901 (over the size limit: to split (issue 23))
+    def _create(self, route: Route, body: Any) -> JsonDict:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body must be a JSON object")
         kind = route.kind
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if kind.namespaced:
-            if route.namespace is None:
-                raise ApiError(405, "MethodNotAllowed", f"{kind.plural} are namespaced; POST into a namespace")
-            if meta.get("namespace") not in (None, route.namespace):
-                raise ApiError(400, "BadRequest", "the namespace of the object does not match the request")
-            namespace = self._objects.get((NAMESPACES.key, None, route.namespace))
-            if namespace is None:
-                raise not_found(NAMESPACES, route.namespace)
-            if namespace["metadata"].get("deletionTimestamp"):
-                message = f"unable to create new content in namespace {route.namespace} because it is terminating"
-                raise ApiError(403, "Forbidden", message)
-            meta["namespace"] = route.namespace
+            meta["namespace"] = self._creatable_namespace(route, meta)
         else:
             meta.pop("namespace", None)
         if not meta.get("name"):
@@ -670,6 +660,20 @@ class EmulatedApiServer(kmock.KubernetesScaffold):
         self._objects[key] = obj
         self._publish(kind, "ADDED", obj)
         return obj
+
+    def _creatable_namespace(self, route: Route, meta: JsonDict) -> str:
+        """The namespace a namespaced object is POSTed into: the request's, existing and not terminating."""
+        if route.namespace is None:
+            raise ApiError(405, "MethodNotAllowed", f"{route.kind.plural} are namespaced; POST into a namespace")
+        if meta.get("namespace") not in (None, route.namespace):
+            raise ApiError(400, "BadRequest", "the namespace of the object does not match the request")
+        namespace = self._objects.get((NAMESPACES.key, None, route.namespace))
+        if namespace is None:
+            raise not_found(NAMESPACES, route.namespace)
+        if namespace["metadata"].get("deletionTimestamp"):
+            message = f"unable to create new content in namespace {route.namespace} because it is terminating"
+            raise ApiError(403, "Forbidden", message)
+        return route.namespace
 
     def _patch(self, route: Route, content_type: str, patch: Any) -> JsonDict:
         old = self._get(route)

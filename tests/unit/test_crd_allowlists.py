@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from bucketwarden.crd import ALLOW_LIST_CRD_NAME, CRD_RENDERERS, build_allow_list_crd, render_allow_list_crd_yaml
+from bucketwarden.crd import CRD_BUILDERS, build_allow_list_crd, render_crd_yaml
 from bucketwarden.spec import ProtectedBucketSpec, SourceAllowListSpec
 from tests.shared import REPO_ROOT
 from tests.unit.test_crd import (
@@ -44,15 +44,15 @@ def bucket(**spec: Any) -> dict[str, Any]:
 
 
 def test_allow_list_crd_file_matches_render() -> None:
-    assert CRD_FILE.read_text() == render_allow_list_crd_yaml(), "crds/ is stale: run `make crd`"
+    assert CRD_FILE.read_text() == render_crd_yaml("SourceAllowList"), "crds/ is stale: run `make crd`"
     assert CHART_CRD_FILE.read_bytes() == CRD_FILE.read_bytes(), "the chart's CRD is stale: run `make crd`"
 
 
 def test_allow_list_crd_is_cluster_scoped_with_a_short_name() -> None:
-    assert CRD["metadata"]["name"] == ALLOW_LIST_CRD_NAME == "sourceallowlists.bucketwarden.io"
+    assert CRD["metadata"]["name"] == "sourceallowlists.bucketwarden.io"
     assert CRD["spec"]["scope"] == "Cluster"
     assert CRD["spec"]["names"]["shortNames"] == ["sal"]
-    assert set(CRD_RENDERERS) == {"ProtectedBucket", "SourceAllowList", "TenantPolicy"}
+    assert set(CRD_BUILDERS) == {"ProtectedBucket", "SourceAllowList", "TenantPolicy"}
 
 
 def test_allow_list_crd_schema_is_structural() -> None:

@@ -12,9 +12,9 @@ from bucketwarden.policy import (
     PolicyDocument,
     Request,
     Scenario,
-    build_scenarios,
     evaluate,
     merge_policy,
+    model_world,
     render_statement,
     verify_policy,
 )
@@ -56,11 +56,11 @@ def by_name(scenarios: list[Scenario]) -> dict[str, Scenario]:
     return {s.name: s for s in scenarios}
 
 
-# --- build_scenarios ---------------------------------------------------------------------------------------------
+# --- model_world: the scenarios ----------------------------------------------------------------------------------
 
 
-def test_build_scenarios_seed_case_covers_every_promise() -> None:
-    scenarios = build_scenarios(spec(), [ROLE], OPERATOR)
+def test_model_world_scenarios_seed_case_covers_every_promise() -> None:
+    scenarios = model_world(spec(), [ROLE], OPERATOR).scenarios
     summary = [(s.name, s.kind, s.expect) for s in scenarios]
     assert summary == [
         ("inside-192.0.2.0/24", "inside", "not denied"),
@@ -80,8 +80,8 @@ def test_build_scenarios_seed_case_covers_every_promise() -> None:
     assert named["outside-ipv4-get-object"].request.resource.startswith(f"{BUCKET_ARN}/")
 
 
-def test_build_scenarios_backup_session_carries_the_role_identity() -> None:
-    backup = by_name(build_scenarios(spec(), [ROLE], OPERATOR))[f"role-{ROLE_NAME}-get-object"].request
+def test_model_world_scenarios_backup_session_carries_the_role_identity() -> None:
+    backup = by_name(model_world(spec(), [ROLE], OPERATOR).scenarios)[f"role-{ROLE_NAME}-get-object"].request
     assert backup.get("aws:userid") == (BACKUP_SESSION,)
     assert backup.get("aws:PrincipalArn") == (ROLE_ARN,)
     assert backup.get("aws:PrincipalAccount") == (ACCOUNT,)
@@ -98,8 +98,8 @@ def test_build_scenarios_backup_session_carries_the_role_identity() -> None:
         pytest.param(["192.0.2.7/24"], {"inside-192.0.2.0/24": "192.0.2.1"}, id="host-bits-normalised"),
     ],
 )
-def test_build_scenarios_inside_address_per_range(cidrs: list[str], expected: dict[str, str]) -> None:
-    named = by_name(build_scenarios(spec(allowedSourceIps=cidrs), [ROLE], OPERATOR))
+def test_model_world_scenarios_inside_address_per_range(cidrs: list[str], expected: dict[str, str]) -> None:
+    named = by_name(model_world(spec(allowedSourceIps=cidrs), [ROLE], OPERATOR).scenarios)
     for name, address in expected.items():
         assert named[name].request.get("aws:SourceIp") == (address,)
 
@@ -114,10 +114,10 @@ def test_build_scenarios_inside_address_per_range(cidrs: list[str], expected: di
         pytest.param(["0.0.0.0/1", "128.0.0.0/1"], None, None, id="allow-all-ipv4-has-no-outside"),
     ],
 )
-def test_build_scenarios_outside_address_is_the_first_real_aws_address_not_allowed(
+def test_model_world_scenarios_outside_address_is_the_first_real_aws_address_not_allowed(
     cidrs: list[str], ipv4: str | None, ipv6: str | None
 ) -> None:
-    named = by_name(build_scenarios(spec(allowedSourceIps=cidrs), [ROLE], OPERATOR))
+    named = by_name(model_world(spec(allowedSourceIps=cidrs), [ROLE], OPERATOR).scenarios)
     for family, address in (("ipv4", ipv4), ("ipv6", ipv6)):
         scenario = named.get(f"outside-{family}-get-object")
         assert (scenario.request.get("aws:SourceIp") if scenario else None) == (address and (address,))
@@ -130,14 +130,14 @@ def test_build_scenarios_outside_address_is_the_first_real_aws_address_not_allow
         pytest.param(spec(exemptOperator=False, acknowledgeLockoutRisk=True), OPERATOR, id="operator-not-exempt"),
     ],
 )
-def test_build_scenarios_skips_operator_when_not_exempted(
+def test_model_world_scenarios_skips_operator_when_not_exempted(
     the_spec: ProtectedBucketSpec, operator: CallerIdentity | None
 ) -> None:
-    assert not [s for s in build_scenarios(the_spec, [ROLE], operator) if s.kind == "operator"]
+    assert not [s for s in model_world(the_spec, [ROLE], operator).scenarios if s.kind == "operator"]
 
 
-def test_build_scenarios_vpc_endpoint_traffic_has_no_source_ip_fact12() -> None:
-    scenarios = build_scenarios(spec(allowedVpcEndpoints=[VPCE], allowedVpcs=[VPC]), [ROLE], OPERATOR)
+def test_model_world_scenarios_vpc_endpoint_traffic_has_no_source_ip_fact12() -> None:
+    scenarios = model_world(spec(allowedVpcEndpoints=[VPCE], allowedVpcs=[VPC]), [ROLE], OPERATOR).scenarios
     vpc = {s.name: s for s in scenarios if s.kind == "vpc"}
     assert {name: s.expect for name, s in vpc.items()} == {
         f"vpce-{VPCE}": "not denied",
@@ -189,7 +189,7 @@ def test_verify_policy_no_policy_denies_nothing_so_outside_scenarios_fail() -> N
 
 
 def test_verify_policy_seed_hand_written_deny_blocks_aws_backup() -> None:
-    backup = by_name(build_scenarios(spec(), [ROLE], OPERATOR))[f"role-{ROLE_NAME}-get-object"].request
+    backup = by_name(model_world(spec(), [ROLE], OPERATOR).scenarios)[f"role-{ROLE_NAME}-get-object"].request
     assert backup.get("aws:userid") == ("AROASAMPLESAMPLESAMPL:AWSBackup-AWSBackupDefaultServiceRole",)
     original = evaluate(seed_policy(), backup)
     assert (original.decision, original.sid) == ("ExplicitDeny", SEED_SID)

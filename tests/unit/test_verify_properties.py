@@ -19,7 +19,7 @@ from bucketwarden.policy import (
     Request,
     evaluate,
     merge_policy,
-    model_callers,
+    model_world,
     render_statement,
     verify_policy,
 )
@@ -87,7 +87,7 @@ def test_verify_policy_pass_means_no_modelled_request_is_denied_and_fail_gives_a
     policy = policy_with(foreign)
     verification = verify_policy(SPEC, [ROLE], OPERATOR, policy, now=NOW)
     if verification.verdict == "Pass":
-        for caller in model_callers(SPEC, [ROLE], OPERATOR, now=NOW):
+        for caller in model_world(SPEC, [ROLE], OPERATOR, now=NOW).callers:
             for request in requests_of(caller):
                 decision = evaluate(policy, request)
                 assert not decision.denied, (caller.who, request.action, request.resource, decision.label)

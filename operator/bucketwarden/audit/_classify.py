@@ -176,57 +176,13 @@ def _bucketwarden_state(spec: ProtectedBucketSpec, ctx: AuditContext, policy: Po
     return "current" if verdict is Verdict.PASS else "stale"
 
 
-def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:  # noqa: C901, PLR0912 (over the size limit: to split (issue 23))
+def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:
     """Every finding for one bucket."""
-    findings: list[Finding] = []
-    roles = tuple(r.name for r in ctx.roles)
-    versioning = facts.versioning
-    if versioning == VERSIONING_UNKNOWN:
-        findings.append(
-            Finding(
-                severity="Warning",
-                code=VERSIONING_UNREADABLE,
-                message="versioning could not be read (GetBucketVersioning failed): AWS Backup for S3 requires it",
-            )
-        )
-    elif versioning != "Enabled":
-        state = "never enabled" if versioning is None else versioning
-        findings.append(
-            Finding(
-                severity="Warning",
-                code=VERSIONING_NOT_ENABLED,
-                message=f"versioning is {state}: AWS Backup for S3 requires versioning Enabled",
-            )
-        )
-    if not ctx.roles:
-        missing = ", ".join(ctx.missing_roles) or "none given"
-        findings.append(
-            Finding(
-                severity="Warning",
-                code=NO_BACKUP_ROLE,
-                message=f"no AWS Backup role to check ({missing}): pass --backup-role NAME",
-            )
-        )
-
-    policy: PolicyDocument | None = None
-    if facts.policy_error is None and facts.policy_text is not None:
-        try:
-            policy = PolicyDocument.parse(facts.policy_text)
-        except BucketWardenError as exc:
-            facts = BucketFacts(facts.bucket, facts.region, None, versioning, f"not a valid policy: {exc.message}")
+    findings = _setup_findings(facts.versioning, ctx)
+    policy, facts = _parsed(facts)
     if facts.policy_error is not None:
-        findings.append(Finding(severity="Error", code=POLICY_UNREADABLE, message=facts.policy_error))
-        return BucketAudit(
-            facts.bucket,
-            facts.region,
-            Verdict.UNKNOWN,
-            Verdict.UNKNOWN,
-            versioning,
-            None,
-            "unknown",
-            findings=tuple(findings),
-            backup_roles=roles,
-        )
+        unreadable = Finding(severity="Error", code=POLICY_UNREADABLE, message=facts.policy_error)
+        return _unknown(facts, ctx, [*findings, unreadable], has_policy=None)
 
     restrictions = ip_restrictions(policy, facts.bucket, skip_sid=ctx.statement_sid) if policy else []
     # Prefer the restriction bucketwarden can adopt; a bucket rarely has more than one.
@@ -237,84 +193,113 @@ def classify(facts: BucketFacts, ctx: AuditContext) -> BucketAudit:  # noqa: C90
     if unjudgeable is not None:
         findings.append(Finding(severity="Error", code=POLICY_UNJUDGEABLE, message=unjudgeable))
     backup, counterexample = verdict_for(verification, "backup")
-    restore, restore_example = verdict_for(verification, "restore")
-    operator, operator_example = verdict_for(verification, "operator")
-    if verification is not None:
-        findings += _role_denials(verification)
-    if restore is Verdict.FAIL:
-        findings.append(
-            Finding(
-                severity="Error",
-                code=DENIES_RESTORE,
-                message=f"AWS Backup restores into this bucket fail (backups are judged apart): {restore_example}",
-            )
-        )
-    if backup is Verdict.UNKNOWN and verification is not None and counterexample is not None:
-        findings.append(Finding(severity="Warning", code=BACKUP_INCONCLUSIVE, message=counterexample))
-    if operator is Verdict.FAIL and ctx.operator is not None:
-        findings.append(
-            Finding(
-                severity="Warning",
-                code=OPERATOR_LOCKED_OUT,
-                message=f"the operator ({ctx.operator.arn}) would be denied from outside the allowed ranges: "
-                f"{operator_example}; run it from an allowed address or VPC endpoint, or exempt it",
-            )
-        )
-    for r in restrictions + ours:
-        if not r.has_exemption:
-            findings.append(
-                Finding(
-                    severity="Warning",
-                    code=IP_RESTRICTION_WITHOUT_EXEMPTION,
-                    sid=r.label,
-                    message=f"IP restriction {r.label} exempts no principal: every AWS Backup role is denied "
-                    "from AWS's addresses",
-                )
-            )
-    if restriction is not None and not restriction.supersedable:
-        findings.append(
-            Finding(
-                severity="Info",
-                code=NOT_SUPERSEDABLE,
-                sid=restriction.label,
-                message=f"IP restriction {restriction.label} does more than restrict by network (or has no Sid), "
-                "so bucketwarden cannot adopt it; it is kept and must exempt the backup roles by hand",
-            )
-        )
+    restore, _ = verdict_for(verification, "restore")
+    operator, _ = verdict_for(verification, "operator")
+    findings += _verdict_findings(verification, ctx)
+    findings += _restriction_findings(restrictions + ours, restriction)
     state = _bucketwarden_state(spec, ctx, policy)
-    if state == "absent" and restrictions:
-        findings.append(
-            Finding(
-                severity="Info",
-                code=BUCKETWARDEN_STATEMENT_MISSING,
-                message=f"bucketwarden's statement {ctx.statement_sid} is absent: the IP restriction is hand-written",
-            )
-        )
-    if state == "stale":
-        findings.append(
-            Finding(
-                severity="Warning",
-                code=BUCKETWARDEN_STATEMENT_STALE,
-                sid=ctx.statement_sid,
-                message=f"bucketwarden's statement {ctx.statement_sid} does not exempt the current RoleId of every "
-                "backup role (a role recreated since, or a resource that no longer reconciles)",
-            )
-        )
+    findings += _statement_findings(state, ctx.statement_sid, hand_written=bool(restrictions))
     return BucketAudit(
         facts.bucket,
         facts.region,
         backup,
         operator if ctx.operator is not None else Verdict.UNKNOWN,
-        versioning,
+        facts.versioning,
         policy is not None,
         state,
         restriction=restriction or (ours[0] if ours else None),
         findings=tuple(findings),
         counterexample=counterexample,
-        backup_roles=roles,
+        backup_roles=tuple(r.name for r in ctx.roles),
         restore=restore if ctx.roles else Verdict.UNKNOWN,
         prover=_prove(spec, ctx, policy) if ctx.prove and unjudgeable is None else None,
     )
+
+
+def _setup_findings(versioning: str | None, ctx: AuditContext) -> list[Finding]:
+    """What AWS Backup needs before any policy matters: versioning Enabled, and a backup role to check."""
+    findings: list[Finding] = []
+    if versioning == VERSIONING_UNKNOWN:
+        message = "versioning could not be read (GetBucketVersioning failed): AWS Backup for S3 requires it"
+        findings.append(Finding(severity="Warning", code=VERSIONING_UNREADABLE, message=message))
+    elif versioning != "Enabled":
+        state = "never enabled" if versioning is None else versioning
+        message = f"versioning is {state}: AWS Backup for S3 requires versioning Enabled"
+        findings.append(Finding(severity="Warning", code=VERSIONING_NOT_ENABLED, message=message))
+    if not ctx.roles:
+        missing = ", ".join(ctx.missing_roles) or "none given"
+        message = f"no AWS Backup role to check ({missing}): pass --backup-role NAME"
+        findings.append(Finding(severity="Warning", code=NO_BACKUP_ROLE, message=message))
+    return findings
+
+
+def _parsed(facts: BucketFacts) -> tuple[PolicyDocument | None, BucketFacts]:
+    """The bucket's policy, if it has a readable one; a text that is no valid policy becomes a read error."""
+    if facts.policy_error is not None or facts.policy_text is None:
+        return None, facts
+    try:
+        return PolicyDocument.parse(facts.policy_text), facts
+    except BucketWardenError as exc:
+        unreadable = f"not a valid policy: {exc.message}"
+        return None, BucketFacts(facts.bucket, facts.region, None, facts.versioning, unreadable)
+
+
+def _verdict_findings(verification: Verification | None, ctx: AuditContext) -> list[Finding]:
+    """What the verdicts say: backup roles denied, restores denied, an inconclusive backup, the operator locked out."""
+    if verification is None:
+        return []
+    findings = _role_denials(verification)
+    backup, counterexample = verdict_for(verification, "backup")
+    restore, restore_example = verdict_for(verification, "restore")
+    operator, operator_example = verdict_for(verification, "operator")
+    if restore is Verdict.FAIL:
+        message = f"AWS Backup restores into this bucket fail (backups are judged apart): {restore_example}"
+        findings.append(Finding(severity="Error", code=DENIES_RESTORE, message=message))
+    if backup is Verdict.UNKNOWN and counterexample is not None:
+        findings.append(Finding(severity="Warning", code=BACKUP_INCONCLUSIVE, message=counterexample))
+    if operator is Verdict.FAIL and ctx.operator is not None:
+        message = (
+            f"the operator ({ctx.operator.arn}) would be denied from outside the allowed ranges: "
+            f"{operator_example}; run it from an allowed address or VPC endpoint, or exempt it"
+        )
+        findings.append(Finding(severity="Warning", code=OPERATOR_LOCKED_OUT, message=message))
+    return findings
+
+
+def _restriction_findings(found: Sequence[IpRestriction], adoptable: IpRestriction | None) -> list[Finding]:
+    """Hand-written IP restrictions that deny every backup role, and the one bucketwarden cannot adopt."""
+    findings = [
+        Finding(
+            severity="Warning",
+            code=IP_RESTRICTION_WITHOUT_EXEMPTION,
+            sid=r.label,
+            message=f"IP restriction {r.label} exempts no principal: every AWS Backup role is denied "
+            "from AWS's addresses",
+        )
+        for r in found
+        if not r.has_exemption
+    ]
+    if adoptable is not None and not adoptable.supersedable:
+        message = (
+            f"IP restriction {adoptable.label} does more than restrict by network (or has no Sid), so bucketwarden "
+            "cannot adopt it; it is kept and must exempt the backup roles by hand"
+        )
+        findings.append(Finding(severity="Info", code=NOT_SUPERSEDABLE, sid=adoptable.label, message=message))
+    return findings
+
+
+def _statement_findings(state: str, sid: str, *, hand_written: bool) -> list[Finding]:
+    """bucketwarden's own statement: absent beside a hand-written restriction, or stale."""
+    if state == "absent" and hand_written:
+        message = f"bucketwarden's statement {sid} is absent: the IP restriction is hand-written"
+        return [Finding(severity="Info", code=BUCKETWARDEN_STATEMENT_MISSING, message=message)]
+    if state == "stale":
+        message = (
+            f"bucketwarden's statement {sid} does not exempt the current RoleId of every backup role (a role "
+            "recreated since, or a resource that no longer reconciles)"
+        )
+        return [Finding(severity="Warning", code=BUCKETWARDEN_STATEMENT_STALE, sid=sid, message=message)]
+    return []
 
 
 def _prove(spec: ProtectedBucketSpec, ctx: AuditContext, policy: PolicyDocument | None) -> str:
@@ -331,15 +316,23 @@ def _prove(spec: ProtectedBucketSpec, ctx: AuditContext, policy: PolicyDocument 
 def unjudged(facts: BucketFacts, ctx: AuditContext, why: str) -> BucketAudit:
     """The Unknown result for a bucket the audit could not judge."""
     finding = Finding(severity="Error", code=POLICY_UNJUDGEABLE, message=why)
+    has_policy = facts.policy_text is not None if facts.policy_error is None else None
+    return _unknown(facts, ctx, [finding], has_policy=has_policy)
+
+
+def _unknown(
+    facts: BucketFacts, ctx: AuditContext, findings: Sequence[Finding], *, has_policy: bool | None
+) -> BucketAudit:
+    """Unknown for every promise: what explains why is in ``findings``."""
     return BucketAudit(
         facts.bucket,
         facts.region,
         Verdict.UNKNOWN,
         Verdict.UNKNOWN,
         facts.versioning,
-        facts.policy_text is not None if facts.policy_error is None else None,
+        has_policy,
         "unknown",
-        findings=(finding,),
+        findings=tuple(findings),
         backup_roles=tuple(r.name for r in ctx.roles),
     )
 

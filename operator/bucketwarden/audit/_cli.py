@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
+from bucketwarden._flags import add_repeatable
 from bucketwarden.audit._emit import ManifestWriter
 from bucketwarden.audit._model import AuditSummary, BucketAudit
 from bucketwarden.audit._report import write_html, write_json, write_table
@@ -27,15 +28,15 @@ from bucketwarden.spec import DEFAULT_STATEMENT_SID, ManagementPolicy
 EXIT_CLEAR, EXIT_BLOCKING = ExitCode.OK, ExitCode.FAILED
 
 
+# A table of flags, parallel to cli.py's add_fact_flags (which audit takes too): declarations, not shared logic.
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bucket", action="append", default=[], metavar="GLOB", help="bucket name glob (repeatable)")
-    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="bucket tag filter (repeatable)")
-    p.add_argument("--region", action="append", default=[], metavar="REGION", help="only buckets in it (repeatable)")
+    add_repeatable(p, "--bucket", metavar="GLOB", help="bucket name glob (repeatable)")
+    add_repeatable(p, "--tag", metavar="KEY=VALUE", help="bucket tag filter (repeatable)")
+    add_repeatable(p, "--region", metavar="REGION", help="only buckets in it (repeatable)")
     p.add_argument("--assume-role-arn", metavar="ARN", help="audit through this role (another account)")
-    p.add_argument(
+    add_repeatable(
+        p,
         "--backup-role",
-        action="append",
-        default=[],
         metavar="NAME|ARN",
         help="AWS Backup role to check (repeatable; default AWSBackupDefaultServiceRole when it exists)",
     )

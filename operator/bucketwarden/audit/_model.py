@@ -45,6 +45,8 @@ NO_BACKUP_ROLE = "NoBackupRole"
 NOT_SUPERSEDABLE = "IpRestrictionNotSupersedable"
 
 
+# Named codes, then a frozen record: the shape of k8s/_events.py's reasons and Event, parallel declarations with
+# nothing in common to share.
 @dataclass(frozen=True, slots=True)
 class IpRestriction:
     """A hand-written IP Deny found in a bucket policy: what bucketwarden would take over."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import (
@@ -170,7 +171,7 @@ def _bucket_region(exc: ClientError) -> str | None:
     return str(value) if value else None
 
 
-def map_client_error(  # noqa: C901, PLR0911, PLR0912 (over the size limit: to split (issue 23))
+def map_client_error(
     exc: Exception,
     *,
     api: str,
@@ -186,43 +187,67 @@ def map_client_error(  # noqa: C901, PLR0911, PLR0912 (over the size limit: to s
     if isinstance(exc, AwsError):
         return exc
     detail = describe(exc)
-    where = bucket or "(unknown)"
     if isinstance(exc, ClientError):
-        code = error_code(exc) or ""
-        status = http_status(exc) or 0
-        if code in THROTTLING_CODES or code in TRANSIENT_CODES or status == 429 or status >= 500:
-            return AwsUnavailableError(MSG_UNAVAILABLE.format(api=api, detail=detail), api=api)
-        if code in ACCESS_DENIED_CODES:
-            if expected_owner is not None:
-                message = MSG_ACCESS_DENIED_OR_OWNER.format(api=api, detail=detail, bucket=where, owner=expected_owner)
-            else:
-                message = MSG_ACCESS_DENIED.format(api=api, detail=detail)
-            return AccessDeniedError(message, api=api)
-        if code == "NoSuchBucket":
-            name = _fields(exc, "Error").get("BucketName") or where
-            return BucketNotFoundError(MSG_BUCKET_NOT_FOUND.format(bucket=name, api=api, detail=detail), api=api)
-        if code == "NoSuchEntity":
-            return RoleNotFoundError(MSG_ROLE_NOT_FOUND.format(api=api, detail=detail), api=api)
-        if code in MALFORMED_POLICY_CODES:
-            return MalformedPolicyError(MSG_MALFORMED_POLICY.format(api=api, detail=detail), api=api)
-        if code in WRONG_REGION_CODES or status == 301:
-            region = _bucket_region(exc)
-            region_hint = f" ({region})" if region else ""
-            message = MSG_WRONG_REGION.format(api=api, bucket=where, region_hint=region_hint, detail=detail)
-            return WrongRegionError(message, api=api)
-        if code in CREDENTIALS_CODES:
-            return CredentialsError(MSG_CREDENTIALS.format(api=api, detail=detail), api=api)
-        return AwsError(MSG_OTHER.format(api=api, detail=detail), api=api)
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError | TokenRetrievalError):
-        return CredentialsError(MSG_NO_CREDENTIALS.format(api=api, detail=detail), api=api)
-    # ConnectionError covers EndpointConnectionError and ConnectTimeoutError; HTTPClientError covers
-    # ReadTimeoutError and ConnectionClosedError (a reset mid-response).
-    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError):
-        return AwsUnavailableError(MSG_UNAVAILABLE.format(api=api, detail=detail), api=api)
-    if isinstance(exc, TimeoutError | OSError):  # builtin ConnectionResetError etc. from below urllib3
-        return AwsUnavailableError(MSG_UNAVAILABLE.format(api=api, detail=detail), api=api)
-    if isinstance(exc, NoRegionError):
-        return AwsError(MSG_NO_REGION.format(api=api, detail=detail), reason="NoRegion", api=api)
-    if isinstance(exc, ParamValidationError):
-        return AwsError(MSG_INVALID_REQUEST.format(api=api, detail=detail), reason="InvalidRequest", api=api)
+        return _from_answer(exc, api, detail, bucket or "(unknown)", expected_owner)
+    build = next((b for types, b in _LOCAL_FAILURES if isinstance(exc, types)), _other)
+    return build(api, detail)
+
+
+def _from_answer(exc: ClientError, api: str, detail: str, bucket: str, expected_owner: str | None) -> AwsError:
+    """What AWS answered, by its error code and HTTP status."""
+    code = error_code(exc) or ""
+    status = http_status(exc) or 0
+    if code in THROTTLING_CODES or code in TRANSIENT_CODES or status == 429 or status >= 500:
+        return _unavailable(api, detail)
+    if code in ACCESS_DENIED_CODES:
+        if expected_owner is not None:
+            message = MSG_ACCESS_DENIED_OR_OWNER.format(api=api, detail=detail, bucket=bucket, owner=expected_owner)
+        else:
+            message = MSG_ACCESS_DENIED.format(api=api, detail=detail)
+        return AccessDeniedError(message, api=api)
+    if code == "NoSuchBucket":
+        name = _fields(exc, "Error").get("BucketName") or bucket
+        return BucketNotFoundError(MSG_BUCKET_NOT_FOUND.format(bucket=name, api=api, detail=detail), api=api)
+    if code == "NoSuchEntity":
+        return RoleNotFoundError(MSG_ROLE_NOT_FOUND.format(api=api, detail=detail), api=api)
+    if code in MALFORMED_POLICY_CODES:
+        return MalformedPolicyError(MSG_MALFORMED_POLICY.format(api=api, detail=detail), api=api)
+    if code in WRONG_REGION_CODES or status == 301:
+        region = _bucket_region(exc)
+        region_hint = f" ({region})" if region else ""
+        message = MSG_WRONG_REGION.format(api=api, bucket=bucket, region_hint=region_hint, detail=detail)
+        return WrongRegionError(message, api=api)
+    if code in CREDENTIALS_CODES:
+        return CredentialsError(MSG_CREDENTIALS.format(api=api, detail=detail), api=api)
+    return _other(api, detail)
+
+
+def _unavailable(api: str, detail: str) -> AwsError:
+    return AwsUnavailableError(MSG_UNAVAILABLE.format(api=api, detail=detail), api=api)
+
+
+def _other(api: str, detail: str) -> AwsError:
     return AwsError(MSG_OTHER.format(api=api, detail=detail), api=api)
+
+
+# botocore's own failures, when AWS gave no answer: exception types -> the error, in this order.
+_LOCAL_FAILURES: tuple[tuple[tuple[type[BaseException], ...], Callable[[str, str], AwsError]], ...] = (
+    (
+        (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError, TokenRetrievalError),
+        lambda api, detail: CredentialsError(MSG_NO_CREDENTIALS.format(api=api, detail=detail), api=api),
+    ),
+    # ConnectionError covers EndpointConnectionError and ConnectTimeoutError; HTTPClientError covers
+    # ReadTimeoutError and ConnectionClosedError (a reset mid-response); the builtin TimeoutError and OSError
+    # (ConnectionResetError etc.) come from below urllib3.
+    ((BotoConnectionError, HTTPClientError, IncompleteReadError, TimeoutError, OSError), _unavailable),
+    (
+        (NoRegionError,),
+        lambda api, detail: AwsError(MSG_NO_REGION.format(api=api, detail=detail), reason="NoRegion", api=api),
+    ),
+    (
+        (ParamValidationError,),
+        lambda api, detail: AwsError(
+            MSG_INVALID_REQUEST.format(api=api, detail=detail), reason="InvalidRequest", api=api
+        ),
+    ),
+)

@@ -27,6 +27,8 @@ PATCH_TIMEOUT_SECONDS = 30.0
 logger = logging.getLogger("bucketwarden")
 
 
+# Constants, logger, then an index's record of a namespaced object: _allowlists.py's Usage has the same shape
+# (parallel declarations; the two records share only namespace and name).
 class AckBucket(NamedTuple):
     namespace: str
     name: str

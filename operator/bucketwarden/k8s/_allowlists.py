@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import kopf
@@ -41,6 +41,7 @@ MAX_NAMESPACES_SHOWN = 50
 logger = logging.getLogger("bucketwarden")
 
 
+# Same preamble shape as _ack.py's AckBucket (parallel declarations, see there).
 class Usage(NamedTuple):
     """One ProtectedBucket's use of a list, as the `allow_list_users` index keeps it."""
 
@@ -107,6 +108,13 @@ def status_patch(current: Mapping[str, Any], new: dict[str, Any]) -> dict[str, A
     return {**new, "users": {**new["users"], **gone}}
 
 
+def status_changes(current: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that brings ``current`` to ``new``; None when it says that already."""
+    if {k: v for k, v in current.items() if k in new} == new:
+        return None
+    return status_patch(current, new)
+
+
 def _parse(spec: Mapping[str, Any]) -> SourceAllowListSpec | None:
     try:
         return SourceAllowListSpec.model_validate(dict(spec))
@@ -129,7 +137,34 @@ async def _touch(kopf_settings: kopf.OperatorSettings, usage: Usage, value: str)
         logger.warning("could not signal %s/%s of an allow-list change: %s", usage.namespace, usage.name, exc)
 
 
-def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:  # noqa: C901 (over the size limit: to split (issue 23))
+async def _touch_all(kopf_settings: kopf.OperatorSettings, users: Iterable[Usage], value: str) -> None:
+    for usage in users:
+        await _touch(kopf_settings, usage, value)
+
+
+def usage_of(
+    namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> dict[str, Usage] | None:
+    """One ProtectedBucket's entry in the `allow_list_users` index: each list it references -> its use of it."""
+    refs = [r.get("name") for r in spec.get("allowedSourcesFrom") or [] if isinstance(r, Mapping)]
+    if not refs:
+        return None
+    conditions = status.get("conditions") or []
+    synced = any(c.get("type") == "Synced" and c.get("status") == "True" for c in conditions)
+    usage = Usage(namespace or "", name, dict(spec), status.get("resolvedSourcesHash"), synced)
+    return {ref: usage for ref in refs if isinstance(ref, str)}
+
+
+def in_use_message(name: str, users: Sequence[Usage]) -> str:
+    # Counts per namespace, not names: the Event is as readable as the list itself.
+    return (
+        f"SourceAllowList {name} is still referenced by {len(users)} ProtectedBucket(s), per namespace: "
+        f"{describe_users(users)}; deletion waits until none references it (remove it from their "
+        "allowedSourcesFrom)"
+    )
+
+
+def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     """Attach the SourceAllowList handlers and indices to ``registry``."""
     lists_resource = (GROUP, VERSION, ALLOW_LIST_PLURAL)
     buckets_resource = (GROUP, VERSION, PLURAL)
@@ -144,13 +179,7 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
 
     @kopf.index(*buckets_resource, id=USERS_INDEX, registry=registry)
     async def allow_list_users(namespace: str | None, name: str, spec: Any, status: Any, **_: Any) -> Any:
-        refs = [r.get("name") for r in spec.get("allowedSourcesFrom") or [] if isinstance(r, Mapping)]
-        if not refs:
-            return None
-        conditions = status.get("conditions") or []
-        synced = any(c.get("type") == "Synced" and c.get("status") == "True" for c in conditions)
-        usage = Usage(namespace or "", name, dict(spec), status.get("resolvedSourcesHash"), synced)
-        return {ref: usage for ref in refs if isinstance(ref, str)}
+        return usage_of(namespace, name, spec, status)
 
     def _lists(kwargs: Mapping[str, Any]) -> dict[str, SourceAllowListSpec]:
         return allow_lists_from_index(kwargs[ALLOW_LISTS_INDEX])
@@ -163,9 +192,7 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
         if allow_list is None:
             return  # admission refuses it; the users report it missing rather than writing a partial union
         users = users_of(kwargs[USERS_INDEX], name)
-        value = f"{name}@{allow_list_hash(allow_list)}"
-        for usage in users:
-            await _touch(kwargs["memo"].kopf_settings, usage, value)
+        await _touch_all(kwargs["memo"].kopf_settings, users, f"{name}@{allow_list_hash(allow_list)}")
         lists = _lists(kwargs)
         new = allow_list_status(name, allow_list, users, lists, meta.get("generation"))
         kwargs["patch"].status.update(status_patch(kwargs.get("status") or {}, new))
@@ -177,20 +204,14 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
             return
         users = users_of(kwargs[USERS_INDEX], name)
         new = allow_list_status(name, allow_list, users, _lists(kwargs), meta.get("generation"))
-        current = dict(kwargs["status"])
-        if {k: v for k, v in current.items() if k in new} != new:
-            kwargs["patch"].status.update(status_patch(current, new))
+        changes = status_changes(dict(kwargs["status"]), new)
+        if changes is not None:
+            kwargs["patch"].status.update(changes)
 
     @kopf.on.delete(*lists_resource, id="in-use", registry=registry)
     def refuse_in_use(name: str, body: kopf.Body, **kwargs: Any) -> None:
         users = users_of(kwargs[USERS_INDEX], name)
-        if not users:
-            return
-        # Counts per namespace, not names: the Event is as readable as the list itself.
-        message = (
-            f"SourceAllowList {name} is still referenced by {len(users)} ProtectedBucket(s), per namespace: "
-            f"{describe_users(users)}; deletion waits until none references it (remove it from their "
-            "allowedSourcesFrom)"
-        )
-        kopf.event(body, type="Warning", reason=ALLOW_LIST_IN_USE, message=message)
-        raise kopf.TemporaryError(message, delay=settings.allow_list_status_seconds)
+        if users:
+            message = in_use_message(name, users)
+            kopf.event(body, type="Warning", reason=ALLOW_LIST_IN_USE, message=message)
+            raise kopf.TemporaryError(message, delay=settings.allow_list_status_seconds)

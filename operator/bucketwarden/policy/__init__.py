@@ -54,11 +54,7 @@ from bucketwarden.policy._render import (
     render_statement,
     user_id_patterns,
 )
-from bucketwarden.policy._verify import (
-    build_scenarios,
-    model_callers,
-    verify_policy,
-)
+from bucketwarden.policy._verify import verify_policy
 from bucketwarden.policy._verify_model import (
     FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
     FOREIGN_DENY_BLOCKS_OPERATOR,
@@ -73,7 +69,7 @@ from bucketwarden.policy._verify_model import (
     Verdict,
     Verification,
 )
-from bucketwarden.policy._verify_scenarios import with_aws_source_ranges
+from bucketwarden.policy._verify_scenarios import ModelledWorld, model_world, with_aws_source_ranges
 
 __all__ = [
     "ADDRESS_KEYS",
@@ -111,6 +107,7 @@ __all__ = [
     "Evaluation",
     "Inconclusive",
     "ModelledAction",
+    "ModelledWorld",
     "Narrowing",
     "Plan",
     "PolicyDocument",
@@ -124,7 +121,6 @@ __all__ = [
     "Verification",
     "analyse_cidrs",
     "bucket_arns",
-    "build_scenarios",
     "check_adoption",
     "describe_exemptions",
     "diff_policies",
@@ -134,7 +130,7 @@ __all__ = [
     "lint_policy",
     "lint_spec",
     "merge_policy",
-    "model_callers",
+    "model_world",
     "narrow_to_live",
     "parse_address",
     "parse_date",

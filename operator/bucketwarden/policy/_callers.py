@@ -30,6 +30,11 @@ def _actions(source: str, resource: ResourceType, names: Sequence[str]) -> tuple
     return tuple(ModelledAction(f"s3:{n}", resource, source) for n in names)
 
 
+def _policy_actions(source: str, *, bucket: Sequence[str], objects: Sequence[str] = ()) -> tuple[ModelledAction, ...]:
+    """A policy's S3 actions on buckets (arn:aws:s3:::*) and on objects (arn:aws:s3:::*/*), from one source."""
+    return (*_actions(source, "bucket", bucket), *_actions(source, "object", objects))
+
+
 # The managed policies an AWS Backup service role carries for S3, as data, dated. Source: AWS Managed Policy
 # Reference, read on 2026-12-06 (the pages' "Policy version" and "Edited time"), and the AWS Backup Developer Guide,
 # "Managed policies for AWS Backup". Only S3 actions on buckets (arn:aws:s3:::*) and objects (arn:aws:s3:::*/*)
@@ -41,36 +46,28 @@ def _actions(source: str, resource: ResourceType, names: Sequence[str]) -> tuple
 # and not confirmed: modelling an action AWS Backup may not use can only turn a Pass into a Fail, never the reverse.
 S3_BACKUP_POLICY = "AWSBackupServiceRolePolicyForS3Backup"
 S3_BACKUP_POLICY_VERSION = "v4 (2024-05-17) + s3:ListTagsForResource (reported in issue 21, unconfirmed)"
-_BACKUP = S3_BACKUP_POLICY
-AWS_BACKUP_BACKUP_ACTIONS: tuple[ModelledAction, ...] = (
-    *_actions(
-        _BACKUP,
-        "bucket",
-        (
-            "GetInventoryConfiguration",
-            "PutInventoryConfiguration",
-            "ListBucketVersions",
-            "ListBucket",
-            "GetBucketVersioning",
-            "GetBucketNotification",
-            "PutBucketNotification",
-            "GetBucketLocation",
-            "GetBucketTagging",
-            "GetBucketAcl",  # listed in the Developer Guide's copy of S3BucketBackupPermissions
-            "ListTagsForResource",  # reported in issue 21 as added by a version after v4
-        ),
+AWS_BACKUP_BACKUP_ACTIONS: tuple[ModelledAction, ...] = _policy_actions(
+    S3_BACKUP_POLICY,
+    bucket=(
+        "GetInventoryConfiguration",
+        "PutInventoryConfiguration",
+        "ListBucketVersions",
+        "ListBucket",
+        "GetBucketVersioning",
+        "GetBucketNotification",
+        "PutBucketNotification",
+        "GetBucketLocation",
+        "GetBucketTagging",
+        "GetBucketAcl",  # listed in the Developer Guide's copy of S3BucketBackupPermissions
+        "ListTagsForResource",  # reported in issue 21 as added by a version after v4
     ),
-    *_actions(
-        _BACKUP,
-        "object",
-        (
-            "GetObject",
-            "GetObjectAcl",
-            "GetObjectVersion",
-            "GetObjectVersionAcl",
-            "GetObjectTagging",
-            "GetObjectVersionTagging",
-        ),
+    objects=(
+        "GetObject",
+        "GetObjectAcl",
+        "GetObjectVersion",
+        "GetObjectVersionAcl",
+        "GetObjectTagging",
+        "GetObjectVersionTagging",
     ),
 )
 
@@ -79,37 +76,30 @@ AWS_BACKUP_BACKUP_ACTIONS: tuple[ModelledAction, ...] = (
 # s3:CreateBucket is left out: a bucket policy cannot govern creating the bucket it is on.
 S3_RESTORE_POLICY = "AWSBackupServiceRolePolicyForS3Restore"
 S3_RESTORE_POLICY_VERSION = "v2 (2023-02-07)"
-_RESTORE = S3_RESTORE_POLICY
-AWS_BACKUP_RESTORE_ACTIONS: tuple[ModelledAction, ...] = (
-    *_actions(
-        _RESTORE,
-        "bucket",
-        (
-            "ListBucketVersions",
-            "ListBucket",
-            "GetBucketVersioning",
-            "GetBucketLocation",
-            "PutBucketVersioning",
-            "PutBucketOwnershipControls",
-            "GetBucketOwnershipControls",
-        ),
+# The same shape as AWS_BACKUP_BACKUP_ACTIONS: one table per managed policy, parallel data by design.
+AWS_BACKUP_RESTORE_ACTIONS: tuple[ModelledAction, ...] = _policy_actions(
+    S3_RESTORE_POLICY,
+    bucket=(
+        "ListBucketVersions",
+        "ListBucket",
+        "GetBucketVersioning",
+        "GetBucketLocation",
+        "PutBucketVersioning",
+        "PutBucketOwnershipControls",
+        "GetBucketOwnershipControls",
     ),
-    *_actions(
-        _RESTORE,
-        "object",
-        (
-            "GetObject",
-            "GetObjectVersion",
-            "DeleteObject",
-            "PutObjectVersionAcl",
-            "GetObjectVersionAcl",
-            "GetObjectTagging",
-            "PutObjectTagging",
-            "GetObjectAcl",
-            "PutObjectAcl",
-            "ListMultipartUploadParts",
-            "PutObject",
-        ),
+    objects=(
+        "GetObject",
+        "GetObjectVersion",
+        "DeleteObject",
+        "PutObjectVersionAcl",
+        "GetObjectVersionAcl",
+        "GetObjectTagging",
+        "PutObjectTagging",
+        "GetObjectAcl",
+        "PutObjectAcl",
+        "ListMultipartUploadParts",
+        "PutObject",
     ),
 )
 
@@ -129,14 +119,13 @@ AWS_BACKUP_ACTIONS: tuple[ModelledAction, ...] = _dedupe((*AWS_BACKUP_BACKUP_ACT
 # foreign Deny exists to deny it (ours exempts the operator). A foreign Deny on it (a security team's "nobody
 # deletes this policy") is never a lockout, since that very statement keeps the document from ever being empty.
 # ListBucket is the read check the verification matrix has always made for the operator; both engines model it.
-OPERATOR_ACTIONS: tuple[ModelledAction, ...] = _actions(
-    "bucketwarden's reconcile loop", "bucket", ("ListBucket", "GetBucketPolicy", "PutBucketPolicy")
+OPERATOR_ACTIONS: tuple[ModelledAction, ...] = _policy_actions(
+    "bucketwarden's reconcile loop", bucket=("ListBucket", "GetBucketPolicy", "PutBucketPolicy")
 )
 
 # What an ordinary user on an allowed network does with the bucket.
-USER_ACTIONS: tuple[ModelledAction, ...] = (
-    *_actions("a client on an allowed network", "bucket", ("ListBucket",)),
-    *_actions("a client on an allowed network", "object", ("GetObject", "PutObject")),
+USER_ACTIONS: tuple[ModelledAction, ...] = _policy_actions(
+    "a client on an allowed network", bucket=("ListBucket",), objects=("GetObject", "PutObject")
 )
 
 # Real AWS public addresses (S3 and EC2 ranges of ip-ranges.json). They play "a client outside the allowed
@@ -271,6 +260,17 @@ class StatedFacts:
     role_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()  # for the exempt roles' sessions only
 
 
+@dataclass(frozen=True, slots=True)
+class RequestScene:
+    """What every modelled session request of one verification shares, whoever makes it: the bucket's account and
+    region, what the user stated about them, and the clock."""
+
+    resource_account: str
+    region: str | None
+    facts: StatedFacts
+    now: float | None = None
+
+
 def now_values(now: float | None = None) -> dict[str, Values]:
     """aws:CurrentTime and aws:EpochTime: present in every request (IAM global condition keys)."""
     when = datetime.fromtimestamp(now, UTC) if now is not None else datetime.now(UTC)
@@ -309,6 +309,18 @@ def _with_facts(known: dict[str, Values], facts: Sequence[tuple[str, tuple[str, 
     return known
 
 
+def _in_account(resource_account: str) -> dict[str, Values]:
+    # The bucket's account, as both the global key and S3's own name it.
+    return {"aws:resourceaccount": (resource_account,), "s3:resourceaccount": (resource_account,)}
+
+
+def _in_scene(known: dict[str, Values], scene: RequestScene, facts: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+    """The requested region (the bucket's, when known) and the stated facts, over what ``known`` already says."""
+    if scene.region:
+        known["aws:requestedregion"] = (scene.region,)
+    _with_facts(known, facts)
+
+
 # AWS Backup's S3 session name: "AWSBackup-<role name>" is what CloudTrail shows for backup jobs (AWS-SEMANTICS
 # fact 6); AWS does not document it. The verifier therefore also tries a session of another name, so a verdict that
 # hangs on the session name is Unknown, never a guess.
@@ -316,23 +328,20 @@ BACKUP_SESSION_PREFIX = "AWSBackup-"
 OTHER_SESSION_NAME = "bucketwarden-any-other-session"
 
 
-def backup_session(  # noqa: PLR0913 (the caller model's facts, keyword-only)
+def backup_session(
     *,
     role_arn: str,
     account: str,
     role_id: str,
     role_name: str,
-    resource_account: str,
-    region: str | None,
-    facts: StatedFacts,
+    scene: RequestScene,
     addresses: AddressSet,
     role_path_known: bool = True,
-    now: float | None = None,
 ) -> CallerContext:
     """An AWS Backup job's S3 request, made with the exempt role's session (AWS-SEMANTICS facts 1, 4, 5, 6, 25, 26)."""
     known: dict[str, Values] = {
         **_signed_https(),
-        **now_values(now),
+        **now_values(scene.now),
         "aws:principalaccount": (account,),
         "aws:principaltype": ("AssumedRole",),
         # AWS Backup acts through its service role: both are false for its requests (fact 5).
@@ -340,13 +349,10 @@ def backup_session(  # noqa: PLR0913 (the caller model's facts, keyword-only)
         "aws:viaawsservice": ("false",),
         # A role session is temporary credentials without MFA: the key is present and false (fact 26).
         "aws:multifactorauthpresent": ("false",),
-        "aws:resourceaccount": (resource_account,),
-        "s3:resourceaccount": (resource_account,),
+        **_in_account(scene.resource_account),
         **{k.lower(): None for k in _ABSENT_FOR_SESSIONS},
     }
-    if region:
-        known["aws:requestedregion"] = (region,)
-    _with_facts(known, (*facts.keys, *facts.role_keys))
+    _in_scene(known, scene, (*scene.facts.keys, *scene.facts.role_keys))
     # aws:PrincipalArn is the ROLE's ARN, path included (fact 4); the session ARN, which Principal elements may
     # name, is derived from it and the session name in aws:userid (policy/_evaluate.py, caller_arn).
     known["aws:principalarn"] = (role_arn,)
@@ -358,30 +364,27 @@ def backup_session(  # noqa: PLR0913 (the caller model's facts, keyword-only)
         known,
         alternatives,
         present=frozenset({"aws:tokenissuetime"}),
-        samples=_token_issue_time(now),
+        samples=_token_issue_time(scene.now),
         addresses=addresses,
         role_path_unknown=not role_path_known,
     )
 
 
-def operator_session(  # noqa: PLR0913 (the caller model's facts, keyword-only)
+def operator_session(
     *,
     principal_arn: str,
     arn: str,
     account: str,
     user_id: str,
     assumed_role: bool,
-    resource_account: str,
-    region: str | None,
-    facts: StatedFacts,
+    scene: RequestScene,
     source_ips: Sequence[str],
     addresses: AddressSet | None = None,
-    now: float | None = None,
 ) -> CallerContext:
     """The operator's own boto3 calls, from wherever its cluster runs (an address outside the allowed ranges)."""
     known: dict[str, Values] = {
         **_signed_https(),
-        **now_values(now),
+        **now_values(scene.now),
         "aws:userid": (user_id,),
         "aws:principalarn": (principal_arn,),
         "bucketwarden:callerarn": (arn,),
@@ -392,13 +395,10 @@ def operator_session(  # noqa: PLR0913 (the caller model's facts, keyword-only)
         # Present (false) for temporary credentials, absent for an IAM user's long-term keys.
         "aws:multifactorauthpresent": ("false",) if assumed_role else None,
         **({} if assumed_role else {"aws:tokenissuetime": None}),
-        "aws:resourceaccount": (resource_account,),
-        "s3:resourceaccount": (resource_account,),
+        **_in_account(scene.resource_account),
         **{k.lower(): None for k in _ABSENT_FOR_SESSIONS if not (k == "aws:username" and not assumed_role)},
     }
-    if region:
-        known["aws:requestedregion"] = (region,)
-    _with_facts(known, facts.keys)
+    _in_scene(known, scene, scene.facts.keys)
     # Where the operator runs is not known: any public address outside the allowed ranges (inside them it is let in
     # anyway), as a set; the sample addresses stand in only when that set is empty (an allow-everything list).
     alternatives: dict[str, tuple[Values, ...]] = _tls_alternatives()
@@ -406,7 +406,7 @@ def operator_session(  # noqa: PLR0913 (the caller model's facts, keyword-only)
         alternatives["aws:sourceip"] = tuple((a,) for a in source_ips)
         addresses = None
     present = frozenset({"aws:tokenissuetime"}) if assumed_role else frozenset()
-    samples = _token_issue_time(now) if assumed_role else {}
+    samples = _token_issue_time(scene.now) if assumed_role else {}
     return CallerContext(known, alternatives, present=present, samples=samples, addresses=addresses)
 
 
@@ -424,8 +424,7 @@ def user_request(
         "aws:username": (user_name,),
         "aws:principalisawsservice": ("false",),
         "aws:viaawsservice": ("false",),
-        "aws:resourceaccount": (resource_account,),
-        "s3:resourceaccount": (resource_account,),
+        **_in_account(resource_account),
         "s3:tlsversion": ("1.2",),
     }
 

@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from bucketwarden.errors import PolicyParseError
 
@@ -81,8 +81,27 @@ class Principal:
         return sorted((kind, sorted(set(ids))) for kind, ids in self.entries.items())
 
 
+class _ComparedByMeaning:
+    """Equal, and hashed, by what it means rather than how its JSON was written: ``_meaning()`` is a canonical text
+    of it (value order, duplicates, "x" vs ["x"] and condition key case do not matter)."""
+
+    __slots__ = ()
+
+    def _meaning(self) -> str:
+        raise NotImplementedError
+
+    def same_meaning(self, other: Self) -> bool:
+        return self._meaning() == other._meaning()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, type(self)) and self.same_meaning(other)
+
+    def __hash__(self) -> int:
+        return hash(self._meaning())
+
+
 @dataclass(frozen=True, slots=True, eq=False)
-class Statement:
+class Statement(_ComparedByMeaning):
     """One policy statement. ``raw`` is kept as parsed, so a foreign statement is written back unchanged."""
 
     raw: Mapping[str, Any]
@@ -219,18 +238,12 @@ class Statement:
             key = self._memo["canonical"] = json.dumps(self.canonical(), separators=(",", ":"))
         return key
 
-    def same_meaning(self, other: Statement) -> bool:
-        return self.canonical_key() == other.canonical_key()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Statement) and self.same_meaning(other)
-
-    def __hash__(self) -> int:
-        return hash(self.canonical_key())
+    def _meaning(self) -> str:
+        return self.canonical_key()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class PolicyDocument:
+class PolicyDocument(_ComparedByMeaning):
     """A whole bucket policy: new ones are ``"Version": "2012-10-17"``; an existing 2008-10-17 one stays so."""
 
     statements: tuple[Statement, ...]
@@ -320,15 +333,8 @@ class PolicyDocument:
         """A short hash of the document's meaning, shown on the status."""
         return "sha256:" + hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
-    # Statement.same_meaning's shape, one level up: a document compares by its canonical JSON.
-    def same_meaning(self, other: PolicyDocument) -> bool:
-        return self.canonical_json() == other.canonical_json()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PolicyDocument) and self.same_meaning(other)
-
-    def __hash__(self) -> int:
-        return hash(self.canonical_json())
+    def _meaning(self) -> str:
+        return self.canonical_json()
 
     @property
     def sids(self) -> list[str]:

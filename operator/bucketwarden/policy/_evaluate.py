@@ -144,7 +144,7 @@ def _identities(context: Context) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _principal_matcher(principal: Principal, *, negated: bool) -> ContextCheck | None:  # noqa: C901 (over the size limit: to split (issue 23))
+def _principal_matcher(principal: Principal, *, negated: bool) -> ContextCheck | None:
     """A check that is True when the statement's Principal (or NotPrincipal) element lets it apply.
 
     None when it applies to everyone. IAM User Guide, "AWS JSON policy elements: Principal / NotPrincipal":
@@ -156,6 +156,17 @@ def _principal_matcher(principal: Principal, *, negated: bool) -> ContextCheck |
     """
     if principal.wildcard or "*" in principal.entries.get("AWS", ()):
         return None
+    wanted, unique_ids = _named(principal)
+    unique_id_listed = _unique_id_check(unique_ids)
+    if negated:
+        return _not_principal_check(wanted, unique_id_listed)
+    if not unique_ids and not any(is_session_arn(n) for n in wanted):
+        return _account_or_arn_check(wanted)
+    return lambda context: unique_id_listed(context) or any(n in wanted for n in _identities(context))
+
+
+def _named(principal: Principal) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The names a Principal element lists, as _identities spells them, and the bare unique ids it lists."""
     listed: set[str] = set()
     unique_ids: list[str] = []
     for ident in principal.entries.get("AWS", ()):
@@ -171,42 +182,48 @@ def _principal_matcher(principal: Principal, *, negated: bool) -> ContextCheck |
     listed.update(principal.entries.get("Federated", ()))
     listed.update(principal.entries.get("CanonicalUser", ()))
     listed.update(f"service:{s}" for s in principal.entries.get("Service", ()))
-    wanted = frozenset(listed)
+    return frozenset(listed), tuple(unique_ids)
+
+
+def _unique_id_check(unique_ids: tuple[str, ...]) -> ContextCheck:
+    """Whether the caller's aws:userid is (or is a session of) one of the listed unique ids."""
+    if not unique_ids:
+        return lambda _context: False
     exact_ids = frozenset(unique_ids)
     prefixes = tuple(f"{u}:" for u in unique_ids)
+    return lambda context: any(u in exact_ids or u.startswith(prefixes) for u in context.get(USER_ID, ()))
 
-    def unique_id_listed(context: Context) -> bool:
-        return any(u in exact_ids or u.startswith(prefixes) for u in context.get(USER_ID, ())) if exact_ids else False
 
-    if negated:
+def _not_principal_check(wanted: frozenset[str], unique_id_listed: ContextCheck) -> ContextCheck:
+    """NotPrincipal: the statement applies unless every name of the caller is listed."""
 
-        def spared(context: Context) -> bool:
-            names = _identities(context)
-            if unique_id_listed(context):  # the unique id stands for the principal ARN
-                names = tuple(n for n in names if not n.startswith("arn:") or is_session_arn(n))
-            return bool(names) and all(n in wanted for n in names)
+    def spared(context: Context) -> bool:
+        names = _identities(context)
+        if unique_id_listed(context):  # the unique id stands for the principal ARN
+            names = tuple(n for n in names if not n.startswith("arn:") or is_session_arn(n))
+        return bool(names) and all(n in wanted for n in names)
 
-        return lambda context: not spared(context)
+    return lambda context: not spared(context)
 
-    sessions = any(is_session_arn(n) for n in wanted)
-    if not sessions and not exact_ids:  # the usual case: accounts and ARNs, answered by two set lookups
-        accounts = frozenset(n.removeprefix("account:") for n in wanted if n.startswith("account:"))
-        arns = frozenset(n for n in wanted if not n.startswith(("account:", "service:")))
-        services = frozenset(n.removeprefix("service:") for n in wanted if n.startswith("service:"))
 
-        def match(context: Context) -> bool:
-            if not accounts.isdisjoint(context.get(PRINCIPAL_ACCOUNT, ())):
+def _account_or_arn_check(wanted: frozenset[str]) -> ContextCheck:
+    """The usual Principal, accounts and ARNs (no session ARN, no unique id): answered by set lookups."""
+    accounts = frozenset(n.removeprefix("account:") for n in wanted if n.startswith("account:"))
+    arns = frozenset(n for n in wanted if not n.startswith(("account:", "service:")))
+    services = frozenset(n.removeprefix("service:") for n in wanted if n.startswith("service:"))
+
+    def match(context: Context) -> bool:
+        if not accounts.isdisjoint(context.get(PRINCIPAL_ACCOUNT, ())):
+            return True
+        for arn in context.get(PRINCIPAL_ARN, ()):
+            if arn in arns:
                 return True
-            for arn in context.get(PRINCIPAL_ARN, ()):
-                if arn in arns:
-                    return True
-                root = _ROOT_ARN.fullmatch(arn) if accounts else None
-                if root is not None and root.group(1) in accounts:
-                    return True
-            return not services.isdisjoint(context.get(PRINCIPAL_SERVICE, ()))
+            root = _ROOT_ARN.fullmatch(arn) if accounts else None
+            if root is not None and root.group(1) in accounts:
+                return True
+        return not services.isdisjoint(context.get(PRINCIPAL_SERVICE, ()))
 
-        return match
-    return lambda context: unique_id_listed(context) or any(n in wanted for n in _identities(context))
+    return match
 
 
 def _action_matcher(patterns: tuple[str, ...], negated: bool) -> Callable[[str], bool]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar, cast
 
-from bucketwarden.policy._callers import OPERATOR_ACTIONS, Caller
+from bucketwarden.policy._callers import Caller
 from bucketwarden.policy._conditions import Context
 from bucketwarden.policy._document import POLICY_VERSION, PolicyDocument, Statement
 from bucketwarden.policy._evaluate import (
@@ -27,7 +27,6 @@ from bucketwarden.policy._evaluate import (
     Request,
     compile_policy,
 )
-from bucketwarden.policy._render import bucket_arns
 from bucketwarden.policy._verify_judge import (
     NEVER,
     Hit,
@@ -38,55 +37,18 @@ from bucketwarden.policy._verify_judge import (
     resource_matches,
 )
 from bucketwarden.policy._verify_model import (
-    FOREIGN_DENY_BLOCKS_EXEMPT_ROLE,
-    FOREIGN_DENY_BLOCKS_OPERATOR,
     FOREIGN_DENY_STRICTER,
     PROMISES,
-    VERIFICATION_INCONCLUSIVE,
     Counterexample,
-    Expectation,
     Inconclusive,
-    PromiseName,
     Scenario,
     ScenarioKind,
     ScenarioResult,
-    Verdict,
     Verification,
 )
-from bucketwarden.policy._verify_scenarios import (
-    OUTSIDE_IPV4,
-    _address_plan,
-    _inputs,
-    _scenarios,
-    build_scenarios,
-    callers_of,
-    model_callers,
-    stated_facts,
-)
+from bucketwarden.policy._verify_scenarios import model_world
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import Finding, ProtectedBucketSpec
-
-__all__ = [
-    "FOREIGN_DENY_BLOCKS_EXEMPT_ROLE",
-    "FOREIGN_DENY_BLOCKS_OPERATOR",
-    "FOREIGN_DENY_STRICTER",
-    "OPERATOR_ACTIONS",
-    "PROMISES",
-    "VERIFICATION_INCONCLUSIVE",
-    "Counterexample",
-    "Expectation",
-    "Inconclusive",
-    "PromiseName",
-    "Scenario",
-    "ScenarioKind",
-    "ScenarioResult",
-    "Verdict",
-    "Verification",
-    "build_scenarios",
-    "model_callers",
-    "stated_facts",
-    "verify_policy",
-]
 
 _MEMO_LIMIT = 4096
 _T = TypeVar("_T")
@@ -167,6 +129,11 @@ class _Run:
     foreign_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None  # computed when needed
     blocked: set[tuple[int, str, str]] = field(default_factory=set)  # (statement, principal, promise) shown to deny
     doubtful: set[tuple[int, str, str]] = field(default_factory=set)
+    # What the run has found so far, as the Verification reports it.
+    findings: list[Finding] = field(default_factory=list)
+    counterexamples: list[Counterexample] = field(default_factory=list)
+    unknowns: list[Inconclusive] = field(default_factory=list)
+    stricter: set[int] = field(default_factory=set)  # foreign Denies already reported as stricter than the spec
 
     def denies(self) -> list[int]:
         return [i for i, c in enumerate(self.compiled.statements) if c.deny]
@@ -194,7 +161,21 @@ class _Run:
             ),
         )
 
+    def first_verdict(self, seen: set[tuple[int, str, str]], index: int, caller: Caller) -> Evaluation | None:
+        """The statement's verdict the first time it meets this caller's promise in ``seen`` (marked); then None."""
+        key = (index, caller.who, caller.promise)
+        if key in seen:
+            return None
+        seen.add(key)
+        return self.verdict(index)
 
+    def report(self, index: int, caller: Caller, what: str, finding: Callable[[], Finding]) -> None:
+        # Building a Finding (a pydantic model) costs more than judging the statement: remember it for the next resync.
+        self.findings.append(_remembered(caller, self.compiled.statements[index], what, finding))
+
+
+# prove_policy (prove.py) has this signature too (protocol: the same question, another engine); model_world's is
+# the same without the policy.
 def verify_policy(
     spec: ProtectedBucketSpec,
     roles: Sequence[ResolvedRole],
@@ -212,36 +193,31 @@ def verify_policy(
     operator the evaluator does not know, and InvalidConditionValueError (MalformedPolicy) for a value AWS would
     reject, such as an invalid CIDR.
     """
-    inputs = _inputs(spec, roles, operator, partition, now, aws_ranges)
+    world = model_world(spec, roles, operator, partition=partition, now=now, aws_ranges=aws_ranges)
     compiled = compile_policy(policy) if policy is not None else EMPTY_POLICY
-    plan = _address_plan(inputs.cidrs)
     run = _Run(
         compiled,
         policy.statements if policy is not None else (),
         set(spec.owned_sids),
         policy is not None and policy.version == POLICY_VERSION,
-        bucket_arns(inputs.bucket, inputs.partition)[0],
-        plan.outside_v4 or OUTSIDE_IPV4[0],
+        world.bucket_arn,
+        world.outside_address,
     )
     results: list[ScenarioResult] = []
-    findings: list[Finding] = []
-    counterexamples: list[Counterexample] = []
-    unknowns: list[Inconclusive] = []
-    stricter: set[int] = set()
 
-    for scenario in _scenarios(inputs):
+    for scenario in world.scenarios:
         caller = scenario.caller
         if caller is None:
-            results.append(_judge_concrete(run, scenario, findings, stricter))
+            results.append(_judge_concrete(run, scenario))
             for other in _range_witnesses(run, scenario):
-                result = _judge_concrete(run, other, findings, stricter)
+                result = _judge_concrete(run, other)
                 if not result.passed:
                     results.append(result)
             continue
-        results.append(_judge_caller_scenario(run, scenario, caller, counterexamples, unknowns, findings))
+        results.append(_judge_caller_scenario(run, scenario, caller))
 
     # The whole bucket: every Deny, every modelled action of every caller, a key of every Resource pattern.
-    callers = callers_of(inputs)
+    callers = world.callers
     for caller in callers:
         kind: ScenarioKind = "role" if caller.kind == "role" else "operator"
         for index in run.denies():
@@ -252,9 +228,9 @@ def verify_policy(
                 continue
             request = request_for(outcome.hit, caller.context.base(), outcome.judgement)
             if outcome.applies is None:
-                _record_doubt(run, index, caller, outcome.judgement, request, unknowns, findings)
+                _record_doubt(run, index, caller, outcome.judgement, request)
                 continue
-            _record_block(run, index, caller, kind, request, counterexamples, findings)
+            _record_block(run, index, caller, kind, request)
             verdict = run.verdict(index)
             name = f"{caller.promise}-{outcome.hit.action.action.removeprefix('s3:')}-{verdict.label}"
             scenario = Scenario(
@@ -268,17 +244,10 @@ def verify_policy(
             )
             results.append(ScenarioResult(scenario, verdict, False, run.is_owned(index)))
     promises = tuple(p for p in PROMISES if p == "network" or any(c.promise == p for c in callers))
-    return Verification(results, findings, counterexamples, unknowns, promises)
+    return Verification(results, run.findings, run.counterexamples, run.unknowns, promises)
 
 
-def _judge_caller_scenario(
-    run: _Run,
-    scenario: Scenario,
-    caller: Caller,
-    counterexamples: list[Counterexample],
-    unknowns: list[Inconclusive],
-    findings: list[Finding],
-) -> ScenarioResult:
+def _judge_caller_scenario(run: _Run, scenario: Scenario, caller: Caller) -> ScenarioResult:
     """A familiar request of an exempt role or the operator (GetObject, ListBucket...), judged three-valued."""
     base = caller.context.base()
     request = scenario.request
@@ -303,9 +272,9 @@ def _judge_caller_scenario(
         if judgement.applies is True:
             evaluation = evaluation or run.verdict(index)
             denied = Request(request.action, request.resource, {**request.context, **judgement.witness})
-            _record_block(run, index, caller, scenario.kind, denied, counterexamples, findings)
+            _record_block(run, index, caller, scenario.kind, denied)
         elif judgement.applies is None:
-            _record_doubt(run, index, caller, judgement, request, unknowns, findings)
+            _record_doubt(run, index, caller, judgement, request)
     evaluation = evaluation or Evaluation("NoMatch")
     by_owned = evaluation.index is not None and run.is_owned(evaluation.index)
     return ScenarioResult(scenario, evaluation, not evaluation.denied, by_owned)
@@ -330,29 +299,6 @@ def _judge_request(
     if judgement.applies is False or (covered is True and judgement.applies is True):
         return judgement
     return Judgement(None, tuple(dict.fromkeys((*keys, *judgement.unknown_keys))))
-
-
-_CONSEQUENCES: dict[str, str] = {
-    "operator": "the operator cannot read or fix the bucket policy (only the account root can)",
-    "backup": "AWS Backup backup jobs that use this role fail with AccessDenied",
-    "restore": "AWS Backup restores into this bucket that use this role fail with AccessDenied (backups are judged "
-    "apart)",
-}
-
-
-def _blocked_message(label: str, sid: str | None, promise: str, who: str, example: str) -> str:
-    consequence = _CONSEQUENCES[promise]
-    if sid is not None:
-        advice = (
-            f"list {sid!r} in spec.adoptSids so bucketwarden replaces it with its own statement, which exempts "
-            "this principal, or add the exemption to it by hand"
-        )
-    else:
-        advice = (
-            "it has no Sid, so adoptSids cannot name it: give it a Sid and list that in spec.adoptSids, "
-            "or add the exemption to it by hand"
-        )
-    return f"Deny statement {label} is not bucketwarden's and denies {who} ({example}): {consequence}; {advice}"
 
 
 _MAX_RANGE_WITNESSES = 8
@@ -412,7 +358,7 @@ def _range_witnesses(run: _Run, scenario: Scenario) -> list[Scenario]:
     return out
 
 
-def _judge_concrete(run: _Run, scenario: Scenario, findings: list[Finding], stricter: set[int]) -> ScenarioResult:
+def _judge_concrete(run: _Run, scenario: Scenario) -> ScenarioResult:
     """A request of a user on an allowed (or a forbidden) network: fully known, judged by the evaluator."""
     evaluation = run.compiled.decide(scenario.request)
     by_owned = evaluation.sid is not None and evaluation.sid in run.owned
@@ -425,9 +371,9 @@ def _judge_concrete(run: _Run, scenario: Scenario, findings: list[Finding], stri
     if ours is not None:
         return ScenarioResult(scenario, ours, False, True)
     for verdict in denying:
-        if verdict.index is not None and verdict.index not in stricter:
-            stricter.add(verdict.index)
-            findings.append(
+        if verdict.index is not None and verdict.index not in run.stricter:
+            run.stricter.add(verdict.index)
+            run.findings.append(
                 Finding(
                     severity="Warning",
                     code=FOREIGN_DENY_STRICTER,
@@ -442,20 +388,10 @@ def _judge_concrete(run: _Run, scenario: Scenario, findings: list[Finding], stri
     return ScenarioResult(scenario, evaluation, True, False)
 
 
-def _record_block(
-    run: _Run,
-    index: int,
-    caller: Caller,
-    kind: ScenarioKind,
-    request: Request,
-    counterexamples: list[Counterexample],
-    findings: list[Finding],
-) -> None:
-    key = (index, caller.who, caller.promise)
-    if key in run.blocked:
+def _record_block(run: _Run, index: int, caller: Caller, kind: ScenarioKind, request: Request) -> None:
+    verdict = run.first_verdict(run.blocked, index, caller)
+    if verdict is None:
         return
-    run.blocked.add(key)
-    verdict = run.verdict(index)
     label = verdict.label or "?"
     owned = run.is_owned(index)
     source = next((a.source for a in caller.actions if a.action == request.action), "")
@@ -470,51 +406,19 @@ def _record_block(
         source,
         caller.promise,
     )
-    counterexamples.append(example)
-    if owned:
-        return
-    code = FOREIGN_DENY_BLOCKS_OPERATOR if caller.promise == "operator" else FOREIGN_DENY_BLOCKS_EXEMPT_ROLE
-    # Building a Finding (a pydantic model) costs more than judging the statement: remember it for the next resync.
-    findings.append(
-        _remembered(
-            caller,
-            run.compiled.statements[index],
-            f"block\0{label}\0{kind}\0{request.action}\0{request.resource}",
-            lambda: Finding(
-                severity="Error",
-                code=code,
-                message=_blocked_message(label, verdict.sid, caller.promise, caller.who, example.describe()),
-                sid=label,
-            ),
-        )
-    )
+    run.counterexamples.append(example)
+    if not owned:
+        run.report(index, caller, f"block\0{label}\0{kind}\0{request.action}\0{request.resource}", example.finding)
 
 
-# _record_block's signature: a doubt is recorded beside a block, for the same caller and request.
-def _record_doubt(
-    run: _Run,
-    index: int,
-    caller: Caller,
-    judgement: Judgement,
-    request: Request,
-    unknowns: list[Inconclusive],
-    findings: list[Finding],
-) -> None:
-    key = (index, caller.who, caller.promise)
-    if key in run.doubtful:
+def _record_doubt(run: _Run, index: int, caller: Caller, judgement: Judgement, request: Request) -> None:
+    """A Deny that may deny the caller's request, on a fact bucketwarden cannot know: recorded beside the blocks."""
+    verdict = run.first_verdict(run.doubtful, index, caller)
+    if verdict is None:
         return
-    run.doubtful.add(key)
-    verdict = run.verdict(index)
     label = verdict.label or "?"
     item = Inconclusive(
         caller.who, label, verdict.sid, judgement.unknown_keys, request.action, request.resource, caller.promise
     )
-    unknowns.append(item)
-    findings.append(
-        _remembered(
-            caller,
-            run.compiled.statements[index],
-            f"doubt\0{label}\0{request.action}\0{request.resource}\0{item.keys}",
-            lambda: Finding(severity="Warning", code=VERIFICATION_INCONCLUSIVE, message=item.describe(), sid=label),
-        )
-    )
+    run.unknowns.append(item)
+    run.report(index, caller, f"doubt\0{label}\0{request.action}\0{request.resource}\0{item.keys}", item.finding)

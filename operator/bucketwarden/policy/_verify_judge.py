@@ -27,7 +27,7 @@ from bucketwarden.policy._conditions import (
     widen_pattern,
 )
 from bucketwarden.policy._document import Statement
-from bucketwarden.policy._evaluate import CompiledStatement, Request
+from bucketwarden.policy._evaluate import CompiledStatement, ContextCheck, Request
 from bucketwarden.policy._witness import FILL, glob_intersection
 
 Tri = bool | None  # None: it depends on something bucketwarden cannot know
@@ -155,7 +155,7 @@ def _truth_set(operator: str, values: tuple[str, ...]) -> AddressSet | None:
 # --- conditions ---------------------------------------------------------------------------------------------
 
 
-def judge_statement(  # noqa: C901, PLR0912, PLR0915 (over the size limit: to split (issue 23))
+def judge_statement(
     compiled: CompiledStatement,
     stmt: Statement,
     caller: CallerContext,
@@ -167,77 +167,125 @@ def judge_statement(  # noqa: C901, PLR0912, PLR0915 (over the size limit: to sp
     """Whether the statement's principal and conditions apply to the caller's request for ``action``."""
     if compiled.nobody:
         return NEVER
-    unknown: list[str] = []
-    witness: dict[str, tuple[str, ...]] = {}
     paths = _role_path_alternatives(stmt, caller, base)
+    unknown = _principal_doubts(compiled, caller, base, paths)
+    if unknown is None:
+        return NEVER
     alternatives = dict(caller.alternatives)
     if paths:
         alternatives["aws:principalarn"] = paths
-    if compiled.principal is not None:
-        check = compiled.principal
-        tried = [
-            (check(ctx), by_session, by_path) for ctx, by_session, by_path in _principal_contexts(caller, base, paths)
-        ]
-        if not any(o for o, _, _ in tried):
-            return NEVER
-        if not all(o for o, _, _ in tried):
-            first = tried[0][0]
-            if any(o != first for o, s, p in tried if s and not p):
-                unknown.append(SESSION_NAME_ASSUMED)
-            if any(o != first for o, s, p in tried if p and not s) or not unknown:
-                unknown.append(ROLE_PATH_UNKNOWN)
+    asked = _Asked(caller, base, alternatives, variables, action)
     addresses: AddressSet | None = None  # the aws:SourceIp values for which every IP entry holds
     for operator, (key, values), check in zip(
         compiled.condition_operators, compiled.condition_entries, compiled.conditions, strict=True
     ):
-        involved = [key]
-        var_keys: list[str] = []
-        if variables:
-            var_keys = [k for v in values for k in variable_keys(v)]
-            involved += var_keys
-        statuses = {k: "alternatives" if k in alternatives else caller.status(k, action) for k in involved}
-        if statuses[key] == "addresses" and not var_keys:
-            truth = _truth_set(operator, values) if parse_operator(operator).base != "Null" else None
-            if truth is not None:
-                addresses = truth if addresses is None else addresses & truth
-                continue
-            if parse_operator(operator).base == "Null":
-                if not check(base):
-                    return NEVER
-                continue
-            unknown.append(key)
-            continue
-        blind = [k for k, st in statuses.items() if st in ("unknown", "addresses")]
-        present = [k for k, st in statuses.items() if st == "present"]
-        if present and not blind and parse_operator(operator).base == "Null" and present == [key] and not var_keys:
-            blind = []  # Null asks only whether the key is there, and it is
-        else:
-            blind += present
-        if blind:
-            unknown += [k if k == key else f"${{{k}}}" for k in dict.fromkeys(blind)]
-            continue
-        varying = [k for k in involved if statuses[k] == "alternatives"]
-        if varying:
-            outcomes = {check(_with(base, k, v)) for k in varying for v in alternatives[k]}
-            if len(outcomes) > 1:
-                unknown.append(_ASSUMPTIONS.get(key, key))
-                continue
-            holds = outcomes.pop()
-        else:
-            holds = check(base)
-        if not holds:
+        entry = _judge_entry(asked, operator, key, values, check)
+        if entry.holds is False:
             return NEVER
-    if addresses is not None and caller.addresses is not None:
-        inside = caller.addresses & addresses
-        if inside.empty:
-            return NEVER
-        if not caller.addresses.issubset(addresses):
-            unknown.append(SOURCE_IP)
-        elif (member := inside.first()) is not None:
-            witness[SOURCE_IP] = (member,)
+        if entry.addresses is not None:
+            addresses = entry.addresses if addresses is None else addresses & entry.addresses
+        unknown += entry.unknown
+    over_addresses = _over_addresses(caller.addresses, addresses)
+    if over_addresses.holds is False:
+        return NEVER
+    unknown += over_addresses.unknown
     if unknown:
         return Judgement(None, tuple(dict.fromkeys(unknown)))
-    return Judgement(True, (), witness)
+    return Judgement(True, (), over_addresses.witness)
+
+
+def _principal_doubts(
+    compiled: CompiledStatement, caller: CallerContext, base: Context, paths: tuple[Values, ...]
+) -> list[str] | None:
+    """None when the Principal element lets no variant of the caller in; else the assumptions its answer hangs on
+    (none when every variant is let in)."""
+    if compiled.principal is None:
+        return []
+    check = compiled.principal
+    tried = [(check(ctx), by_session, by_path) for ctx, by_session, by_path in _principal_contexts(caller, base, paths)]
+    if not any(o for o, _, _ in tried):
+        return None
+    unknown: list[str] = []
+    if not all(o for o, _, _ in tried):
+        first = tried[0][0]
+        if any(o != first for o, s, p in tried if s and not p):
+            unknown.append(SESSION_NAME_ASSUMED)
+        if any(o != first for o, s, p in tried if p and not s) or not unknown:
+            unknown.append(ROLE_PATH_UNKNOWN)
+    return unknown
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What every condition entry of one statement is judged against: the caller, its concrete base context, the
+    values each varying key may take (the role path's guesses included), and the action."""
+
+    caller: CallerContext
+    base: Context
+    alternatives: Mapping[str, tuple[Values, ...]]
+    variables: bool
+    action: str | None
+
+    def status(self, key: str) -> str:
+        return "alternatives" if key in self.alternatives else self.caller.status(key, self.action)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One condition entry's answer: False makes the statement not apply; None hangs on ``unknown``; an entry on
+    aws:SourceIp holds for ``addresses``, judged over the caller's whole address set once every entry is in."""
+
+    holds: Tri
+    unknown: tuple[str, ...] = ()
+    addresses: AddressSet | None = None
+    witness: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _judge_entry(asked: _Asked, operator: str, key: str, values: tuple[str, ...], check: ContextCheck) -> _Entry:
+    var_keys = [k for v in values for k in variable_keys(v)] if asked.variables else []
+    involved = [key, *var_keys]
+    statuses = {k: asked.status(k) for k in involved}
+    null = parse_operator(operator).base == "Null"
+    if statuses[key] == "addresses" and not var_keys:
+        return _address_entry(operator, key, values, check, asked.base)
+    blind = [k for k, st in statuses.items() if st in ("unknown", "addresses")]
+    present = [k for k, st in statuses.items() if st == "present"]
+    # Null asks only whether the key is there, and a present key is: that much is known.
+    if not (present and not blind and null and present == [key] and not var_keys):
+        blind += present
+    if blind:
+        return _Entry(None, tuple(k if k == key else f"${{{k}}}" for k in dict.fromkeys(blind)))
+    varying = [k for k in involved if statuses[k] == "alternatives"]
+    if not varying:
+        return _Entry(check(asked.base))
+    outcomes = {check(_with(asked.base, k, v)) for k in varying for v in asked.alternatives[k]}
+    if len(outcomes) > 1:
+        return _Entry(None, (_ASSUMPTIONS.get(key, key),))
+    return _Entry(outcomes.pop())
+
+
+def _address_entry(operator: str, key: str, values: tuple[str, ...], check: ContextCheck, base: Context) -> _Entry:
+    """An entry on aws:SourceIp, which the caller sends from some address of a set."""
+    if parse_operator(operator).base == "Null":
+        return _Entry(check(base))
+    truth = _truth_set(operator, values)
+    if truth is None:
+        return _Entry(None, (key,))
+    return _Entry(True, addresses=truth)
+
+
+def _over_addresses(sent_from: AddressSet | None, addresses: AddressSet | None) -> _Entry:
+    """The IP entries together, over every address the caller may send from: a witness address when all of them
+    hold for all of its addresses."""
+    if addresses is None or sent_from is None:
+        return _Entry(True)
+    inside = sent_from & addresses
+    if inside.empty:
+        return _Entry(False)
+    if not sent_from.issubset(addresses):
+        return _Entry(None, (SOURCE_IP,))
+    member = inside.first()
+    return _Entry(True, witness={SOURCE_IP: (member,)} if member is not None else {})
 
 
 # --- resources ----------------------------------------------------------------------------------------------

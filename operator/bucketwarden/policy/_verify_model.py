@@ -23,6 +23,14 @@ FOREIGN_DENY_BLOCKS_OPERATOR = "ForeignDenyBlocksOperator"
 VERIFICATION_INCONCLUSIVE = "VerificationInconclusive"
 FOREIGN_DENY_STRICTER = "ForeignDenyStricter"
 
+# What a foreign Deny that blocks a promise breaks, per promise.
+_CONSEQUENCES: dict[str, str] = {
+    "operator": "the operator cannot read or fix the bucket policy (only the account root can)",
+    "backup": "AWS Backup backup jobs that use this role fail with AccessDenied",
+    "restore": "AWS Backup restores into this bucket that use this role fail with AccessDenied (backups are judged "
+    "apart)",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
@@ -84,6 +92,28 @@ class Counterexample:
         why = f", an action of {self.source}" if self.source else ""
         return f"{self.action} on {self.resource} by {self.principal}{why} ({shown}) is denied by {self.label}"
 
+    def finding(self) -> Finding:
+        """The Error a foreign Deny is reported as (our own statement's failures block the write instead)."""
+        code = FOREIGN_DENY_BLOCKS_OPERATOR if self.promise == "operator" else FOREIGN_DENY_BLOCKS_EXEMPT_ROLE
+        return Finding(severity="Error", code=code, message=self._blocked_message(), sid=self.label)
+
+    def _blocked_message(self) -> str:
+        consequence = _CONSEQUENCES[self.promise]
+        if self.sid is not None:
+            advice = (
+                f"list {self.sid!r} in spec.adoptSids so bucketwarden replaces it with its own statement, which "
+                "exempts this principal, or add the exemption to it by hand"
+            )
+        else:
+            advice = (
+                "it has no Sid, so adoptSids cannot name it: give it a Sid and list that in spec.adoptSids, "
+                "or add the exemption to it by hand"
+            )
+        return (
+            f"Deny statement {self.label} is not bucketwarden's and denies {self.principal} ({self.describe()}): "
+            f"{consequence}; {advice}"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Inconclusive:
@@ -104,6 +134,9 @@ class Inconclusive:
             "facts (spec.verificationContext: organizationId, organizationPaths, principalTags, awsSourceRanges; "
             "--role-arn, --aws-ip-ranges offline) or check this statement by hand"
         )
+
+    def finding(self) -> Finding:
+        return Finding(severity="Warning", code=VERIFICATION_INCONCLUSIVE, message=self.describe(), sid=self.label)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from bucketwarden.policy._callers import (
     AWS_SOURCE_IPV4,
     OPERATOR_ACTIONS,
     Caller,
+    RequestScene,
     StatedFacts,
     backup_session,
     operator_session,
@@ -24,7 +25,7 @@ from bucketwarden.policy._callers import (
 from bucketwarden.policy._cidr import analyse_cidrs, contains
 from bucketwarden.policy._evaluate import Request
 from bucketwarden.policy._render import bucket_arns, partition_for_region
-from bucketwarden.policy._verify_model import Scenario
+from bucketwarden.policy._verify_model import Expectation, Scenario
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ProtectedBucketSpec, VerificationContext
 
@@ -121,6 +122,10 @@ class _Inputs:
     # Where AWS Backup's aws:SourceIp may come from: any public address, narrowed by what the user stated.
     aws_addresses: AddressSet
 
+    @property
+    def scene(self) -> RequestScene:
+        return RequestScene(self.account, self.region, self.facts, self.now)
+
 
 def aws_addresses(spec: ProtectedBucketSpec, aws_ranges: Sequence[str] | None = None) -> AddressSet:
     """The addresses AWS Backup's requests may come from: public addresses, narrowed by
@@ -170,9 +175,36 @@ def _inputs(
     )
 
 
-# The verification signature: (spec, roles, operator; partition, now, aws_ranges), the same for build_scenarios,
-# model_callers, verify_policy (_verify.py) and prove_policy (prove.py); each turns it into _inputs at once.
-def build_scenarios(
+@dataclass(frozen=True, slots=True)
+class ModelledWorld:
+    """The modelled world of one verification, built once from its inputs (hashable: the caches key on them)."""
+
+    inputs: _Inputs
+
+    @property
+    def scenarios(self) -> list[Scenario]:
+        """The requests that show whether a policy keeps the spec's promises."""
+        return list(_scenarios(self.inputs))
+
+    @property
+    def callers(self) -> tuple[Caller, ...]:
+        """The callers whose requests no statement may deny: each exempt role's AWS Backup sessions (backup and
+        restore, two promises), the operator."""
+        return _callers(self.inputs, self.outside_address)
+
+    @property
+    def bucket_arn(self) -> str:
+        return bucket_arns(self.inputs.bucket, self.inputs.partition)[0]
+
+    @property
+    def outside_address(self) -> str:
+        """An IPv4 address outside every allowed range: "somewhere on the internet, not allowed"."""
+        return _address_plan(self.inputs.cidrs).outside_v4 or OUTSIDE_IPV4[0]
+
+
+# The verification signature, (spec, roles, operator; partition, now, aws_ranges): verify_policy (_verify.py) and
+# prove_policy (prove.py) take it too, and turn it into the modelled world at once.
+def model_world(
     spec: ProtectedBucketSpec,
     roles: Sequence[ResolvedRole],
     operator: CallerIdentity | None,
@@ -180,29 +212,11 @@ def build_scenarios(
     partition: str | None = None,
     now: float | None = None,
     aws_ranges: Sequence[str] | None = None,
-) -> list[Scenario]:
-    """The requests that show whether a policy keeps the spec's promises."""
-    return list(_scenarios(_inputs(spec, roles, operator, partition, now, aws_ranges)))
-
-
-def model_callers(
-    spec: ProtectedBucketSpec,
-    roles: Sequence[ResolvedRole],
-    operator: CallerIdentity | None,
-    *,
-    partition: str | None = None,
-    now: float | None = None,
-    aws_ranges: Sequence[str] | None = None,
-) -> tuple[Caller, ...]:
-    """The callers whose requests no statement may deny: each exempt role's AWS Backup sessions (backup and
-    restore, two promises), the operator."""
-    inputs = _inputs(spec, roles, operator, partition, now, aws_ranges)
-    return callers_of(inputs)
-
-
-def callers_of(inputs: _Inputs) -> tuple[Caller, ...]:
-    plan = _address_plan(inputs.cidrs)
-    return _callers(inputs, plan.outside_v4 or OUTSIDE_IPV4[0])
+) -> ModelledWorld:
+    """The callers and scenarios of the spec's promises to these roles and this operator (None: not exempted), in
+    ``partition`` (default: the spec's region's), at ``now`` (default: the clock), with AWS Backup's addresses
+    narrowed by ``aws_ranges`` (the user's ip-ranges.json), as spec.verificationContext.awsSourceRanges does."""
+    return ModelledWorld(_inputs(spec, roles, operator, partition, now, aws_ranges))
 
 
 @lru_cache(maxsize=256)
@@ -223,12 +237,9 @@ def _callers(inputs: _Inputs, session_address: str) -> tuple[Caller, ...]:
             account=role.account,
             role_id=role.role_id or "AROAUNRESOLVED",
             role_name=role.name,
-            resource_account=inputs.account,
-            region=inputs.region,
-            facts=inputs.facts,
+            scene=inputs.scene,
             addresses=inputs.aws_addresses,
             role_path_known=role.path_known,
-            now=inputs.now,
         )
         who = f"exempt role {role.name} ({role.arn})"
         out.append(Caller("role", who, AWS_BACKUP_BACKUP_ACTIONS, context, "backup"))
@@ -242,12 +253,9 @@ def _callers(inputs: _Inputs, session_address: str) -> tuple[Caller, ...]:
             account=operator.account,
             user_id=operator.session_user_id,
             assumed_role=operator.is_assumed_role,
-            resource_account=inputs.account,
-            region=inputs.region,
-            facts=inputs.facts,
+            scene=inputs.scene,
             source_ips=sources,
             addresses=_operator_addresses(inputs.cidrs),
-            now=inputs.now,
         )
         out.append(Caller("operator", f"the operator ({operator.arn})", OPERATOR_ACTIONS, context, "operator"))
     return tuple(out)
@@ -361,34 +369,21 @@ def _scenarios(inputs: _Inputs) -> tuple[Scenario, ...]:
     other_endpoint = _unlisted("vpce", endpoints)
     other_vpc = _unlisted("vpc", vpcs)
     via_endpoint = {**client, "aws:VpcSourceIp": (VPC_SOURCE_IP,)}
-    for endpoint in endpoints:
-        scenarios.append(
-            Scenario(
-                f"vpce-{endpoint}",
-                f"an IAM user through allowed VPC endpoint {endpoint} (in {other_vpc}), no aws:SourceIp",
-                get_object({**via_endpoint, "aws:SourceVpce": (endpoint,), "aws:SourceVpc": (other_vpc,)}),
-                "not denied",
-                kind="vpc",
-            )
-        )
-    for vpc in vpcs:
-        scenarios.append(
-            Scenario(
-                f"vpc-{vpc}",
-                f"an IAM user through endpoint {other_endpoint} in allowed VPC {vpc}, no aws:SourceIp",
-                get_object({**via_endpoint, "aws:SourceVpce": (other_endpoint,), "aws:SourceVpc": (vpc,)}),
-                "not denied",
-                kind="vpc",
-            )
-        )
+
+    def through(name: str, route: str, endpoint: str, vpc: str, expect: Expectation) -> Scenario:
+        context = {**via_endpoint, "aws:SourceVpce": (endpoint,), "aws:SourceVpc": (vpc,)}
+        description = f"an IAM user through {route}, no aws:SourceIp"
+        return Scenario(name, description, get_object(context), expect, kind="vpc")
+
+    scenarios += [
+        through(f"vpce-{e}", f"allowed VPC endpoint {e} (in {other_vpc})", e, other_vpc, "not denied")
+        for e in endpoints
+    ]
+    scenarios += [
+        through(f"vpc-{v}", f"endpoint {other_endpoint} in allowed VPC {v}", other_endpoint, v, "not denied")
+        for v in vpcs
+    ]
     listed = "an unlisted" if endpoints or vpcs else "a"
-    scenarios.append(
-        Scenario(
-            "vpce-unlisted",
-            f"an IAM user through {listed} VPC endpoint {other_endpoint} in {other_vpc}, no aws:SourceIp",
-            get_object({**via_endpoint, "aws:SourceVpce": (other_endpoint,), "aws:SourceVpc": (other_vpc,)}),
-            "denied",
-            kind="vpc",
-        )
-    )
+    route = f"{listed} VPC endpoint {other_endpoint} in {other_vpc}"
+    scenarios.append(through("vpce-unlisted", route, other_endpoint, other_vpc, "denied"))
     return tuple(scenarios)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, cast
@@ -25,10 +25,9 @@ from bucketwarden.policy._callers import Caller, CallerContext, ModelledAction, 
 from bucketwarden.policy._conditions import parse_date, parse_operator, segments, variable_keys
 from bucketwarden.policy._document import POLICY_VERSION, PolicyDocument, Statement
 from bucketwarden.policy._evaluate import CompiledStatement, Request, compile_policy
-from bucketwarden.policy._render import bucket_arns, partition_for_region
 from bucketwarden.policy._s3_keys import absent_for_action
 from bucketwarden.policy._verify_judge import _principal_contexts, _role_path_alternatives
-from bucketwarden.policy._verify_scenarios import model_callers
+from bucketwarden.policy._verify_scenarios import model_world
 from bucketwarden.principals import CallerIdentity, ResolvedRole
 from bucketwarden.spec import ProtectedBucketSpec
 
@@ -130,7 +129,8 @@ def available() -> bool:
     return z3 is not None
 
 
-# The signature of verify_policy (policy/_verify.py), plus a timeout: the prover answers the same question.
+# Same signature as verify_policy (policy/_verify.py), plus a timeout: the prover answers the same question, and
+# bench/ calls both engines alike.
 def prove_policy(
     spec: ProtectedBucketSpec,
     roles: Sequence[ResolvedRole],
@@ -147,8 +147,8 @@ def prove_policy(
     if z3 is None:
         raise ProverUnavailableError("the prover needs z3-solver: pip install 'bucketwarden[prove]'")
     started = time.perf_counter()
-    callers = model_callers(spec, roles, operator, partition=partition, now=now, aws_ranges=aws_ranges)
-    bucket = bucket_arns(spec.bucket_name, partition or partition_for_region(spec.region))[0]
+    world = model_world(spec, roles, operator, partition=partition, now=now, aws_ranges=aws_ranges)
+    callers, bucket = world.callers, world.bucket_arn
     findings: list[Finding] = []
     if policy is not None:
         compiled = compile_policy(policy)
@@ -158,27 +158,57 @@ def prove_policy(
                 if not cstmt.deny:
                     continue
                 label = cstmt.sid if cstmt.sid is not None else f"Statement[{index}]"
-                memo_key = (id(cstmt), f"prove\0{label}\0{bucket}\0{variables}")
-                hit = caller.memo.get(memo_key)
-                if hit is not None and hit[0] is cstmt:  # a statement proved for this caller before (our own)
-                    finding = cast(Finding | None, hit[1])
-                else:
-                    finding = _prove_statement(caller, cstmt, stmt, label, bucket, variables, timeout_ms)
-                    if len(caller.memo) >= _MEMO_LIMIT:
-                        caller.memo.clear()
-                    caller.memo[memo_key] = (cstmt, finding)
+                finding = _remembered_answer(_Question(caller, cstmt, stmt, label, bucket, variables, timeout_ms))
                 if finding is not None:
                     findings.append(finding)
+    return Proof(tuple(findings), _promise_outcomes(callers, findings), time.perf_counter() - started)
+
+
+def _promise_outcomes(callers: Sequence[Caller], findings: Sequence[Finding]) -> dict[str, Outcome]:
+    """Per promise, the worst outcome over its callers: a counterexample, else unknown, else proved."""
+    order: tuple[Outcome, ...] = ("proved", "unknown", "counterexample")
     promises: dict[str, Outcome] = {}
     for caller in callers:
         mine = [f for f in findings if f.promise == caller.promise and f.principal == caller.who]
         outcome: Outcome = (
             "counterexample" if any(f.outcome == "counterexample" for f in mine) else "unknown" if mine else "proved"
         )
-        previous = promises.get(caller.promise, "proved")
-        order = ("proved", "unknown", "counterexample")
-        promises[caller.promise] = max(previous, outcome, key=order.index)
-    return Proof(tuple(findings), promises, time.perf_counter() - started)
+        promises[caller.promise] = max(promises.get(caller.promise, "proved"), outcome, key=order.index)
+    return promises
+
+
+@dataclass(frozen=True, slots=True)
+class _Question:
+    """One Deny statement asked about one caller: does it deny any modelled request of that caller?"""
+
+    caller: Caller
+    compiled: CompiledStatement
+    stmt: Statement
+    label: str
+    bucket_arn: str
+    variables: bool
+    timeout_ms: int
+
+    def unknown(self, why: str) -> Finding:
+        return Finding(self.caller.promise, self.caller.who, self.label, "unknown", why=why)
+
+    def counterexample(self, request: Request, assumed: tuple[str, ...]) -> Finding:
+        return Finding(self.caller.promise, self.caller.who, self.label, "counterexample", request, assumed=assumed)
+
+
+def _remembered_answer(question: _Question) -> Finding | None:
+    """_prove_statement's answer, remembered on the caller: a statement proved for it before (our own, on every
+    resync) is not asked again."""
+    caller, compiled = question.caller, question.compiled
+    memo_key = (id(compiled), f"prove\0{question.label}\0{question.bucket_arn}\0{question.variables}")
+    hit = caller.memo.get(memo_key)
+    if hit is not None and hit[0] is compiled:
+        return cast(Finding | None, hit[1])
+    finding = _prove_statement(question)
+    if len(caller.memo) >= _MEMO_LIMIT:
+        caller.memo.clear()
+    caller.memo[memo_key] = (compiled, finding)
+    return finding
 
 
 # --- the encoding -------------------------------------------------------------------------------------------
@@ -366,38 +396,48 @@ class _Encoder:
 
     # conditions ----------------------------------------------------------------------------------------------
 
-    def value_match(self, base: str, key: _Key, value: str) -> Any:  # noqa: C901, PLR0911 (over the size limit: to split (issue 23))
+    def value_match(self, base: str, key: _Key, value: str) -> Any:
         """Does the request's (present) value match ONE policy value?"""
-        if base in ("StringEquals", "StringNotEquals", "BinaryEquals"):
-            return self.matches(key.value, value, wildcards=False)
-        if base in ("StringLike", "StringNotLike"):
-            return self.matches(key.value, value, wildcards=True)
-        if base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
-            if self.variables and "${" in value:
-                raise _Unsupported("a policy variable under an IgnoreCase operator")
-            return z3.InRe(key.value, _ignore_case_re(value))
-        if base == "Bool":
-            return z3.InRe(key.value, _ignore_case_re(value))
-        if base in _ARN_OPS:
-            if self.variables and "${" in value:
-                raise _Unsupported("a policy variable under an Arn operator")
-            parts = value.split(":", 5)
-            if len(parts) < 6 or parts[0] != "arn":
-                return z3.InRe(key.value, _glob_re(value))
-            res = [_glob_re(p, arn_part=i < 5) for i, p in enumerate(parts)]
-            joined = []
-            for i, r in enumerate(res):
-                if i:
-                    joined.append(z3.Re(z3.StringVal(":")))
-                joined.append(r)
-            return z3.InRe(key.value, z3.Concat(*joined))
-        if base in ("IpAddress", "NotIpAddress"):
-            net = ipaddress.ip_network(value.strip(), strict=False)
-            v6, a4, a6 = key.value
-            mask = int(net.netmask)
-            if net.version == 4:
-                return z3.And(z3.Not(v6), a4 & mask == int(net.network_address))
-            return z3.And(v6, a6 & mask == int(net.network_address))
+        match = _VALUE_MATCHES.get(base)
+        return match(self, key, value) if match is not None else self._compare_value(base, key, value)
+
+    def _equals_value(self, key: _Key, value: str) -> Any:
+        return self.matches(key.value, value, wildcards=False)
+
+    def _like_value(self, key: _Key, value: str) -> Any:
+        return self.matches(key.value, value, wildcards=True)
+
+    def _ignore_case_value(self, key: _Key, value: str) -> Any:
+        if self.variables and "${" in value:
+            raise _Unsupported("a policy variable under an IgnoreCase operator")
+        return z3.InRe(key.value, _ignore_case_re(value))
+
+    def _bool_value(self, key: _Key, value: str) -> Any:
+        return z3.InRe(key.value, _ignore_case_re(value))  # "true" and "false" in any case
+
+    def _arn_value(self, key: _Key, value: str) -> Any:
+        if self.variables and "${" in value:
+            raise _Unsupported("a policy variable under an Arn operator")
+        parts = value.split(":", 5)
+        if len(parts) < 6 or parts[0] != "arn":
+            return z3.InRe(key.value, _glob_re(value))
+        joined = []
+        for i, part in enumerate(parts):
+            if i:
+                joined.append(z3.Re(z3.StringVal(":")))
+            joined.append(_glob_re(part, arn_part=i < 5))
+        return z3.InRe(key.value, z3.Concat(*joined))
+
+    def _ip_value(self, key: _Key, value: str) -> Any:
+        net = ipaddress.ip_network(value.strip(), strict=False)
+        v6, a4, a6 = key.value
+        mask = int(net.netmask)
+        if net.version == 4:
+            return z3.And(z3.Not(v6), a4 & mask == int(net.network_address))
+        return z3.And(v6, a6 & mask == int(net.network_address))
+
+    def _compare_value(self, base: str, key: _Key, value: str) -> Any:
+        """The Numeric and Date operators."""
         compare = _COMPARE[base.removeprefix("Numeric").removeprefix("Date")]
         number = _integer(value) if base.startswith("Numeric") else _integer_date(value)
         if number is None:
@@ -481,6 +521,17 @@ class _Encoder:
         return out
 
 
+# Operator base -> how one policy value is matched; every other base is a Numeric or Date comparison.
+_VALUE_MATCHES: dict[str, Callable[[_Encoder, _Key, str], Any]] = {
+    **dict.fromkeys(("StringEquals", "StringNotEquals", "BinaryEquals"), _Encoder._equals_value),
+    **dict.fromkeys(("StringLike", "StringNotLike"), _Encoder._like_value),
+    **dict.fromkeys(("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"), _Encoder._ignore_case_value),
+    "Bool": _Encoder._bool_value,
+    **dict.fromkeys(_ARN_OPS, _Encoder._arn_value),
+    **dict.fromkeys(("IpAddress", "NotIpAddress"), _Encoder._ip_value),
+}
+
+
 @lru_cache(maxsize=64)
 def _membership(name: str, addresses: AddressSet) -> Any:
     """The address key lies in the set: built once per set (z3 terms are shared by name across solvers)."""
@@ -519,16 +570,9 @@ def _principal_combos(caller: CallerContext, stmt: Statement) -> Iterator[dict[s
         yield ctx
 
 
-def _prove_statement(
-    caller: Caller,
-    compiled: CompiledStatement,
-    stmt: Statement,
-    label: str,
-    bucket_arn: str,
-    variables: bool,
-    timeout_ms: int,
-) -> Finding | None:
+def _prove_statement(question: _Question) -> Finding | None:
     """A Finding when the statement denies (or may deny) a modelled request of the caller; None when proved."""
+    caller, compiled, stmt = question.caller, question.compiled, question.stmt
     if compiled.nobody:
         return None
     keys = [k for k, _ in compiled.condition_entries]
@@ -554,7 +598,7 @@ def _prove_statement(
                 continue
             asked.add(profile)
             try:
-                found = _ask(caller, compiled, stmt, label, bucket_arn, variables, timeout_ms, modelled, context)
+                found = _ask(question, modelled, context)
             except _Unsupported as exc:
                 unsupported = unsupported or f"not encoded: {exc}"
                 continue
@@ -563,27 +607,17 @@ def _prove_statement(
             if found is not None:
                 unsupported = unsupported or found.why
     if unsupported is not None:
-        return Finding(caller.promise, caller.who, label, "unknown", why=unsupported)
+        return question.unknown(unsupported)
     return None
 
 
-# _prove_statement's signature plus the request asked: one question per modelled action.
-def _ask(  # noqa: PLR0913 (over the size limit: to split (issue 23))
-    caller: Caller,
-    compiled: CompiledStatement,
-    stmt: Statement,
-    label: str,
-    bucket_arn: str,
-    variables: bool,
-    timeout_ms: int,
-    modelled: ModelledAction,
-    context: Mapping[str, tuple[str, ...]],
-) -> Finding | None:
+def _ask(question: _Question, modelled: ModelledAction, context: Mapping[str, tuple[str, ...]]) -> Finding | None:
     """One solver query: a request for this action, by this principal combination, that the statement denies."""
+    compiled = question.compiled
     solver = z3.Solver()
-    solver.set("timeout", timeout_ms)
-    encoder = _Encoder(caller.context, modelled.action, context, variables, solver)
-    resource, covered = encoder.resource(stmt, bucket_arn, modelled.resource == "object")
+    solver.set("timeout", question.timeout_ms)
+    encoder = _Encoder(question.caller.context, modelled.action, context, question.variables, solver)
+    resource, covered = encoder.resource(question.stmt, question.bucket_arn, modelled.resource == "object")
     solver.add(covered)
     if solver.check() == z3.unsat:  # no resource of this kind is covered: the conditions do not matter
         return None
@@ -598,12 +632,11 @@ def _ask(  # noqa: PLR0913 (over the size limit: to split (issue 23))
             encoder.concrete(model, context),
         )
         if encoder.approximate and not compiled.applies(request):
-            why = "a key read both as text and as a number, with a value the model leaves free"
-            return Finding(caller.promise, caller.who, label, "unknown", why=why)
+            return question.unknown("a key read both as text and as a number, with a value the model leaves free")
         assumed = tuple(
             k for k in encoder.keys if "#" not in k and encoder.caller.status(k, modelled.action) == "unknown"
         )
-        return Finding(caller.promise, caller.who, label, "counterexample", request, assumed=assumed)
+        return question.counterexample(request, assumed)
     if answer != z3.unsat:
-        return Finding(caller.promise, caller.who, label, "unknown", why=f"solver: {solver.reason_unknown()}")
+        return question.unknown(f"solver: {solver.reason_unknown()}")
     return None
