@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from bucketwarden.aws import InMemoryAws
 from bucketwarden.errors import AwsUnavailableError
 from bucketwarden.k8s import Metrics
-from bucketwarden.k8s._quiet import SteadyState, quiet_tick, spec_digest, steady_state_of
+from bucketwarden.k8s._quiet import Origin, SteadyState, quiet_tick, spec_digest, steady_state_of
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
 
@@ -38,9 +38,7 @@ def converged() -> tuple[InMemoryAws, Reconciler, SteadyState]:
     spec = ProtectedBucketSpec.model_validate(RAW_SPEC)
     first = reconciler.reconcile(spec)
     second = reconciler.reconcile(spec, previous_of(first))
-    state = steady_state_of(
-        second, spec, uid="u1", digest=spec_digest(RAW_SPEC), refresh_due=NOW + timedelta(seconds=600)
-    )
+    state = steady_state_of(second, spec, Origin("u1", spec_digest(RAW_SPEC), NOW + timedelta(seconds=600)))
     assert state is not None
     return aws, reconciler, state
 
@@ -95,7 +93,7 @@ def test_after_a_write_the_policy_is_known_by_meaning_and_the_first_quiet_tick_l
     spec = ProtectedBucketSpec.model_validate(RAW_SPEC)
     wrote = Reconciler(aws).reconcile(spec)
     assert wrote.outcome == "Updated"
-    state = steady_state_of(wrote, spec, uid="u", digest="d", refresh_due=NOW + timedelta(seconds=600))
+    state = steady_state_of(wrote, spec, Origin("u", "d", NOW + timedelta(seconds=600)))
     assert state is not None and state.policy_digest is None and state.policy_hash == wrote.policy_hash
     # AWS returns the text in its own form: the same meaning, other bytes.
     text = aws.policy_of("quiet-bucket") or ""
@@ -116,7 +114,7 @@ def test_no_steady_state_from_a_failed_or_blocked_reconcile() -> None:
     spec = ProtectedBucketSpec.model_validate(RAW_SPEC)
     failed = Reconciler(aws).reconcile(spec)
     assert failed.outcome in ("Failed", "Blocked")
-    assert steady_state_of(failed, spec, uid="u", digest="d", refresh_due=NOW) is None
+    assert steady_state_of(failed, spec, Origin("u", "d", NOW)) is None
 
 
 def test_spec_digest_ignores_key_order() -> None:

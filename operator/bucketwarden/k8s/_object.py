@@ -31,7 +31,7 @@ from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surro
 from bucketwarden.k8s._events import events_for
 from bucketwarden.k8s._logs import log_fields, log_reconcile
 from bucketwarden.k8s._nudge import nudge as _nudge
-from bucketwarden.k8s._quiet import SteadyState, cold_steady_state, quiet_tick, spec_digest, steady_state_of
+from bucketwarden.k8s._quiet import Origin, SteadyState, cold_steady_state, quiet_tick, spec_digest, steady_state_of
 from bucketwarden.k8s._resync import target_key
 from bucketwarden.k8s._runtime import Runtime
 from bucketwarden.k8s._status import (
@@ -165,15 +165,8 @@ def reconcile_object(  # noqa: PLR0913 (kopf's handler arguments, by name)
     steady = None
     # A writer fight in progress is counted by full reconciles only (contention.py): no quiet ticks until it ends.
     if parsed is not None and not (extra or {}).get("contention"):
-        steady = steady_state_of(
-            result,
-            parsed,
-            uid=str(meta.get("uid") or ""),
-            digest=spec_digest(spec),
-            refresh_due=refresh_due,
-            status=update.status,
-            claim=claim,
-        )
+        origin = Origin(str(meta.get("uid") or ""), spec_digest(spec), refresh_due, claim)
+        steady = steady_state_of(result, parsed, origin, update.status)
     runtime.steady.remember(key, steady)
     runtime.warmup.checked(key)
     # INFO is for changes and failures; a resync that found everything as it was is DEBUG.
@@ -218,18 +211,15 @@ def _cold_state(runtime: Runtime, kwargs: Mapping[str, Any], tenancy: Tenancy, i
     arbitration = _arbitration(index, parsed.bucket_name, tenancy, namespace, name)
     if not decision.allowed or not arbitration.owned_by(namespace, name):
         return None
-    status = read_status(raw_status)
-    synced_at = parse_time(status.last_sync_time) or runtime.clock()
-    return cold_steady_state(
-        parsed,
-        status,
-        raw_status,
-        uid=str(meta.get("uid") or ""),
-        generation=meta.get("generation"),
-        digest=spec_digest(spec),
-        claim=_claim(decision, arbitration, namespace, name),
-        refresh_due=synced_at + timedelta(seconds=runtime.settings.status_refresh_seconds),
+    synced_at = parse_time(raw_status.get("lastSyncTime")) or runtime.clock()
+    refresh_due = synced_at + timedelta(seconds=runtime.settings.status_refresh_seconds)
+    origin = Origin(
+        str(meta.get("uid") or ""), spec_digest(spec), refresh_due, _claim(decision, arbitration, namespace, name)
     )
+    try:
+        return cold_steady_state(parsed, raw_status, origin, generation=meta.get("generation"))
+    except ValidationError:
+        return None  # a status nobody can read: the full reconcile rewrites it
 
 
 def resync_object(runtime: Runtime, *, index: Any, tenancy: Tenancy | None = None, **kwargs: Any) -> None:

@@ -67,6 +67,40 @@ class SteadyState:
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """Whose steady state it is: the object (uid), its spec (by digest), the claim it writes under, and when its
+    lastSyncTime is due. A full reconcile and a restarted process's status reading both start from one."""
+
+    uid: str
+    spec_digest: str
+    refresh_due: datetime
+    claim: Claim | None = None
+
+    def state(
+        self,
+        spec: ProtectedBucketSpec,
+        *,
+        role_ids: tuple[str | None, ...],
+        operator_arn: str | None,
+        policy_digest: bytes | None,
+        policy_hash: str | None,
+        status: Mapping[str, Any] | None,
+    ) -> SteadyState:
+        return SteadyState(
+            self.uid,
+            self.spec_digest,
+            target_of(spec, self.claim),
+            tuple(spec.exempt_roles),
+            role_ids,
+            operator_arn,
+            policy_digest,
+            policy_hash,
+            self.refresh_due,
+            dict(status) if status is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class QuietTick:
     """A resync that found nothing to do."""
 
@@ -78,14 +112,7 @@ class QuietTick:
 
 
 def steady_state_of(
-    result: ReconcileResult,
-    spec: ProtectedBucketSpec,
-    *,
-    uid: str,
-    digest: str,
-    refresh_due: datetime,
-    status: Mapping[str, Any] | None = None,
-    claim: Claim | None = None,
+    result: ReconcileResult, spec: ProtectedBucketSpec, origin: Origin, status: Mapping[str, Any] | None = None
 ) -> SteadyState | None:
     """The state to answer quiet ticks from, if ``result`` is a clean, verified InSync, or a write of ours.
 
@@ -102,21 +129,16 @@ def steady_state_of(
     ):
         return None
     # describe_exemptions lists the resolved roles in the spec's order, then the operator.
-    resolved = [e.role_id for e in result.exempt_principals if e.kind == "Role"]
-    roles = tuple(spec.exempt_roles)
-    if len(resolved) != len(roles):
+    resolved = tuple(e.role_id for e in result.exempt_principals if e.kind == "Role")
+    if len(resolved) != len(spec.exempt_roles):
         return None
-    return SteadyState(
-        uid=uid,
-        spec_digest=digest,
-        target=target_of(spec, claim),
-        roles=roles,
-        role_ids=tuple(resolved),
+    return origin.state(
+        spec,
+        role_ids=resolved,
         operator_arn=result.operator_principal,
         policy_digest=None if written or result.observed_text is None else text_digest(result.observed_text),
         policy_hash=result.policy_hash,
-        refresh_due=refresh_due,
-        status=dict(status) if status is not None else None,
+        status=status,
     )
 
 
@@ -203,15 +225,7 @@ def _in_sync(status: ProtectedBucketStatus, generation: object) -> bool:
 
 
 def cold_steady_state(
-    spec: ProtectedBucketSpec,
-    status: ProtectedBucketStatus,
-    raw_status: Mapping[str, Any],
-    *,
-    uid: str,
-    generation: object,
-    digest: str,
-    claim: Claim,
-    refresh_due: datetime,
+    spec: ProtectedBucketSpec, raw_status: Mapping[str, Any], origin: Origin, *, generation: object
 ) -> SteadyState | None:
     """The steady state a status records, for a process that has not reconciled the object yet (after a restart).
 
@@ -220,6 +234,7 @@ def cold_steady_state(
     references, no stated facts, no ACK writer: their verdict depends on more than the status holds). Anything
     else: None, and the first tick reconciles fully.
     """
+    status = ProtectedBucketStatus.model_validate(dict(raw_status))
     if (
         not _in_sync(status, generation)
         or spec.management_policy is not ManagementPolicy.ENFORCE
@@ -233,19 +248,14 @@ def cold_steady_state(
     for principal in status.exempt_principals:
         if principal.kind == "Role":
             role_ids.update({ref: principal.role_id for ref in (principal.name, principal.arn) if ref})
-    roles = tuple(spec.exempt_roles)
-    resolved = tuple(role_ids.get(role.ref) for role in roles)
+    resolved = tuple(role_ids.get(role.ref) for role in spec.exempt_roles)
     if any(role_id is None for role_id in resolved):
         return None
-    return SteadyState(
-        uid=uid,
-        spec_digest=digest,
-        target=target_of(spec, claim),
-        roles=roles,
+    return origin.state(
+        spec,
         role_ids=resolved,
         operator_arn=status.operator_principal,
         policy_digest=None,
         policy_hash=status.policy_hash,
-        refresh_due=refresh_due,
-        status=dict(raw_status),
+        status=raw_status,
     )

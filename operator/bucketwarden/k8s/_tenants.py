@@ -66,10 +66,20 @@ def describe_tenancy(tenancy: Tenancy) -> str:
     return f"tenancy: {count} TenantPolicy(ies) in force{wide}"
 
 
-def register_tenant_policies(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:  # noqa: C901 (over the size limit: to split (issue 23))
-    """Attach the TenantPolicy and namespace indices, the status timer and the tenancy line to ``registry``."""
-    policies = (GROUP, VERSION, TENANT_POLICY_PLURAL)
+def register_tenant_policies(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """Attach the TenantPolicy and namespace indices, the status loop and the tenancy line to ``registry``."""
+    _register_tenancy_line(registry)
+    _register_indices(registry)
+    _register_status_loop(registry, settings.allow_list_status_seconds)
 
+
+async def _cancel(memo: kopf.Memo, attribute: str) -> None:
+    task = getattr(memo, attribute, None)
+    if task is not None:
+        task.cancel()
+
+
+def _register_tenancy_line(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.startup(id="tenancy", registry=registry)
     async def start_tenancy_line(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         # A task, not the startup handler itself: kopf's client waits for the login, which follows start-up.
@@ -77,29 +87,32 @@ def register_tenant_policies(registry: kopf.OperatorRegistry, settings: Operator
 
     @kopf.on.cleanup(id="tenancy", registry=registry)
     async def stop_tenancy_line(memo: kopf.Memo, **_: Any) -> None:
-        task = getattr(memo, "tenancy_task", None)
-        if task is not None:
-            task.cancel()
+        await _cancel(memo, "tenancy_task")
 
-    async def log_tenancy(settings: kopf.OperatorSettings) -> None:
-        # Lists the TenantPolicies once with kopf's client, so the log states the tenancy in force as the operator
-        # starts, whatever the indices hold yet.
-        if os.environ.get("BUCKETWARDEN_BUCKET_CLAIMS"):
-            logger.warning(
-                "BUCKETWARDEN_BUCKET_CLAIMS is no longer read: grants are TenantPolicies now (see docs/multi-tenant.md)"
-            )
-        try:
-            listed = await get_json(f"/apis/{GROUP}/{VERSION}/{TENANT_POLICY_PLURAL}", settings=settings, logger=logger)
-        except Exception as exc:  # RBAC, a missing CRD: say so; the per-reconcile check still denies by default
-            logger.warning("tenancy: could not list TenantPolicies (%s); every ProtectedBucket waits for a grant", exc)
-            return
-        found: dict[str, TenantPolicySpec] = {}
-        for item in (listed or {}).get("items") or []:
-            name = str((item.get("metadata") or {}).get("name") or "")
-            entry = tenant_policy_entry(name, item.get("spec") or {})
-            if entry:
-                found.update(entry)
-        logger.info(describe_tenancy(Tenancy(found)), extra={"tenant_policies": sorted(found)})
+
+async def log_tenancy(settings: kopf.OperatorSettings) -> None:
+    """List the TenantPolicies once with kopf's client, so the log states the tenancy in force as the operator
+    starts, whatever the indices hold yet."""
+    if os.environ.get("BUCKETWARDEN_BUCKET_CLAIMS"):
+        logger.warning(
+            "BUCKETWARDEN_BUCKET_CLAIMS is no longer read: grants are TenantPolicies now (see docs/multi-tenant.md)"
+        )
+    try:
+        listed = await get_json(f"/apis/{GROUP}/{VERSION}/{TENANT_POLICY_PLURAL}", settings=settings, logger=logger)
+    except Exception as exc:  # RBAC, a missing CRD: say so; the per-reconcile check still denies by default
+        logger.warning("tenancy: could not list TenantPolicies (%s); every ProtectedBucket waits for a grant", exc)
+        return
+    found: dict[str, TenantPolicySpec] = {}
+    for item in (listed or {}).get("items") or []:
+        name = str((item.get("metadata") or {}).get("name") or "")
+        entry = tenant_policy_entry(name, item.get("spec") or {})
+        if entry:
+            found.update(entry)
+    logger.info(describe_tenancy(Tenancy(found)), extra={"tenant_policies": sorted(found)})
+
+
+def _register_indices(registry: kopf.OperatorRegistry) -> None:
+    policies = (GROUP, VERSION, TENANT_POLICY_PLURAL)
 
     @kopf.index(*policies, id=TENANT_POLICIES_INDEX, registry=registry)
     async def tenant_policies(name: str, spec: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> Any:
@@ -122,23 +135,20 @@ def register_tenant_policies(registry: kopf.OperatorRegistry, settings: Operator
     async def namespace_labels(name: str, labels: Mapping[str, str], **_: Any) -> Any:
         return {name: dict(labels)}
 
+
+def _register_status_loop(registry: kopf.OperatorRegistry, interval: float) -> None:
     @kopf.on.startup(id="tenant-policy-status", registry=registry)
     async def start_status_loop(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
         # One task of our own, not a kopf timer per TenantPolicy: a timer would make kopf patch the grant itself
         # (its bookkeeping), and the operator gets no write access to grants, only to their status.
         indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
-        interval = operator_settings.allow_list_status_seconds
         memo.tenant_status_task = asyncio.create_task(
             _status_loop(settings, indices, interval), name="bucketwarden-tenant-policy-status"
         )
 
     @kopf.on.cleanup(id="tenant-policy-status", registry=registry)
     async def stop_status_loop(memo: kopf.Memo, **_: Any) -> None:
-        task = getattr(memo, "tenant_status_task", None)
-        if task is not None:
-            task.cancel()
-
-    operator_settings = settings
+        await _cancel(memo, "tenant_status_task")
 
 
 async def _status_loop(settings: kopf.OperatorSettings, indices: Mapping[str, Any], interval: float) -> None:
