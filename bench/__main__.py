@@ -2,7 +2,8 @@
 
 Each benchmark module offers ``run(quick: bool) -> dict``: it prints its own table and returns its numbers.
 Register new ones in BENCHMARKS. A full run of every benchmark writes bench/results.json: the machine, each
-benchmark's headline keys (``b1_...`` to ``b5_...``) at the top level, and each benchmark's details.
+benchmark's headline keys (``b1_...`` to ``b10_...``) at the top level, and each benchmark's details, each with the
+load average at its start.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import _report, audit, convergence, core, drift, drift_queue, scale, steady
+from bench import _report, audit, burst, convergence, core, drift, drift_queue, failover, restart, scale, steady
 
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "core": core.run,
@@ -25,6 +26,9 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "audit": audit.run,
     "steady": steady.run,
     "drift_queue": drift_queue.run,
+    "restart": restart.run,
+    "burst": burst.run,
+    "failover": failover.run,
 }
 DEFAULT_JSON = Path(__file__).with_name("results.json")
 HEADLINE_KEY = re.compile(r"^b[0-9]+_")
@@ -62,12 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"machine: {machine['cores']} cores, {machine['memory_gb']} GB, Python {machine['python']}, {machine['date']}\n"
     )
-    results = {name: runners[name](args.quick) for name in args.names or BENCHMARKS}
-    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     # A quick or partial run must not overwrite the full results that docs/benchmarks.md quotes.
     target = args.json or (DEFAULT_JSON if not args.quick and not args.names else None)
+    results: dict[str, dict[str, Any]] = {}
+    for name in args.names or BENCHMARKS:
+        load = [round(x, 2) for x in os.getloadavg()]
+        results[name] = {**runners[name](args.quick), "load_average_at_start": load}
+        machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        if target:  # after each benchmark: a run stopped half-way keeps what it measured
+            _report.write_json(target, results_document(machine, results))
     if target:
-        _report.write_json(target, results_document(machine, results))
         print(f"results written to {target}")
     return 0
 

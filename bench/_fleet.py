@@ -64,14 +64,17 @@ def kube_writes(requests: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def wait_all_ticked(operator: OperatorProcess, objects: int, timeout_s: float) -> tuple[float, list[list[float]]]:
-    """Seconds from the process start until it has checked every object (known, none unchecked, ticks >= objects);
-    and the series [seconds, ticks, Ready gauge] sampled every second."""
+def wait_all_ticked(
+    operator: OperatorProcess, objects: int, timeout_s: float, *, since: float | None = None
+) -> tuple[float, list[list[float]]]:
+    """Seconds from ``since`` (default: the process start) until the process has checked every object (known, none
+    unchecked, ticks >= objects); and the series [seconds, ticks, Ready gauge] sampled every second."""
     series: list[list[float]] = []
+    began = operator.started if since is None else since
     while True:
         operator.check_alive()
         text = operator.metrics_text()
-        elapsed = time.monotonic() - operator.started
+        elapsed = time.monotonic() - began
         done = sum(ticks(text).values())
         ready = operator.ready_count()
         series.append([round(elapsed, 1), done, ready])

@@ -115,8 +115,10 @@ class OperatorProcess:
         """time.monotonic() when the process was started."""
         return self._started
 
-    def start(self, *, timeout: float = 60.0) -> None:
-        """Start the process and wait until its metrics endpoint answers (the startup handler has run)."""
+    def start(self, *, timeout: float = 60.0, wait: bool = True) -> None:
+        """Start the process and wait until its metrics endpoint answers (the startup handler has run).
+
+        ``wait=False``: return at once (a leader-election standby serves no metrics until it leads)."""
         with open(self.log_path, "wb") as log:
             self._started = time.monotonic()
             self._process = subprocess.Popen(
@@ -126,6 +128,8 @@ class OperatorProcess:
                 stderr=subprocess.STDOUT,
                 env=self._env,
             )
+        if not wait:
+            return
         deadline = time.monotonic() + timeout
         while self.metrics_text() is None:
             if self._process.poll() is not None:
@@ -133,6 +137,12 @@ class OperatorProcess:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the operator's metrics did not answer within {timeout} s:\n{self.log_tail()}")
             time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, a node lost; nothing is released."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(30)
 
     def stop(self, timeout: float = 30.0) -> None:
         process, self._process = self._process, None

@@ -145,3 +145,48 @@ def test_observed_outside_kopfs_processing_counts_the_missing_context(caplog: py
     assert t.posting is None  # PostingContext.capture() outside a kopf handler
     assert _missing_posting_count(t, "capture") == 1
     assert "posting context is missing inside an index handler" in caplog.text
+
+
+class _Steady:
+    def get(self, key: str) -> object:
+        return object() if key == target_key("ns", "x") else None
+
+
+class _Memo:
+    class runtime:  # noqa: N801 (kopf's memo holds the runtime under this name)
+        steady = _Steady()
+
+
+@pytest.mark.parametrize(
+    ("api_has", "expected_status", "rereads"),
+    [
+        pytest.param({"observedGeneration": 3}, {"observedGeneration": 3}, 1, id="kopf-lags-the-api-has-it"),
+        pytest.param(None, None, 1, id="gone-from-the-api"),
+    ],
+)
+def test_a_tick_rereads_an_object_whose_indexed_copy_lags_behind_the_status_it_remembers(
+    patched: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    api_has: dict[str, Any] | None,
+    expected_status: dict[str, Any] | None,
+    rereads: int,
+) -> None:
+    urls: list[str] = []
+
+    async def fake_get(url: str, **_: Any) -> dict[str, Any]:
+        urls.append(url)
+        return {"items": [] if api_has is None else [{**body("x", generation=3), "status": api_has}]}
+
+    monkeypatch.setattr(_resync, "get_json", fake_get)
+    seen: list[Mapping[str, Any]] = []
+    lagging = {**body("x", generation=3), "status": {"observedGeneration": 2}}  # this process wrote generation 3
+    t = ticker({"x": lagging, "y": {**body("y", generation=3), "status": {}}}, seen.append)
+    t.memo = _Memo()
+    kept = asyncio.run(t(target_key("ns", "x")))
+    asyncio.run(t(target_key("ns", "y")))  # nothing remembered for y: its copy is judged as it is
+    assert urls == ["/apis/bucketwarden.io/v1alpha1/namespaces/ns/protectedbuckets?fieldSelector=metadata.name%3Dx"]
+    assert t.metrics.registry.get_sample_value("bucketwarden_resync_rereads_total") == rereads
+    if expected_status is None:
+        assert kept is False and [s["name"] for s in seen] == ["y"]
+    else:
+        assert kept is True and seen[0]["status"] == expected_status

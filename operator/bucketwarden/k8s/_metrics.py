@@ -71,6 +71,12 @@ class Metrics:
             "above 0 only while a new process warms up. The Ready gauge meanwhile holds what each status says.",
             registry=r,
         )
+        self.rereads = Counter(
+            "bucketwarden_resync_rereads",
+            "Resync ticks that re-read their object from the API because kopf's copy lagged behind the status this "
+            "process last wrote (a burst).",
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "bucketwarden_reconcile_queue_depth",
             "Work waiting: objects known and not reconciled yet (new, or a new process's fleet), plus resync ticks "
@@ -122,6 +128,9 @@ class Metrics:
     def restore(self, key: str, conditions: dict[str, str]) -> None:
         """An object's conditions from its status, before this process has reconciled it (a restart)."""
         self.set_state(key, conditions, only_new=True)
+
+    def count_reread(self) -> None:
+        self.rereads.inc()
 
     def count_missing_posting_context(self, where: str) -> None:
         self.posting_context_missing.labels(where=where).inc()

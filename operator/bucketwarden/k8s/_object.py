@@ -31,7 +31,15 @@ from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surro
 from bucketwarden.k8s._events import events_for
 from bucketwarden.k8s._logs import log_fields, log_reconcile
 from bucketwarden.k8s._nudge import nudge as _nudge
-from bucketwarden.k8s._quiet import Origin, SteadyState, cold_steady_state, quiet_tick, spec_digest, steady_state_of
+from bucketwarden.k8s._quiet import (
+    Origin,
+    SteadyState,
+    cold_steady_state,
+    quiet_tick,
+    spec_digest,
+    status_landed,
+    steady_state_of,
+)
 from bucketwarden.k8s._resync import target_key
 from bucketwarden.k8s._runtime import Runtime
 from bucketwarden.k8s._status import (
@@ -187,16 +195,6 @@ def _still_granted(state: Any, tenancy: Tenancy, index: Any, namespace: str, nam
     return _arbitration(index, state.target.bucket, tenancy, namespace, name).owned_by(namespace, name)
 
 
-def _status_landed(kwargs: Mapping[str, Any]) -> bool:
-    """The object's status records this generation: the status patch of its last reconcile was not lost.
-
-    A patch kopf gave up on (or a status someone wiped) leaves the object without it: the tick then reconciles fully
-    and writes the status again, rather than answer quietly from a steady state the API does not show.
-    """
-    status = kwargs.get("status") or {}
-    return bool(status) and status.get("observedGeneration") == (kwargs.get("meta") or {}).get("generation")
-
-
 def _cold_state(runtime: Runtime, kwargs: Mapping[str, Any], tenancy: Tenancy, index: Any) -> SteadyState | None:
     """The steady state the object's status records, for its first tick in this process (k8s/_warmup.py)."""
     namespace, name, meta, spec = kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"]
@@ -231,7 +229,9 @@ def resync_object(runtime: Runtime, *, index: Any, tenancy: Tenancy | None = Non
     tenancy = tenancy if tenancy is not None else Tenancy()
     if state is None:
         state = _cold_state(runtime, kwargs, tenancy, index)  # a restarted process: what the status records
-    elif not _status_landed(kwargs) or not _still_granted(state, tenancy, index, namespace, name):
+    elif not status_landed(meta, kwargs.get("status")) or not _still_granted(state, tenancy, index, namespace, name):
+        # A status patch kopf gave up on (or a status someone wiped): reconcile fully and write it again, rather
+        # than answer quietly from a steady state the API does not show. (The queue re-reads a lagging body first.)
         state = None
     if state is not None:
         quiet = quiet_tick(

@@ -37,6 +37,11 @@ from bucketwarden.reconciler import Claim, ReconcileResult, target_of
 from bucketwarden.spec import ExemptRole, ManagementPolicy, PolicyWriter, ProtectedBucketSpec, ProtectedBucketStatus
 
 
+def status_landed(meta: Mapping[str, Any] | None, status: Mapping[str, Any] | None) -> bool:
+    """The status records the object's current generation: the last reconcile's status patch is in this body."""
+    return bool(status) and (status or {}).get("observedGeneration") == (meta or {}).get("generation")
+
+
 def spec_digest(spec: Mapping[str, Any]) -> str:
     """A cheap fingerprint of the raw spec (C-speed JSON and hash): equal digests mean the same spec."""
     text = json.dumps(dict(spec), sort_keys=True, separators=(",", ":"), default=str)

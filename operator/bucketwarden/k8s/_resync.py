@@ -5,7 +5,10 @@ update and resume handler tracks each key in the queue (``_scheduler.ResyncQueue
 due key is resynced here exactly as a kopf timer would have done it, from the indexed body: the quiet path answers
 most ticks with one GetBucketPolicy; anything else is the full reconcile, whose status patch is applied with
 kopf's client and whose Events go through kopf's posting queue. The body is as fresh as kopf's watch, which is
-what a kopf timer sees too.
+what a kopf timer sees too. When kopf's copy lags behind the status this process last wrote (a burst keeps kopf's
+event processing minutes behind), the tick re-reads the object from the API first (a list by name, which the
+operator's RBAC already grants): a lagging copy must not turn a quiet tick into a full reconcile and a second status
+write.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from typing import Any
 
 import kopf
 
-from bucketwarden.k8s._kopf_private import PostingContext, patch_object
+from bucketwarden.k8s._kopf_private import PostingContext, get_json, patch_object
 from bucketwarden.k8s._metrics import Metrics
+from bucketwarden.k8s._quiet import status_landed
 from bucketwarden.k8s._scheduler import ResyncQueue
+from bucketwarden.spec import GROUP, PLURAL, VERSION
 
 logger = logging.getLogger("bucketwarden")
 
@@ -72,6 +77,32 @@ class QueueTicker:
             what,
         )
 
+    def _lags(self, key: str, body: Mapping[str, Any]) -> bool:
+        """kopf's copy does not show the status of a reconcile this process remembers (its patch may not have been
+        seen by kopf's watch yet)."""
+        steady = getattr(getattr(self.memo, "runtime", None), "steady", None)
+        return (
+            steady is not None
+            and steady.get(key) is not None
+            and not status_landed(body.get("metadata"), body.get("status"))
+        )
+
+    async def _reread(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The object as the API has it now; None if it is gone."""
+        meta = body.get("metadata") or {}
+        url = (
+            f"/apis/{GROUP}/{VERSION}/namespaces/{meta.get('namespace')}/{PLURAL}"
+            f"?fieldSelector=metadata.name%3D{meta.get('name')}"
+        )
+        self.metrics.count_reread()
+        try:
+            listed = await get_json(url, settings=self.kopf_settings, logger=logger)
+        except Exception as exc:  # the API hiccuped: judge from kopf's copy, as before
+            logger.debug("could not re-read %s/%s: %s", meta.get("namespace"), meta.get("name"), exc)
+            return body
+        items = (listed or {}).get("items") or []
+        return items[0] if items else None
+
     def track_soon(self, key: str) -> None:
         """From a kopf handler's thread: track ``key`` (its first tick one interval from now)."""
         self.loop.call_soon_threadsafe(self.queue.track, key)
@@ -80,6 +111,8 @@ class QueueTicker:
         """One resync of ``key``; False when the object is gone (the queue drops it)."""
         store = self.indices.get(TARGETS_INDEX, {}).get(key)
         body = next(iter(store), None) if store else None
+        if body is not None and self._lags(key, body):
+            body = await self._reread(body)
         if body is None:
             return False
         meta = body.get("metadata") or {}

@@ -1,0 +1,48 @@
+"""Smoke test of B8 (restart), B9 (burst) and B10 (failover) in quick mode: shape and counts, never timing.
+
+Each starts ``bucketwarden run`` (two of them for B10), moto and the emulated API as processes: run with
+``make bench-smoke``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bench import burst, failover, restart
+from tests.shared import positive
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not os.environ.get("BUCKETWARDEN_BENCH_SMOKE"), reason="operator benchmarks: run with make bench-smoke"
+    ),
+]
+
+
+def test_bench_restart_checks_every_object_quietly_and_writes_nothing() -> None:
+    row = restart.run(quick=True)["b8_restart"]
+    assert row["quiet_ticks"] + row["full_ticks"] >= row["objects"] == restart.QUICK_OBJECTS
+    assert row["full_ticks"] == 0
+    assert row["kube_writes"].get("status_patch", 0) == row["kube_writes"].get("object_patch", 0) == 0
+    assert row["aws_calls"]["GetBucketPolicy"] >= row["objects"]
+    assert "PutBucketPolicy" not in row["aws_calls"]
+    assert positive(row["all_ticked_s"]) and positive(row["cpu_s"])
+
+
+def test_bench_burst_makes_one_status_write_per_object() -> None:
+    row = burst.run(quick=True)["b9_burst"]
+    assert row["objects"] == burst.QUICK_OBJECTS
+    assert row["per_object"]["status_patch"] == 1.0
+    assert row["per_object"]["events"] == 1.0
+    assert row["aws_calls"]["PutBucketPolicy"] == row["objects"]
+    assert positive(row["all_ready_api_s"])
+
+
+def test_bench_failover_new_leader_checks_every_object_and_writes_nothing() -> None:
+    row = failover.run(quick=True)["b10_failover"]
+    assert row["quiet_ticks"] >= row["objects"] == failover.QUICK_OBJECTS
+    assert row["kube_writes"].get("status_patch", 0) == row["kube_writes"].get("object_patch", 0) == 0
+    assert row["kube_writes"].get("lease", 0) > 0  # the new leader renews its Lease
+    assert row["lease_taken_s"] <= row["all_ticked_s"]
