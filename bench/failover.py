@@ -1,5 +1,5 @@
 """B10 failover: two replicas with leader election, N ProtectedBuckets converged under the leader; the leader is
-killed (SIGKILL: no hand-over) and the standby takes the Lease.
+killed (SIGKILL: no hand-over) and the standby takes the Lease; the killed replica then comes back as the standby.
 
 Measured from outside: seconds from the kill until the new leader has checked every object (as B8: none unchecked,
 resync ticks >= N, Ready gauge at N), split into the wait for the Lease to run out and the cheap start; the new
@@ -82,6 +82,9 @@ def measure(objects: int, *, resync_s: float = RESYNC_S, steady_window_s: float 
                 time.sleep(3.0)
                 writes = _fleet.kube_writes(kube.requests())
                 _log(f"failover: every object checked {elapsed:.0f} s after the kill; steady window {window:.0f} s")
+                # Kubernetes restarts the killed pod: it comes back as the standby, for the steady state under HA.
+                leader = _replica(moto, kube, Path(tmp) / "a2", "replica-a", resync_s)
+                leader.start(wait=False)
                 time.sleep(resync_s)  # the first round of ticks after the cheap start
                 steady = measure_window(standby, moto, objects, window, resync_s, edits=3)
             finally:
