@@ -213,3 +213,23 @@ def test_docs_every_repository_path_they_name_exists(doc: Path) -> None:
         if not any((base / path).exists() for base in bases):
             missing.append(path)
     assert missing == []
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/benchmarks.md"])
+def test_docs_scale_claims_are_the_numbers_in_results_json(document: str) -> None:
+    """The headline block of each document is what bench/results.json gives (python -m bench.headlines --write)."""
+    from bench import headlines
+
+    results = json.loads((REPO_ROOT / "bench" / "results.json").read_text())
+    text = (REPO_ROOT / document).read_text()
+    assert headlines.block_of(text) == headlines.render(results), f"run: python -m bench.headlines --write ({document})"
+
+
+def test_docs_results_json_comes_from_one_build_with_every_benchmark() -> None:
+    from bench.__main__ import BENCHMARKS
+
+    results = json.loads((REPO_ROOT / "bench" / "results.json").read_text())
+    build = results["machine"]["build"]
+    assert build["commit"] and build["dirty"] is False
+    assert set(BENCHMARKS) <= set(results)
+    assert all(results[name].get("load_average_at_start") for name in BENCHMARKS)
