@@ -94,3 +94,28 @@ def test_new_objects_are_counted_until_kopfs_create_handler_checks_them() -> Non
     assert warmup.new == 1
     warmup.checked("ns/new")
     assert warmup.new == 0
+
+
+def test_start_up_work_waits_for_kopfs_indices() -> None:
+    """The resync queue and the TenantPolicy status loop start only once kopf's indices are complete: a tick or a
+    count judged against half-filled indices would refuse a granted bucket or write a partial count."""
+    import asyncio
+
+    from bucketwarden.k8s._background import when_indexed
+
+    started: list[str] = []
+
+    async def work() -> None:
+        started.append("work")
+
+    async def scenario() -> list[str]:
+        indexed = asyncio.Event()
+        task = asyncio.create_task(when_indexed(indexed, work()))
+        await asyncio.sleep(0.05)
+        before = list(started)
+        indexed.set()
+        await asyncio.wait_for(task, 1.0)
+        return before
+
+    assert asyncio.run(scenario()) == []
+    assert started == ["work"]

@@ -109,16 +109,8 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: O
 
         runtime.metrics.watch_work(waiting)
         memo.resync_task = asyncio.create_task(
-            _when_indexed(runtime.ticker.indexed, queue.run(runtime.ticker)), name="bucketwarden-resync-queue"
+            when_indexed(runtime.indexed, queue.run(runtime.ticker)), name="bucketwarden-resync-queue"
         )
-
-    @kopf.on.event("", "v1", "namespaces", id="indices-ready", registry=registry)
-    async def indices_ready(memo: kopf.Memo, **_: Any) -> None:
-        # kopf runs no handler before every index is filled (the grants, the namespaces' labels, the claims), so
-        # the first call of any handler says they are; a namespace handler is the cheapest (there is always one).
-        ticker = memo.runtime.ticker
-        if ticker is not None:
-            ticker.indexed.set()
 
     @kopf.on.cleanup(id="resync-queue", registry=registry)
     async def stop_resync_queue(memo: kopf.Memo, **_: Any) -> None:
@@ -141,7 +133,19 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: O
         return {key: raw}
 
 
-async def _when_indexed(indexed: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
+def register_indices_ready(registry: kopf.OperatorRegistry) -> None:
+    """Set ``Runtime.indexed`` once kopf's indices are complete (for the work that must not judge before)."""
+
+    @kopf.on.event("", "v1", "namespaces", id="indices-ready", registry=registry)
+    async def indices_ready(memo: kopf.Memo, **_: Any) -> None:
+        # kopf runs no handler before every index is filled (the grants, the namespaces' labels, the claims), so
+        # the first call of any handler says they are; a namespace handler is the cheapest (there is always one).
+        runtime = getattr(memo, "runtime", None)
+        if runtime is not None:
+            runtime.indexed.set()
+
+
+async def when_indexed(indexed: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
     """Run ``work`` once kopf's indices are complete: a tick judged against half-filled grants would refuse."""
     try:
         await indexed.wait()

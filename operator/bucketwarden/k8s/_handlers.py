@@ -15,7 +15,7 @@ import kopf
 
 from bucketwarden.k8s._ack import register_ack
 from bucketwarden.k8s._allowlists import register_allow_lists
-from bucketwarden.k8s._background import register_drift_queue, register_resync, whoami
+from bucketwarden.k8s._background import register_drift_queue, register_indices_ready, register_resync, whoami
 from bucketwarden.k8s._background import start_drift_poller as start_drift_poller
 from bucketwarden.k8s._claims import CLAIMS_INDEX, claim_entry
 from bucketwarden.k8s._login import login_as_kubectl
@@ -114,6 +114,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         kopf.on.resume(*resource, id="reconcile", when=mine, registry=registry)(reconcile_on_change)
 
     register_resync(registry, settings, mine)
+    register_indices_ready(registry)
 
     @kopf.on.delete(*resource, id="cleanup", when=mine, registry=registry)
     def finalize(**kwargs: Any) -> None:

@@ -54,7 +54,6 @@ class QueueTicker:
     posting: PostingContext | None = None
     resource: kopf.Resource | None = None
     reported_missing_posting: bool = False
-    indexed: asyncio.Event = field(default_factory=asyncio.Event)  # kopf's indices are complete: ticks may run
 
     def observed(self, resource: kopf.Resource) -> None:
         """From the index handler (inside kopf's processing): learn kopf's posting context and resource once."""

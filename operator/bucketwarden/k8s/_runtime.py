@@ -33,6 +33,7 @@ class Runtime:
     kopf_settings: kopf.OperatorSettings | None = None
     refused: KeySet = field(default_factory=KeySet)  # NotAuthorized now: reconciled again when a grant appears
     warmup: Warmup = field(default_factory=Warmup)  # objects known and not checked yet by this process
+    indexed: asyncio.Event = field(default_factory=asyncio.Event)  # kopf's indices are complete (k8s/_background.py)
 
 
 ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciler]

@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from bucketwarden.k8s._background import when_indexed
 from bucketwarden.k8s._claims import (
     CLAIMS_INDEX,
     NAMESPACE_LABELS_INDEX,
@@ -142,8 +143,10 @@ def _register_status_loop(registry: kopf.OperatorRegistry, interval: float) -> N
         # One task of our own, not a kopf timer per TenantPolicy: a timer would make kopf patch the grant itself
         # (its bookkeeping), and the operator gets no write access to grants, only to their status.
         indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
+        # Counted only once kopf's indices are complete: a count from a half-filled claims index would be written.
         memo.tenant_status_task = asyncio.create_task(
-            _status_loop(settings, indices, interval), name="bucketwarden-tenant-policy-status"
+            when_indexed(memo.runtime.indexed, _status_loop(settings, indices, interval)),
+            name="bucketwarden-tenant-policy-status",
         )
 
     @kopf.on.cleanup(id="tenant-policy-status", registry=registry)
