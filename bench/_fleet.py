@@ -3,12 +3,14 @@ made (from the emulator's request log), and the operator's progress read from it
 
 from __future__ import annotations
 
+import argparse
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from bench import _report
 from bench._operator import OperatorProcess
 
 TICKS = re.compile(r'^bucketwarden_resync_ticks_total\{path="([a-z]+)"\} ([0-9.e+]+)$', re.M)
@@ -83,3 +85,24 @@ def wait_all_ticked(
         if elapsed > timeout_s:
             raise TimeoutError(f"{done:.0f} ticks of {objects} objects after {timeout_s:.0f} s")
         time.sleep(1.0)
+
+
+def main(
+    argv: Sequence[str] | None,
+    *,
+    name: str,
+    doc: str,
+    run: Callable[..., dict[str, Any]],
+    quick_objects: int,
+    full_objects: int,
+) -> int:
+    """The command line B8, B9 and B10 share: ``python -m bench.NAME [--quick] [--objects N] [--json FILE]``."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{quick_objects} objects: checks it runs")
+    parser.add_argument("--objects", type=int, help=f"default {full_objects}")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    results = run(args.quick, objects=args.objects)
+    if args.json:
+        _report.write_json(args.json, {name: results})
+    return 0

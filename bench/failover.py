@@ -12,7 +12,6 @@ Run: ``python -m bench.failover [--quick] [--objects 10000] [--json FILE]``.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import tempfile
@@ -176,15 +175,9 @@ def run(quick: bool, *, objects: int | None = None) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.failover", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_OBJECTS} objects: checks it runs")
-    parser.add_argument("--objects", type=int, help=f"default {FULL_OBJECTS}")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    args = parser.parse_args(argv)
-    results = run(args.quick, objects=args.objects)
-    if args.json:
-        _report.write_json(args.json, {"failover": results})
-    return 0
+    return _fleet.main(
+        argv, name="failover", doc=__doc__ or "", run=run, quick_objects=QUICK_OBJECTS, full_objects=FULL_OBJECTS
+    )
 
 
 if __name__ == "__main__":
