@@ -119,3 +119,22 @@ def test_start_up_work_waits_for_kopfs_indices() -> None:
 
     assert asyncio.run(scenario()) == []
     assert started == ["work"]
+
+
+def test_an_object_deleted_before_kopf_handled_it_is_pruned_not_waited_for_ever() -> None:
+    now = [100.0]
+    warmup = Warmup(clock=lambda: now[0])
+    for key in ("ns/gone", "ns/kept", "ns/just-seen"):
+        warmup.first_sight(key)
+        warmup.mark_new(key)
+    alive = {"ns/kept"}
+    now[0] += 10
+    warmup.first_sight("ns/later")  # seen a moment ago: its index entry may not be stored yet
+    assert warmup.prune(lambda key: key in alive) == ["ns/gone", "ns/just-seen"]
+    assert (len(warmup), warmup.new) == (2, 1)
+    warmup.first_sight("ns/other-gone")
+    now[0] += 1
+    assert warmup.prune(lambda key: False) == []  # at most once per interval
+    now[0] += 10
+    assert warmup.prune(lambda key: False) == ["ns/kept", "ns/later", "ns/other-gone"]
+    assert len(warmup) == 0

@@ -89,14 +89,23 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: O
         runtime: Runtime = memo.runtime
         if runtime.ticker is not None:
             return
+        indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
+        targets: Mapping[str, Any] = indices.get(TARGETS_INDEX, {})  # kopf's live index (never a copy)
+
+        def new_objects_wait() -> bool:
+            # An object deleted before kopf handled it (no finalizer yet) leaves no handler call behind: prune what
+            # kopf's index no longer holds (rate-limited inside), or it would stay "new" and "unchecked" for ever.
+            for key in runtime.warmup.prune(lambda key: key in targets):
+                runtime.metrics.forget(key)
+            return runtime.warmup.new > 0
+
         queue = ResyncQueue(
             interval=operator_settings.resync_interval_seconds,
             jitter=operator_settings.jitter_seconds,
             concurrency=operator_settings.max_concurrent_reconciles,
-            defer=lambda: runtime.warmup.new > 0,  # new objects first, then resync
+            defer=new_objects_wait,  # new objects first, then resync
         )
         executor = ThreadPoolExecutor(operator_settings.max_concurrent_reconciles, thread_name_prefix="bw-resync")
-        indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
         runtime.ticker = QueueTicker(
             queue, resync_from_kwargs, executor, settings, memo, asyncio.get_running_loop(), runtime.metrics, indices
         )
@@ -104,6 +113,7 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: O
         runtime.metrics.watch_warmup(lambda: len(runtime.warmup))
 
         def waiting() -> tuple[int, float]:
+            new_objects_wait()  # prunes objects gone unhandled
             late, late_s = queue.overdue()
             return len(runtime.warmup) + late, max(runtime.warmup.oldest_age(), late_s)
 

@@ -66,6 +66,7 @@ class Warmup:
         self._new: set[str] = set()  # unchecked and waiting for kopf's create handler (a burst)
         self._lock = threading.Lock()
         self._clock = clock
+        self._pruned_at = float("-inf")
 
     def __len__(self) -> int:
         return len(self._unchecked)
@@ -101,6 +102,22 @@ class Warmup:
             self._seen.discard(key)
             self._unchecked.pop(key, None)
             self._new.discard(key)
+
+    def prune(self, alive: Callable[[str], bool], *, every: float = 5.0) -> list[str]:
+        """Forget unchecked objects that ``alive`` says are gone (deleted before any handler ran: kopf calls
+        none for an object without its finalizer). At most once per ``every`` seconds, and only objects first seen
+        more than ``every`` seconds ago (a key's index entry is stored after its first sight). The keys dropped."""
+        now = self._clock()
+        with self._lock:
+            if now - self._pruned_at < every:
+                return []
+            self._pruned_at = now
+            gone = [key for key, seen in self._unchecked.items() if now - seen >= every and not alive(key)]
+            for key in gone:
+                self._seen.discard(key)
+                self._unchecked.pop(key, None)
+                self._new.discard(key)
+        return gone
 
     def oldest_age(self) -> float:
         """Seconds the longest-waiting unchecked object has waited (0 when none waits)."""
