@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.k8s._claims import ClaimEntry, arbitrate, claim_entry
+from bucketwarden.k8s._claims import ClaimEntry, SpecParses, arbitrate, claim_entry
 from bucketwarden.spec import TenantPolicySpec
 from bucketwarden.tenancy import Request, Tenancy
 
@@ -79,3 +79,45 @@ def test_previous_owned_believes_only_a_record_of_the_resources_own_sid() -> Non
     forged = AdoptedStatement(sid="BucketWardenTeamC", hash="h")
     assert _previous_owned(ProtectedBucketStatus(owned_statement=own), spec) == own
     assert _previous_owned(ProtectedBucketStatus(owned_statement=forged), spec) is None
+
+
+def test_spec_parses_validate_once_per_generation_and_again_on_every_spec_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claims index runs on every watch event: a status or annotation event (same generation) is not
+    validated again, a spec change (a new generation) always is, and a body without uid or generation never
+    uses what was remembered."""
+    from bucketwarden.k8s import _claims
+
+    calls: list[str] = []
+    real = _claims.parse_claim
+
+    def counting(namespace: str, name: str, spec: Any) -> Any:
+        calls.append(str(spec.get("statementSid")))
+        return real(namespace, name, spec)
+
+    monkeypatch.setattr(_claims, "parse_claim", counting)
+    parses = SpecParses(size=2)
+    valid = {"bucketName": BUCKET, "allowedSourceIps": ["192.0.2.0/24"], "statementSid": "BucketWardenOne"}
+    invalid = {**valid, "statementSid": "Nope"}
+    meta = {"creationTimestamp": "2026-12-01T00:00:00Z", "uid": "u1", "generation": 1}
+
+    first = claim_entry("team-a", "pb", meta, valid, parses)
+    again = claim_entry("team-a", "pb", {**meta, "resourceVersion": "9"}, valid, parses)
+    assert first is not None and first[BUCKET].request is not None
+    assert first == again and calls == ["BucketWardenOne"]
+
+    # An edit bumps the generation: the new spec is judged, never the remembered one.
+    [(_, edited)] = (claim_entry("team-a", "pb", {**meta, "generation": 2}, invalid, parses) or {}).items()
+    assert edited.request is None and edited.sid is None and calls[-1] == "Nope"
+
+    # No generation (or no uid): parsed every time.
+    for _ in range(2):
+        claim_entry("team-a", "pb", {"uid": "u1"}, valid, parses)
+    assert calls[-2:] == ["BucketWardenOne", "BucketWardenOne"]
+
+    # Bounded: the oldest is forgotten first.
+    claim_entry("team-a", "pb", {**meta, "uid": "u2"}, valid, parses)
+    assert len(parses) == 2
+    claim_entry("team-a", "pb", meta, valid, parses)  # (u1, 1) was the oldest: parsed again
+    assert calls[-1] == "BucketWardenOne" and len(calls) == 6

@@ -245,19 +245,25 @@ def test_overdue_counts_the_keys_due_and_not_started_and_the_longest_wait() -> N
     assert queue.overdue()[0] == 3
 
 
-def test_ticks_give_way_to_new_objects_but_never_longer_than_max_defer() -> None:
+def test_ticks_give_way_to_new_objects_but_none_waits_longer_than_max_defer() -> None:
+    """However long a burst lasts: each tick waits at most max_defer past its deadline, then runs; the next one
+    due waits again (before, the first max_defer seconds of a burst deferred everything, then nothing)."""
     clock = FakeClock()
     waiting = [True]
     queue = ResyncQueue(interval=10.0, jitter=0.0, concurrency=1, clock=clock, defer=lambda: waiting[0], max_defer=30.0)
+    assert not queue.deferring()  # nothing tracked: nothing to hold back
+    queue.poke("a")
     assert queue.deferring()
     clock.now += 29
     assert queue.deferring()
     clock.now += 2
-    assert not queue.deferring()  # a burst longer than max_defer: drift repair resumes
+    assert not queue.deferring()  # a has waited longer than max_defer: drift repair goes first
+    assert queue._pop_due(clock.now) == ("a", clock.now - 31)
+    queue.track("b")  # due one interval from now
+    clock.now += 10 + 29
+    assert queue.deferring()  # the burst goes on, 31 s after it began, and b has waited only 29 s
     waiting[0] = False
     assert not queue.deferring()
-    waiting[0] = True
-    assert queue.deferring()  # a new burst: a new allowance
 
 
 def test_the_runner_starts_no_tick_while_deferring() -> None:

@@ -9,6 +9,7 @@ a claimant, so it cannot hold a bucket against its rightful owner.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -39,19 +40,56 @@ class ClaimEntry(NamedTuple):
         return f"{self.namespace}/{self.name}"
 
 
+Parse = tuple[Request | None, str | None]  # what a claim asks a grant for, and its Sid; (None, None): invalid
+
+
+class SpecParses:
+    """claim_entry's parse of a spec, remembered by (uid, generation); bounded, the oldest forgotten first.
+
+    The claims index runs on every watch event, and three of the four a creation makes (our status, kopf's
+    annotations, the finalizer) change no spec: they are not validated again. Kubernetes bumps the generation on
+    every spec change and sets uid itself, so a tenant cannot make a remembered parse stand for another spec.
+    """
+
+    def __init__(self, size: int = 65_536) -> None:
+        self._size = size
+        self._parses: OrderedDict[tuple[str, int], Parse] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._parses)
+
+    def parse(self, namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any]) -> Parse:
+        uid, generation = meta.get("uid"), meta.get("generation")
+        if not isinstance(uid, str) or not uid or not isinstance(generation, int):
+            return parse_claim(namespace, name, spec)
+        key = (uid, generation)
+        found = self._parses.get(key)
+        if found is None:
+            found = self._parses[key] = parse_claim(namespace, name, spec)
+            if len(self._parses) > self._size:
+                self._parses.popitem(last=False)
+        return found
+
+
+def parse_claim(namespace: str, name: str, spec: Mapping[str, Any]) -> Parse:
+    try:
+        parsed = ProtectedBucketSpec.model_validate(dict(spec))
+    except ValidationError:
+        return None, None
+    return Request.of(namespace, name, parsed), parsed.statement_sid
+
+
 def claim_entry(
-    namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any]
+    namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any], parses: SpecParses | None = None
 ) -> dict[str, ClaimEntry] | None:
     """The claims index's value for one ProtectedBucket: {bucket: entry}; None without a bucket name."""
     bucket = spec.get("bucketName")
     if not isinstance(bucket, str) or not bucket:
         return None
-    try:
-        parsed = ProtectedBucketSpec.model_validate(dict(spec))
-    except ValidationError:
-        request, sid = None, None
+    if parses is None:
+        request, sid = parse_claim(namespace, name, spec)
     else:
-        request, sid = Request.of(namespace, name, parsed), parsed.statement_sid
+        request, sid = parses.parse(namespace, name, meta, spec)
     created = str(meta.get("creationTimestamp") or "")
     deleting = bool(meta.get("deletionTimestamp"))
     return {bucket: ClaimEntry(created, str(meta.get("uid") or ""), namespace, name, sid, request, deleting)}

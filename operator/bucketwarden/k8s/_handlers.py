@@ -17,7 +17,7 @@ from bucketwarden.k8s._ack import register_ack
 from bucketwarden.k8s._allowlists import register_allow_lists
 from bucketwarden.k8s._background import register_drift_queue, register_indices_ready, register_resync, whoami
 from bucketwarden.k8s._background import start_drift_poller as start_drift_poller
-from bucketwarden.k8s._claims import CLAIMS_INDEX, claim_entry
+from bucketwarden.k8s._claims import CLAIMS_INDEX, SpecParses, claim_entry
 from bucketwarden.k8s._login import login_as_kubectl
 from bucketwarden.k8s._logs import log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
@@ -87,9 +87,11 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
 
     # Index handlers are async, here and elsewhere: kopf runs a sync one in its thread pool, one executor hop per
     # watch event of every object (a tenth of the operator's CPU in a burst); these are short and pure.
+    parses = SpecParses()  # one spec validation per generation, not per watch event
+
     @kopf.index(*resource, id=CLAIMS_INDEX, registry=registry)
     async def claims_by_bucket(**kwargs: Any) -> Any:
-        return claim_entry(kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"])
+        return claim_entry(kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"], parses)
 
     register_tenant_policies(registry, settings)
 

@@ -13,8 +13,9 @@ controller-runtime's work queue, there is one heap of deadlines and a bounded po
   oldest first), so the lag is shared evenly and is visible as ``lag_seconds``.
 - A tick returns False when its object is gone: the key is dropped.
 - New objects first, then resync: while ``defer()`` says work of higher priority is waiting (objects kopf has not
-  created yet, in a burst), no tick starts, for at most ``max_defer`` seconds in a row (one interval by default),
-  so a burst cannot starve drift repair for longer than that.
+  handled yet, in a burst), a tick starts only once it is ``max_defer`` seconds past its deadline (one interval by
+  default). However long a burst lasts, no object waits longer than that for its drift repair, and an object
+  handled early in a burst ticks every two intervals, not every one, until the burst is through.
 
 Nothing here walks every key: each operation touches the heap's head or one key. The heap holds stale entries
 (after a poke) that are skipped when they surface; it is rebuilt when they outnumber the live ones.
@@ -69,7 +70,6 @@ class ResyncQueue:
         self.lag_seconds = 0.0  # how late the last started tick was
         self._defer = defer
         self.max_defer = interval if max_defer is None else max_defer
-        self._deferring_since: float | None = None
 
     def __len__(self) -> int:
         return len(self._due) + len(self._in_flight - self._dropped)
@@ -137,14 +137,12 @@ class ResyncQueue:
         return self._heap[0][0] if self._heap else None
 
     def deferring(self) -> bool:
-        """Whether ticks wait now for work of higher priority (never longer than ``max_defer`` in a row)."""
+        """Whether ticks wait now for work of higher priority: yes, until the oldest due tick has waited
+        ``max_defer`` past its deadline (O(1): the heap's head)."""
         if self._defer is None or not self._defer():
-            self._deferring_since = None
             return False
-        now = self._clock()
-        if self._deferring_since is None:
-            self._deferring_since = now
-        return now - self._deferring_since < self.max_defer
+        head = self._next_deadline()
+        return head is not None and self._clock() - head < self.max_defer
 
     async def run(self, tick: Tick) -> None:
         """Run due ticks forever (until cancelled), ``concurrency`` at most at once."""
