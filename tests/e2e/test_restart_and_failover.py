@@ -3,6 +3,7 @@ writes nothing to an unchanged object, and keeps the Ready gauge (issue 22; B8 a
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -177,3 +178,41 @@ def test_a_standby_takes_over_from_a_killed_leader_and_a_stopped_leader_hands_th
     with kube.client() as client:
         released = client.get_object(LEASES, "bucketwarden", namespace="default")
     assert released is not None and released["spec"]["holderIdentity"] == ""  # handed back on SIGTERM
+
+
+@pytest.mark.e2e
+def test_a_forged_kopf_progress_annotation_cannot_keep_an_object_unreconciled_or_hold_back_every_resync(
+    world: tuple[MotoServer, KubeEmulator, str], tmp_path: Path
+) -> None:
+    """A tenant creates a ProtectedBucket whose kopf progress annotation says the create handler already
+    succeeded: kopf then runs no handler for it. It stays "new" only for five resync intervals (it held every
+    other object's resync back while new), then the resync queue reconciles it like any other."""
+    moto, kube, namespace = world
+    forged = {
+        "started": "2026-12-01T00:00:00.000000+00:00",
+        "stopped": "2026-12-01T00:00:01.000000+00:00",
+        "purpose": "create",
+        "retries": 1,
+        "success": True,
+        "failure": False,
+    }
+    operator = Operator(moto, kube, tmp_path, "forged", BUCKETWARDEN_RESYNC_INTERVAL_SECONDS="1")
+    try:
+        wait_until(lambda: operator.metrics() is not None, timeout=30, what="the operator's metrics")
+        with kube.client() as client:
+            body: dict[str, Any] = {
+                "metadata": {"name": "pb-forged", "annotations": {"bucketwarden.io/reconcile": json.dumps(forged)}},
+                "spec": {"bucketName": f"{namespace}-0", "allowedSourceIps": ["192.0.2.0/24"]},
+            }
+            client.create_object(PROTECTED_BUCKETS, body, namespace=namespace)
+            client.wait_for_status(
+                PROTECTED_BUCKETS,
+                "pb-forged",
+                lambda s: any(c.get("type") == "Ready" and c.get("status") == "True" for c in s.get("conditions", [])),
+                namespace=namespace,
+                timeout=60,
+            )
+        wait_until(lambda: operator.sample("bucketwarden_objects_unchecked") == 0, timeout=30, what="no unchecked")
+        assert OUR_SID in moto.client("s3").get_bucket_policy(Bucket=f"{namespace}-0")["Policy"]
+    finally:
+        operator.stop()

@@ -286,3 +286,28 @@ def test_the_runner_starts_no_tick_while_deferring() -> None:
 
     asyncio.run(scenario())
     assert ticked == ["a"]
+
+
+def test_an_idle_queue_with_a_defer_callback_still_asks_it_now_and_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    """defer() carries the caller's upkeep (objects kopf never reaches are handed to the queue): an idle queue,
+    with nothing tracked, must not sleep for ever without asking it."""
+    from bucketwarden.k8s import _scheduler
+
+    monkeypatch.setattr(_scheduler, "DEFER_IDLE_POLL_SECONDS", 0.05)
+    asked: list[int] = []
+
+    async def tick(key: str) -> bool:
+        return True
+
+    def defer() -> bool:
+        asked.append(1)
+        return False
+
+    async def scenario() -> None:
+        queue = ResyncQueue(interval=60.0, jitter=0.0, concurrency=1, defer=defer)
+        runner = asyncio.create_task(queue.run(tick))
+        await asyncio.sleep(0.5)
+        runner.cancel()
+
+    asyncio.run(scenario())
+    assert len(asked) >= 3

@@ -138,3 +138,24 @@ def test_an_object_deleted_before_kopf_handled_it_is_pruned_not_waited_for_ever(
     now[0] += 10
     assert warmup.prune(lambda key: False) == ["ns/kept", "ns/later", "ns/other-gone"]
     assert len(warmup) == 0
+
+
+def test_an_object_kopf_does_not_reach_stops_being_new_and_is_handed_to_the_queue() -> None:
+    """A forged kopf progress annotation makes kopf skip the create handler for ever: after ``older_than`` the
+    object is no longer new (resync ticks stop giving way to it) and is returned for the queue, oldest first."""
+    now = [100.0]
+    warmup = Warmup(clock=lambda: now[0])
+    for key in ("ns/first", "ns/second"):
+        warmup.first_sight(key)
+        warmup.mark_new(key)
+    now[0] += 5
+    warmup.first_sight("ns/third")
+    warmup.mark_new("ns/third")
+    warmup.first_sight("ns/not-new")
+    now[0] += 5
+    assert warmup.overdue_new(10.0) == ["ns/first", "ns/second"]
+    assert warmup.new == 1 and len(warmup) == 4  # still unchecked until the queue reconciles them
+    assert warmup.overdue_new(10.0) == []
+    warmup.checked("ns/third")
+    now[0] += 100
+    assert warmup.overdue_new(10.0) == [] and warmup.new == 0

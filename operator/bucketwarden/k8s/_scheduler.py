@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 
 Tick = Callable[[str], Awaitable[bool]]
 DEFER_POLL_SECONDS = 0.25
+DEFER_IDLE_POLL_SECONDS = 5.0
 
 logger = logging.getLogger("bucketwarden")
 
@@ -178,6 +179,9 @@ class ResyncQueue:
         self._wake.clear()
         deadline = self._next_deadline()
         timeout = None if deadline is None else max(0.0, deadline - self._clock())
+        if self._defer is not None:
+            # defer() also does the caller's periodic upkeep (k8s/_background.py): ask it now and then when idle
+            timeout = DEFER_IDLE_POLL_SECONDS if timeout is None else min(timeout, DEFER_IDLE_POLL_SECONDS)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 

@@ -63,7 +63,7 @@ class Warmup:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._seen: set[str] = set()
         self._unchecked: OrderedDict[str, float] = OrderedDict()  # key -> when first seen, in that order
-        self._new: set[str] = set()  # unchecked and waiting for kopf's create handler (a burst)
+        self._new: OrderedDict[str, float] = OrderedDict()  # waiting for kopf's create handler: first seen, in order
         self._lock = threading.Lock()
         self._clock = clock
         self._pruned_at = float("-inf")
@@ -89,19 +89,31 @@ class Warmup:
         """``key`` waits for kopf's create handler (resync ticks give way meanwhile)."""
         with self._lock:
             if key in self._unchecked:
-                self._new.add(key)
+                self._new[key] = self._unchecked[key]
 
     def checked(self, key: str) -> None:
         with self._lock:
             self._seen.add(key)
             self._unchecked.pop(key, None)
-            self._new.discard(key)
+            self._new.pop(key, None)
 
     def forget(self, key: str) -> None:
         with self._lock:
             self._seen.discard(key)
             self._unchecked.pop(key, None)
-            self._new.discard(key)
+            self._new.pop(key, None)
+
+    def overdue_new(self, older_than: float) -> list[str]:
+        """Objects kopf's create handler has not reached ``older_than`` seconds after their first sight: no longer
+        new (resync ticks stop giving way to them), returned for the caller to queue. A burst that long, or a
+        handler kopf will never run (a progress annotation a tenant forged to say it succeeded). O(1) when none is
+        overdue: the oldest comes first."""
+        now = self._clock()
+        overdue: list[str] = []
+        with self._lock:
+            while self._new and now - next(iter(self._new.values())) >= older_than:
+                overdue.append(self._new.popitem(last=False)[0])
+        return overdue
 
     def prune(self, alive: Callable[[str], bool], *, every: float = 5.0) -> list[str]:
         """Forget unchecked objects that ``alive`` says are gone (deleted before any handler ran: kopf calls
@@ -116,7 +128,7 @@ class Warmup:
             for key in gone:
                 self._seen.discard(key)
                 self._unchecked.pop(key, None)
-                self._new.discard(key)
+                self._new.pop(key, None)
         return gone
 
     def oldest_age(self) -> float:
