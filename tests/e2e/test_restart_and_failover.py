@@ -185,8 +185,8 @@ def test_a_forged_kopf_progress_annotation_cannot_keep_an_object_unreconciled_or
     world: tuple[MotoServer, KubeEmulator, str], tmp_path: Path
 ) -> None:
     """A tenant creates a ProtectedBucket whose kopf progress annotation says the create handler already
-    succeeded: kopf then runs no handler for it. It stays "new" only for five resync intervals (it held every
-    other object's resync back while new), then the resync queue reconciles it like any other."""
+    succeeded: kopf then runs no handler for it. It never counts as new (which would hold every other object's
+    resync back): the resync queue tracks it at first sight and reconciles it like any other."""
     moto, kube, namespace = world
     forged = {
         "started": "2026-12-01T00:00:00.000000+00:00",

@@ -12,10 +12,20 @@ from bucketwarden.k8s._warmup import KOPF_DIFFBASE, Entry, Warmup, conditions_of
 READY = {"type": "Ready", "status": "True", "reason": "InSync"}
 
 
-def body(*, handled: bool = True, generation: int = 2, observed: int | None = 2, deleting: bool = False) -> Any:
+def body(
+    *,
+    handled: bool = True,
+    generation: int = 2,
+    observed: int | None = 2,
+    deleting: bool = False,
+    progress: bool = False,
+) -> Any:
     meta: dict[str, Any] = {"name": "pb", "namespace": "ns", "generation": generation}
+    meta["annotations"] = {"team": "a", "sources.bucketwarden.io/allow-list": "l@1"}
     if handled:
-        meta["annotations"] = {KOPF_DIFFBASE: "{}"}
+        meta["annotations"][KOPF_DIFFBASE] = "{}"
+    if progress:
+        meta["annotations"]["bucketwarden.io/reconcile"] = '{"success": true, "purpose": "create"}'
     if deleting:
         meta["deletionTimestamp"] = "2026-12-06T00:00:00Z"
     status = {"observedGeneration": observed, "conditions": [READY]} if observed is not None else {}
@@ -29,9 +39,10 @@ def body(*, handled: bool = True, generation: int = 2, observed: int | None = 2,
         (body(observed=1), Entry.LATER),  # the spec changed while down: kopf's update handler has it first
         (body(observed=None), Entry.LATER),
         (body(handled=False), Entry.NEW),  # new: kopf's create handler
+        (body(handled=False, progress=True), Entry.LATER),  # forged or retrying kopf state: not new, tracked
         (body(deleting=True), Entry.KOPF),  # kopf's delete handler
     ],
-    ids=["handled-in-sync", "spec-changed", "no-status", "new", "deleting"],
+    ids=["handled-in-sync", "spec-changed", "no-status", "new", "kopf-progress-only", "deleting"],
 )
 def test_entry_of(raw: Any, expected: Entry) -> None:
     assert entry_of(raw) is expected

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 KOPF_DIFFBASE = "bucketwarden.io/last-handled-configuration"  # kopf's diff base (k8s/_handlers.configure)
+KOPF_PREFIX = KOPF_DIFFBASE.partition("/")[0] + "/"  # kopf's progress annotations and marker share it
 
 
 class Entry(enum.Enum):
@@ -36,7 +37,13 @@ def entry_of(body: Mapping[str, Any]) -> Entry:
     meta = body.get("metadata") or {}
     if meta.get("deletionTimestamp"):
         return Entry.KOPF
-    if KOPF_DIFFBASE not in (meta.get("annotations") or {}):
+    annotations = meta.get("annotations") or {}
+    if KOPF_DIFFBASE not in annotations:
+        if any(key.startswith(KOPF_PREFIX) for key in annotations):
+            # kopf state without its diff base: a handler retrying across a restart, or a progress annotation a
+            # tenant forged on create so that kopf skips the create handler. Not new (no resync tick gives way to
+            # it): tracked, its first tick one interval from now reconciles it fully.
+            return Entry.LATER
         return Entry.NEW
     status = body.get("status") or {}
     if status.get("observedGeneration") != meta.get("generation"):
