@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from bench.workload import NAMESPACE, ROLES, TRUST_POLICY, admin_s3, bucket_name, protected_bucket
-from bucketwarden_testkit import PROTECTED_BUCKETS, KubeClient, KubeEmulator, MotoServer, scrubbed_environ
+from bucketwarden_testkit import PROTECTED_BUCKETS, KubeClient, KubeEmulator, MotoServer, child_pids, scrubbed_environ
 
 READY_TRUE = re.compile(r'^bucketwarden_managed_buckets\{condition="Ready",status="True"\} ([0-9.e+]+)$', re.M)
 # Threads creating buckets and objects: the emulator serves one request at a time anyway, moto two or three.
@@ -46,9 +46,10 @@ class ProcessSample:
     """One look at the operator process from outside."""
 
     at_s: float  # seconds since the process started
-    rss_mb: float  # VmRSS
-    peak_rss_mb: float  # VmHWM: the highest RSS so far
-    cpu_s: float  # user + system, all threads
+    # With its child processes (BUCKETWARDEN_RECONCILE_PROCESSES): their RSS and CPU are the operator's too.
+    rss_mb: float  # VmRSS, summed
+    peak_rss_mb: float  # VmHWM: the highest RSS so far, each process's summed (an upper bound of the pod's)
+    cpu_s: float  # user + system, all threads, live children and children that ended included
 
     def to_json(self) -> dict[str, float]:
         return {
@@ -57,6 +58,19 @@ class ProcessSample:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "cpu_s": round(self.cpu_s, 2),
         }
+
+
+def _usage(pid: int, *, reaped: bool) -> tuple[float, float, float]:
+    """(RSS MB, peak RSS MB, CPU s) of one process; ``reaped`` adds the CPU of its children that ended."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024  # kB -> MB
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the ")" ending the command name: state is field 0, ppid 1, utime 11, stime 12, cutime 13, cstime 14.
+    ticks = int(stat[11]) + int(stat[12]) + ((int(stat[13]) + int(stat[14])) if reaped else 0)
+    return fields["VmRSS"], fields["VmHWM"], ticks / _CLOCK_TICK
 
 
 class OperatorProcess:
@@ -160,15 +174,14 @@ class OperatorProcess:
             raise RuntimeError(f"the operator is not running:\n{self.log_tail()}")
 
     def sample(self) -> ProcessSample:
-        fields = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields[key] = int(value.split()[0]) / 1024  # kB -> MB
-        stat = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        # After the ")" ending the command name: state is field 0, utime field 11, stime field 12.
-        cpu = (int(stat[11]) + int(stat[12])) / _CLOCK_TICK
-        return ProcessSample(time.monotonic() - self._started, fields["VmRSS"], fields["VmHWM"], cpu)
+        rss, peak, cpu = _usage(self.pid, reaped=True)
+        for child in child_pids(self.pid):  # the reconcile processes, multiprocessing's tracker
+            try:
+                child_rss, child_peak, child_cpu = _usage(child, reaped=False)
+            except (OSError, KeyError):  # it ended between the listing and the read
+                continue
+            rss, peak, cpu = rss + child_rss, peak + child_peak, cpu + child_cpu
+        return ProcessSample(time.monotonic() - self._started, rss, peak, cpu)
 
     def metrics_text(self) -> str | None:
         try:

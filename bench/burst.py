@@ -6,6 +6,9 @@ whether that rate stays flat from the first minute to the last (goal: within 25 
 Kubernetes writes per object (object patches, status patches, Events, from the emulator's request log); the
 resync queue's depth and oldest age while the burst drains. Goal (issue 22): all Ready within 3 minutes at 10,000
 on one replica, at most one status write per object.
+Measured twice: with the defaults (reconciles in the operator's process) and with ``RECONCILE_PROCESSES`` child
+processes running them (``BUCKETWARDEN_RECONCILE_PROCESSES``, the setting docs/benchmarks.md "Sizing" gives for
+10,000); CPU and peak RSS include the children.
 Run: ``python -m bench.burst [--quick] [--objects 10000] [--json FILE]``.
 """
 
@@ -31,6 +34,7 @@ RESYNC_S = 60.0
 WINDOW_S = 10.0
 GOAL_S = 180.0
 GOAL_FLATNESS = 0.25
+RECONCILE_PROCESSES = 2
 
 
 def _log(message: str) -> None:
@@ -60,11 +64,15 @@ def flatness(series: list[list[float]], drained_s: float) -> dict[str, Any]:
     return {"first_minute": round(first, 1), "last_minute": round(last, 1), "ratio": round(last / first, 2)}
 
 
-def measure(objects: int, *, resync_s: float = RESYNC_S) -> dict[str, Any]:
+def measure(objects: int, *, resync_s: float = RESYNC_S, processes: int = 0) -> dict[str, Any]:
     with MotoServer() as moto, KubeEmulator() as kube, tempfile.TemporaryDirectory(prefix="bench-burst-") as tmp:
         create_roles(moto)
         create_buckets(moto, range(objects))
-        with kube.client() as client, OperatorProcess(moto, kube, Path(tmp), resync_interval_s=resync_s) as operator:
+        settings = {"BUCKETWARDEN_RECONCILE_PROCESSES": str(processes)}
+        with (
+            kube.client() as client,
+            OperatorProcess(moto, kube, Path(tmp), resync_interval_s=resync_s, extra_env=settings) as operator,
+        ):
             client.create_namespace(NAMESPACE)
             grant_namespaces(client)
             operator.wait_idle(window=2.0, busy_share=0.2, timeout=60.0)
@@ -103,6 +111,7 @@ def measure(objects: int, *, resync_s: float = RESYNC_S) -> dict[str, Any]:
     series = rate_series(samples)
     return {
         "objects": objects,
+        "reconcile_processes": processes,
         "created_s": round(created_s or ready_s, 1),
         "all_ready_metric_s": round(ready_s, 1),
         "all_ready_api_s": round(api_s, 1),
@@ -129,12 +138,12 @@ def held(row: dict[str, Any]) -> bool:
     )
 
 
-def print_table(row: dict[str, Any], *, quick: bool) -> None:
+def print_table(rows: list[dict[str, Any]], *, quick: bool) -> None:
     note = ", quick mode: not a measurement" if quick else ""
-    flat = row["flatness"]
     _report.print_table(
         [
             "objects",
+            "reconcile processes",
             "created s",
             "Ready (metric) s",
             "Ready (API) s",
@@ -145,28 +154,32 @@ def print_table(row: dict[str, Any], *, quick: bool) -> None:
         [
             [
                 row["objects"],
+                row["reconcile_processes"],
                 row["created_s"],
                 row["all_ready_metric_s"],
                 row["all_ready_api_s"],
                 row["cpu_ms_per_object"],
-                f"{flat['first_minute']}/{flat['last_minute']}",
+                f"{row['flatness']['first_minute']}/{row['flatness']['last_minute']}",
                 ", ".join(f"{k} {v}" for k, v in row["per_object"].items()),
             ]
+            for row in rows
         ],
         title=f"B9 burst: all created at once{note}",
     )
-    print(
-        f"goal: all Ready within {GOAL_S:.0f} s, <= 1 status write per object, rate flat within 25 %: "
-        f"{'yes' if held(row) else 'NO'}"
-    )
+    for row in rows:
+        print(
+            f"goal ({row['reconcile_processes']} reconcile processes): all Ready within {GOAL_S:.0f} s, <= 1 status "
+            f"write per object, rate flat within 25 %: {'yes' if held(row) else 'NO'}"
+        )
 
 
 def run(quick: bool, *, objects: int | None = None) -> dict[str, Any]:
     count = objects or (QUICK_OBJECTS if quick else FULL_OBJECTS)
-    row = measure(count, resync_s=5.0 if quick else RESYNC_S)
-    row["held"] = held(row)
-    print_table(row, quick=quick)
-    return {"benchmark": "burst", "quick": quick, "b9_burst": row}
+    rows = [measure(count, resync_s=5.0 if quick else RESYNC_S, processes=n) for n in (0, RECONCILE_PROCESSES)]
+    for row in rows:
+        row["held"] = held(row)
+    print_table(rows, quick=quick)
+    return {"benchmark": "burst", "quick": quick, "b9_burst": rows[0], "b9_burst_processes": rows[1]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -91,6 +91,18 @@ def _b9(d: Mapping[str, Any]) -> str:
     )
 
 
+def _b9_processes(d: Mapping[str, Any]) -> str:
+    b9 = d["b9_burst_processes"]
+    flat = b9["flatness"]
+    return (
+        f"**B9 burst with {b9['reconcile_processes']} reconcile processes** (`BUCKETWARDEN_RECONCILE_PROCESSES`, "
+        f"the sizing for 10,000), {_n(b9['objects'])} created at once: all Ready in the API after "
+        f"{b9['all_ready_api_s']} s, {b9['cpu_ms_per_object']} ms of CPU per object (children included), peak RSS "
+        f"{b9['peak_rss_mb']} MB; reconciles per second {flat['first_minute']} in the first minute, "
+        f"{flat['last_minute']} in the last."
+    )
+
+
 def _b10(d: Mapping[str, Any]) -> str:
     b10 = d["b10_failover"]
     steady = b10["steady_under_ha"]
@@ -110,6 +122,7 @@ LINES: tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ...] = (
     ("b5_core_us", _b5),
     ("b8_restart", _b8),
     ("b9_burst", _b9),
+    ("b9_burst_processes", _b9_processes),
     ("b10_failover", _b10),
 )
 

@@ -4,4 +4,5 @@ import sys
 
 from bucketwarden.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when multiprocessing's spawn imports this module in a reconcile process
+    sys.exit(main())

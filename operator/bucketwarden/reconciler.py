@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 from bucketwarden.aws import AwsPort as AwsPort  # re-exported: the port the reconciler is written against
 from bucketwarden.aws import BucketPolicyPort
@@ -260,6 +260,31 @@ IdentitySource = Callable[[ProtectedBucketSpec, Claim], Identities]
 ResultListener = Callable[[ProtectedBucketSpec, "ReconcileResult"], None]
 
 
+class Reconciles(Protocol):
+    """What the operator needs of a reconciler: this module's ``Reconciler``, or one that runs it in worker
+    processes (k8s/_processes.py)."""
+
+    @property
+    def aws(self) -> AwsPort: ...
+
+    @property
+    def readiness_checks(self) -> bool: ...
+
+    def reconcile(
+        self,
+        spec: ProtectedBucketSpec,
+        previous: PreviousState | None = None,
+        claim: Claim | None = None,
+        policy_store: BucketPolicyPort | None = None,
+    ) -> ReconcileResult: ...
+
+    def cleanup(
+        self, spec: ProtectedBucketSpec, previous: PreviousState | None = None, claim: Claim | None = None
+    ) -> ReconcileResult: ...
+
+    def close(self) -> None: ...
+
+
 class Reconciler:
     """Reconciles ProtectedBucket specs against AWS through an AwsPort. Thread-safe if the port is.
 
@@ -353,6 +378,9 @@ class Reconciler:
         result.aws_calls = dict(calls)
         result.duration_seconds = time.perf_counter() - started
         return result
+
+    def close(self) -> None:
+        """Nothing to release: the AWS clients go with the process."""
 
     def _readiness_findings(self, spec: ProtectedBucketSpec, result: ReconcileResult, claim: Claim) -> list[Finding]:
         """AWS Backup readiness, after the write (never inside the GET-to-PUT window) and never blocking."""

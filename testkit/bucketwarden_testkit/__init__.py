@@ -40,7 +40,7 @@ from ._kube import (
 )
 from ._moto import MotoServer
 from ._operator import OperatorHandle, login_via_harness, run_operator_in_thread
-from ._process import HarnessError, scrubbed_environ
+from ._process import HarnessError, child_pids, scrubbed_environ
 from ._rbac import rbac_grants
 from ._s3_operations import S3_OPERATIONS, S3Call, S3Operation, resolve_s3_call
 
@@ -83,6 +83,7 @@ __all__ = [
     "S3Call",
     "S3Front",
     "S3Operation",
+    "child_pids",
     "connection_info_from_kubeconfig",
     "front_enabled",
     "grant_namespaces",

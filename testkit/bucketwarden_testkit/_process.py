@@ -36,6 +36,19 @@ AWS_VARIABLES_TO_DROP = (
 )
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (Linux /proc): the operator's reconcile processes, say."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # after the ")" ending the command name: state is field 0, ppid field 1
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def scrubbed_environ(extra: Mapping[str, str] = {}) -> dict[str, str]:
     """This process's environment without anything that could reach real AWS, plus `extra`."""
     env = {key: value for key, value in os.environ.items() if key not in AWS_VARIABLES_TO_DROP}

@@ -15,6 +15,7 @@ from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
     KubeEmulator,
     MotoServer,
+    child_pids,
     grant_namespaces,
     scrubbed_environ,
     wait_until,
@@ -24,16 +25,28 @@ from tests.shared import fetch, free_port
 BUCKET = "run-command-bucket"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def world() -> Iterator[tuple[MotoServer, KubeEmulator]]:
     with MotoServer() as moto, KubeEmulator() as kube:
         yield moto, kube
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 @pytest.mark.e2e
-def test_run_reconciles_and_serves_metrics_and_liveness(world: tuple[MotoServer, KubeEmulator], tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [0, 2], ids=["in-process", "reconcile-processes"])
+def test_run_reconciles_and_serves_metrics_and_liveness(
+    world: tuple[MotoServer, KubeEmulator], tmp_path: Path, processes: int
+) -> None:
     moto, kube = world
     moto.client("s3").create_bucket(Bucket=BUCKET)
+    namespace = f"run-command-{processes}"
     metrics_port, health_port = free_port(), free_port()
     env = scrubbed_environ(
         {
@@ -43,6 +56,7 @@ def test_run_reconciles_and_serves_metrics_and_liveness(world: tuple[MotoServer,
             "BUCKETWARDEN_HEALTH_PORT": str(health_port),
             "BUCKETWARDEN_RESYNC_INTERVAL_SECONDS": "5",
             "BUCKETWARDEN_LOG_FORMAT": "json",
+            "BUCKETWARDEN_RECONCILE_PROCESSES": str(processes),
             "HOME": str(tmp_path),
         }
     )
@@ -52,18 +66,18 @@ def test_run_reconciles_and_serves_metrics_and_liveness(world: tuple[MotoServer,
     )
     try:
         client = kube.client()
-        client.create_namespace("run-command")
+        client.create_namespace(namespace)
         grant_namespaces(client)
         body: dict[str, Any] = {
             "metadata": {"name": "pb"},
             "spec": {"bucketName": BUCKET, "allowedSourceIps": ["192.0.2.0/24", "2001:db8::/32"]},
         }
-        client.create_object(PROTECTED_BUCKETS, body, namespace="run-command")
+        client.create_object(PROTECTED_BUCKETS, body, namespace=namespace)
         obj = client.wait_for_status(
             PROTECTED_BUCKETS,
             "pb",
             lambda s: any(c.get("type") == "Ready" and c.get("status") == "True" for c in s.get("conditions", [])),
-            namespace="run-command",
+            namespace=namespace,
             timeout=60,
         )
         assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
@@ -71,13 +85,19 @@ def test_run_reconciles_and_serves_metrics_and_liveness(world: tuple[MotoServer,
 
         metrics = fetch(f"http://127.0.0.1:{metrics_port}/metrics")
         assert 'bucketwarden_managed_buckets{condition="Ready",status="True"} 1.0' in metrics
+        # With reconcile processes the PUT is a child's, and still counted in the operator's metrics.
         assert 'bucketwarden_aws_calls_total{api="PutBucketPolicy",outcome="ok"}' in metrics
+        children = child_pids(process.pid)
+        # multiprocessing's resource tracker is one more child of a process that spawns
+        assert len(children) == (processes + 1 if processes else 0), children
         wait_until(lambda: fetch(f"http://127.0.0.1:{health_port}/healthz") is not None, timeout=30)
 
-        client.delete_object(PROTECTED_BUCKETS, "pb", namespace="run-command")
-        client.wait_until_gone(PROTECTED_BUCKETS, "pb", namespace="run-command", timeout=60)
+        client.delete_object(PROTECTED_BUCKETS, "pb", namespace=namespace)
+        client.wait_until_gone(PROTECTED_BUCKETS, "pb", namespace=namespace, timeout=60)
         policy_left = moto.client("s3").list_objects_v2(Bucket=BUCKET)  # bucket still exists
         assert policy_left["ResponseMetadata"]["HTTPStatusCode"] == 200
+        with pytest.raises(moto.client("s3").exceptions.ClientError, match="NoSuchBucketPolicy"):
+            moto.client("s3").get_bucket_policy(Bucket=BUCKET)  # the cleanup removed our statement, the only one
     finally:
         process.terminate()
         try:
@@ -86,6 +106,7 @@ def test_run_reconciles_and_serves_metrics_and_liveness(world: tuple[MotoServer,
             if process.poll() is None:
                 process.kill()
             log.close()
+    assert not [pid for pid in children if _alive(pid)], "a reconcile process outlived the operator"
     output = (tmp_path / "operator.log").read_text()
     assert "Traceback" not in output, output[-4000:]
     assert moto.env()["AWS_SECRET_ACCESS_KEY"] not in output

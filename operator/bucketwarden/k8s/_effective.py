@@ -48,8 +48,8 @@ from bucketwarden.policy import PolicyDocument
 from bucketwarden.reconciler import (
     Claim,
     PreviousState,
-    Reconciler,
     ReconcileResult,
+    Reconciles,
     target_of,
 )
 from bucketwarden.sources import SOURCE_LIST_NOT_FOUND, resolve_sources
@@ -136,7 +136,7 @@ def _verified(result: ReconcileResult) -> bool:
 
 
 def _beside_ack(
-    reconciler: Reconciler, spec: ProtectedBucketSpec, prev: PreviousState, owner: AckBucket, around: Surroundings
+    reconciler: Reconciles, spec: ProtectedBucketSpec, prev: PreviousState, owner: AckBucket, around: Surroundings
 ) -> ReconcileResult:
     """An ACK Bucket owns this bucket's policy and the user did not choose to write through it: verify only."""
     result = reconciler.reconcile(_observe_only(spec), prev, around.claim)
@@ -152,7 +152,7 @@ def _beside_ack(
 
 
 def _through_ack(
-    reconciler: Reconciler, spec: ProtectedBucketSpec, prev: PreviousState, around: Surroundings
+    reconciler: Reconciles, spec: ProtectedBucketSpec, prev: PreviousState, around: Surroundings
 ) -> ReconcileResult:
     """policyWriter: ACK: the ACK Bucket's spec.policy is the policy store. Our statement is merged into it,
     verified there, and patched in only if it passes; Ready once live S3 carries that same document."""
@@ -191,7 +191,7 @@ def _through_ack(
 
 
 def reconcile_effective(
-    reconciler: Reconciler,
+    reconciler: Reconciles,
     spec: ProtectedBucketSpec,
     prev: PreviousState,
     previous: ProtectedBucketStatus,

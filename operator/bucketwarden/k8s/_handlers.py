@@ -25,6 +25,7 @@ from bucketwarden.k8s._object import INVALID_SPEC as INVALID_SPEC
 from bucketwarden.k8s._object import finalize_object, handle_change
 from bucketwarden.k8s._object import reconcile_object as reconcile_object
 from bucketwarden.k8s._object import resync_object as resync_object
+from bucketwarden.k8s._processes import register_close
 from bucketwarden.k8s._runtime import ReconcilerFactory as ReconcilerFactory
 from bucketwarden.k8s._runtime import Runtime, utc_now
 from bucketwarden.k8s._runtime import default_reconciler as default_reconciler
@@ -79,6 +80,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             identity, region = whoami(memo.runtime.reconciler.aws)
             log_startup(startup_fields(operator_settings, identity=identity, region=region))
 
+    register_close(registry)
     register_allow_lists(registry, settings)
     if settings.ack_coexistence:  # opt-in: it needs RBAC on ACK's Buckets, which the chart does not grant
         register_ack(registry)

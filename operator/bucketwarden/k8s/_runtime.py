@@ -15,7 +15,7 @@ from bucketwarden.k8s._quiet import SteadyStates
 from bucketwarden.k8s._resync import QueueTicker
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.k8s._warmup import Warmup
-from bucketwarden.reconciler import Reconciler
+from bucketwarden.reconciler import Reconciler, Reconciles
 
 
 @dataclass(slots=True)
@@ -23,7 +23,7 @@ class Runtime:
     """What every handler shares."""
 
     settings: OperatorSettings
-    reconciler: Reconciler
+    reconciler: Reconciles
     metrics: Metrics
     clock: Callable[[], datetime]
     steady: SteadyStates = field(default_factory=SteadyStates)
@@ -36,15 +36,25 @@ class Runtime:
     indexed: asyncio.Event = field(default_factory=asyncio.Event)  # kopf's indices are complete (k8s/_background.py)
 
 
-ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciler]
+ReconcilerFactory = Callable[[OperatorSettings, Metrics], Reconciles]
 
 
-def default_reconciler(settings: OperatorSettings, metrics: Metrics) -> Reconciler:
+def default_reconciler(settings: OperatorSettings, metrics: Metrics) -> Reconciles:
+    """The AWS reconciler; with ``reconcile_processes`` its S3 reconciles run in child processes."""
+    local = aws_reconciler(settings, metrics.count_aws_call)
+    if settings.reconcile_processes == 0:
+        return local
+    from bucketwarden.k8s._processes import ProcessReconciler
+
+    return ProcessReconciler(local, settings, aws_reconciler, metrics.count_aws_call)
+
+
+def aws_reconciler(settings: OperatorSettings, on_call: Callable[[str, str], None]) -> Reconciler:
+    """A reconciler on the AWS gateway, its calls counted into ``on_call`` (the operator's or a child's)."""
     from bucketwarden.aws import AwsCallCounter, AwsGateway
 
-    counter = AwsCallCounter(on_call=metrics.count_aws_call)
     gateway = AwsGateway(
-        counter=counter,
+        counter=AwsCallCounter(on_call=on_call),
         ttl_seconds=settings.role_cache_ttl_seconds,
         readiness_ttl_seconds=settings.backup_readiness_ttl_seconds,
     )

@@ -20,6 +20,13 @@ class OperatorSettings(BaseSettings):
     )
     role_cache_ttl_seconds: float = Field(default=300.0, ge=0, description="How long a resolved RoleId is reused.")
     max_concurrent_reconciles: int = Field(default=16, ge=1, le=512, description="Reconciles running at once.")
+    reconcile_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Child processes that run the S3 reconciles, so they do not share the event loop's core "
+        "(k8s/_processes.py); 0 runs them in the operator's process.",
+    )
     metrics_port: int = Field(default=8080, ge=0, le=65535, description="Prometheus /metrics port; 0 disables.")
     health_port: int = Field(default=8081, ge=0, le=65535, description="Liveness /healthz port; 0 disables.")
     log_format: Literal["json", "text"] = "json"

@@ -251,6 +251,16 @@ class Caller:
         default_factory=dict, compare=False, hash=False, repr=False
     )
 
+    def __getstate__(self) -> tuple[object, ...]:
+        # Pickled without its memo: the memo holds compiled statements (closures), and a result crosses from a
+        # reconcile process to the operator's (k8s/_processes.py) with the callers its verification judged.
+        return (self.kind, self.who, self.actions, self.context, self.promise)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for name, value in zip(("kind", "who", "actions", "context", "promise"), state, strict=True):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "memo", {})
+
 
 @dataclass(frozen=True, slots=True)
 class StatedFacts:
