@@ -138,6 +138,30 @@ def test_a_tick_that_says_gone_drops_the_key_and_a_failing_tick_keeps_it() -> No
     assert "gone" not in queue and "boom" in queue
 
 
+def test_a_tick_that_started_late_keeps_its_rate_and_one_an_interval_late_starts_again_from_its_start() -> None:
+    """Fixed rate: after a failover's round of 10,000 ticks queued behind each other, each key's next deadline is
+    one interval after its last one, not after its late start (that stretched the interval to 63.5 s in one B10)."""
+    clock = FakeClock()
+    queue = _queue(clock, interval=10.0)
+
+    async def tick(key: str) -> bool:
+        clock.now += 0.5  # the tick itself takes time
+        return True
+
+    def run_due() -> None:
+        popped = queue._pop_due(clock.now)
+        assert popped is not None
+        asyncio.run(queue._one(tick, popped[0], popped[1], clock.now, asyncio.Semaphore(0)))
+
+    queue.track("a")  # due at 1010
+    clock.now = 1013.0  # the runner reached it 3 s late
+    run_due()
+    assert queue._next_deadline() == 1020.0  # not 1023
+    clock.now = 1035.0  # now 15 s late: more than an interval, so no catch-up tick right away
+    run_due()
+    assert queue._next_deadline() == 1045.0
+
+
 def test_a_late_queue_serves_keys_oldest_deadline_first() -> None:
     clock = FakeClock()
     queue = _queue(clock, interval=10.0)

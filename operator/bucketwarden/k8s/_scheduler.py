@@ -9,8 +9,11 @@ controller-runtime's work queue, there is one heap of deadlines and a bounded po
   one burst do not tick in one burst); a key already tracked keeps its deadline. O(log n).
 - ``poke(key)`` makes a key due now (an event says it changed); a key in flight runs again when it finishes.
 - The runner starts due keys, at most ``concurrency`` at once, never the same key twice at once. The next deadline
-  of a key is one interval after its tick started; when the workers fall behind, keys wait in deadline order (the
-  oldest first), so the lag is shared evenly and is visible as ``lag_seconds``.
+  of a key is one interval after its last deadline (a fixed rate: a tick that started late does not push the key's
+  schedule later, so a round of ticks that queue behind each other, as after a failover, does not stretch the
+  interval), or one interval after its tick started when that deadline has already passed (more than an interval
+  late: no catch-up bursts). When the workers fall behind, keys wait in deadline order (the oldest first), so the
+  lag is shared evenly and is visible as ``lag_seconds``.
 - A tick returns False when its object is gone: the key is dropped.
 - New objects first, then resync: while ``defer()`` says work of higher priority is waiting (objects kopf has not
   handled yet, in a burst), a tick starts only once it is ``max_defer`` seconds past its deadline (one interval by
@@ -166,7 +169,7 @@ class ResyncQueue:
                 started = self._clock()
                 self.lag_seconds = max(0.0, started - due)
                 self._in_flight.add(key)
-                task = asyncio.create_task(self._one(tick, key, started, slots))
+                task = asyncio.create_task(self._one(tick, key, due, started, slots))
                 running.add(task)
                 task.add_done_callback(running.discard)
         finally:
@@ -185,7 +188,7 @@ class ResyncQueue:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _one(self, tick: Tick, key: str, started: float, slots: asyncio.Semaphore) -> None:
+    async def _one(self, tick: Tick, key: str, due: float, started: float, slots: asyncio.Semaphore) -> None:
         keep = True
         try:
             keep = await tick(key)
@@ -202,4 +205,6 @@ class ResyncQueue:
             poked = key in self._poked
             self._poked.discard(key)
             if keep and tracked and key not in self._due:
-                self._push(key, self._clock() if poked else started + self.interval)
+                now = self._clock()
+                following = due + self.interval
+                self._push(key, now if poked else following if following > now else started + self.interval)
