@@ -168,6 +168,26 @@ def test_a_child_killed_mid_call_fails_that_call_retryably_and_is_replaced(
     assert replaced is not None and replaced.pid != child.pid
 
 
+def test_a_failing_call_sink_loses_the_counts_not_the_answers() -> None:
+    def broken(api: str, outcome: str) -> None:
+        raise RuntimeError("metrics are down")
+
+    settings = OperatorSettings(reconcile_processes=1)
+    reconciler = ProcessReconciler(Reconciler(in_memory()), settings, child_reconciler, broken)
+    outcomes: list[str] = []
+
+    def both() -> None:  # the second answer arrives only if the reader thread survived the first count
+        outcomes.extend(reconciler.reconcile(spec(bucket), PreviousState()).outcome for bucket in BUCKETS[5:7])
+
+    caller = threading.Thread(target=both, daemon=True)  # bounded: without the guard the call waits for ever
+    try:
+        caller.start()
+        caller.join(timeout=60)
+        assert outcomes == ["Updated", "Updated"]
+    finally:
+        reconciler.close()
+
+
 def test_close_stops_every_child() -> None:
     settings = OperatorSettings(reconcile_processes=2)
     reconciler = ProcessReconciler(Reconciler(in_memory()), settings, child_reconciler, lambda api, outcome: None)

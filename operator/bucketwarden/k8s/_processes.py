@@ -181,9 +181,11 @@ class _Worker:
             pending[call_id] = future
             try:
                 conn.send((call_id, operation, args))
-            except (OSError, ValueError) as exc:
+            except Exception as exc:
                 pending.pop(call_id, None)
-                raise WorkerLost(f"reconcile process {self.index} is gone: {exc}") from None
+                if isinstance(exc, (OSError, ValueError)):  # a closed or broken pipe
+                    raise WorkerLost(f"reconcile process {self.index} is gone: {exc}") from None
+                raise
         return future.result()
 
     def _read(self, conn: Connection, process: BaseProcess, pending: dict[int, Future[Any]]) -> None:
@@ -192,8 +194,11 @@ class _Worker:
                 call_id, ok, payload, calls = conn.recv()
             except (EOFError, OSError):
                 break
-            for api, outcome in calls:
-                self._on_call(api, outcome)
+            try:
+                for api, outcome in calls:
+                    self._on_call(api, outcome)
+            except Exception:  # metrics must never stop the answers: every waiting call would hang
+                logger.exception("counting a reconcile process's AWS calls failed")
             with self._lock:
                 future = pending.pop(call_id, None)
             if future is None:
