@@ -9,7 +9,7 @@ that hangs on an unknown key is "Unknown", never a guess. The sources of each fa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -251,13 +251,13 @@ class Caller:
         default_factory=dict, compare=False, hash=False, repr=False
     )
 
-    def __getstate__(self) -> tuple[object, ...]:
+    def __getstate__(self) -> dict[str, object]:
         # Pickled without its memo: the memo holds compiled statements (closures), and a result crosses from a
         # reconcile process to the operator's (k8s/_processes.py) with the callers its verification judged.
-        return (self.kind, self.who, self.actions, self.context, self.promise)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "memo"}
 
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(("kind", "who", "actions", "context", "promise"), state, strict=True):
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name, value in state.items():
             object.__setattr__(self, name, value)
         object.__setattr__(self, "memo", {})
 
