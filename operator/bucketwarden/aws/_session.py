@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
 
 from bucketwarden.aws._calls import AwsCallCounter
+from bucketwarden.aws._endpoints import enlarge_endpoint_cache
 from bucketwarden.aws._errors import describe, map_client_error
 from bucketwarden.errors import AccessDeniedError, AwsError, CredentialsError
 from bucketwarden.principals import RoleAssumption
@@ -170,6 +171,7 @@ class ClientFactory:
                 client = self._clients.get(key)
                 if client is None:
                     made = create(self._session_for(key[2]))
+                    enlarge_endpoint_cache(made)  # botocore's own cache holds 100 buckets, process-wide
                     self.counter.attach(cast(Any, made))
                     self._clients[key] = client = made
         return cast(_ClientT, client)
