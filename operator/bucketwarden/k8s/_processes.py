@@ -149,6 +149,9 @@ class _Worker:
         self._conn: Connection | None = None
         self._pending: dict[int, Future[Any]] = {}
         self._closed = False
+        # One thread at a time waits for a child: two waitpid()s race, and the loser's multiprocessing records no
+        # exit code, so the child looks alive after it was reaped (and close() would signal a reused pid).
+        self._reaping = threading.Lock()
         with self._lock:
             self._start()
 
@@ -212,7 +215,8 @@ class _Worker:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-        process.join(timeout=1.0)
+        with self._reaping:
+            process.join(timeout=1.0)
         with self._lock:
             if self._conn is conn:
                 self._conn, self.process = None, None
@@ -239,10 +243,11 @@ class _Worker:
                 with contextlib.suppress(OSError, ValueError):
                     conn.send(None)
         if process is not None:
-            process.join(timeout=10.0)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5.0)
+            with self._reaping:
+                process.join(timeout=10.0)
+                if process.is_alive():
+                    process.terminate()
+                    process.join(timeout=5.0)
 
 
 def register_close(registry: kopf.OperatorRegistry) -> None:
