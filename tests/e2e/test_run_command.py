@@ -13,6 +13,7 @@ import pytest
 
 from bucketwarden_testkit import (
     PROTECTED_BUCKETS,
+    HarnessTimeoutError,
     KubeEmulator,
     MotoServer,
     child_pids,
@@ -29,6 +30,13 @@ BUCKET = "run-command-bucket"
 def world() -> Iterator[tuple[MotoServer, KubeEmulator]]:
     with MotoServer() as moto, KubeEmulator() as kube:
         yield moto, kube
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return f"{pid}: " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return f"{pid}: gone"
 
 
 def _alive(pid: int) -> bool:
@@ -106,7 +114,17 @@ def test_run_reconciles_and_serves_metrics_and_liveness(
             if process.poll() is None:
                 process.kill()
             log.close()
-    assert not [pid for pid in children if _alive(pid)], "a reconcile process outlived the operator"
+
+    # Every child goes with the operator. A child that exits on its own when the operator's end of its pipe closes
+    # (multiprocessing's resource tracker does) can, under load, still be running at the instant the operator has
+    # exited: allow seconds, and name whatever is left. (It failed once under `make test` checked at that instant.)
+    def outliving() -> list[str]:
+        return [_command_line(pid) for pid in children if _alive(pid)]
+
+    try:
+        wait_until(lambda: not outliving(), timeout=10)
+    except HarnessTimeoutError:
+        pytest.fail(f"outlived the operator by 10 s: {outliving()}")
     output = (tmp_path / "operator.log").read_text()
     assert "Traceback" not in output, output[-4000:]
     assert moto.env()["AWS_SECRET_ACCESS_KEY"] not in output
