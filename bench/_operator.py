@@ -26,6 +26,14 @@ from bench.workload import NAMESPACE, ROLES, TRUST_POLICY, admin_s3, bucket_name
 from bucketwarden_testkit import PROTECTED_BUCKETS, KubeClient, KubeEmulator, MotoServer, child_pids, scrubbed_environ
 
 READY_TRUE = re.compile(r'^bucketwarden_managed_buckets\{condition="Ready",status="True"\} ([0-9.e+]+)$', re.M)
+
+
+def ready_in(text: str | None) -> int:
+    """``bucketwarden_managed_buckets{condition="Ready",status="True"}`` in a metrics text (0 when absent)."""
+    match = READY_TRUE.search(text or "")
+    return int(float(match.group(1))) if match else 0
+
+
 # Threads creating buckets and objects: the emulator serves one request at a time anyway, moto two or three.
 SETUP_WORKERS = 8
 _CLOCK_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -192,8 +200,7 @@ class OperatorProcess:
 
     def ready_count(self) -> int:
         """``bucketwarden_managed_buckets{condition="Ready",status="True"}``: set when a reconcile ends."""
-        match = READY_TRUE.search(self.metrics_text() or "")
-        return int(float(match.group(1))) if match else 0
+        return ready_in(self.metrics_text())
 
     def wait_idle(self, *, window: float = 3.0, busy_share: float = 0.03, timeout: float = 60.0) -> ProcessSample:
         """Wait until the process used less than ``busy_share`` of a core over ``window`` seconds; the last sample."""

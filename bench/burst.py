@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _fleet, _report
-from bench._operator import OperatorProcess, create_buckets, create_objects, create_roles, load_average
+from bench._operator import OperatorProcess, create_buckets, create_objects, create_roles, load_average, ready_in
 from bench.steady import wait_api_ready
 from bench.workload import NAMESPACE
 from bucketwarden_testkit import KubeEmulator, MotoServer, grant_namespaces
@@ -54,10 +54,13 @@ def rate_series(samples: list[tuple[float, float]]) -> list[list[float]]:
 
 
 def flatness(series: list[list[float]], drained_s: float) -> dict[str, Any]:
-    """Mean rate in the first and the last minute of the drain (windows that end before everything is Ready)."""
+    """Mean rate in the first and the last minute of the drain (windows that end before everything is Ready).
+
+    A drain shorter than two minutes has a first and a last minute that overlap; one shorter than a minute and a
+    window has none to compare (None)."""
     busy = [rate for at, rate in series if at <= drained_s]
     per_minute = max(1, round(60.0 / WINDOW_S))
-    if len(busy) < 2 * per_minute:
+    if len(busy) <= per_minute:
         return {"first_minute": None, "last_minute": None, "ratio": None}
     first = sum(busy[:per_minute]) / per_minute
     last = sum(busy[-per_minute:]) / per_minute
@@ -83,13 +86,18 @@ def measure(objects: int, *, resync_s: float = RESYNC_S, processes: int = 0) -> 
             creator = threading.Thread(target=create_objects, args=(client, range(objects)), daemon=True)
             creator.start()
             samples: list[tuple[float, float]] = []
+            readies: list[tuple[float, float]] = []
             depth: list[list[float]] = []
             created_s = None
-            while operator.ready_count() < objects:
+            while True:
                 operator.check_alive()
                 text = operator.metrics_text()
                 at = time.monotonic() - began
+                ready = ready_in(text)
                 samples.append((at, _fleet.reconciles(text)))
+                readies.append((at, float(ready)))
+                if ready >= objects:
+                    break
                 depth.append(
                     [
                         round(at, 1),
@@ -109,6 +117,7 @@ def measure(objects: int, *, resync_s: float = RESYNC_S, processes: int = 0) -> 
             writes = _fleet.kube_writes(kube.requests())
             text = operator.metrics_text()
     series = rate_series(samples)
+    ready_series = rate_series(readies)
     return {
         "objects": objects,
         "reconcile_processes": processes,
@@ -120,6 +129,8 @@ def measure(objects: int, *, resync_s: float = RESYNC_S, processes: int = 0) -> 
         "peak_rss_mb": round(after.peak_rss_mb, 1),
         "reconciles_per_s": series,
         "flatness": flatness(series, ready_s),
+        "ready_per_s": ready_series,
+        "ready_flatness": flatness(ready_series, ready_s),
         "queue_depth_and_oldest_s": depth[:: max(1, len(depth) // 40)],
         "kube_writes": writes,
         "per_object": {kind: round(count / objects, 2) for kind, count in writes.items()},
