@@ -8,8 +8,9 @@ import secrets
 import socket
 import threading
 import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = REPO_ROOT / "tests" / "golden"
@@ -78,3 +79,49 @@ class BackgroundLoop:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.tick()
+
+
+def fleet_entries(registry: object, namespace: str, name: str, **spec: object) -> dict[tuple[str, str], object]:
+    """What ``registry``'s one ProtectedBucket index handler files for one object (k8s/_fleet_index.py), called as
+    kopf calls it, outside any operator: the resync queue's ticker is not started."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from bucketwarden.k8s._fleet_index import FLEET_INDEX
+
+    handlers: Any = registry._indexing.get_all_handlers()  # type: ignore[attr-defined]
+    [handler] = [h for h in handlers if h.id == FLEET_INDEX]
+    meta = {"namespace": namespace, "name": name, "uid": f"uid-{name}", "generation": 1, "creationTimestamp": "t"}
+    body = {"metadata": meta, "spec": {"bucketName": f"b-{name}", "allowedSourceIps": ["10.0.0.0/8"], **spec}}
+    runtime = SimpleNamespace(ticker=None)
+    kwargs = {
+        "body": body,
+        "meta": meta,
+        "spec": body["spec"],
+        "status": {},
+        "namespace": namespace,
+        "name": name,
+        "memo": SimpleNamespace(runtime=runtime),
+        "resource": None,
+    }
+    return dict(asyncio.run(handler.fn(**kwargs)) or {})
+
+
+class LookupOnly(Mapping[Any, Any]):
+    """A mapping that answers lookups and fails on any walk (iteration, len, truthiness): for code that must
+    only look up in an index of the whole fleet."""
+
+    def __init__(self, items: Mapping[Any, Any]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._items[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[Any]:
+        raise AssertionError("walked the whole index")
+
+    def __len__(self) -> int:
+        raise AssertionError("walked the whole index")

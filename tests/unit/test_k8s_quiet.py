@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 from bucketwarden.aws import InMemoryAws
 from bucketwarden.errors import AwsUnavailableError
 from bucketwarden.k8s import Metrics
+from bucketwarden.k8s._fleet_index import CLAIMS, IndexView
 from bucketwarden.k8s._quiet import Origin, SteadyState, quiet_tick, spec_digest, steady_state_of
 from bucketwarden.reconciler import PreviousState, Reconciler, ReconcileResult
 from bucketwarden.spec import ProtectedBucketSpec
+from tests.shared import LookupOnly
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 RAW_SPEC: dict[str, Any] = {
@@ -179,7 +181,9 @@ class _Process:
         self.metrics = Metrics()
         self.runtime = Runtime(OperatorSettings(metrics_port=0, health_port=0), Reconciler(aws), self.metrics, clock)
         self.meta = {"generation": 1, "uid": "u1", "creationTimestamp": "2026-12-01T00:00:00Z"}
-        self.claims = {b: [e] for b, e in (claim_entry("ns", "pb", self.meta, spec) or {}).items()}
+        # The claims as the operator reads them: a view of kopf's fleet index, which must never be walked per tick.
+        entries = {(CLAIMS, b): [e] for b, e in (claim_entry("ns", "pb", self.meta, spec) or {}).items()}
+        self.claims = IndexView(LookupOnly(entries), CLAIMS)
         self.tenancy = Tenancy({"all": TenantPolicySpec(namespaces=["*"], buckets=["*"])})
 
     def tick(self) -> dict[str, Any]:

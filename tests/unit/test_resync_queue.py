@@ -200,17 +200,18 @@ def test_a_new_earlier_deadline_wakes_a_sleeping_runner() -> None:
 
 def test_one_queue_replaces_kopf_timers_unless_kopf_peering_must_pause_a_standby() -> None:
     from bucketwarden.k8s import OperatorSettings, build_registry
+    from bucketwarden.k8s._fleet_index import CLAIMS, TARGETS
+    from tests.shared import fleet_entries
 
     def handlers(peering: bool) -> tuple[set[str], set[str]]:
         registry = build_registry(OperatorSettings(peering=peering, metrics_port=0, health_port=0))
         timers = {str(h.id) for h in registry._spawning.get_all_handlers()}
-        indices = {str(h.id) for h in registry._indexing.get_all_handlers()}
-        return timers, indices
+        return timers, {tag for tag, _ in fleet_entries(registry, "ns", "x")}
 
-    timers, indices = handlers(peering=False)
-    assert "resync" not in timers and "resync_targets" in indices
-    timers, indices = handlers(peering=True)
-    assert "resync" in timers and "resync_targets" not in indices
+    timers, parts = handlers(peering=False)
+    assert "resync" not in timers and parts == {CLAIMS, TARGETS}
+    timers, parts = handlers(peering=True)
+    assert "resync" in timers and parts == {CLAIMS}
 
 
 def test_a_key_forgotten_and_tracked_again_during_its_tick_never_runs_twice_at_once() -> None:

@@ -11,9 +11,10 @@ import kopf
 import pytest
 
 from bucketwarden.k8s import _resync
+from bucketwarden.k8s._fleet_index import CLAIMS, FLEET_INDEX, TARGETS, view
 from bucketwarden.k8s._kopf_private import PostingContext
 from bucketwarden.k8s._metrics import Metrics
-from bucketwarden.k8s._resync import TARGETS_INDEX, QueueTicker, target_key
+from bucketwarden.k8s._resync import QueueTicker, target_key
 from bucketwarden.k8s._scheduler import ResyncQueue
 
 
@@ -31,7 +32,8 @@ EXECUTOR = ThreadPoolExecutor(1, thread_name_prefix="test-resync")
 
 
 def ticker(bodies: Mapping[str, dict[str, Any]], resync: Any) -> QueueTicker:
-    index = {target_key("ns", name): [b] for name, b in bodies.items()}
+    index: dict[tuple[str, str], Any] = {(TARGETS, target_key("ns", name)): [b] for name, b in bodies.items()}
+    index[(CLAIMS, "b-x")] = [("t", "ns", "x")]
     t = QueueTicker(
         ResyncQueue(interval=60, jitter=0, concurrency=1),
         resync,
@@ -40,7 +42,7 @@ def ticker(bodies: Mapping[str, dict[str, Any]], resync: Any) -> QueueTicker:
         memo="the-memo",
         loop=cast(asyncio.AbstractEventLoop, None),
         metrics=Metrics(),
-        indices={TARGETS_INDEX: index, "claims_by_bucket": {"b-x": [("t", "ns", "x")]}},
+        indices={FLEET_INDEX: index, "tenant_policies": {"p": ["grant"]}},
     )
     t.posting = PostingContext(queue=None, loop=cast(asyncio.AbstractEventLoop, None))  # these resyncs post nothing
     t.resource = kopf.Resource("bucketwarden.io", "v1alpha1", "protectedbuckets")
@@ -71,7 +73,8 @@ def test_a_tick_resyncs_from_the_indexed_body_and_applies_its_status_patch(patch
     [kwargs] = seen
     assert kwargs["spec"] == {"bucketName": "b-x"} and kwargs["status"] == {"phase": "old"}
     assert (kwargs["namespace"], kwargs["name"], kwargs["memo"]) == ("ns", "x", "the-memo")
-    assert kwargs["claims_by_bucket"] == {"b-x": [("t", "ns", "x")]}  # every kopf index, as a handler gets them
+    assert kwargs["tenant_policies"] == {"p": ["grant"]}  # every kopf index, as a handler gets them
+    assert dict(view(kwargs, CLAIMS)) == {"b-x": [("t", "ns", "x")]}
     [call] = patched
     assert (call["namespace"], call["name"]) == ("ns", "x")
     assert call["patch"]["status"] == {"phase": "new"}

@@ -1,9 +1,10 @@
 """kopf handlers for SourceAllowList: indices, propagation to the ProtectedBuckets using a list, its status, deletion.
 
 Propagation: a change to a list touches one annotation on every ProtectedBucket that references it (found
-through the `allow_list_users` index). kopf sees a changed essence and runs that bucket's ordinary update
-handler at once, which resolves the list from the `allow_lists_by_name` index: one reconcile per bucket,
-no waiting for a resync, and nothing but `patch` on protectedbuckets, which the operator already holds.
+through the users' part of the fleet index, k8s/_fleet_index.py). kopf sees a changed essence and runs that
+bucket's ordinary update handler at once, which resolves the list from the `allow_lists_by_name` index: one
+reconcile per bucket, no waiting for a resync, and nothing but `patch` on protectedbuckets, which the operator
+already holds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import kopf
 from pydantic import ValidationError
 
 from bucketwarden.k8s._effective import allow_lists_from_index
+from bucketwarden.k8s._fleet_index import USERS, FleetIndex, view
 from bucketwarden.k8s._kopf_private import api_patch  # kopf's own authenticated client: the operator's credentials
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.sources import allow_list_hash, resolve_sources
@@ -31,7 +33,6 @@ from bucketwarden.spec import (
 )
 
 ALLOW_LISTS_INDEX = "allow_lists_by_name"
-USERS_INDEX = "allow_list_users"
 # Outside kopf's own prefix (bucketwarden.io/), whose annotations kopf leaves out of the essence it diffs.
 CHANGE_ANNOTATION = "sources.bucketwarden.io/allow-list"
 ALLOW_LIST_IN_USE = "AllowListInUse"
@@ -43,7 +44,7 @@ logger = logging.getLogger("bucketwarden")
 
 # Same preamble shape as _ack.py's AckBucket (parallel declarations, see there).
 class Usage(NamedTuple):
-    """One ProtectedBucket's use of a list, as the `allow_list_users` index keeps it."""
+    """One ProtectedBucket's use of a list, as the fleet index keeps it under ``users``."""
 
     namespace: str
     name: str
@@ -53,7 +54,7 @@ class Usage(NamedTuple):
 
 
 def users_of(index: Mapping[str, Iterable[Usage]] | None, name: str) -> list[Usage]:
-    return sorted((index or {}).get(name, []), key=lambda u: (u.namespace, u.name))
+    return sorted(({} if index is None else index).get(name, []), key=lambda u: (u.namespace, u.name))
 
 
 def users_per_namespace(users: Iterable[Usage], limit: int = MAX_NAMESPACES_SHOWN) -> dict[str, int]:
@@ -145,7 +146,7 @@ async def _touch_all(kopf_settings: kopf.OperatorSettings, users: Iterable[Usage
 def usage_of(
     namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
 ) -> dict[str, Usage] | None:
-    """One ProtectedBucket's entry in the `allow_list_users` index: each list it references -> its use of it."""
+    """One ProtectedBucket's entry in the users' part of the fleet index: each list it references -> its use of it."""
     refs = [r.get("name") for r in spec.get("allowedSourcesFrom") or [] if isinstance(r, Mapping)]
     if not refs:
         return None
@@ -164,10 +165,9 @@ def in_use_message(name: str, users: Sequence[Usage]) -> str:
     )
 
 
-def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    """Attach the SourceAllowList handlers and indices to ``registry``."""
+def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSettings, fleet: FleetIndex) -> None:
+    """Attach the SourceAllowList handlers and index to ``registry``, and the users' part to ``fleet``."""
     lists_resource = (GROUP, VERSION, ALLOW_LIST_PLURAL)
-    buckets_resource = (GROUP, VERSION, PLURAL)
 
     @kopf.on.startup(id="allow-lists-settings", registry=registry)
     def keep_settings(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -177,9 +177,10 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
     async def allow_lists_by_name(name: str, spec: Mapping[str, Any], **_: Any) -> Any:
         return {name: dict(spec)}
 
-    @kopf.index(*buckets_resource, id=USERS_INDEX, registry=registry)
-    async def allow_list_users(namespace: str | None, name: str, spec: Any, status: Any, **_: Any) -> Any:
-        return usage_of(namespace, name, spec, status)
+    def allow_list_users(kwargs: Mapping[str, Any]) -> Any:
+        return usage_of(kwargs.get("namespace"), kwargs["name"], kwargs["spec"], kwargs["status"])
+
+    fleet.add(USERS, allow_list_users)
 
     def _lists(kwargs: Mapping[str, Any]) -> dict[str, SourceAllowListSpec]:
         return allow_lists_from_index(kwargs[ALLOW_LISTS_INDEX])
@@ -191,7 +192,7 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
         allow_list = _parse(spec)
         if allow_list is None:
             return  # admission refuses it; the users report it missing rather than writing a partial union
-        users = users_of(kwargs[USERS_INDEX], name)
+        users = users_of(view(kwargs, USERS), name)
         await _touch_all(kwargs["memo"].kopf_settings, users, f"{name}@{allow_list_hash(allow_list)}")
         lists = _lists(kwargs)
         new = allow_list_status(name, allow_list, users, lists, meta.get("generation"))
@@ -202,7 +203,7 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
         allow_list = _parse(spec)
         if allow_list is None:
             return
-        users = users_of(kwargs[USERS_INDEX], name)
+        users = users_of(view(kwargs, USERS), name)
         new = allow_list_status(name, allow_list, users, _lists(kwargs), meta.get("generation"))
         changes = status_changes(dict(kwargs["status"]), new)
         if changes is not None:
@@ -210,7 +211,7 @@ def register_allow_lists(registry: kopf.OperatorRegistry, settings: OperatorSett
 
     @kopf.on.delete(*lists_resource, id="in-use", registry=registry)
     def refuse_in_use(name: str, body: kopf.Body, **kwargs: Any) -> None:
-        users = users_of(kwargs[USERS_INDEX], name)
+        users = users_of(view(kwargs, USERS), name)
         if users:
             message = in_use_message(name, users)
             kopf.event(body, type="Warning", reason=ALLOW_LIST_IN_USE, message=message)

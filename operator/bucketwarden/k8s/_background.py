@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 
 from bucketwarden.errors import BucketWardenError
-from bucketwarden.k8s._claims import CLAIMS_INDEX
 from bucketwarden.k8s._drift import DRIFT_ANNOTATION, DriftPoller, claimant_from_index
+from bucketwarden.k8s._fleet_index import CLAIMS, TARGETS, FleetIndex, view
 from bucketwarden.k8s._kopf_private import patch_object
 from bucketwarden.k8s._object import resync_from_kwargs
-from bucketwarden.k8s._resync import TARGETS_INDEX, QueueTicker, target_key
+from bucketwarden.k8s._resync import QueueTicker, target_key
 from bucketwarden.k8s._runtime import Runtime
 from bucketwarden.k8s._scheduler import ResyncQueue
 from bucketwarden.k8s._settings import OperatorSettings
@@ -31,13 +31,14 @@ NEW_FOR_INTERVALS = 5
 logger = logging.getLogger("bucketwarden")
 
 
-def register_resync(registry: kopf.OperatorRegistry, settings: OperatorSettings, mine: Any) -> None:
-    """A resync tick per object at the interval: kopf's own timers under peering, else one queue."""
+def register_resync(registry: kopf.OperatorRegistry, settings: OperatorSettings, mine: Any, fleet: FleetIndex) -> None:
+    """A resync tick per object at the interval: kopf's own timers under peering, else one queue (whose targets
+    are a part of ``fleet``)."""
     if settings.peering:
         # A standby replica must stop ticking, and only kopf knows when: with peering, kopf's own per-object timers.
         _register_kopf_timers(registry, settings, mine)
     else:
-        _register_resync_queue(registry, settings, mine)
+        _register_resync_queue(registry, settings, mine, fleet)
 
 
 def register_drift_queue(registry: kopf.OperatorRegistry, operator_settings: OperatorSettings) -> None:
@@ -48,7 +49,7 @@ def register_drift_queue(registry: kopf.OperatorRegistry, operator_settings: Ope
         # async: the poller is a task of kopf's own loop
         if operator_settings.drift_queue_url and getattr(memo, "drift_task", None) is None:
             memo.drift_task = start_drift_poller(
-                memo.runtime, operator_settings.drift_queue_url, kwargs[CLAIMS_INDEX], settings
+                memo.runtime, operator_settings.drift_queue_url, view(kwargs, CLAIMS), settings
             )
 
     @kopf.on.cleanup(id="drift-queue", registry=registry)
@@ -85,7 +86,9 @@ def _register_kopf_timers(registry: kopf.OperatorRegistry, settings: OperatorSet
         resync_from_kwargs(kwargs)
 
 
-def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: OperatorSettings, mine: Any) -> None:
+def _register_resync_queue(
+    registry: kopf.OperatorRegistry, operator_settings: OperatorSettings, mine: Any, fleet: FleetIndex
+) -> None:
     """One queue of resync deadlines for all objects (``_scheduler``), fed by an index of kopf's latest bodies."""
 
     @kopf.on.startup(id="resync-queue", registry=registry)
@@ -94,7 +97,7 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: O
         if runtime.ticker is not None:
             return
         indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
-        targets: Mapping[str, Any] = indices.get(TARGETS_INDEX, {})  # kopf's live index (never a copy)
+        targets = view(indices, TARGETS)  # kopf's live index (never a copy)
 
         def new_objects_wait() -> bool:
             # An object deleted before kopf handled it (no finalizer yet) leaves no handler call behind: prune what
@@ -137,18 +140,27 @@ def _register_resync_queue(registry: kopf.OperatorRegistry, operator_settings: O
         if ticker is not None:
             ticker.executor.shutdown(wait=False, cancel_futures=True)
 
-    @kopf.index(GROUP, VERSION, PLURAL, id=TARGETS_INDEX, when=mine, registry=registry)
-    async def resync_targets(body: kopf.Body, memo: kopf.Memo, resource: kopf.Resource, **kwargs: Any) -> Any:
-        # async: runs in kopf's loop; O(1) per watch event. The latest body of each object, for its resync ticks.
+    fleet.add(TARGETS, _targets_part(mine))
+
+
+def _targets_part(mine: Any) -> Callable[[Mapping[str, Any]], Any]:
+    """The resync queue's part of the fleet index: the latest body of each object this shard owns."""
+
+    def resync_targets(kwargs: Mapping[str, Any]) -> Any:
+        # In kopf's loop, O(1) per watch event. An object seen for the first time enters the queue.
+        if mine is not None and not mine(**kwargs):
+            return None
         key = target_key(kwargs.get("namespace"), kwargs.get("name"))
-        runtime: Runtime = memo.runtime
+        runtime: Runtime = kwargs["memo"].runtime
         ticker = runtime.ticker
-        raw = dict(body)
+        raw = dict(kwargs["body"])
         if ticker is not None:
-            ticker.observed(resource)
+            ticker.observed(kwargs["resource"])
             if runtime.warmup.first_sight(key):
                 enter_queue(runtime, ticker.queue, key, raw)
         return {key: raw}
+
+    return resync_targets
 
 
 def register_indices_ready(registry: kopf.OperatorRegistry) -> None:

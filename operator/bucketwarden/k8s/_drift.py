@@ -1,6 +1,6 @@
 """Event-driven drift: long-poll the SQS queue of policy events and reconcile the affected ProtectedBucket at once.
 
-Each event's bucket is mapped to its ProtectedBucket through the ``claims_by_bucket`` index (the oldest claim, as
+Each event's bucket is mapped to its ProtectedBucket through the claims part of the fleet index (the oldest claim, as
 for conflicts). Writes the operator made itself are skipped (the event's principal is the operator's own). For
 anything else the object is nudged: made due now in this replica's resync queue, whose tick sees the new text and
 runs the same level-based reconcile as every other path, with its status, events and metrics; or, for an object
@@ -102,7 +102,7 @@ class DriftPoller:
 
 
 def claimant_from_index(index: Any) -> Claimant:
-    """The (namespace, name) holding a bucket in the claims_by_bucket index: the oldest claim wins."""
+    """The (namespace, name) holding a bucket in the claims part of the fleet index: the oldest claim wins."""
 
     def claimant(bucket: str) -> tuple[str, str] | None:
         # The oldest valid claim (creationTimestamp, then uid); its own reconcile re-checks grant and ownership.

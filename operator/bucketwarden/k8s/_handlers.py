@@ -17,7 +17,8 @@ from bucketwarden.k8s._ack import register_ack
 from bucketwarden.k8s._allowlists import register_allow_lists
 from bucketwarden.k8s._background import register_drift_queue, register_indices_ready, register_resync, whoami
 from bucketwarden.k8s._background import start_drift_poller as start_drift_poller
-from bucketwarden.k8s._claims import CLAIMS_INDEX, SpecParses, claim_entry
+from bucketwarden.k8s._claims import SpecParses, claim_entry
+from bucketwarden.k8s._fleet_index import CLAIMS, FleetIndex
 from bucketwarden.k8s._login import login_as_kubectl
 from bucketwarden.k8s._logs import log_startup, startup_fields
 from bucketwarden.k8s._metrics import Metrics
@@ -81,19 +82,19 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
             log_startup(startup_fields(operator_settings, identity=identity, region=region))
 
     register_close(registry)
-    register_allow_lists(registry, settings)
+    fleet = FleetIndex()  # kopf's one index of the ProtectedBuckets; each reader adds its part (k8s/_fleet_index.py)
+    register_allow_lists(registry, settings, fleet)
     if settings.ack_coexistence:  # opt-in: it needs RBAC on ACK's Buckets, which the chart does not grant
         register_ack(registry)
 
     register_drift_queue(registry, settings)
 
-    # Index handlers are async, here and elsewhere: kopf runs a sync one in its thread pool, one executor hop per
-    # watch event of every object (a tenth of the operator's CPU in a burst); these are short and pure.
     parses = SpecParses()  # one spec validation per generation, not per watch event
 
-    @kopf.index(*resource, id=CLAIMS_INDEX, registry=registry)
-    async def claims_by_bucket(**kwargs: Any) -> Any:
+    def claims_by_bucket(kwargs: Any) -> Any:
         return claim_entry(kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"], parses)
+
+    fleet.add(CLAIMS, claims_by_bucket)
 
     register_tenant_policies(registry, settings)
 
@@ -103,7 +104,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         memo.runtime.loop = asyncio.get_running_loop()
         memo.runtime.kopf_settings = settings
 
-    # The claims index stays unfiltered: every shard must see every claim to decide conflicts alike.
+    # The claims part of the index stays unfiltered: every shard must see every claim to decide conflicts alike.
     mine = shard_filter(settings.shard_count, settings.shard_index)
 
     def reconcile_on_change(**kwargs: Any) -> None:
@@ -117,7 +118,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
         # before, from what its status records (k8s/_warmup.py), and kopf writes nothing.
         kopf.on.resume(*resource, id="reconcile", when=mine, registry=registry)(reconcile_on_change)
 
-    register_resync(registry, settings, mine)
+    register_resync(registry, settings, mine, fleet)
+    fleet.register(registry)
     register_indices_ready(registry)
 
     @kopf.on.delete(*resource, id="cleanup", when=mine, registry=registry)

@@ -20,7 +20,6 @@ from bucketwarden.errors import BucketNotFoundError
 from bucketwarden.k8s._ack import cleanup_beside_ack
 from bucketwarden.k8s._allowlists import ALLOW_LISTS_INDEX
 from bucketwarden.k8s._claims import (
-    CLAIMS_INDEX,
     NAMESPACE_LABELS_INDEX,
     TENANT_POLICIES_INDEX,
     Arbitration,
@@ -29,6 +28,7 @@ from bucketwarden.k8s._claims import (
 )
 from bucketwarden.k8s._effective import Surroundings, reconcile_effective, surroundings_from
 from bucketwarden.k8s._events import events_for
+from bucketwarden.k8s._fleet_index import CLAIMS, view
 from bucketwarden.k8s._logs import log_fields, log_reconcile
 from bucketwarden.k8s._nudge import nudge as _nudge
 from bucketwarden.k8s._quiet import (
@@ -67,7 +67,8 @@ def _tenancy(kwargs: Mapping[str, Any]) -> Tenancy:
 
 
 def _arbitration(index: Any, bucket: str, tenancy: Tenancy, namespace: str, name: str, **kw: bool) -> Arbitration:
-    return arbitrate((index or {}).get(bucket, ()), tenancy, namespace, name, **kw)
+    # ``is None``, never truthiness: the index is a view of kopf's (k8s/_fleet_index.py), and its emptiness is a walk.
+    return arbitrate(({} if index is None else index).get(bucket, ()), tenancy, namespace, name, **kw)
 
 
 def _previous_owned(status: ProtectedBucketStatus, spec: ProtectedBucketSpec) -> AdoptedStatement | None:
@@ -185,7 +186,7 @@ def reconcile_object(  # noqa: PLR0913 (kopf's handler arguments, by name)
 
 def _still_granted(state: Any, tenancy: Tenancy, index: Any, namespace: str, name: str) -> bool:
     """The grant and the ownership a steady state was reached under still hold (checked on every tick)."""
-    entries = (index or {}).get(state.target.bucket, ())
+    entries = ({} if index is None else index).get(state.target.bucket, ())
     mine = next((e for e in entries if (e.namespace, e.name) == (namespace, name)), None)
     if mine is None or mine.request is None:
         return False
@@ -278,7 +279,7 @@ def handle_change(kwargs: Mapping[str, Any]) -> None:
     runtime: Runtime = kwargs["memo"].runtime
     result = reconcile_object(
         runtime,
-        index=kwargs[CLAIMS_INDEX],
+        index=view(kwargs, CLAIMS),
         tenancy=_tenancy(kwargs),
         surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
         **object_args(kwargs),
@@ -295,7 +296,7 @@ def handle_change(kwargs: Mapping[str, Any]) -> None:
 def finalize_object(kwargs: Mapping[str, Any]) -> None:
     """delete: honour deletionPolicy for what this resource wrote, then hand the bucket to the next claimant."""
     spec, namespace, name, body = kwargs["spec"], kwargs["namespace"], kwargs["name"], kwargs["body"]
-    retry, index = kwargs["retry"], kwargs[CLAIMS_INDEX]
+    retry, index = kwargs["retry"], view(kwargs, CLAIMS)
     runtime: Runtime = kwargs["memo"].runtime
     runtime.metrics.forget(f"{namespace}/{name}")
     runtime.steady.forget(f"{namespace}/{name}")
@@ -347,7 +348,7 @@ def _finalize_claim(runtime: Runtime, kwargs: Mapping[str, Any], parsed: Protect
                 message=f"statement {owned.sid} was left in the policy of {parsed.bucket_name}: {decision.message}",
             )
         return None
-    arbitration = _arbitration(kwargs[CLAIMS_INDEX], parsed.bucket_name, tenancy, namespace, name)
+    arbitration = _arbitration(view(kwargs, CLAIMS), parsed.bucket_name, tenancy, namespace, name)
     claim = _claim(decision, arbitration, namespace, name)
     prev = PreviousState(owned=owned)
     if not claim.may_write:
@@ -362,7 +363,7 @@ def resync_from_kwargs(kwargs: Mapping[str, Any]) -> None:
     # Level-based: a tick never raises; a failure is in status and the next tick tries again.
     resync_object(
         kwargs["memo"].runtime,
-        index=kwargs[CLAIMS_INDEX],
+        index=view(kwargs, CLAIMS),
         tenancy=_tenancy(kwargs),
         surroundings=surroundings_from(kwargs, ALLOW_LISTS_INDEX),
         **object_args(kwargs),

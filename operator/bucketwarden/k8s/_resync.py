@@ -1,12 +1,12 @@
 """The resync tick driven by the resync queue: kopf's view of one object, our resync, and kopf's patch.
 
-kopf keeps an index (``resync_targets``) of the latest body of every object this replica owns; kopf's create,
-update and resume handler tracks each key in the queue (``_scheduler.ResyncQueue``) once it has reconciled it. A
-due key is resynced here exactly as a kopf timer would have done it, from the indexed body: the quiet path answers
-most ticks with one GetBucketPolicy; anything else is the full reconcile, whose status patch is applied with
-kopf's client and whose Events go through kopf's posting queue. The body is as fresh as kopf's watch, which is
-what a kopf timer sees too. When kopf's copy lags behind the status this process last wrote (a burst keeps kopf's
-event processing minutes behind), the tick re-reads the object from the API first (a list by name, which the
+kopf's fleet index (its ``targets``, k8s/_fleet_index.py) holds the latest body of every object this replica owns;
+kopf's create, update and resume handler tracks each key in the queue (``_scheduler.ResyncQueue``) once it has
+reconciled it. A due key is resynced here exactly as a kopf timer would have done it, from the indexed body: the
+quiet path answers most ticks with one GetBucketPolicy; anything else is the full reconcile, whose status patch is
+applied with kopf's client and whose Events go through kopf's posting queue. The body is as fresh as kopf's watch,
+which is what a kopf timer sees too. When kopf's copy lags behind the status this process last wrote (a burst keeps
+kopf's event processing minutes behind), the tick re-reads the object from the API first (a list by name, which the
 operator's RBAC already grants): a lagging copy must not turn a quiet tick into a full reconcile and a second status
 write.
 """
@@ -22,6 +22,7 @@ from typing import Any
 
 import kopf
 
+from bucketwarden.k8s._fleet_index import TARGETS, view
 from bucketwarden.k8s._kopf_private import PostingContext, get_json, patch_object
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._quiet import status_landed
@@ -29,8 +30,6 @@ from bucketwarden.k8s._scheduler import ResyncQueue
 from bucketwarden.spec import GROUP, PLURAL, VERSION
 
 logger = logging.getLogger("bucketwarden")
-
-TARGETS_INDEX = "resync_targets"
 
 Resync = Callable[[Mapping[str, Any]], None]  # a timer-style resync from kopf-like handler kwargs
 
@@ -108,7 +107,7 @@ class QueueTicker:
 
     async def __call__(self, key: str) -> bool:
         """One resync of ``key``; False when the object is gone (the queue drops it)."""
-        store = self.indices.get(TARGETS_INDEX, {}).get(key)
+        store = view(self.indices, TARGETS).get(key)
         body = next(iter(store), None) if store else None
         if body is not None and self._lags(key, body):
             body = await self._reread(body)

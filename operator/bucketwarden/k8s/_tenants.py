@@ -15,13 +15,13 @@ import kopf
 
 from bucketwarden.k8s._background import when_indexed
 from bucketwarden.k8s._claims import (
-    CLAIMS_INDEX,
     NAMESPACE_LABELS_INDEX,
     TENANT_POLICIES_INDEX,
     ClaimEntry,
     tenancy_from,
     tenant_policy_entry,
 )
+from bucketwarden.k8s._fleet_index import CLAIMS, view
 from bucketwarden.k8s._kopf_private import get_json, patch_object
 from bucketwarden.k8s._nudge import nudge
 from bucketwarden.k8s._settings import OperatorSettings
@@ -165,7 +165,7 @@ async def _status_loop(settings: kopf.OperatorSettings, indices: Mapping[str, An
         delay = interval if written else min(interval, 1.0)
         tenancy = tenancy_from(indices.get(TENANT_POLICIES_INDEX), indices.get(NAMESPACE_LABELS_INDEX))
         for name in sorted(tenancy.policies):
-            new = tenant_policy_status(name, tenancy, indices.get(CLAIMS_INDEX) or {}, None)
+            new = tenant_policy_status(name, tenancy, view(indices, CLAIMS), None)
             shown = next(iter((indices.get(TENANT_POLICY_STATUS_INDEX) or {}).get(name, ())), None)
             if written.get(name) == new or shown == new:
                 written[name] = new
