@@ -5,20 +5,26 @@ from __future__ import annotations
 import asyncio
 import configparser
 import contextvars
+import copy
 import importlib.metadata
 import logging
 import re
 import tomllib
-from typing import Any
+from typing import Any, cast
 
+import jsonpatch
 import kopf
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
 from bucketwarden.k8s import _kopf_private, build_registry
 from bucketwarden.k8s._kopf_private import (
     KopfPrivateApiError,
     check_kopf_private_api,
+    finalizer_ops,
+    kopf_finalizer_edits,
     kopf_private_api_problems,
     patch_object,
 )
@@ -90,6 +96,7 @@ def _sync_patch(url: str, *, settings: Any, payload: Any, headers: Any, logger: 
         pytest.param("_api", "patch", _sync_patch, "api.patch is not a coroutine function", id="api-patch-sync"),
         pytest.param("_posting", "event_queue_var", None, "event_queue_var is not a ContextVar", id="no-queue-var"),
         pytest.param("_posting", "settings_var", object(), "settings_var is not a ContextVar", id="settings-var"),
+        pytest.param("_finalizers", "block_deletion", None, "finalizers.block_deletion is missing", id="finalizers"),
     ],
 )
 def test_kopf_seam_check_fails_loudly_on_another_shape(
@@ -206,3 +213,71 @@ def test_kopf_seam_index_wait_still_wakes_waiters_for_the_off_state() -> None:
         return bool(toggles.is_off())
 
     assert asyncio.run(scenario())
+
+
+FINALIZER_NAMES = st.sampled_from(["bucketwarden.io/finalizer", "other.io/keep", "x"])
+
+
+@st.composite
+def finalizer_patches(draw: st.DrawFn) -> tuple[dict[str, Any], list[Any]]:
+    meta: dict[str, Any] = {"name": "x", "namespace": "ns", "resourceVersion": "7"}
+    if draw(st.booleans()):
+        meta["finalizers"] = draw(st.lists(FINALIZER_NAMES, max_size=4))
+    edits = [
+        kopf_finalizer_edits(draw(FINALIZER_NAMES))[0 if draw(st.booleans()) else 1]
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    return {"metadata": meta, "spec": {"bucketName": "b", "allowedSourceIps": ["10.0.0.0/8"]}}, edits
+
+
+@settings(max_examples=400, deadline=None)
+@given(finalizer_patches())
+def test_kopf_seam_direct_finalizer_patch_leaves_the_object_as_kopfs_own_patch_does(
+    case: tuple[dict[str, Any], list[Any]],
+) -> None:
+    build_registry()  # installs direct_finalizer_patches
+    body, edits = case
+    patch = kopf.Patch(fns=edits)
+    kopfs = type(patch)._bucketwarden_kopf_as_json_patch  # type: ignore[attr-defined]
+    direct, theirs = patch.as_json_patch(cast(Any, body)), kopfs(patch, body)
+    assert direct == finalizer_ops(edits, body)  # the direct path was taken
+    assert jsonpatch.apply_patch(body, direct) == jsonpatch.apply_patch(body, theirs)
+    assert bool(direct) == bool(theirs)  # no request where kopf would send none, and the other way round
+
+
+def test_kopf_seam_any_other_patch_is_still_kopfs() -> None:
+    build_registry()
+    body = {"metadata": {"name": "x", "finalizers": ["a"]}, "spec": {}}
+    add, _ = kopf_finalizer_edits("bucketwarden.io/finalizer")
+
+    def other(raw: Any) -> None:
+        raw["metadata"].setdefault("labels", {})["k"] = "v"
+
+    assert finalizer_ops([add, other], body) is None
+    with_merge = kopf.Patch({"metadata": {"annotations": {"a": "b"}}}, fns=[add])
+    for patch in (kopf.Patch(fns=[add, other]), with_merge):
+        kopfs = type(patch)._bucketwarden_kopf_as_json_patch  # type: ignore[attr-defined]
+        assert patch.as_json_patch(cast(Any, body)) == kopfs(patch, body)
+    assert finalizer_ops([add], {"metadata": {"finalizers": "not-a-list"}}) is None
+    assert finalizer_ops([add], body) == [
+        {"op": "replace", "path": "/metadata/finalizers", "value": ["a", "bucketwarden.io/finalizer"]}
+    ]
+
+
+def test_kopf_seam_an_empty_patch_is_empty_without_a_copy_of_the_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    build_registry()
+    patch = kopf.Patch()
+    kopfs = type(patch)._bucketwarden_kopf_as_json_patch  # type: ignore[attr-defined]
+    body = {"metadata": {"name": "x"}, "status": {"deep": [{"a": 1}]}}
+    assert kopfs(patch, body) == []
+    add, _ = kopf_finalizer_edits("bucketwarden.io/finalizer")
+
+    def no_copy(*_: Any) -> Any:
+        raise AssertionError("deep copy of the body")
+
+    monkeypatch.setattr(copy, "deepcopy", no_copy)
+    with pytest.raises(AssertionError):
+        kopfs(patch, body)  # kopf's own copies the whole body first
+    assert patch.as_json_patch(cast(Any, body)) == []
+    assert kopf.Patch().as_json_patch() == []  # no body at all: kopf answers [] as well
+    assert kopf.Patch(fns=[add]).as_json_patch(cast(Any, body)) != []  # the finalizer: no copy either

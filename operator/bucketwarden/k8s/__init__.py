@@ -9,7 +9,7 @@ from typing import Any
 import kopf
 
 from bucketwarden.k8s._handlers import register
-from bucketwarden.k8s._kopf_private import check_kopf_private_api, linear_index_wait
+from bucketwarden.k8s._kopf_private import check_kopf_private_api, direct_finalizer_patches, linear_index_wait
 from bucketwarden.k8s._logs import configure_logging
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._object import reconcile_object
@@ -36,6 +36,7 @@ def build_registry(
     """A fresh kopf registry with all bucketwarden handlers; tests and the demo inject their own factory."""
     check_kopf_private_api()  # fails loudly, before any handler runs, on a kopf this operator was not written for
     linear_index_wait()  # kopf's start-up index wait, linear instead of quadratic (docs/kopf-upstream.md)
+    direct_finalizer_patches()  # kopf's finalizer patches without a deep copy and diff of the body (same doc)
     registry = kopf.OperatorRegistry()
     register(registry, settings or OperatorSettings(), factory or default_reconciler)
     return registry
