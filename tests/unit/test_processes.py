@@ -15,16 +15,19 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bucketwarden.aws import AwsCallCounter, InMemoryAws
 from bucketwarden.errors import BucketNotFoundError
+from bucketwarden.k8s._events import events_for
 from bucketwarden.k8s._processes import ProcessReconciler, WorkerLost, route, threads_per_process
 from bucketwarden.k8s._settings import OperatorSettings
+from bucketwarden.k8s._status import build_status
 from bucketwarden.reconciler import PreviousState, Reconciler
-from bucketwarden.spec import ProtectedBucketSpec
+from bucketwarden.spec import ProtectedBucketSpec, ProtectedBucketStatus
 
 ROLE = "AWSBackupDefaultServiceRole"
 BUCKETS = [f"awsbackup-proc-{i:03d}" for i in range(8)]
@@ -88,9 +91,18 @@ def test_a_reconcile_in_a_child_returns_what_the_same_reconcile_returns_here(
     assert [(c.type, c.status, c.reason) for c in there.conditions] == [
         (c.type, c.status, c.reason) for c in here.conditions
     ]
-    assert there.verification is not None and here.verification is not None
-    assert there.verification.verdict == here.verification.verdict
+    assert there.findings == here.findings and there.exempt_principals == here.exempt_principals
+    assert (there.owned, there.adopted, there.operator_principal) == (here.owned, here.adopted, here.operator_principal)
+    # What the parent never reads stays in the child: the documents and the verification matrix.
+    assert here.verification is not None and here.desired is not None  # (no policy was observed before)
+    assert (there.verification, there.desired, there.observed) == (None, None, None)
     assert there.aws_calls == here.aws_calls
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    status = [
+        build_status(r, ProtectedBucketStatus(), generation=1, now=now, refresh_seconds=600) for r in (here, there)
+    ]
+    assert status[0] == status[1]  # the status the parent writes is the same
+    assert events_for(there, ProtectedBucketStatus()) == events_for(here, ProtectedBucketStatus())
     # The child kept its write: the same spec again is in sync there.
     assert reconciler.reconcile(spec(BUCKETS[1]), PreviousState()).outcome == "InSync"
 

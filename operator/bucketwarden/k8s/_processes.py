@@ -11,14 +11,22 @@ The parent keeps kopf, the indices, the tenancy and claim decisions, the status 
 (one GetBucketPolicy, with the parent's own clients) and the ACK path (its policy store is a live kopf object).
 
 The children are started with ``spawn`` (kopf's loop and threads are never forked) and talk over a pipe. Nothing
-crosses it but what the parent sent and the child computed: both ends are this program. A child that dies fails
-the calls it was running with a retryable error (the handler retries, as after any AWS error) and is started
-again on the next call. A child exits when its pipe closes, so a killed operator leaves none behind.
+crosses it but what the parent sent and the child computed: both ends are this program. A result comes back
+without its policy documents and verification matrix (``for_the_parent``): the parent builds status, Events and
+metrics from the conditions, findings and hashes, and the one reader of ``desired``, the ACK path, runs in the
+parent. Those documents are hundreds of small frozen dataclasses, each unpickled through ``dataclasses.fields``:
+reading the children's answers was 11 % of the operator process's GIL samples 5 to 40 s into a 10,000-object
+burst. A test bucket's result is 13.5 KB and 170 µs to unpickle with them, 1.9 KB and 19 µs without.
+
+A child that dies fails the calls it was running with a retryable error (the handler retries, as after any AWS
+error) and is started again on the next call. A child exits when its pipe closes, so a killed operator leaves none
+behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import multiprocessing
@@ -53,6 +61,13 @@ class WorkerLost(BucketWardenError):
 
     reason = "ReconcileWorkerLost"
     retryable = True
+
+
+def for_the_parent(value: object) -> object:
+    """What of a child's answer crosses the pipe: a result without what the parent never reads."""
+    if isinstance(value, ReconcileResult):
+        return dataclasses.replace(value, observed=None, desired=None, verification=None)
+    return value
 
 
 def threads_per_process(settings: OperatorSettings) -> int:
@@ -283,7 +298,7 @@ def child_main(conn: Connection, settings: OperatorSettings, factory: ChildFacto
         try:
             if operation not in _OPERATIONS:
                 raise WorkerLost(f"unknown operation {operation!r}")
-            value = getattr(reconciler, operation)(*args)
+            value = for_the_parent(getattr(reconciler, operation)(*args))
         except Exception as exc:
             logger.exception("%s in a reconcile process failed", operation)
             ok, value = False, exc
