@@ -121,3 +121,26 @@ def test_spec_parses_validate_once_per_generation_and_again_on_every_spec_change
     assert len(parses) == 2
     claim_entry("team-a", "pb", meta, valid, parses)  # (u1, 1) was the oldest: parsed again
     assert calls[-1] == "BucketWardenOne" and len(calls) == 6
+
+
+def test_tenant_policy_status_counts_each_claim_once_for_the_policy_that_grants_it() -> None:
+    from bucketwarden.k8s._tenants import protected_per_policy, tenant_policy_status
+
+    claims = {
+        BUCKET: [A_OLD, C_NEW, SQUATTER, entry("team-a", "t", "1", invalid=True)],
+        "shared-2": [entry("team-a", "t", "2")],
+        "private": [ClaimEntry("t", "3", "team-a", "pb", None, Request("team-a", "pb", "private"))],
+    }
+    counts = protected_per_policy(TENANCY, claims)
+    # What the status said when it authorized every claim once per policy: the same numbers.
+    for name in TENANCY.policies:
+        old = sum(
+            1
+            for entries in claims.values()
+            for e in entries
+            if e.request is not None and TENANCY.authorize(e.request).policy == name
+        )
+        assert counts.get(name, 0) == old
+    assert counts == {"a": 2, "c": 1}  # neither the squatter, the invalid claim nor the ungranted bucket counts
+    assert tenant_policy_status("a", TENANCY, counts, 3)["protectedBuckets"] == 2
+    assert tenant_policy_status("c", TENANCY, {}, None)["protectedBuckets"] == 0

@@ -77,3 +77,24 @@ def test_the_allow_list_users_are_looked_up_never_walked() -> None:
     usage = Usage("ns", "x", {}, None, True)
     index = IndexView(LookupOnly({(USERS, "office"): [usage], (CLAIMS, "b-x"): ["claim"]}), USERS)
     assert users_of(index, "office") == [usage] and users_of(index, "home") == [] and users_of(None, "office") == []
+
+
+def test_a_part_that_fails_on_an_object_takes_only_itself_out(caplog: pytest.LogCaptureFixture) -> None:
+    fleet = FleetIndex()
+    fleet.add(CLAIMS, lambda kwargs: {"b-1": "claim"})
+
+    def broken(kwargs: Any) -> Any:
+        raise TypeError("not iterable")
+
+    fleet.add(USERS, broken)
+    fleet.add(TARGETS, lambda kwargs: {"ns/x": "body"})
+    assert fleet.entries({"namespace": "ns", "name": "x"}) == {(CLAIMS, "b-1"): "claim", (TARGETS, "ns/x"): "body"}
+    assert "the users part failed for ns/x" in caplog.text
+
+
+def test_a_spec_no_schema_allows_still_leaves_the_object_claimed_and_resynced() -> None:
+    # allowedSourcesFrom must be a list (the CRD's schema); on a test bed without a schema a number reaches the
+    # index. The users' part fails on it; the claim and the resync target stay, as with three separate indices.
+    registry = build_registry(OperatorSettings(metrics_port=0, health_port=0))
+    entries = fleet_entries(registry, "ns", "x", allowedSourcesFrom=5)
+    assert set(entries) == {(CLAIMS, "b-x"), (TARGETS, "ns/x")}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,22 +35,30 @@ TENANT_POLICY_STATUS_INDEX = "tenant_policy_statuses"
 logger = logging.getLogger("bucketwarden")
 
 
+def protected_per_policy(tenancy: Tenancy, claims: Mapping[str, Iterable[ClaimEntry]]) -> Counter[str]:
+    """How many ProtectedBuckets each TenantPolicy authorizes now: one authorization per claim, for all policies
+    at once (the claims are the whole fleet; the status loop runs in kopf's event loop)."""
+    counts: Counter[str] = Counter()
+    for entries in claims.values():
+        for entry in entries:
+            if entry.request is not None:
+                policy = tenancy.authorize(entry.request).policy
+                if policy is not None:
+                    counts[policy] += 1
+    return counts
+
+
 def tenant_policy_status(
-    name: str, tenancy: Tenancy, claims: Mapping[str, Iterable[ClaimEntry]], generation: int | None
+    name: str, tenancy: Tenancy, protected: Mapping[str, int], generation: int | None
 ) -> dict[str, Any]:
-    """Which namespaces the policy ``name`` matches now, and how many ProtectedBuckets it authorizes."""
+    """Which namespaces the policy ``name`` matches now, and how many ProtectedBuckets it authorizes
+    (``protected``: from ``protected_per_policy``)."""
     matched = sorted(ns for ns in tenancy.namespace_labels if any(n == name for n, _ in tenancy.policies_for(ns)))
-    protected = sum(
-        1
-        for entries in claims.values()
-        for entry in entries
-        if entry.request is not None and tenancy.authorize(entry.request).policy == name
-    )
     status = TenantPolicyStatus(
         observed_generation=generation,
         matched_namespaces=matched[:MAX_NAMESPACES_SHOWN],
         matched_namespace_count=len(matched),
-        protected_buckets=protected,
+        protected_buckets=protected.get(name, 0),
     )
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -164,8 +173,9 @@ async def _status_loop(settings: kopf.OperatorSettings, indices: Mapping[str, An
         # Every second until the indices hold a grant (they fill after start-up), then at the status interval.
         delay = interval if written else min(interval, 1.0)
         tenancy = tenancy_from(indices.get(TENANT_POLICIES_INDEX), indices.get(NAMESPACE_LABELS_INDEX))
+        protected = protected_per_policy(tenancy, view(indices, CLAIMS)) if tenancy.policies else Counter[str]()
         for name in sorted(tenancy.policies):
-            new = tenant_policy_status(name, tenancy, view(indices, CLAIMS), None)
+            new = tenant_policy_status(name, tenancy, protected, None)
             shown = next(iter((indices.get(TENANT_POLICY_STATUS_INDEX) or {}).get(name, ())), None)
             if written.get(name) == new or shown == new:
                 written[name] = new
