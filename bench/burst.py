@@ -93,6 +93,13 @@ def measure(objects: int, *, resync_s: float = RESYNC_S, processes: int = 0) -> 
                 operator.check_alive()
                 text = operator.metrics_text()
                 at = time.monotonic() - began
+                if created_s is None and not creator.is_alive():
+                    created_s = at
+                if at > max(900.0, objects * 0.1):
+                    raise TimeoutError(f"{operator.ready_count()} of {objects} Ready after {at:.0f} s")
+                if text is None:  # a scrape that timed out under load is no sample, not zero reconciles
+                    time.sleep(1.0)
+                    continue
                 ready = ready_in(text)
                 samples.append((at, _fleet.reconciles(text)))
                 readies.append((at, float(ready)))
@@ -105,10 +112,6 @@ def measure(objects: int, *, resync_s: float = RESYNC_S, processes: int = 0) -> 
                         _fleet.gauge(_fleet.OLDEST, text) or 0.0,
                     ]
                 )
-                if created_s is None and not creator.is_alive():
-                    created_s = at
-                if at > max(900.0, objects * 0.1):
-                    raise TimeoutError(f"{operator.ready_count()} of {objects} Ready after {at:.0f} s")
                 time.sleep(1.0)
             ready_s = time.monotonic() - began
             after = operator.sample()
