@@ -253,13 +253,27 @@ def _spec_schema() -> JsonSchema:
     return spec
 
 
-def _status_schema() -> JsonSchema:
-    """The status, strictly as ProtectedBucketStatus defines it.
+# kopf's bookkeeping, written by the operator in the same status patch as its own status (k8s/_bookkeeping.py):
+# the spec it last handled (a JSON string), a retrying handler's progress (kopf's own records, by handler id), and
+# the field kopf touches to be woken for a delayed retry. Declared, or a structural schema would prune it.
+KOPF_STATUS = "kopf"
+KOPF_STATUS_SCHEMA: JsonSchema = {
+    "type": "object",
+    "description": "kopf's bookkeeping, written by the operator only: the spec it last handled, retries in progress.",
+    "properties": {
+        "lastHandledConfiguration": {"type": "string", "description": "The spec kopf last handled (JSON)."},
+        "progress": {
+            "type": "object",
+            "description": "kopf's record of each handler still retrying, by handler id.",
+            "x-kubernetes-preserve-unknown-fields": True,
+        },
+        "dummy": {"type": "string", "description": "Touched by kopf to be woken for a delayed retry."},
+    },
+}
 
-    There is deliberately no status.kopf: with a structural schema the API server would prune an unknown
-    status.kopf anyway, and the operator keeps kopf's progress and diff-base in annotations instead, which
-    also keeps status free of bookkeeping that Argo CD would show in diffs.
-    """
+
+def _status_schema() -> JsonSchema:
+    """The status as ProtectedBucketStatus defines it (plus kopf's bookkeeping, added to every kind by ``_crd``)."""
     status = _model_schema(ProtectedBucketStatus, keep_defaults=False)
     conditions = status["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
@@ -314,7 +328,7 @@ def _crd(
             "kind": {"type": "string", "description": "Kind of this object."},
             "metadata": {"type": "object"},
             "spec": spec,
-            "status": status,
+            "status": {**status, "properties": {**status["properties"], KOPF_STATUS: KOPF_STATUS_SCHEMA}},
         },
     }
     return {

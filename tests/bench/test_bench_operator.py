@@ -74,8 +74,10 @@ def test_bench_b4_census_explains_memory_per_object(scale_results: dict[str, Any
     census = scale_results["census"]
     assert census["converged"]
     assert census["objects"] == scale.QUICK_SCALES[0]
-    # kopf keeps one memory and one body per object, and a timer task (its `_runner`) for the resync.
+    # kopf keeps one memory and one body per object; the resync is one queue, not a kopf timer task (`_runner`) per
+    # object (k8s/_scheduler.py). kopf's per-object workers (`worker`) exit once idle, so their count varies.
     assert census["kopf_memories_per_object"] == 1
-    assert census["asyncio_tasks_per_object"].get("_runner") == 1
-    for key in ("kopf_body_bytes_per_object", "of_which_status_bytes", "python_heap_bytes_per_object"):
-        assert positive(census[key]), (key, census[key])
+    assert census["asyncio_tasks_per_object"].get("_runner", 0) == 0
+    # kopf keeps a live copy of the body only for timers and daemons: the resync queue's copy is in our index.
+    assert census["kopf_body_bytes_per_object"] == census["of_which_status_bytes"] == 0
+    assert positive(census["python_heap_bytes_per_object"])

@@ -181,12 +181,13 @@ def test_a_standby_takes_over_from_a_killed_leader_and_a_stopped_leader_hands_th
 
 
 @pytest.mark.e2e
-def test_a_forged_kopf_progress_annotation_cannot_keep_an_object_unreconciled_or_hold_back_every_resync(
+def test_forged_kopf_annotations_cannot_keep_an_object_unreconciled_or_hold_back_every_resync(
     world: tuple[MotoServer, KubeEmulator, str], tmp_path: Path
 ) -> None:
-    """A tenant creates a ProtectedBucket whose kopf progress annotation says the create handler already
-    succeeded: kopf then runs no handler for it. It never counts as new (which would hold every other object's
-    resync back): the resync queue tracks it at first sight and reconciles it like any other."""
+    """A tenant creates a ProtectedBucket whose kopf annotations (where earlier versions kept kopf's bookkeeping)
+    say the create handler already succeeded and the spec was handled. kopf reads its record from status only
+    (k8s/_bookkeeping.py), and an old diff-base annotation only for a generation our status says was reconciled:
+    the create handler runs, and the object is checked like any other."""
     moto, kube, namespace = world
     forged = {
         "started": "2026-12-01T00:00:00.000000+00:00",
@@ -196,13 +197,19 @@ def test_a_forged_kopf_progress_annotation_cannot_keep_an_object_unreconciled_or
         "success": True,
         "failure": False,
     }
+    spec = {"bucketName": f"{namespace}-0", "allowedSourceIps": ["192.0.2.0/24"]}
+    annotations = {
+        "bucketwarden.io/reconcile": json.dumps(forged),
+        "bucketwarden.io/last-handled-configuration": json.dumps({"spec": spec}),
+        "bucketwarden.io/kopf-managed": "yes",
+    }
     operator = Operator(moto, kube, tmp_path, "forged", BUCKETWARDEN_RESYNC_INTERVAL_SECONDS="1")
     try:
         wait_until(lambda: operator.metrics() is not None, timeout=30, what="the operator's metrics")
         with kube.client() as client:
             body: dict[str, Any] = {
-                "metadata": {"name": "pb-forged", "annotations": {"bucketwarden.io/reconcile": json.dumps(forged)}},
-                "spec": {"bucketName": f"{namespace}-0", "allowedSourceIps": ["192.0.2.0/24"]},
+                "metadata": {"name": "pb-forged", "annotations": annotations},
+                "spec": spec,
             }
             client.create_object(PROTECTED_BUCKETS, body, namespace=namespace)
             client.wait_for_status(
@@ -212,6 +219,9 @@ def test_a_forged_kopf_progress_annotation_cannot_keep_an_object_unreconciled_or
                 namespace=namespace,
                 timeout=60,
             )
+            # kopf's create handler ran (not only the resync queue): its record of the handled spec is in status.
+            handled = client.get_object(PROTECTED_BUCKETS, "pb-forged", namespace=namespace)
+            assert handled is not None and json.loads(handled["status"]["kopf"]["lastHandledConfiguration"])["spec"]
         wait_until(lambda: operator.sample("bucketwarden_objects_unchecked") == 0, timeout=30, what="no unchecked")
         assert OUR_SID in moto.client("s3").get_bucket_policy(Bucket=f"{namespace}-0")["Policy"]
     finally:

@@ -32,7 +32,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bucketwarden import crd as crd_module
-from bucketwarden.crd import MIN_KUBERNETES_VERSION, MIN_KUBERNETES_VERSION_ANNOTATION, build_crd, render_crd_yaml
+from bucketwarden.crd import (
+    KOPF_STATUS_SCHEMA,
+    MIN_KUBERNETES_VERSION,
+    MIN_KUBERNETES_VERSION_ANNOTATION,
+    build_crd,
+    render_crd_yaml,
+)
 from bucketwarden.spec import ProtectedBucket, ProtectedBucketSpec, ProtectedBucketStatus, validate_cidr
 from tests.shared import REPO_ROOT
 
@@ -404,11 +410,12 @@ def test_build_crd_names_and_version() -> None:
     assert version["subresources"] == {"status": {}}
 
 
-def test_build_crd_status_is_the_model_and_no_kopf_bookkeeping() -> None:
+def test_build_crd_status_is_the_model_and_kopfs_bookkeeping() -> None:
+    """The model's fields and status.kopf (k8s/_bookkeeping.py), nothing open but kopf's own progress records."""
     status = OPENAPI["properties"]["status"]
     model_fields = {f.alias or name for name, f in ProtectedBucketStatus.model_fields.items()}
-    assert set(status["properties"]) == model_fields
-    assert "kopf" not in status["properties"]
+    assert set(status["properties"]) == model_fields | {"kopf"}
+    assert status["properties"]["kopf"] == KOPF_STATUS_SCHEMA
     assert "x-kubernetes-preserve-unknown-fields" not in status
     conditions = status["properties"]["conditions"]
     assert (conditions["x-kubernetes-list-type"], conditions["x-kubernetes-list-map-keys"]) == ("map", ["type"])

@@ -17,8 +17,9 @@ import yaml
 
 import bucketwarden.aws._errors as aws_errors
 from bucketwarden import contention, errors, reconciler, sources, tenancy
+from bucketwarden.crd import KOPF_STATUS
 from bucketwarden.exitcodes import exit_code_table
-from bucketwarden.k8s import _allowlists, _effective, _events, _handlers, _object
+from bucketwarden.k8s import _allowlists, _bookkeeping, _effective, _events, _handlers, _object
 from bucketwarden.k8s._metrics import Metrics
 from bucketwarden.k8s._settings import OperatorSettings
 from bucketwarden.reasons import READY_REASONS, VERIFIED_INCONCLUSIVE
@@ -134,8 +135,8 @@ def test_docs_readme_crd_fields_match_the_spec_and_the_crd() -> None:
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
     assert sorted(listed) == sorted(spec_fields) == sorted(schema["spec"]["properties"])
     status_fields = {field.alias or name for name, field in ProtectedBucketStatus.model_fields.items()}
-    assert status_fields <= ticked(paragraph(README, "Status:"))
-    assert status_fields == set(schema["status"]["properties"])
+    assert status_fields | {KOPF_STATUS} <= ticked(paragraph(README, "Status:"))
+    assert status_fields | {KOPF_STATUS} == set(schema["status"]["properties"])
 
 
 def test_docs_readme_exit_codes_are_the_generated_table() -> None:
@@ -165,9 +166,10 @@ def test_docs_reliability_rbac_table_is_what_rbac_minimal_grants() -> None:
     assert listed == granted
 
 
-def test_docs_argocd_names_the_annotation_prefix_and_finalizer_kopf_is_configured_with() -> None:
+def test_docs_argocd_names_where_kopf_keeps_its_bookkeeping_and_its_finalizer() -> None:
     argocd = (REPO_ROOT / "docs" / "argocd.md").read_text()
-    assert f"`{_handlers.ANNOTATION_PREFIX}/" in argocd
+    assert f"`{_bookkeeping.DIFFBASE_FIELD.rsplit('.', 1)[0]}`" in argocd
+    assert f"`{_bookkeeping.LEGACY_DIFFBASE}`" in argocd
     assert f"`{_handlers.FINALIZER}`" in argocd
     assert "kopf.zalando.org" not in argocd  # kopf's default prefix, which the operator does not use
     assert "kopf.zalando.org" not in README

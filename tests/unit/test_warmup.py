@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from bucketwarden.k8s import Metrics
-from bucketwarden.k8s._warmup import KOPF_DIFFBASE, Entry, Warmup, conditions_of, entry_of
+from bucketwarden.k8s._bookkeeping import LEGACY_DIFFBASE
+from bucketwarden.k8s._warmup import Entry, Warmup, conditions_of, entry_of
 
 READY = {"type": "Ready", "status": "True", "reason": "InSync"}
 
@@ -19,16 +20,26 @@ def body(
     observed: int | None = 2,
     deleting: bool = False,
     progress: bool = False,
+    legacy: bool = False,
+    forged: bool = False,
 ) -> Any:
     meta: dict[str, Any] = {"name": "pb", "namespace": "ns", "generation": generation}
     meta["annotations"] = {"team": "a", "sources.bucketwarden.io/allow-list": "l@1"}
+    status: dict[str, Any] = {"observedGeneration": observed, "conditions": [READY]} if observed is not None else {}
+    kopf: dict[str, Any] = {}
     if handled:
-        meta["annotations"][KOPF_DIFFBASE] = "{}"
+        kopf["lastHandledConfiguration"] = "{}"
     if progress:
+        kopf["progress"] = {"reconcile": {"success": False, "purpose": "create", "retries": 1}}
+    if kopf:
+        status["kopf"] = kopf
+    if legacy:  # where an earlier version kept kopf's diff base
+        meta["annotations"][LEGACY_DIFFBASE] = "{}"
+    if forged:  # what a tenant can write: kopf's old annotations, read by no one now
+        meta["annotations"][LEGACY_DIFFBASE] = "{}"
         meta["annotations"]["bucketwarden.io/reconcile"] = '{"success": true, "purpose": "create"}'
     if deleting:
         meta["deletionTimestamp"] = "2026-12-06T00:00:00Z"
-    status = {"observedGeneration": observed, "conditions": [READY]} if observed is not None else {}
     return {"metadata": meta, "status": status}
 
 
@@ -39,23 +50,26 @@ def body(
         (body(observed=1), Entry.LATER),  # the spec changed while down: kopf's update handler has it first
         (body(observed=None), Entry.LATER),
         (body(handled=False), Entry.NEW),  # new: kopf's create handler
-        (body(handled=False, progress=True), Entry.LATER),  # forged or retrying kopf state: not new, tracked
+        (body(handled=False, progress=True), Entry.LATER),  # a retry pending across a restart: not new, tracked
         (body(deleting=True), Entry.KOPF),  # kopf's delete handler
+        (body(handled=False, legacy=True), Entry.NOW),  # handled by an earlier version, this generation reconciled
+        (body(handled=False, legacy=True, observed=1), Entry.NEW),  # spec changed since: kopf's create handler
+        (body(handled=False, forged=True, observed=None), Entry.NEW),  # forged on create: kopf still creates
     ],
-    ids=["handled-in-sync", "spec-changed", "no-status", "new", "kopf-progress-only", "deleting"],
+    ids=[
+        "handled-in-sync",
+        "spec-changed",
+        "no-status",
+        "new",
+        "kopf-progress-only",
+        "deleting",
+        "earlier-version",
+        "earlier-version-spec-changed",
+        "forged-annotations",
+    ],
 )
 def test_entry_of(raw: Any, expected: Entry) -> None:
     assert entry_of(raw) is expected
-
-
-def test_diffbase_annotation_is_the_one_kopf_is_configured_with() -> None:
-    import inspect
-
-    from bucketwarden.k8s import _handlers
-
-    source = inspect.getsource(_handlers)
-    prefix, _, key = KOPF_DIFFBASE.partition("/")
-    assert f'key="{key}"' in source and prefix == _handlers.ANNOTATION_PREFIX
 
 
 def test_warmup_counts_each_object_until_checked() -> None:

@@ -76,7 +76,7 @@ Argument: a dict with "ctx" (the root context) and "scope" ("cluster" or "namesp
 */}}
 {{- define "bucketwarden.rbacRules" -}}
 {{- $ctx := .ctx -}}
-# The ProtectedBuckets: watch them, add kopf's finalizer and progress annotations, write status.
+# The ProtectedBuckets: watch them, add kopf's finalizer, write status (kopf's bookkeeping is in status.kopf).
 - apiGroups: ["bucketwarden.io"]
   resources: ["protectedbuckets"]
   verbs: ["list", "watch", "patch"]
@@ -117,7 +117,7 @@ argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true
 {{/*
 What the operator needs cluster-wide in either install mode, because these objects are cluster-scoped:
 - SourceAllowLists: it watches them, keeps kopf's finalizer (deletion waits while a list is in use) and
-  annotations on them, and writes their status.
+  writes their status (kopf's bookkeeping included).
 - TenantPolicies: it watches them (who may claim what) and writes their status; it never writes their spec.
 - Namespaces: it watches their labels, for a TenantPolicy's namespaceSelector.
 In a namespaced install these rules go into their own small ClusterRole (cluster-scoped-rbac.yaml).

@@ -104,8 +104,8 @@ def _register_resync_queue(
             # kopf's index no longer holds (rate-limited inside), or it would stay "new" and "unchecked" for ever.
             for key in runtime.warmup.prune(lambda key: key in targets):
                 runtime.metrics.forget(key)
-            # Not reached by kopf's create handler for five intervals (a long burst, or a forged progress annotation
-            # that makes kopf skip it for ever): the queue reconciles it, and ticks stop giving way to it.
+            # Not reached by kopf's create handler for five intervals (a long burst, or a record that makes kopf skip
+            # it for ever): the queue reconciles it, and ticks stop giving way to it.
             for key in runtime.warmup.overdue_new(NEW_FOR_INTERVALS * operator_settings.resync_interval_seconds):
                 queue.poke(key)
             return runtime.warmup.new > 0

@@ -17,6 +17,7 @@ from bucketwarden.k8s._ack import register_ack
 from bucketwarden.k8s._allowlists import register_allow_lists
 from bucketwarden.k8s._background import register_drift_queue, register_indices_ready, register_resync, whoami
 from bucketwarden.k8s._background import start_drift_poller as start_drift_poller
+from bucketwarden.k8s._bookkeeping import storages as bookkeeping_storages
 from bucketwarden.k8s._claims import SpecParses, claim_entry
 from bucketwarden.k8s._fleet_index import CLAIMS, FleetIndex
 from bucketwarden.k8s._login import login_as_kubectl
@@ -36,7 +37,6 @@ from bucketwarden.k8s._tenants import register_tenant_policies
 from bucketwarden.spec import GROUP, PLURAL, VERSION
 from bucketwarden.tenancy import NOT_AUTHORIZED as NOT_AUTHORIZED
 
-ANNOTATION_PREFIX = GROUP
 FINALIZER = f"{GROUP}/finalizer"
 
 logger = logging.getLogger("bucketwarden")
@@ -60,12 +60,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, factor
 
     @kopf.on.startup(id="configure", registry=registry)
     def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        # kopf's bookkeeping lives in annotations, not status: the CRD's structural schema would prune an
-        # unknown status.kopf, and a clean status keeps Argo CD's diffs and health checks quiet.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-        )
+        # kopf's bookkeeping lives in status.kopf (declared in every CRD), in the same patch as our status: not in
+        # annotations, which cost a PATCH per handled change and which a tenant can forge (k8s/_bookkeeping.py).
+        settings.persistence.progress_storage, settings.persistence.diffbase_storage = bookkeeping_storages()
         settings.persistence.finalizer = FINALIZER
         settings.posting.level = logging.WARNING  # our own kopf.event() calls are always posted
         settings.execution.max_workers = operator_settings.max_concurrent_reconciles

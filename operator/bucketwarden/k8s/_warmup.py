@@ -19,8 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-KOPF_DIFFBASE = "bucketwarden.io/last-handled-configuration"  # kopf's diff base (k8s/_handlers.configure)
-KOPF_PREFIX = KOPF_DIFFBASE.partition("/")[0] + "/"  # kopf's progress annotations and marker share it
+from bucketwarden.k8s._bookkeeping import handled_before, retrying
 
 
 class Entry(enum.Enum):
@@ -37,12 +36,11 @@ def entry_of(body: Mapping[str, Any]) -> Entry:
     meta = body.get("metadata") or {}
     if meta.get("deletionTimestamp"):
         return Entry.KOPF
-    annotations = meta.get("annotations") or {}
-    if KOPF_DIFFBASE not in annotations:
-        if any(key.startswith(KOPF_PREFIX) for key in annotations):
-            # kopf state without its diff base: a handler retrying across a restart, or a progress annotation a
-            # tenant forged on create so that kopf skips the create handler. Not new (no resync tick gives way to
-            # it): tracked, its first tick one interval from now reconciles it fully.
+    if not handled_before(body):
+        if retrying(body):
+            # kopf's progress without its diff base (both in status, the operator's alone: k8s/_bookkeeping.py): a
+            # handler retrying across a restart. Not new (no resync tick gives way to it): tracked, its first tick
+            # one interval from now reconciles it fully.
             return Entry.LATER
         return Entry.NEW
     status = body.get("status") or {}
@@ -113,8 +111,8 @@ class Warmup:
     def overdue_new(self, older_than: float) -> list[str]:
         """Objects kopf's create handler has not reached ``older_than`` seconds after their first sight: no longer
         new (resync ticks stop giving way to them), returned for the caller to queue. A burst that long, or a
-        handler kopf will never run (a progress annotation a tenant forged to say it succeeded). O(1) when none is
-        overdue: the oldest comes first."""
+        handler kopf will never run (its record says so: an earlier version kept it in annotations, which a tenant
+        could forge). O(1) when none is overdue: the oldest comes first."""
         now = self._clock()
         overdue: list[str] = []
         with self._lock:
