@@ -12,6 +12,7 @@ from bucketwarden.crd import build_allow_list_crd, build_crd, build_tenant_polic
 from bucketwarden.k8s._bookkeeping import (
     DIFFBASE_FIELD,
     LEGACY_DIFFBASE,
+    LEGACY_PREFIX,
     PROGRESS_FIELD,
     TOUCH_FIELD,
     handled_before,
@@ -90,3 +91,29 @@ def test_progress_annotations_are_no_longer_read() -> None:
     assert progress.fetch(body=forged, key="reconcile") is None  # type: ignore[arg-type]
     assert diffbase.fetch(body=forged) is None
     assert not handled_before(forged) and not retrying(forged)
+
+
+def test_an_upgrade_finds_no_change_in_an_object_an_earlier_build_handled() -> None:
+    """What the earlier build stored (its annotation storage's essence of the object) equals what kopf now
+    builds from the same object, annotations and all: kopf sees no change, and runs no handler on the upgrade."""
+    earlier = kopf.AnnotationsDiffBaseStorage(prefix=LEGACY_PREFIX, key="last-handled-configuration")
+    raw: Any = {
+        "metadata": {
+            "name": "pb",
+            "namespace": "ns",
+            "generation": 2,
+            "uid": "u1",
+            "resourceVersion": "9",
+            "finalizers": ["bucketwarden.io/finalizer"],
+            "labels": {"team": "a"},
+            "annotations": {"claims.bucketwarden.io/handover": "2026-12-01T00:00:00Z", "team": "a"},
+        },
+        "spec": ESSENCE["spec"],
+        "status": {"observedGeneration": 2},
+    }
+    patch = kopf.Patch()
+    earlier.store(body=kopf.Body(raw), patch=patch, essence=earlier.build(body=kopf.Body(raw)))
+    raw["metadata"]["annotations"].update(patch["metadata"]["annotations"])  # as the API holds it after that patch
+    _, diffbase = storages()
+    body = kopf.Body(raw)
+    assert diffbase.fetch(body=body) == diffbase.build(body=body)
