@@ -26,6 +26,7 @@ import kopf
 
 from bucketwarden.k8s._leader import LeaderElector, LeaseApiError, LeaseConflictError, LeaseTiming
 from bucketwarden.k8s._login import login_as_kubectl
+from bucketwarden.k8s._renewer import Renewer
 from bucketwarden.k8s._settings import OperatorSettings
 
 logger = logging.getLogger("bucketwarden")
@@ -158,18 +159,33 @@ async def run_elected(registry: kopf.OperatorRegistry, settings: OperatorSetting
         if not await elector.acquire(stop):
             return 0
         kwargs = {k: v for k, v in kopf_kwargs.items() if k != "liveness_endpoint"}  # served here
+        lost = asyncio.Event()
+
+        def on_lost() -> None:  # from the renewer's thread
+            with contextlib.suppress(RuntimeError):  # this loop has already finished
+                loop.call_soon_threadsafe(lost.set)
+
+        # Renewed on its own thread and loop: kopf's loop, however busy, never delays a renewal (k8s/_renewer.py).
+        renewer = Renewer(
+            elector,
+            lambda: ApiLeases(info, namespace=namespace, name=settings.leader_election_name),
+            on_lost,
+            ApiLeases.close,
+        )
+        renewer.start()
         operator = asyncio.create_task(kopf.operator(registry=registry, memo=kopf.Memo(), stop_flag=stop, **kwargs))
-        holder = asyncio.create_task(elector.hold())
-        done, _ = await asyncio.wait({operator, holder}, return_when=asyncio.FIRST_COMPLETED)
+        losing = asyncio.create_task(lost.wait())
+        done, _ = await asyncio.wait({operator, losing}, return_when=asyncio.FIRST_COMPLETED)
         if operator in done:
-            holder.cancel()
-            await elector.release()
+            losing.cancel()
+            await asyncio.to_thread(renewer.stop, release=True)
             operator.result()
             return 0
         logger.error("leader election: the Lease could not be renewed; stopping the operator (a standby takes over)")
         stop.set()
         with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
             await asyncio.wait_for(operator, STOP_GRACE_SECONDS)
+        await asyncio.to_thread(renewer.stop, release=False)
         return LOST_LEADERSHIP_EXIT
     finally:
         await store.close()
