@@ -77,3 +77,32 @@ def test_a_stop_without_release_keeps_the_lease_for_its_expiry() -> None:
     renewer.start()
     renewer.stop(release=False)
     assert elector.released == 0 and lost == [] and len(closed) == 1
+
+
+class FailingElector(FakeElector):
+    async def hold(self) -> None:
+        raise RuntimeError("a bug in the renewal")
+
+
+def test_a_renewer_that_fails_counts_as_a_lost_lease() -> None:
+    """A renewer that died quietly would let the Lease expire while this replica still runs the operator, beside
+    the next leader: a failure in the renewals, or in making their client, is reported as lost."""
+    elector, lost, closed = FailingElector(), list[bool](), list[Any]()
+    renewer = renewer_for(elector, lost, closed)
+    renewer.start()
+    renewer.stop(release=True)
+    assert lost == [True] and renewer.lost and len(closed) == 1 and elector.released == 0
+
+    def no_store() -> Any:
+        raise OSError("no API client")
+
+    async def never(store: Any) -> None:
+        raise AssertionError("nothing to close")
+
+    lost = []
+    broken = Renewer(FakeElector(), no_store, lambda: lost.append(True), never)
+    started = time.monotonic()
+    broken.start()
+    assert time.monotonic() - started < 5  # start() is not held up to its timeout
+    broken.stop(release=True)
+    assert lost == [True] and broken.lost

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 JOIN_SECONDS = 10.0
+
+logger = logging.getLogger("bucketwarden")
 
 
 class Holds(Protocol):
@@ -30,7 +33,10 @@ class Holds(Protocol):
 
 
 class Renewer:
-    """Runs ``elector.hold()`` on its own thread; ``on_lost`` is called (from that thread) if leadership is lost."""
+    """Runs ``elector.hold()`` on its own thread; ``on_lost`` is called (from that thread) if leadership is lost.
+
+    Anything that ends the renewals other than ``stop`` counts as lost, a failure included: a renewer that died
+    quietly would let the Lease expire while this replica still runs the operator, beside the next leader."""
 
     def __init__(
         self,
@@ -63,29 +69,35 @@ class Renewer:
         self._thread.join(JOIN_SECONDS)
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        try:
+            asyncio.run(self._main())
+        except Exception:
+            logger.exception("leader election: the Lease renewer failed; leadership is lost")
+            self.lost = True
+            self._on_lost()
+        finally:
+            self._ready.set()  # start() must not wait out its timeout for a renewer that failed to start
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         store = self._make_store()
-        self._elector.store = store
-        self._ready.set()
-        holder = asyncio.create_task(self._elector.hold())
-        stopper = asyncio.create_task(self._stopping.wait())
         try:
+            self._elector.store = store
+            self._ready.set()
+            holder = asyncio.create_task(self._elector.hold())
+            stopper = asyncio.create_task(self._stopping.wait())
             done, _ = await asyncio.wait({holder, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if holder in done:  # returned (the deadline passed, or another replica holds it) or failed: not leading
-                with contextlib.suppress(Exception):
-                    holder.result()
-                self.lost = True
-                self._on_lost()
-            else:
-                holder.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await holder
-                if self._release:
-                    await self._elector.release()
-        finally:
             stopper.cancel()
+            if holder in done:
+                holder.result()  # a failure is raised to _run: lost, and logged
+                self.lost = True  # returned: the renew deadline passed, or another replica holds the Lease
+                self._on_lost()
+                return
+            holder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holder
+            if self._release:
+                await self._elector.release()
+        finally:
             await self._close_store(store)
