@@ -7,13 +7,17 @@ separate processes too, so the operator's numbers are its own.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +40,8 @@ def ready_in(text: str | None) -> int:
 
 # Threads creating buckets and objects: the emulator serves one request at a time anyway, moto two or three.
 SETUP_WORKERS = 8
+# Threads creating ProtectedBuckets: more only contend for the GIL, in the process that also watches the operator.
+CREATE_WORKERS = 4
 _CLOCK_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -241,9 +247,57 @@ def object_body(index: int) -> dict[str, Any]:
 
 
 def create_objects(client: KubeClient, indices: Sequence[int]) -> None:
-    """Create the ProtectedBuckets in the bench namespace, a few requests in flight at a time."""
-    with ThreadPoolExecutor(SETUP_WORKERS, thread_name_prefix="bench-setup") as pool:
-        list(pool.map(lambda i: client.create_object(PROTECTED_BUCKETS, object_body(i), namespace=NAMESPACE), indices))
+    """Create the ProtectedBuckets in the bench namespace, a few requests in flight at a time.
+
+    On the emulator (plain HTTP) each is one POST of pre-encoded JSON on a kept-alive ``http.client`` connection
+    per thread: 0.22 ms of CPU per create, against 0.69 ms through the kubernetes client's models and urllib3
+    (measured creating 3,000). B9 creates 10,000 at once on the same two cores as the operator it measures, so
+    the bench's own client must cost as little as it can. Elsewhere (https) the kubernetes client creates them.
+    """
+    config = client.api_client.configuration
+    server = urllib.parse.urlsplit(config.host)
+    if server.scheme != "http" or server.hostname is None:
+        with ThreadPoolExecutor(SETUP_WORKERS, thread_name_prefix="bench-create") as workers:
+            list(
+                workers.map(
+                    lambda i: client.create_object(PROTECTED_BUCKETS, object_body(i), namespace=NAMESPACE), indices
+                )
+            )
+        return
+    resource = PROTECTED_BUCKETS
+    path = (
+        f"{server.path.rstrip('/')}/apis/{resource.group}/{resource.version}/namespaces/{NAMESPACE}/{resource.plural}"
+    )
+    # The kubernetes client's User-Agent, which _fleet.kube_writes leaves out of the operator's writes.
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": client.api_client.user_agent,
+    }
+    host, port = server.hostname, server.port or 80
+    local = threading.local()
+    opened: list[http.client.HTTPConnection] = []
+
+    def create(index: int) -> None:
+        connection: http.client.HTTPConnection | None = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection(host, port, timeout=60.0)
+            opened.append(connection)
+        body = object_body(index)
+        body["metadata"]["namespace"] = NAMESPACE
+        encoded = json.dumps({"apiVersion": resource.api_version, "kind": resource.kind, **body}).encode()
+        connection.request("POST", path, body=encoded, headers=headers)
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 201:
+            raise RuntimeError(f"creating {body['metadata']['name']}: HTTP {response.status} {answer[:300]!r}")
+
+    try:
+        with ThreadPoolExecutor(CREATE_WORKERS, thread_name_prefix="bench-create") as workers:
+            list(workers.map(create, indices))
+    finally:
+        for connection in opened:
+            connection.close()
 
 
 def is_ready(obj: Mapping[str, Any]) -> bool:
