@@ -55,6 +55,28 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of every core, from /proc/stat's first line."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def wait_machine_quiet(*, window: float = 2.0, busy_cores: float = 0.3, timeout: float = 60.0) -> float:
+    """Wait until the whole machine used less than ``busy_cores`` cores over ``window`` seconds (what the setup
+    left running, moto digesting thousands of buckets, a finished process's teardown); the cores busy in the last
+    window. The load average cannot say this: it decays over a minute after the work has stopped."""
+    deadline = time.monotonic() + timeout
+    cores = os.cpu_count() or 1
+    while True:
+        busy0, total0 = _cpu_times()
+        time.sleep(window)
+        busy1, total1 = _cpu_times()
+        busy = (busy1 - busy0) / max(total1 - total0, 1.0) * cores
+        if busy <= busy_cores or time.monotonic() > deadline:
+            return round(busy, 2)
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessSample:
     """One look at the operator process from outside."""

@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import _fleet, _report
-from bench._operator import OperatorProcess, create_buckets, create_objects, create_roles, load_average, ready_in
+from bench._operator import (
+    OperatorProcess,
+    create_buckets,
+    create_objects,
+    create_roles,
+    load_average,
+    ready_in,
+    wait_machine_quiet,
+)
 from bench.steady import wait_api_ready
 from bench.workload import NAMESPACE
 from bucketwarden_testkit import KubeEmulator, MotoServer, grant_namespaces
@@ -79,6 +87,7 @@ def measure(objects: int, *, resync_s: float = RESYNC_S, processes: int = 0) -> 
             client.create_namespace(NAMESPACE)
             grant_namespaces(client)
             operator.wait_idle(window=2.0, busy_share=0.2, timeout=60.0)
+            busy_at_start = wait_machine_quiet()
             kube.clear_requests()
             before = operator.sample()
             load_before = load_average()
@@ -139,6 +148,7 @@ def measure(objects: int, *, resync_s: float = RESYNC_S, processes: int = 0) -> 
         "per_object": {kind: round(count / objects, 2) for kind, count in writes.items()},
         "aws_calls": _fleet.aws_calls(text),
         "load_average": {"start": load_before, "end": load_average()},
+        "cores_busy_at_start": busy_at_start,
     }
 
 
