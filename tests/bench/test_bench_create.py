@@ -7,7 +7,7 @@ import pytest
 from bench import _fleet
 from bench._operator import create_objects, object_body
 from bench.workload import NAMESPACE
-from bucketwarden_testkit import PROTECTED_BUCKETS, KubeEmulator
+from bucketwarden_testkit import PROTECTED_BUCKETS, HarnessError, KubeEmulator
 
 
 def test_the_bench_creates_each_object_as_a_user_applies_it_and_the_writes_are_not_the_operators() -> None:
@@ -28,4 +28,11 @@ def test_the_bench_creates_each_object_as_a_user_applies_it_and_the_writes_are_n
         assert _fleet.kube_writes(kube.requests()) == {}  # the bench's own creates, not the operator's writes
 
         with pytest.raises(RuntimeError, match="HTTP 409"):  # a refused create fails the bench, never passes quietly
+            create_objects(client, [0])
+
+
+def test_the_bench_creates_on_the_emulator_only() -> None:
+    with KubeEmulator() as kube, kube.client() as client:
+        client.api_client.configuration.host = "https://cluster.example:6443"
+        with pytest.raises(HarnessError, match="plain HTTP"):
             create_objects(client, [0])

@@ -1,9 +1,10 @@
 """The leader keeps its Lease renewed on a thread and event loop of its own, not in kopf's.
 
 kopf's event loop is the operator's busiest place: in a burst of thousands of new objects it has every watch event,
-patch and handler hand-off to get through. A renewal queued behind them came back after its 2 s timeout again and
-again, and a leader that cannot renew for the renew deadline (10 s) stops: in B10, the leader of a 10,000-object
-fleet stopped during the fleet's first convergence. client-go's leader election runs in a goroutine of its own for
+patch and handler hand-off to get through. A renewal queued behind them can miss its 2 s timeout again and again,
+and a leader that cannot renew for the renew deadline (10 s) stops: in B10, the leader of a 10,000-object fleet
+stopped during the fleet's first convergence (that starved renewals were the cause is inferred: the logs were not
+kept; with this renewer B10 passed). client-go's leader election runs in a goroutine of its own for
 the same reason. Here the renewals have their own loop, and the API client they use is made on it (an aiohttp
 session belongs to the loop it is used on); kopf's loop is told only when leadership is lost.
 """
